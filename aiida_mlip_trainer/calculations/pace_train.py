@@ -1,0 +1,191 @@
+"""`PaceTrainCalculation`: fit an ACE potential with the real ``pacemaker`` executable."""
+
+from __future__ import annotations
+
+import yaml
+from aiida import orm
+from aiida.common import datastructures
+from aiida.engine import CalcJob
+
+from ..data.pace_potential import PacePotentialData
+from ..data.training_set import TrainingSetData
+from ..pacemaker_input import build_input_yaml, validate_parameters
+
+__all__ = ("PaceTrainCalculation",)
+
+
+class PaceTrainCalculation(CalcJob):
+    """Run ``pacemaker input.yaml [-p previous_potential.yaml]`` on a training set.
+
+    The datasets are written as pacemaker's pandas ``pckl.gzip`` only here, in the calculation's input folder.
+    With ``previous_potential`` the fit starts from that potential's coefficients (pacemaker's ``-p``): use it to
+    continue an interrupted fit or to fine-tune on new data; the basis shape and elements must match.
+    """
+
+    INPUT_FILENAME = "input.yaml"
+    TRAIN_FILENAME = "training_set.pckl.gzip"
+    TEST_FILENAME = "test_set.pckl.gzip"
+    PREVIOUS_FILENAME = "previous_potential.yaml"
+    OUTPUT_POTENTIAL = "output_potential.yaml"
+    LOG_FILENAME = "log.txt"
+    STDOUT_FILENAME = "pacemaker.out"
+    STDERR_FILENAME = "pacemaker.err"
+    # Written by the job script right after pacemaker returns; absent when the job was killed from outside.
+    EXIT_STATUS_FILENAME = "pacemaker.exit_status"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("training_set", valid_type=TrainingSetData, help="Labelled structures to fit.")
+        spec.input(
+            "test_set",
+            valid_type=TrainingSetData,
+            required=False,
+            help="Labelled structures held out of the fit and reported as test errors.",
+        )
+        spec.input(
+            "parameters",
+            valid_type=orm.Dict,
+            serializer=orm.to_aiida_type,
+            help="Sections of pacemaker's input.yaml: potential, fit, backend, data options, cutoff, seed.",
+        )
+        spec.input(
+            "previous_potential",
+            valid_type=PacePotentialData,
+            required=False,
+            help="Start from this potential's coefficients (pacemaker -p): continue or fine-tune.",
+        )
+        spec.inputs.validator = cls.validate_inputs
+        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_train"
+
+        spec.output("potential", valid_type=PacePotentialData, help="The fitted potential (interim one on walltime).")
+        spec.output("metrics", valid_type=orm.Dict, help="Train/test errors (meV/atom, meV/Å), iterations, loss.")
+        spec.output(
+            "learning_curve",
+            valid_type=orm.ArrayData,
+            required=False,
+            help="Loss and RMSE (meV/atom, meV/Å) per iteration, train and test.",
+        )
+        spec.default_output_node = "metrics"
+
+        spec.exit_code(
+            300, "ERROR_NO_LOG", invalidates_cache=True, message="pacemaker wrote no log.txt: it did not start. {detail}"
+        )
+        spec.exit_code(
+            301,
+            "ERROR_UNREADABLE_INPUT",
+            invalidates_cache=True,
+            message="pacemaker could not read its input: {detail}",
+        )
+        spec.exit_code(
+            302,
+            "ERROR_PACEMAKER_FAILED",
+            invalidates_cache=True,
+            message="pacemaker exited with status {status}: {detail}",
+        )
+        spec.exit_code(
+            303,
+            "ERROR_NO_OUTPUT_POTENTIAL",
+            invalidates_cache=True,
+            message="pacemaker finished without writing output_potential.yaml nor any interim potential.",
+        )
+        spec.exit_code(
+            304,
+            "ERROR_INVALID_OUTPUT_POTENTIAL",
+            invalidates_cache=True,
+            message="the potential pacemaker wrote cannot be read: {detail}",
+        )
+        spec.exit_code(
+            400,
+            "ERROR_OUT_OF_WALLTIME",
+            invalidates_cache=True,
+            message="pacemaker was stopped before it finished (walltime); the last interim potential "
+            "({filename}, iteration {iteration}) is returned as `potential`.",
+        )
+        spec.exit_code(
+            401, "ERROR_NAN_LOSS", invalidates_cache=True, message="the loss became NaN or inf at iteration {iteration}."
+        )
+        spec.exit_code(
+            402,
+            "ERROR_LOSS_DIVERGED",
+            invalidates_cache=True,
+            message="the loss diverged: from {initial:.4g} at the start to {final:.4g} at the end.",
+        )
+
+    @staticmethod
+    def validate_inputs(inputs, _):
+        """Refuse bad input before any job runs, with a message that says what to change."""
+        if "training_set" not in inputs or "parameters" not in inputs:
+            return None  # the missing required port is reported by the port itself
+        training_set = inputs["training_set"]
+        if not training_set.labelled:
+            return "the training_set has no labels (energies and forces): pacemaker cannot fit an unlabelled pool"
+        test_set = inputs.get("test_set")
+        if test_set is not None:
+            if not test_set.labelled:
+                return "the test_set has no labels (energies and forces)"
+            extra = sorted(set(test_set.elements) - set(training_set.elements))
+            if extra:
+                return f"the test_set contains {extra}, which the training_set lacks"
+        parameters = inputs["parameters"].get_dict()
+        message = validate_parameters(
+            parameters, elements=training_set.elements, has_test_set=test_set is not None
+        )
+        if message:
+            return message
+        previous = inputs.get("previous_potential")
+        if previous is not None:
+            expected = sorted(parameters["potential"].get("elements", training_set.elements))
+            if sorted(previous.elements) != expected:
+                return (
+                    f"previous_potential has elements {previous.elements} but this fit is for {expected}: "
+                    "continuing or fine-tuning needs the same elements"
+                )
+        return None
+
+    def prepare_for_submission(self, folder):
+        training_set = self.inputs.training_set
+        test_set = self.inputs.get("test_set")
+        training_set.write_pacemaker_pickle(folder.get_abs_path(self.TRAIN_FILENAME))
+        if test_set is not None:
+            test_set.write_pacemaker_pickle(folder.get_abs_path(self.TEST_FILENAME))
+
+        config = build_input_yaml(
+            self.inputs.parameters.get_dict(),
+            elements=training_set.elements,
+            train_filename=self.TRAIN_FILENAME,
+            test_filename=self.TEST_FILENAME if test_set is not None else None,
+        )
+        with folder.open(self.INPUT_FILENAME, "w", encoding="utf8") as handle:
+            yaml.safe_dump(config, handle, sort_keys=False)
+
+        cmdline = [self.INPUT_FILENAME]
+        if "previous_potential" in self.inputs:
+            with folder.open(self.PREVIOUS_FILENAME, "w", encoding="utf8") as handle:
+                handle.write(self.inputs.previous_potential.get_yaml())
+            cmdline += ["-p", self.PREVIOUS_FILENAME]
+
+        codeinfo = datastructures.CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = cmdline  # a list: AiiDA quotes every argument for bash
+        codeinfo.stdout_name = self.STDOUT_FILENAME
+        codeinfo.stderr_name = self.STDERR_FILENAME
+
+        calcinfo = datastructures.CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
+        calcinfo.retrieve_list = [
+            self.INPUT_FILENAME,
+            self.LOG_FILENAME,
+            self.STDOUT_FILENAME,
+            self.STDERR_FILENAME,
+            self.EXIT_STATUS_FILENAME,
+            self.OUTPUT_POTENTIAL,
+            "interim_potential_*.yaml",
+            "metrics.txt",
+            "test_metrics.txt",
+            "cycle_metrics.txt",
+            "test_cycle_metrics.txt",
+        ]
+        return calcinfo

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a core.psql_dos profile backed by a real PostgreSQL server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(bash scripts/postgres.sh)"
+export PATH="$PWD/.venv/bin:$PATH"
+exec .venv/bin/pytest -ra "$@"
