@@ -70,7 +70,10 @@ class PaceTrainCalculation(CalcJob):
         spec.default_output_node = "metrics"
 
         spec.exit_code(
-            300, "ERROR_NO_LOG", invalidates_cache=True, message="pacemaker wrote no log.txt: it did not start. {detail}"
+            300,
+            "ERROR_NO_LOG",
+            invalidates_cache=True,
+            message="pacemaker wrote no log.txt: it did not start. {detail}",
         )
         spec.exit_code(
             301,
@@ -104,7 +107,10 @@ class PaceTrainCalculation(CalcJob):
             "({filename}, iteration {iteration}) is returned as `potential`.",
         )
         spec.exit_code(
-            401, "ERROR_NAN_LOSS", invalidates_cache=True, message="the loss became NaN or inf at iteration {iteration}."
+            401,
+            "ERROR_NAN_LOSS",
+            invalidates_cache=True,
+            message="the loss became NaN or inf at iteration {iteration}.",
         )
         spec.exit_code(
             402,
@@ -129,9 +135,7 @@ class PaceTrainCalculation(CalcJob):
             if extra:
                 return f"the test_set contains {extra}, which the training_set lacks"
         parameters = inputs["parameters"].get_dict()
-        message = validate_parameters(
-            parameters, elements=training_set.elements, has_test_set=test_set is not None
-        )
+        message = validate_parameters(parameters, elements=training_set.elements, has_test_set=test_set is not None)
         if message:
             return message
         previous = inputs.get("previous_potential")

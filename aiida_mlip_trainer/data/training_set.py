@@ -283,7 +283,10 @@ class TrainingSetData(orm.Data):
             )
         import pandas as pd
 
-        frame = pd.read_pickle(path, compression="infer")
+        # pandas does not infer gzip from pacemaker's `.pckl.gzip` suffix: look at the magic bytes instead.
+        with open(path, "rb") as handle:
+            compression = "gzip" if handle.read(2) == b"\x1f\x8b" else None
+        frame = pd.read_pickle(path, compression=compression)
         return cls.from_dataframe(frame, labelled=labelled, **kwargs)
 
     @classmethod

@@ -63,9 +63,7 @@ class PaceTrainParser(Parser):
             return self.exit_codes.ERROR_NAN_LOSS.format(iteration=int(non_finite.get("iter_num", -1)))
 
         if killed:
-            interim = sorted(
-                (int(m.group(1)), name) for name in files if (m := _INTERIM.match(name)) is not None
-            )
+            interim = sorted((int(m.group(1)), name) for name in files if (m := _INTERIM.match(name)) is not None)
             if not interim:
                 self.out("metrics", orm.Dict(metrics))
                 return self.exit_codes.ERROR_NO_OUTPUT_POTENTIAL

@@ -1,0 +1,166 @@
+"""Test fixtures: a core.psql_dos profile on a real PostgreSQL server, codes, and CalcJob helpers."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import secrets
+import shutil
+
+import pytest
+
+pytest_plugins = ["aiida.tools.pytest_fixtures"]
+
+TESTS = pathlib.Path(__file__).parent
+FIXTURES = TESTS / "fixtures"
+MOCK_PACEMAKER = TESTS / "mock_codes" / "mock_pacemaker.py"
+
+
+def _debian_server_storage(tmp_path_factory) -> dict | None:
+    """Storage config on the server started by scripts/postgres.sh (as root), with a fresh database."""
+    host = os.environ.get("MLIP_TRAINER_PG_HOST")
+    if not host:
+        return None
+    import psycopg
+
+    settings = {
+        "host": host,
+        "port": int(os.environ.get("MLIP_TRAINER_PG_PORT", "5432")),
+        "user": os.environ["MLIP_TRAINER_PG_USER"],
+        "password": os.environ["MLIP_TRAINER_PG_PASSWORD"],
+    }
+    name = f"test_mlip_trainer_{secrets.token_hex(6)}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **settings) as connection:
+        # template0 + C.UTF-8: no dependency on the en_US locale, which a fresh Debian machine lacks.
+        connection.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
+        )
+    return {
+        "database_engine": "postgresql_psycopg",
+        "database_hostname": settings["host"],
+        "database_port": settings["port"],
+        "database_username": settings["user"],
+        "database_password": settings["password"],
+        "database_name": name,
+        "repository_uri": tmp_path_factory.mktemp("repository").as_uri(),
+    }
+
+
+@pytest.fixture(scope="session")
+def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory, request):
+    """The test profile: core.psql_dos storage on a real PostgreSQL server (the Debian cluster when root,
+    a pgtest cluster otherwise)."""
+    storage_config = _debian_server_storage(tmp_path_factory)
+    if storage_config is None:
+        storage_config = request.getfixturevalue("config_psql_dos")()
+    with aiida_profile_factory(aiida_config, storage_backend="core.psql_dos", storage_config=storage_config) as profile:
+        yield profile
+
+
+@pytest.fixture(scope="session")
+def argon_structures():
+    """Labelled LJ argon: 16 training and 6 test structures of 32 atoms, from independent random streams."""
+    from aiida_mlip_trainer.reference_data import argon_lennard_jones
+
+    return {"train": argon_lennard_jones(16, seed=1), "test": argon_lennard_jones(6, seed=2)}
+
+
+@pytest.fixture
+def argon_sets(argon_structures):
+    from aiida_mlip_trainer.data import TrainingSetData
+
+    return {
+        "train": TrainingSetData(argon_structures["train"]).store(),
+        "test": TrainingSetData(argon_structures["test"]).store(),
+    }
+
+
+@pytest.fixture
+def small_parameters():
+    """A small basis (36 functions) that fits LJ argon to a few meV/Å in about 100 BFGS iterations."""
+    return {
+        "potential": {
+            "deltaSplineBins": 0.001,
+            "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}},
+            "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 7.0, "dcut": 0.01}},
+            "functions": {"ALL": {"nradmax_by_orders": [8, 3, 2], "lmax_by_orders": [0, 2, 1]}},
+        },
+        "fit": {"loss": {"kappa": 0.5, "L1_coeffs": 1e-8, "L2_coeffs": 1e-8}, "optimizer": "BFGS", "maxiter": 100},
+        "backend": {"evaluator": "tensorpot", "batch_size": 20, "display_step": 20},
+    }
+
+
+@pytest.fixture
+def pacemaker_code(aiida_code_installed):
+    """The real `pacemaker` executable of this environment."""
+    executable = shutil.which("pacemaker")
+    if executable is None:
+        pytest.fail("`pacemaker` is not on PATH: run the tests through `make test` (it installs python-ace)")
+    return aiida_code_installed(
+        default_calc_job_plugin="mlip_trainer.pace_train", filepath_executable=executable, label="pacemaker"
+    )
+
+
+@pytest.fixture
+def mock_pacemaker_code(aiida_code_installed):
+    """A stand-in for `pacemaker` that writes real pacemaker output (recorded) and can fail on request through
+    the MOCK_PACEMAKER_MODE environment variable: success, walltime, nan, crash, bad_input."""
+    return aiida_code_installed(
+        default_calc_job_plugin="mlip_trainer.pace_train",
+        filepath_executable=str(MOCK_PACEMAKER),
+        label="mock-pacemaker",
+    )
+
+
+@pytest.fixture
+def generate_calc_job(tmp_path):
+    """Run a CalcJob's ``prepare_for_submission`` into a sandbox folder; return (folder path, calcinfo)."""
+    from aiida.common.folders import Folder
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+
+    def factory(process_class, inputs):
+        runner = get_manager().get_runner()
+        process = instantiate_process(runner, process_class, **inputs)
+        (tmp_path / "sandbox").mkdir()
+        folder = Folder(str(tmp_path / "sandbox"))
+        calcinfo = process.prepare_for_submission(folder)
+        return tmp_path / "sandbox", calcinfo
+
+    return factory
+
+
+@pytest.fixture
+def pacemaker_output(tmp_path):
+    """A copy of a real, successful pacemaker working directory (retrieved files), to be altered by a test."""
+
+    def factory() -> pathlib.Path:
+        target = tmp_path / "retrieved"
+        shutil.copytree(FIXTURES / "pace_train_success", target)
+        return target
+
+    return factory
+
+
+@pytest.fixture
+def parse_retrieved(aiida_localhost):
+    """Parse a folder of retrieved files as if a PaceTrainCalculation with ``inputs`` had produced them."""
+    from aiida import orm
+    from aiida.common.links import LinkType
+    from aiida.plugins import ParserFactory
+
+    def factory(folder: pathlib.Path, inputs: dict):
+        node = orm.CalcJobNode(computer=aiida_localhost, process_type="aiida.calculations:mlip_trainer.pace_train")
+        node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
+        for label, value in inputs.items():
+            node.base.links.add_incoming(value, link_type=LinkType.INPUT_CALC, link_label=label)
+        node.store()
+        retrieved = orm.FolderData()
+        retrieved.base.repository.put_object_from_tree(str(folder))
+        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
+        retrieved.store()
+        parser = ParserFactory("mlip_trainer.pace_train")
+        results, calcfunction = parser.parse_from_node(node, store_provenance=False)
+        return results, calcfunction
+
+    return factory

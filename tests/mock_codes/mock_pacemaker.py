@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Stand-in for `pacemaker` in fast tests: writes a real, recorded pacemaker output and fails on request.
+
+MOCK_PACEMAKER_MODE selects the behaviour:
+  success    the recorded successful fit (output_potential.yaml, log.txt, metrics tables)
+  walltime   writes an interim potential and part of the log, then is killed by SIGKILL (as a scheduler would)
+  nan        a fit whose loss becomes NaN
+  crash      a fit that dies with a Python exception after it started
+  bad_input  dies while reading input.yaml, before fitting
+The command line it got is written to mock_argv.txt, one argument a line, so tests can check it.
+Standard library only: it runs under any python3.
+"""
+
+import os
+import pathlib
+import shutil
+import signal
+import sys
+
+RECORDED = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "pace_train_success"
+mode = os.environ.get("MOCK_PACEMAKER_MODE", "success")
+pathlib.Path("mock_argv.txt").write_text("\n".join(sys.argv[1:]) + "\n")
+
+if not pathlib.Path(sys.argv[1]).is_file():
+    sys.exit(f"FileNotFoundError: {sys.argv[1]}")
+if "-p" in sys.argv and not pathlib.Path(sys.argv[sys.argv.index("-p") + 1]).is_file():
+    sys.exit("FileNotFoundError: previous potential")
+
+log_lines = (RECORDED / "log.txt").read_text().splitlines(keepends=True)
+metric_lines = (RECORDED / "metrics.txt").read_text().splitlines(keepends=True)
+
+if mode == "bad_input":
+    pathlib.Path("log.txt").write_text("".join(log_lines[:6]))
+    sys.exit("yaml.scanner.ScannerError: mapping values are not allowed here")
+
+if mode == "success":
+    for name in ("log.txt", "metrics.txt", "test_metrics.txt", "output_potential.yaml"):
+        shutil.copy(RECORDED / name, name)
+    shutil.copy(RECORDED / "output_potential.yaml", "interim_potential_0.yaml")
+    sys.exit(0)
+
+if mode == "nan":
+    pathlib.Path("log.txt").write_text("".join(log_lines))
+    rows = metric_lines[:4]
+    fields = metric_lines[4].split()
+    fields[3] = "nan"
+    pathlib.Path("metrics.txt").write_text("".join(rows) + " ".join(fields) + "\n")
+    shutil.copy(RECORDED / "output_potential.yaml", "output_potential.yaml")
+    sys.exit(0)
+
+# walltime and crash: the fit has started and written an interim potential.
+pathlib.Path("log.txt").write_text("".join(log_lines[:150]))
+pathlib.Path("metrics.txt").write_text("".join(metric_lines[:12]))
+shutil.copy(RECORDED / "output_potential.yaml", "interim_potential_0.yaml")
+if mode == "walltime":
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+raise RuntimeError("mock pacemaker crashed during the fit")

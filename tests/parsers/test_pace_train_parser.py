@@ -1,0 +1,118 @@
+"""PaceTrainParser on retrieved folders: a real successful fit, and each failure made from it."""
+
+import pytest
+
+from aiida_mlip_trainer.calculations import PaceTrainCalculation
+
+EXIT = PaceTrainCalculation.exit_codes
+
+
+def parse(parse_retrieved, folder, argon_sets):
+    return parse_retrieved(folder, {"training_set": argon_sets["train"], "test_set": argon_sets["test"]})
+
+
+def test_success(pacemaker_output, parse_retrieved, argon_sets):
+    results, calcfunction = parse(parse_retrieved, pacemaker_output(), argon_sets)
+    assert calcfunction.is_finished_ok, calcfunction.exit_message
+    metrics = results["metrics"].get_dict()
+    assert metrics["train"]["force_rmse"] == 5.08 and metrics["test"]["energy_mae"] == 0.56
+    assert metrics["iterations"] == 30 and metrics["num_functions"] == 36
+    assert metrics["final_loss"] == pytest.approx(3.891072875287753e-05)
+    assert metrics["wall_time"] == pytest.approx(17.127, abs=0.01)
+    assert metrics["interim"] is False and metrics["exit_status"] == 0
+    assert results["potential"].num_functions == 36
+
+
+def test_no_log(pacemaker_output, parse_retrieved, argon_sets):
+    folder = pacemaker_output()
+    for name in ("log.txt", "metrics.txt", "test_metrics.txt", "output_potential.yaml"):
+        (folder / name).unlink()
+    (folder / "pacemaker.err").write_text("bash: pacemaker: command not found\n")
+    (folder / "pacemaker.exit_status").write_text("127\n")
+    _, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_NO_LOG.status
+    assert "command not found" in calcfunction.exit_message
+
+
+def test_unreadable_input(pacemaker_output, parse_retrieved, argon_sets):
+    folder = pacemaker_output()
+    for name in ("metrics.txt", "test_metrics.txt", "output_potential.yaml"):
+        (folder / name).unlink()
+    (folder / "pacemaker.err").write_text("Traceback (most recent call last):\nKeyError: 'bonds'\n")
+    (folder / "pacemaker.exit_status").write_text("1\n")
+    _, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_UNREADABLE_INPUT.status
+    assert "KeyError: 'bonds'" in calcfunction.exit_message
+
+
+@pytest.mark.parametrize("status", [None, "124", "137", "143"])
+def test_killed_returns_the_last_interim_potential(pacemaker_output, parse_retrieved, argon_sets, status):
+    folder = pacemaker_output()
+    output = folder / "output_potential.yaml"
+    output.rename(folder / "interim_potential_1.yaml")
+    (folder / "interim_potential_0.yaml").write_text("an older, half-written file")
+    if status is None:
+        (folder / "pacemaker.exit_status").unlink()  # the whole job script was killed
+    else:
+        (folder / "pacemaker.exit_status").write_text(status)
+    results, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_OUT_OF_WALLTIME.status
+    assert "interim_potential_1.yaml" in calcfunction.exit_message
+    assert results["potential"].num_functions == 36
+    assert results["metrics"]["interim"] is True
+
+
+def test_killed_before_any_interim(pacemaker_output, parse_retrieved, argon_sets):
+    folder = pacemaker_output()
+    (folder / "output_potential.yaml").unlink()
+    (folder / "pacemaker.exit_status").unlink()
+    _, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_NO_OUTPUT_POTENTIAL.status
+
+
+def test_nan_loss(pacemaker_output, parse_retrieved, argon_sets):
+    folder = pacemaker_output()
+    lines = (folder / "metrics.txt").read_text().splitlines()
+    fields = lines[5].split()
+    fields[3] = "nan"
+    lines[5] = " ".join(fields)
+    (folder / "metrics.txt").write_text("\n".join(lines) + "\n")
+    results, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_NAN_LOSS.status
+    assert "iteration 4" in calcfunction.exit_message
+    assert "potential" not in results
+
+
+def test_diverged_loss(pacemaker_output, parse_retrieved, argon_sets):
+    folder = pacemaker_output()
+    lines = (folder / "metrics.txt").read_text().splitlines()
+    fields = lines[-1].split()
+    fields[3] = "1.0"  # the initial loss was 6.5e-3
+    lines[-1] = " ".join(fields)
+    (folder / "metrics.txt").write_text("\n".join(lines) + "\n")
+    _, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_LOSS_DIVERGED.status
+
+
+def test_crash_after_the_fit_started(pacemaker_output, parse_retrieved, argon_sets):
+    folder = pacemaker_output()
+    (folder / "output_potential.yaml").unlink()
+    (folder / "pacemaker.err").write_text("Traceback (most recent call last):\nMemoryError\n")
+    (folder / "pacemaker.exit_status").write_text("1\n")
+    _, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_PACEMAKER_FAILED.status
+    assert "MemoryError" in calcfunction.exit_message
+
+
+def test_no_output_potential(pacemaker_output, parse_retrieved, argon_sets):
+    folder = pacemaker_output()
+    (folder / "output_potential.yaml").unlink()
+    _, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_NO_OUTPUT_POTENTIAL.status
+
+
+def test_unreadable_output_potential(pacemaker_output, parse_retrieved, argon_sets):
+    folder = pacemaker_output()
+    (folder / "output_potential.yaml").write_text("species: {broken")
+    _, calcfunction = parse(parse_retrieved, folder, argon_sets)
+    assert calcfunction.exit_status == EXIT.ERROR_INVALID_OUTPUT_POTENTIAL.status
