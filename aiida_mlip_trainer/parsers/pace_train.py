@@ -11,11 +11,10 @@ from aiida.parsers import Parser
 from ..calculations.pace_train import PaceTrainCalculation as Calc
 from ..data.pace_potential import PacePotentialData
 from ..pacemaker_output import final_error_tables, first_non_finite, log_wall_time, read_metrics_table
+from .pace_tools import KILLED_STATUSES, last_error_line, read_exit_status
 
 __all__ = ("PaceTrainParser",)
 
-# Exit statuses of a process stopped from outside: coreutils timeout, SIGKILL, SIGTERM.
-KILLED_STATUSES = (124, 137, 143)
 # A final loss this many times the initial one means the fit ran away.
 DIVERGENCE_FACTOR = 10.0
 _INTERIM = re.compile(r"^interim_potential_(\d+)\.yaml$")
@@ -25,9 +24,9 @@ class PaceTrainParser(Parser):
     """Turn a pacemaker working directory into a `PacePotentialData` and a metrics `Dict`.
 
     The table, from the first check to the last: no ``log.txt`` (300); pacemaker stopped before fitting with a
-    non-zero status (301, unreadable input); stopped from outside, e.g. by the walltime, (400, the last interim
-    potential is still returned); NaN or inf loss (401); other non-zero status (302); no potential (303);
-    an unreadable potential (304); a loss that grew (402).
+    non-zero status (310, unreadable input); NaN or inf loss (410); stopped from outside, e.g. by the walltime
+    (400, the last interim potential is still returned); other non-zero status (320); no potential (330);
+    an unreadable potential (340); a loss that grew (420).
     """
 
     def _read(self, filename: str) -> str | None:
@@ -39,9 +38,8 @@ class PaceTrainParser(Parser):
     def parse(self, **kwargs):
         files = set(self.retrieved.base.repository.list_object_names())
         stderr = self._read(Calc.STDERR_FILENAME) or ""
-        detail = _last_error_line(stderr)
-        status_text = self._read(Calc.EXIT_STATUS_FILENAME)
-        exit_status = int(status_text.strip()) if status_text and status_text.strip().isdigit() else None
+        detail = last_error_line(stderr)
+        exit_status = read_exit_status(self._read(Calc.EXIT_STATUS_FILENAME))
 
         log = self._read(Calc.LOG_FILENAME)
         if log is None:
@@ -91,7 +89,8 @@ class PaceTrainParser(Parser):
 
     def _output_potential(self, filename: str):
         content = self.retrieved.base.repository.get_object_content(filename, mode="rb")
-        baseline = self.node.inputs.previous_potential.baseline if "previous_potential" in self.node.inputs else None
+        # A residual training set (see subtract_baseline) records the baseline that predictions must add back.
+        baseline = self.node.inputs.training_set.base.attributes.get("baseline", None)
         try:
             potential = PacePotentialData(content, baseline=baseline)
         except ValueError as exc:
@@ -151,15 +150,6 @@ class PaceTrainParser(Parser):
             curve.set_array(f"{prefix}_energy_rmse", 1000.0 * np.array([r["rmse_epa"] for r in table]))
             curve.set_array(f"{prefix}_force_rmse", 1000.0 * np.array([r["rmse_f_comp"] for r in table]))
         self.out("learning_curve", curve)
-
-
-def _last_error_line(stderr: str) -> str:
-    """The exception line of a Python traceback, else the last non-empty line of stderr."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
-    if errors:
-        return errors[-1]
-    return lines[-1] if lines else "(nothing on stderr)"
 
 
 def _finite_or_string(value):

@@ -1,0 +1,217 @@
+"""`PaceSelectCalculation`: pick the most informative structures of a pool with ``pace_select`` (D-optimality)."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import datastructures
+from aiida.engine import CalcJob
+
+from ..data.pace_potential import PacePotentialData
+from ..data.training_set import TrainingSetData
+from ..selection import (
+    COMMON_PARAMETERS,
+    basis_layout,
+    check_environments,
+    parse_memory_limit,
+    validate_tool_parameters,
+)
+
+__all__ = ("PaceSelectCalculation",)
+
+
+class PaceSelectCalculation(CalcJob):
+    """Run ``pace_select -p potential.yaml [-a potential.asi] -m N -o selected.pkl.gz pool.pckl.gzip``.
+
+    Pass a ``pool`` of candidates (labelled or not), a selector ``potential`` (a fitted one, or the unfitted basis of
+    :func:`aiida_mlip_trainer.selection.unfitted_potential` before the first fit) and ``max_structures``. With
+    ``use_active_set`` the potential's active set (``.asi``, from :class:`PaceActivesetCalculation`) counts as
+    already covered, so only structures that extend it are picked. You get ``selected`` (the picked structures,
+    labels kept, best first), ``indices`` (their positions in the pool, same order) and ``summary`` (requested vs
+    returned and, when fewer came back, why).
+
+    ``pace_select`` returns at most about as many structures as the basis has functions; when fewer than
+    ``max_structures`` come back the job still finishes OK, but ``summary['shortfall']`` says why and a warning is
+    logged (``verdi process report``). ``parameters`` may set ``gamma_tolerance``, ``batch_size``, ``maxvol_iters``,
+    ``maxvol_refinement`` and ``memory_limit`` (bytes or ``'2GB'``; half of it is passed, because the tool's limit
+    is soft and was seen to be overshot about twofold).
+    """
+
+    POTENTIAL_FILENAME = "potential.yaml"
+    # Written only when use_active_set is set: pace_select picks up `<potential>.asi` next to the YAML by itself.
+    ACTIVE_SET_FILENAME = "potential.asi"
+    POOL_FILENAME = "pool.pckl.gzip"
+    # `.pkl.gz`, not `.pckl.gzip`: pandas infers gzip only from the former, and pace_select writes what pandas infers.
+    OUTPUT_FILENAME = "selected.pkl.gz"
+    INDEX_COLUMN = "pool_index"
+    STDOUT_FILENAME = "pace_select.out"
+    STDERR_FILENAME = "pace_select.err"
+    EXIT_STATUS_FILENAME = "pace_select.exit_status"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("pool", valid_type=TrainingSetData, help="Candidate structures, labelled or not.")
+        spec.input(
+            "potential",
+            valid_type=PacePotentialData,
+            help="The selector: a fitted potential, or the unfitted basis of the coming fit (unfitted_potential).",
+        )
+        spec.input(
+            "max_structures",
+            valid_type=orm.Int,
+            serializer=orm.to_aiida_type,
+            help="How many structures to select at most (> 0).",
+        )
+        spec.input(
+            "use_active_set",
+            valid_type=orm.Bool,
+            serializer=orm.to_aiida_type,
+            default=lambda: orm.Bool(False),
+            help="Count the potential's active set (.asi) as covered (pace_select -a); the potential must have one.",
+        )
+        spec.input(
+            "parameters",
+            valid_type=orm.Dict,
+            serializer=orm.to_aiida_type,
+            required=False,
+            help=f"pace_select options: {', '.join(COMMON_PARAMETERS)}.",
+        )
+        spec.inputs.validator = cls.validate_inputs
+        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_select"
+
+        spec.output(
+            "selected",
+            valid_type=TrainingSetData,
+            required=False,
+            help="The selected structures of the pool, best first, with the pool's labels if it had them.",
+        )
+        spec.output(
+            "indices", valid_type=orm.List, help="Positions of the selected structures in the pool, best first."
+        )
+        spec.output("summary", valid_type=orm.Dict, help="Requested vs returned, the reason for a shortfall, options.")
+        spec.default_output_node = "summary"
+
+        spec.exit_code(
+            300,
+            "ERROR_SELECT_FAILED",
+            invalidates_cache=True,
+            message="pace_select exited with status {status}: {detail}",
+        )
+        spec.exit_code(
+            301,
+            "ERROR_NO_OUTPUT",
+            invalidates_cache=True,
+            message="pace_select finished without writing selected.pkl.gz. {detail}",
+        )
+        spec.exit_code(
+            302,
+            "ERROR_INVALID_OUTPUT",
+            invalidates_cache=True,
+            message="the selection pace_select wrote cannot be used: {detail}",
+        )
+        spec.exit_code(
+            400,
+            "ERROR_KILLED",
+            invalidates_cache=True,
+            message="pace_select was stopped from outside (exit status {status}): walltime or memory. Give a "
+            "memory_limit or batch_size, or more memory. {detail}",
+        )
+        spec.exit_code(
+            401,
+            "ERROR_TOO_FEW_ENVIRONMENTS",
+            invalidates_cache=True,
+            message="MaxVol was under-determined: {detail}. Each element needs at least as many atomic environments "
+            "(in the pool, or in each batch) as the basis has functions: give a larger pool, a larger batch_size or "
+            "memory_limit, or use_active_set.",
+        )
+        spec.exit_code(
+            402,
+            "ERROR_NONE_SELECTED",
+            message="no structure of the pool extends the active set beyond gamma tolerance {gamma}: the potential "
+            "already covers this pool (every candidate's extrapolation grade is below the tolerance).",
+        )
+
+    @staticmethod
+    def validate_inputs(inputs, _):
+        """Refuse bad input before any job runs, with a message that says what to change."""
+        max_structures = inputs.get("max_structures")
+        if max_structures is not None and max_structures.value <= 0:
+            return f"max_structures must be a positive integer, got {max_structures.value}"
+        parameters = inputs["parameters"].get_dict() if "parameters" in inputs else {}
+        message = validate_tool_parameters(parameters, COMMON_PARAMETERS)
+        if message:
+            return message
+        if "pool" not in inputs or "potential" not in inputs:
+            return None  # the missing required port is reported by the port itself
+        pool, potential = inputs["pool"], inputs["potential"]
+        if pool.num_structures == 0:
+            return "the pool is empty: give at least one candidate structure"
+        absent = sorted(set(pool.elements) - set(potential.elements))
+        if absent:
+            return (
+                f"the pool contains {absent}, which the potential (elements {potential.elements}) does not describe: "
+                "select with a potential (or unfitted basis) for all elements of the pool"
+            )
+        use_active_set = bool(inputs["use_active_set"].value) if "use_active_set" in inputs else False
+        if use_active_set and not potential.has_active_set:
+            return (
+                "use_active_set is set but the potential has no active set (.asi): compute one with "
+                "PaceActivesetCalculation, or leave use_active_set out"
+            )
+        batch_size = parameters.get("batch_size")
+        if batch_size is not None and batch_size > pool.num_structures:
+            return f"batch_size {batch_size} is larger than the pool ({pool.num_structures} structures)"
+        return check_environments(pool, basis_layout(potential), role="pool", with_active_set=use_active_set)
+
+    def prepare_for_submission(self, folder):
+        parameters = self.inputs.parameters.get_dict() if "parameters" in self.inputs else {}
+        frame = self.inputs.pool.to_dataframe()
+        # Only the geometry goes in, plus the row's position in the pool: pace_select keeps the columns of the rows
+        # it picks (df.iloc), so the parser reads the pool positions back from this column.
+        frame = frame[["name", "ase_atoms"]].assign(**{self.INDEX_COLUMN: range(len(frame))})
+        frame.to_pickle(folder.get_abs_path(self.POOL_FILENAME), compression="gzip", protocol=4)
+
+        potential = self.inputs.potential
+        with folder.open(self.POTENTIAL_FILENAME, "w", encoding="utf8") as handle:
+            handle.write(potential.get_yaml())
+        cmdline = ["-p", self.POTENTIAL_FILENAME]
+        if self.inputs.use_active_set.value:
+            content = potential.base.repository.get_object_content("potential.asi", mode="rb")
+            with folder.open(self.ACTIVE_SET_FILENAME, "wb") as handle:
+                handle.write(content)
+            cmdline += ["-a", self.ACTIVE_SET_FILENAME]
+        cmdline += ["-m", str(self.inputs.max_structures.value), "-o", self.OUTPUT_FILENAME]
+        cmdline += tool_options(parameters, memory_flag="-mem")
+        cmdline.append(self.POOL_FILENAME)
+
+        codeinfo = datastructures.CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = cmdline
+        codeinfo.stdout_name = self.STDOUT_FILENAME
+        codeinfo.stderr_name = self.STDERR_FILENAME
+
+        calcinfo = datastructures.CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
+        calcinfo.retrieve_list = [self.STDOUT_FILENAME, self.STDERR_FILENAME, self.EXIT_STATUS_FILENAME]
+        # A pandas pickle is read once by the parser and never kept: the `indices` output says what was picked.
+        calcinfo.retrieve_temporary_list = [self.OUTPUT_FILENAME]
+        return calcinfo
+
+
+def tool_options(parameters: dict, *, memory_flag: str) -> list[str]:
+    """The command-line options of pace_select / pace_activeset for the options the user set (others: defaults)."""
+    options = []
+    for key, flag in (
+        ("gamma_tolerance", "-g"),
+        ("batch_size", "-b"),
+        ("maxvol_iters", "-i"),
+        ("maxvol_refinement", "-r"),
+    ):
+        if key in parameters:
+            options += [flag, str(parameters[key])]
+    if "memory_limit" in parameters:
+        # The tools' limit is soft (seen overshot about twofold): pass half, as a plain integer of bytes.
+        options += [memory_flag, str(parse_memory_limit(parameters["memory_limit"]) // 2)]
+    return options

@@ -1,0 +1,258 @@
+"""Friendly doors over the process classes: one call, plain Python values in, data nodes out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from aiida import orm
+from aiida.common.exceptions import NotExistent
+from aiida.engine import run_get_node
+
+from .calculations.pace_activeset import PaceActivesetCalculation
+from .calculations.pace_select import PaceSelectCalculation
+from .data.pace_potential import PacePotentialData
+from .data.training_set import TrainingSetData
+from .pacemaker_input import validate_parameters
+from .selection import (
+    basis_layout,
+    check_environments,
+    concatenate_structures,
+    gather_selection,
+    take_structures,
+    unfitted_potential,
+)
+
+__all__ = ("SelectionError", "get_or_create_code", "select_structures")
+
+LOGGER = logging.getLogger("aiida.mlip_trainer.launch")
+
+
+class SelectionError(RuntimeError):
+    """A selection job failed; the message carries its exit status and message."""
+
+
+def get_or_create_code(executable: str, plugin: str, computer: orm.Computer | None = None) -> orm.InstalledCode:
+    """The ``InstalledCode`` for ``executable`` (found on PATH or next to this Python) with ``plugin`` as its
+    default, on ``computer`` (default: the computer labelled ``localhost``, created with ``core.local`` if there
+    is none)."""
+    if computer is None:
+        try:
+            computer = orm.load_computer("localhost")
+        except NotExistent:
+            computer = orm.Computer(
+                label="localhost",
+                hostname="localhost",
+                description="this machine (created by aiida-mlip-trainer)",
+                transport_type="core.local",
+                scheduler_type="core.direct",
+                workdir=tempfile.mkdtemp(prefix="aiida-mlip-trainer-"),
+            ).store()
+            computer.set_minimum_job_poll_interval(0.0)
+            computer.configure()
+    query = orm.QueryBuilder().append(orm.Computer, filters={"id": computer.pk}, tag="computer")
+    query.append(
+        orm.InstalledCode,
+        with_computer="computer",
+        filters={"label": executable, "attributes.input_plugin": plugin},
+        project="*",
+    )
+    existing = query.first(flat=True)
+    if existing is not None:
+        return existing
+    # python-ace installs its tools next to the interpreter: found there even when the venv is not activated.
+    path = shutil.which(executable) or shutil.which(executable, path=os.path.dirname(sys.executable))
+    if path is None:
+        raise NotExistent(f"`{executable}` is not on PATH: install python-ace or pass the code explicitly")
+    return orm.InstalledCode(
+        label=executable, computer=computer, filepath_executable=path, default_calc_job_plugin=plugin
+    ).store()
+
+
+def _as_pool(pool: TrainingSetData | Sequence) -> TrainingSetData:
+    if isinstance(pool, TrainingSetData):
+        return pool if pool.is_stored else pool.store()
+    structures = list(pool)
+    if not structures:
+        raise ValueError("the pool is empty: give at least one candidate structure")
+    labelled = all(getattr(atoms, "calc", None) is not None for atoms in structures)
+    return TrainingSetData(structures, labelled=labelled).store()
+
+
+def select_structures(
+    pool: TrainingSetData | Sequence,
+    max_structures: int,
+    *,
+    potential: PacePotentialData | None = None,
+    parameters: Mapping[str, Any] | orm.Dict | None = None,
+    use_active_set: bool = False,
+    covered: TrainingSetData | None = None,
+    strategy: Literal["extend", "layers"] = "extend",
+    max_rounds: int = 10,
+    selection_parameters: Mapping[str, Any] | None = None,
+    code: orm.AbstractCode | None = None,
+    activeset_code: orm.AbstractCode | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> TrainingSetData:
+    """Select up to ``max_structures`` of ``pool`` to label next, by D-optimality (pace_select), and return them.
+
+    Pass the ``pool`` (a :class:`TrainingSetData`, labelled or not, or a list of ``ase.Atoms``) and either a
+    ``potential`` (a fitted one; ``use_active_set=True`` counts its active set as covered) or, before the first
+    fit, the training ``parameters`` (those of :class:`PaceTrainCalculation`), from which the unfitted basis of the
+    coming fit is built (:func:`~aiida_mlip_trainer.selection.unfitted_potential`) and used as selector.
+    ``covered`` (e.g. the potential's training set) are structures to treat as known. You get a
+    :class:`TrainingSetData` of the picked pool structures, best first, with the pool's labels if it had them; its
+    creator's outputs hold ``indices`` (positions in the pool) and ``summary`` (requested, returned, the rounds and
+    why fewer came back): ``selected.creator.outputs.summary``.
+
+    One pace_select call returns at most about as many structures as the basis has functions. When that is fewer
+    than ``max_structures`` the selection goes on in rounds, on the rest of the pool, up to ``max_rounds``:
+
+    - ``strategy="extend"`` (default): each later round treats ``covered`` plus everything selected so far as known
+      (their active set over all atoms, from pace_activeset) and picks only what extends it. It stops when nothing
+      does: then the rest of the pool is interpolation for this basis (gamma within the tolerance), and fewer than
+      ``max_structures`` are returned, said in a warning and in the summary.
+    - ``strategy="layers"``: each round is the D-optimal subset of what is left of the pool on its own (with the
+      potential's active set when ``use_active_set``); it fills up to ``max_structures`` while the pool lasts, but
+      later layers are less informative and may repeat what earlier ones cover.
+
+    ``selection_parameters`` are pace_select options (``gamma_tolerance``, ``memory_limit``, ...); ``code`` /
+    ``activeset_code`` default to ``pace_select`` / ``pace_activeset`` on this machine's PATH; ``options`` go to
+    each job's ``metadata.options``. Bad input (``max_structures`` <= 0, an empty pool, elements the selector does
+    not describe) raises ValueError before any job runs; a failed job raises :class:`SelectionError`.
+    """
+    if isinstance(max_structures, bool) or not isinstance(max_structures, int) or max_structures <= 0:
+        raise ValueError(f"max_structures must be a positive integer, got {max_structures!r}")
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be at least 1, got {max_rounds!r}")
+    if strategy not in ("extend", "layers"):
+        raise ValueError(f"strategy must be 'extend' or 'layers', got {strategy!r}")
+    if (potential is None) == (parameters is None):
+        raise ValueError(
+            "give either a `potential` (a fitted one) or the training `parameters` (to select with the unfitted "
+            "basis of the coming fit), not both and not neither"
+        )
+    pool = _as_pool(pool)
+    if use_active_set and (potential is None or not potential.has_active_set):
+        raise ValueError("use_active_set needs a potential with an active set (.asi): see PaceActivesetCalculation")
+
+    if potential is None:
+        params = parameters.get_dict() if isinstance(parameters, orm.Dict) else dict(parameters)
+        message = validate_parameters(params, elements=pool.elements)
+        if message:
+            raise ValueError(message)
+        selector = unfitted_potential(orm.Dict(params), orm.List(pool.elements))
+    else:
+        selector = potential if potential.is_stored else potential.store()
+    absent = sorted(set(pool.elements) - set(selector.elements))
+    if absent:
+        raise ValueError(f"the pool contains {absent}, which the selector potential ({selector.elements}) lacks")
+    if covered is not None:
+        absent = sorted(set(covered.elements) - set(selector.elements))
+        if absent:
+            raise ValueError(f"`covered` contains {absent}, which the selector potential ({selector.elements}) lacks")
+    layout = basis_layout(selector)
+
+    code = code or get_or_create_code("pace_select", "mlip_trainer.pace_select")
+    metadata = {"options": dict(options)} if options else {}
+    select_parameters = dict(selection_parameters or {})
+
+    def active_set_over(structures: TrainingSetData) -> PacePotentialData | None:
+        nonlocal activeset_code
+        if check_environments(structures, layout, role="selection") is not None:
+            return None
+        activeset_code = activeset_code or get_or_create_code("pace_activeset", "mlip_trainer.pace_activeset")
+        activeset_parameters = {"all_atoms": True}
+        if "memory_limit" in select_parameters:
+            activeset_parameters["memory_limit"] = select_parameters["memory_limit"]
+        results, node = run_get_node(
+            PaceActivesetCalculation,
+            code=activeset_code,
+            potential=selector,
+            training_set=structures,
+            parameters=activeset_parameters,
+            metadata=metadata,
+        )
+        if not node.is_finished_ok:
+            raise SelectionError(f"pace_activeset failed [{node.exit_status}]: {node.exit_message}")
+        return results["potential"]
+
+    rounds: dict[str, orm.Data] = {}
+    picked: list[int] = []
+    stop_reason = None
+    for round_index in range(max_rounds):
+        remaining = [i for i in range(pool.num_structures) if i not in set(picked)]
+        if not remaining:
+            stop_reason = f"the whole pool ({pool.num_structures} structures) was selected"
+            break
+        mapping = orm.List(remaining)
+        round_pool = pool if round_index == 0 else take_structures(pool, mapping)
+
+        round_selector, round_use_active_set = selector, use_active_set
+        if strategy == "extend" and (round_index > 0 or (covered is not None and not use_active_set)):
+            known = [covered] if covered is not None else []
+            if picked:
+                known.append(take_structures(pool, orm.List(list(picked))))
+            union = (
+                known[0] if len(known) == 1 else concatenate_structures(**{f"set_{i}": s for i, s in enumerate(known)})
+            )
+            round_selector = active_set_over(union)
+            if round_selector is None:
+                stop_reason = (
+                    f"the structures known so far hold fewer atomic environments than the basis has functions "
+                    f"({ {e: s['num_functions'] for e, s in layout.items()} }), so no active set can mark them covered"
+                )
+                break
+            round_use_active_set = True
+        if round_index > 0 and not round_use_active_set and check_environments(round_pool, layout, role="pool"):
+            stop_reason = (
+                f"round {round_index + 1}: the rest of the pool holds fewer atomic environments than the basis has "
+                "functions, too few for MaxVol on its own"
+            )
+            break
+
+        inputs = {
+            "code": code,
+            "pool": round_pool,
+            "potential": round_selector,
+            "max_structures": max_structures - len(picked),
+            "use_active_set": round_use_active_set,
+            "metadata": metadata,
+        }
+        if select_parameters:
+            inputs["parameters"] = select_parameters
+        results, node = run_get_node(PaceSelectCalculation, **inputs)
+        if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
+            stop_reason = (
+                f"round {round_index + 1}: no structure left in the pool extends the active set of what is known "
+                "(the rest is interpolation for this basis, gamma within the tolerance)"
+            )
+            break
+        if not node.is_finished_ok:
+            raise SelectionError(f"pace_select failed [{node.exit_status}]: {node.exit_message}")
+        round_indices = results["indices"].get_list()
+        rounds.update({f"map_{round_index}": mapping, f"indices_{round_index}": results["indices"]})
+        rounds[f"summary_{round_index}"] = results["summary"]
+        picked += [remaining[i] for i in round_indices]
+        if len(picked) >= max_structures:
+            break
+    else:
+        stop_reason = f"max_rounds ({max_rounds}) reached"
+
+    if not picked:
+        raise SelectionError(f"nothing was selected: {stop_reason}")
+    outputs = gather_selection(pool, stop_reason=orm.Str(stop_reason or ""), **rounds)
+    summary = outputs["summary"].get_dict()
+    if summary["returned"] < max_structures:
+        LOGGER.warning(
+            "select_structures returned %d of the %d structures requested: %s",
+            summary["returned"],
+            max_structures,
+            summary["shortfall"],
+        )
+    return outputs["selected"]

@@ -1,0 +1,60 @@
+"""select_structures: bad input is refused before any job; a failed job raises; codes are found or made."""
+
+import re
+
+import pytest
+from aiida import orm
+
+from aiida_mlip_trainer.data import PacePotentialData
+from aiida_mlip_trainer.launch import SelectionError, get_or_create_code, select_structures
+from tests.selection.conftest import POTENTIAL, build_pool_structures
+
+
+def _count_jobs() -> int:
+    return orm.QueryBuilder().append(orm.CalcJobNode).count()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_structures": 0}, "max_structures must be a positive integer, got 0"),
+        ({"max_structures": -2}, "max_structures must be a positive integer"),
+        ({"max_structures": 2.5}, "max_structures must be a positive integer"),
+        ({"pool": []}, "the pool is empty"),
+        ({"potential": None}, "give either a `potential`"),
+        ({"parameters": {"potential": {}}}, "give either a `potential`"),
+        ({"strategy": "greedy"}, "strategy must be 'extend' or 'layers'"),
+        ({"use_active_set": True}, "use_active_set needs a potential with an active set"),
+        ({"potential": "copper"}, r"the pool contains \['Ar'\], which the selector potential \(\['Cu'\]\) lacks"),
+    ],
+)
+def test_bad_input_is_refused_before_any_job(argon_pool, fitted_potential, mock_pace_select_code, kwargs, message):
+    arguments = {"pool": argon_pool, "max_structures": 4, "potential": fitted_potential, "code": mock_pace_select_code}
+    arguments.update(kwargs)
+    if arguments["potential"] == "copper":
+        arguments["potential"] = PacePotentialData(re.sub(r"\bAr\b", "Cu", POTENTIAL.read_text()).encode())
+    jobs_before = _count_jobs()
+    with pytest.raises(ValueError, match=message):
+        select_structures(**arguments)
+    assert _count_jobs() == jobs_before
+
+
+def test_parameters_that_exclude_the_pool_elements_are_refused(small_parameters, mock_pace_select_code):
+    small_parameters["potential"]["elements"] = ["Kr"]
+    jobs_before = _count_jobs()
+    with pytest.raises(ValueError, match=r"contain \['Ar'\], which potential.elements \['Kr'\] lacks"):
+        select_structures(build_pool_structures(), 3, parameters=small_parameters, code=mock_pace_select_code)
+    assert _count_jobs() == jobs_before
+
+
+def test_a_failed_job_raises(argon_pool, fitted_potential, mock_pace_select_code):
+    options = {"environment_variables": {"MOCK_PACE_MODE": "crash"}}
+    with pytest.raises(SelectionError, match=r"pace_select failed \[300\].*mock pace_select crashed"):
+        select_structures(argon_pool, 4, potential=fitted_potential, code=mock_pace_select_code, options=options)
+
+
+def test_codes_are_found_next_to_python_and_reused(aiida_localhost):
+    code = get_or_create_code("pace_select", "mlip_trainer.pace_select", computer=aiida_localhost)
+    assert code.filepath_executable.name == "pace_select"
+    assert code.default_calc_job_plugin == "mlip_trainer.pace_select"
+    assert get_or_create_code("pace_select", "mlip_trainer.pace_select", computer=aiida_localhost).pk == code.pk
