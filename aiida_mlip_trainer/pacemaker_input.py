@@ -41,6 +41,7 @@ def validate_parameters(
     *,
     elements: Iterable[str] | None = None,
     has_test_set: bool = False,
+    baseline: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Return a message saying what to change, or None when the parameters make a valid ``input.yaml``."""
     unknown = sorted(set(parameters) - set(ALLOWED_SECTIONS))
@@ -60,6 +61,13 @@ def validate_parameters(
             return f"potential.bonds.{block_name}.rcut must be a positive number (Å), got {block['rcut']!r}"
     if max_bond_cutoff(potential) is None:
         return "no `rcut` in potential.bonds: give the radial cutoff in Å, e.g. bonds: {ALL: {rcut: 6.0, ...}}"
+    if baseline is not None and baseline.get("type") == "zbl":
+        for block_name, block in potential["bonds"].items():
+            if block.get("inner_cutoff_type") == "zbl":
+                return (
+                    f"potential.bonds.{block_name}.inner_cutoff_type is 'zbl' but the data are residuals on a ZBL "
+                    "baseline: pacemaker's own ZBL core would count the repulsion twice; leave inner_cutoff_type out"
+                )
     if elements is not None and "elements" in potential:
         absent = sorted(set(elements) - set(potential["elements"]))
         if absent:
@@ -109,12 +117,23 @@ def build_input_yaml(
     elements: Iterable[str],
     train_filename: str,
     test_filename: str | None = None,
+    baseline: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``input.yaml`` content as a dictionary: the user's sections plus the plugin's file names, the elements
     of the training data (when not given), a fixed seed (reproducible fits) and the top-level ``cutoff``
-    (deprecated in python-ace 0.4 but required by older versions, so both are written)."""
+    (deprecated in python-ace 0.4 but required by older versions, so both are written).
+
+    On a ZBL ``baseline`` the ACE part is switched off over the same window in which the ZBL repulsion is
+    switched on (``inner_cutoff_type: distance``, ``r_in`` = the ZBL outer cutoff, ``delta_in`` = its width),
+    so that below the inner cutoff the potential is pure ZBL, where there are never data. A bond block that sets
+    ``r_in`` itself is left alone."""
     config = copy.deepcopy(dict(parameters))
     potential = config["potential"]
+    if baseline is not None and baseline.get("type") == "zbl":
+        inner, outer = float(baseline["params"]["inner_cutoff"]), float(baseline["params"]["cutoff"])
+        for block in potential["bonds"].values():
+            if "r_in" not in block:
+                block.update(inner_cutoff_type="distance", r_in=outer, delta_in=outer - inner)
     potential.setdefault("elements", sorted(elements))
     config.setdefault("cutoff", max_bond_cutoff(potential))
     config.setdefault("seed", DEFAULT_SEED)

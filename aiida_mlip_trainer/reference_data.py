@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ("argon_lennard_jones",)
+__all__ = ("argon_lennard_jones", "copper_emt", "shortest_distance")
 
 # Lennard-Jones argon (Rahman 1964): epsilon 10.4 meV, sigma 3.4 Å.
 ARGON_EPSILON = 0.0104
@@ -48,3 +48,41 @@ def argon_lennard_jones(
         atoms.info["name"] = f"Ar_fcc_{seed}_{index}"
         structures.append(atoms)
     return structures
+
+
+def copper_emt(
+    count: int,
+    *,
+    seed: int = 0,
+    repeat: int = 2,
+    strain: float = 0.03,
+    rattle: float = 0.08,
+    vacancies: int = 0,
+) -> list:
+    """``count`` fcc copper cells labelled by ASE's EMT (a many-body embedded-atom potential): random isotropic
+    strain up to ``strain``, Gaussian rattle of ``rattle`` Å and ``vacancies`` atoms removed at random."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rng = np.random.default_rng(seed)
+    calculator = EMT()
+    structures = []
+    for index in range(count):
+        atoms = bulk("Cu", "fcc", a=3.61 * (1 + rng.uniform(-strain, strain)), cubic=True).repeat(repeat)
+        for _ in range(vacancies):
+            del atoms[int(rng.integers(len(atoms)))]
+        atoms.rattle(rattle, seed=int(rng.integers(2**31)))
+        atoms.calc = calculator
+        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces(), "stress": atoms.get_stress()}
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        atoms.info["name"] = f"Cu_fcc_{seed}_{index}"
+        structures.append(atoms)
+    return structures
+
+
+def shortest_distance(structures) -> float:
+    """The shortest interatomic distance (Å) over all structures, periodic images included."""
+    from ase.neighborlist import neighbor_list
+
+    return min(float(neighbor_list("d", atoms, 4.0).min()) for atoms in structures)

@@ -153,9 +153,10 @@ class PacePotentialData(orm.Data):
             written[suffix.lstrip(".")] = target
         return written
 
-    def get_calculator(self, **kwargs):
-        """A ready ASE calculator (:class:`pyace.PyACECalculator`): energy, forces, stress, and with an active set
-        the per-atom extrapolation grade in ``calc.results['gamma']``."""
+    def get_ace_calculator(self, **kwargs):
+        """The ACE part alone (:class:`pyace.PyACECalculator`): energy, forces, stress, and with an active set the
+        per-atom extrapolation grade in ``calc.results['gamma']``. Without the baseline: use
+        :meth:`get_calculator` for predictions."""
         from pyace import PyACECalculator
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -165,3 +166,25 @@ class PacePotentialData(orm.Data):
                 # The `active_set=` keyword of PyACECalculator is silently ignored in 0.4.0rc1: set it explicitly.
                 calculator.set_active_set(str(files["asi"]))
         return calculator
+
+    def get_calculator(self, **kwargs):
+        """A ready ASE calculator for predictions: ACE plus, when the potential was fitted on top of a physical
+        baseline, that baseline (an :class:`ase.calculators.mixing.SumCalculator`)."""
+        ace = self.get_ace_calculator(**kwargs)
+        if self.baseline is None:
+            return ace
+        from ase.calculators.mixing import SumCalculator
+
+        from ..baselines import baseline_calculator
+
+        return SumCalculator([ace, baseline_calculator(self.baseline)])
+
+    def lammps_commands(self, yace_filename: str = "potential.yace") -> list[str]:
+        """The LAMMPS ``pair_style``/``pair_coeff`` lines for this potential as trained: ``pair_style pace`` alone,
+        or ``hybrid/overlay`` of ``pace`` and the baseline's own LAMMPS style. Atom types are numbered in the
+        order of :attr:`elements`."""
+        if self.baseline is None:
+            return ["pair_style pace", f"pair_coeff * * {yace_filename} {' '.join(self.elements)}"]
+        from ..baselines import lammps_pair_commands
+
+        return lammps_pair_commands(self.baseline, self.elements, ace_file=yace_filename)

@@ -1,0 +1,196 @@
+"""Data transformations recorded in the provenance graph."""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from .data.pace_potential import PacePotentialData
+from .data.training_set import TrainingSetData
+
+__all__ = (
+    "assemble_potential",
+    "generate_training_parameters",
+    "import_training_set",
+    "potential_file",
+    "split_training_set",
+    "subtract_baseline",
+    "validate_potential",
+)
+
+
+@calcfunction
+def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> TrainingSetData:
+    """The residual training set: energies, forces and stresses minus those of the physical ``baseline``.
+
+    This is what a delta-learned potential is fitted on; the graph then shows it. The residual set records the
+    baseline in its ``baseline`` attribute, and a potential fitted on it carries the same baseline, which its
+    ASE calculator and its LAMMPS lines add back.
+    """
+    from .baselines import evaluate_baseline, validate_baseline
+
+    spec = validate_baseline(baseline.get_dict())
+    if not training_set.labelled:
+        raise ValueError("subtract_baseline needs a labelled training set (energies and forces)")
+    if training_set.base.attributes.get("baseline", None) is not None:
+        raise ValueError("this training set is already a residual on a baseline: subtract from the original labels")
+    arrays = training_set.get_arrays()
+    values = evaluate_baseline(spec, training_set.to_atoms())
+    residual = dict(arrays)
+    residual["energy"] = arrays["energy"] - values["energy"]
+    residual["forces"] = arrays["forces"] - values["forces"]
+    if "stress" in arrays:
+        periodic = np.isfinite(values["stress"]).all(axis=1)
+        residual["stress"] = np.where(periodic[:, None], arrays["stress"] - np.nan_to_num(values["stress"]), np.nan)
+        if not periodic.all():
+            # a stress label on a structure that is not periodic in 3D has no baseline stress to subtract
+            raise ValueError(
+                f"structure {int(np.flatnonzero(~periodic)[0])} has a stress label but is not periodic in 3D"
+            )
+    result = TrainingSetData(arrays=residual)
+    result.base.attributes.set("baseline", spec)
+    return result
+
+
+@calcfunction
+def import_training_set(file: orm.SinglefileData) -> TrainingSetData:
+    """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`."""
+    import pathlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / file.filename
+        path.write_bytes(file.get_content(mode="rb"))
+        return TrainingSetData.from_file(path)
+
+
+@calcfunction
+def split_training_set(training_set: TrainingSetData, test_fraction: orm.Float, seed: orm.Int) -> dict:
+    """Hold out a random ``test_fraction`` of the structures (at least one on each side), reproducibly for a seed.
+
+    Returns ``train`` and ``test`` sets and ``test_indices`` (an ``orm.List`` of indices into ``training_set``)."""
+    from .selection import subset_arrays
+
+    count = training_set.num_structures
+    if count < 2:
+        raise ValueError("a training set of one structure cannot be split into training and test structures")
+    n_test = min(count - 1, max(1, round(test_fraction.value * count)))
+    order = np.random.default_rng(seed.value).permutation(count)
+    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    arrays = training_set.get_arrays()
+    result = {
+        "train": TrainingSetData(arrays=subset_arrays(arrays, train.tolist())),
+        "test": TrainingSetData(arrays=subset_arrays(arrays, test.tolist())),
+        "test_indices": orm.List(test.tolist()),
+    }
+    baseline = training_set.base.attributes.get("baseline", None)
+    if baseline is not None:
+        for key in ("train", "test"):
+            result[key].base.attributes.set("baseline", baseline)
+    return result
+
+
+@calcfunction
+def generate_training_parameters(preset: orm.Str, overrides: orm.Dict) -> orm.Dict:
+    """The pacemaker settings of a named preset (``fast``, ``moderate``, ``precise``) with the user's overrides
+    merged in section by section: the exact configuration of a fit as a node of the graph."""
+    from .workflows.protocols import get_preset_parameters, merge
+
+    return orm.Dict(merge(get_preset_parameters(preset.value), overrides.get_dict()))
+
+
+@calcfunction
+def assemble_potential(
+    potential: PacePotentialData, yace: orm.SinglefileData, active_set: PacePotentialData | None = None
+) -> PacePotentialData:
+    """One deployable potential: the fitted ``.yaml``, its LAMMPS ``.yace``, the ``.asi`` active set (taken from
+    ``active_set``, the same potential with its active set attached) and the baseline."""
+    asi = None
+    if active_set is not None:
+        asi = active_set.base.repository.get_object_content("potential.asi", mode="rb")
+    return PacePotentialData(
+        potential.get_yaml().encode(), yace=yace.get_content(mode="rb"), active_set=asi, baseline=potential.baseline
+    )
+
+
+@calcfunction
+def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) -> dict:
+    """Errors of the potential as it will be used (ACE plus its baseline) on a held-out test set with the original
+    labels: energy (meV/atom), forces (meV/Å per component) and, when the set has stresses, stress (GPa), each next
+    to the spread of the reference data. Returns ``metrics`` (Dict) and ``parity_plot`` (a PNG, SinglefileData)."""
+    import io
+
+    from ase.units import GPa
+
+    calculator = potential.get_calculator()
+    structures = test_set.to_atoms()
+    natoms = np.array([len(atoms) for atoms in structures])
+    e_ref = np.array([atoms.get_potential_energy() for atoms in structures]) / natoms
+    f_ref = np.concatenate([atoms.get_forces() for atoms in structures])
+    e_pred, f_pred, s_ref, s_pred = [], [], [], []
+    for atoms in structures:
+        if test_set.has_stress:
+            s_ref.append(atoms.get_stress())
+        atoms.calc = calculator
+        e_pred.append(atoms.get_potential_energy() / len(atoms))
+        f_pred.append(atoms.get_forces())
+        if test_set.has_stress:
+            s_pred.append(atoms.get_stress())
+    e_pred, f_pred = np.array(e_pred), np.concatenate(f_pred)
+
+    def rmse(a, b):
+        return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+    def mae(a, b):
+        return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
+
+    metrics = {
+        "units": {"energy": "meV/atom", "force": "meV/Å per component", "stress": "GPa"},
+        "num_structures": len(structures),
+        "num_atoms": int(natoms.sum()),
+        "energy_rmse": 1000 * rmse(e_pred, e_ref),
+        "energy_mae": 1000 * mae(e_pred, e_ref),
+        "force_rmse": 1000 * rmse(f_pred, f_ref),
+        "force_mae": 1000 * mae(f_pred, f_ref),
+        "reference": {
+            "energy_per_atom_std": 1000 * float(e_ref.std()),
+            "force_component_rms": 1000 * float(np.sqrt(np.mean(f_ref**2))),
+        },
+        "baseline": potential.baseline,
+    }
+    if s_ref:
+        s_ref, s_pred = np.array(s_ref) / GPa, np.array(s_pred) / GPa
+        metrics.update(stress_rmse=rmse(s_pred, s_ref), stress_mae=mae(s_pred, s_ref))
+        metrics["reference"]["stress_component_rms"] = float(np.sqrt(np.mean(s_ref**2)))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("energy (eV/atom)", e_ref, e_pred), ("force component (eV/Å)", f_ref.ravel(), f_pred.ravel())]
+    if len(s_ref):
+        panels.append(("stress component (GPa)", s_ref.ravel(), s_pred.ravel()))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
+    for axis, (label, reference, predicted) in zip(np.atleast_1d(axes), panels, strict=True):
+        low, high = float(min(reference.min(), predicted.min())), float(max(reference.max(), predicted.max()))
+        axis.plot([low, high], [low, high], color="0.6", linewidth=1)
+        axis.scatter(reference, predicted, s=6)
+        axis.set_xlabel(f"reference {label}")
+        axis.set_ylabel(f"predicted {label}")
+    figure.suptitle(f"test set: E RMSE {metrics['energy_rmse']:.2f} meV/atom, F RMSE {metrics['force_rmse']:.1f} meV/Å")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    buffer.seek(0)
+    return {"metrics": orm.Dict(metrics), "parity_plot": orm.SinglefileData(buffer, filename="parity.png")}
+
+
+@calcfunction
+def potential_file(potential: PacePotentialData) -> orm.SinglefileData:
+    """The potential's pacemaker ``.yaml`` as a file node, the input of command-line steps (``pace_yaml2yace``)."""
+    import io
+
+    return orm.SinglefileData(io.BytesIO(potential.get_yaml().encode()), filename="potential.yaml")
