@@ -87,7 +87,9 @@ plain, plugin = [], []
 for repeat in range(args.repeats):
     plain.append(run_plain())
     plugin.append(run_plugin())
-    print(f"repeat {repeat + 1}: plain pacemaker {plain[-1]:.1f} s, PaceTrainCalculation {plugin[-1]:.1f} s", flush=True)
+    print(
+        f"repeat {repeat + 1}: plain pacemaker {plain[-1]:.1f} s, PaceTrainCalculation {plugin[-1]:.1f} s", flush=True
+    )
 
 print(f"structures: {training_set.num_structures} train / {test_set.num_structures} test, maxiter {args.maxiter}")
 print(f"median plain pacemaker:      {statistics.median(plain):.1f} s")

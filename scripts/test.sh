@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole test suite on a core.psql_dos profile backed by a real PostgreSQL server.
+# Lint, then run the whole test suite on a core.psql_dos profile backed by a real PostgreSQL server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+.venv/bin/ruff check aiida_mlip_trainer tests examples benchmarks
 eval "$(bash scripts/postgres.sh)"
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/pytest -ra "$@"

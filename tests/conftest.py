@@ -6,6 +6,7 @@ import os
 import pathlib
 import secrets
 import shutil
+import tempfile
 
 import pytest
 
@@ -49,11 +50,14 @@ def _debian_server_storage(tmp_path_factory) -> dict | None:
 @pytest.fixture(scope="session")
 def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory, request):
     """The test profile: core.psql_dos storage on a real PostgreSQL server (the Debian cluster when root,
-    a pgtest cluster otherwise)."""
+    a pgtest cluster otherwise) and the ZeroMQ broker."""
     storage_config = _debian_server_storage(tmp_path_factory)
     if storage_config is None:
         storage_config = request.getfixturevalue("config_psql_dos")()
-    with aiida_profile_factory(aiida_config, storage_backend="core.psql_dos", storage_config=storage_config) as profile:
+    # The ZeroMQ broker (aiida-core 2.9) is started with the daemon: `submit` is tested through a real daemon.
+    with aiida_profile_factory(
+        aiida_config, storage_backend="core.psql_dos", storage_config=storage_config, broker_backend="core.zeromq"
+    ) as profile:
         yield profile
 
 
@@ -122,10 +126,9 @@ def generate_calc_job(tmp_path):
     def factory(process_class, inputs):
         runner = get_manager().get_runner()
         process = instantiate_process(runner, process_class, **inputs)
-        (tmp_path / "sandbox").mkdir()
-        folder = Folder(str(tmp_path / "sandbox"))
-        calcinfo = process.prepare_for_submission(folder)
-        return tmp_path / "sandbox", calcinfo
+        sandbox = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-", dir=tmp_path))
+        calcinfo = process.prepare_for_submission(Folder(str(sandbox)))
+        return sandbox, calcinfo
 
     return factory
 
@@ -164,3 +167,20 @@ def parse_retrieved(aiida_localhost):
         return results, calcfunction
 
     return factory
+
+
+@pytest.fixture
+def pace_tool_codes(aiida_code_installed):
+    """The real pace_activeset, pace_select and pace_yaml2yace of this environment (each a few seconds)."""
+
+    def code(name, plugin):
+        executable = shutil.which(name)
+        if executable is None:
+            pytest.fail(f"`{name}` is not on PATH: run the tests through `make test` (it installs python-ace)")
+        return aiida_code_installed(default_calc_job_plugin=plugin, filepath_executable=executable, label=name)
+
+    return {
+        "pace_activeset": code("pace_activeset", "mlip_trainer.pace_activeset"),
+        "pace_select": code("pace_select", "mlip_trainer.pace_select"),
+        "pace_yaml2yace": code("pace_yaml2yace", "core.shell"),
+    }

@@ -76,25 +76,25 @@ class PaceTrainCalculation(CalcJob):
             message="pacemaker wrote no log.txt: it did not start. {detail}",
         )
         spec.exit_code(
-            301,
+            310,
             "ERROR_UNREADABLE_INPUT",
             invalidates_cache=True,
             message="pacemaker could not read its input: {detail}",
         )
         spec.exit_code(
-            302,
+            320,
             "ERROR_PACEMAKER_FAILED",
             invalidates_cache=True,
             message="pacemaker exited with status {status}: {detail}",
         )
         spec.exit_code(
-            303,
+            330,
             "ERROR_NO_OUTPUT_POTENTIAL",
             invalidates_cache=True,
             message="pacemaker finished without writing output_potential.yaml nor any interim potential.",
         )
         spec.exit_code(
-            304,
+            340,
             "ERROR_INVALID_OUTPUT_POTENTIAL",
             invalidates_cache=True,
             message="the potential pacemaker wrote cannot be read: {detail}",
@@ -107,17 +107,26 @@ class PaceTrainCalculation(CalcJob):
             "({filename}, iteration {iteration}) is returned as `potential`.",
         )
         spec.exit_code(
-            401,
+            410,
             "ERROR_NAN_LOSS",
             invalidates_cache=True,
             message="the loss became NaN or inf at iteration {iteration}.",
         )
         spec.exit_code(
-            402,
+            420,
             "ERROR_LOSS_DIVERGED",
             invalidates_cache=True,
             message="the loss diverged: from {initial:.4g} at the start to {final:.4g} at the end.",
         )
+
+    @staticmethod
+    def soft_walltime(max_wallclock_seconds: int | None) -> int | None:
+        """Seconds after which the watchdog stops pacemaker: the walltime less 10 % (at least 10 s, at most
+        5 minutes) for retrieval; None without a walltime."""
+        if not max_wallclock_seconds:
+            return None
+        margin = min(300, max(10, int(0.1 * max_wallclock_seconds)))
+        return max(1, int(max_wallclock_seconds) - margin)
 
     @staticmethod
     def validate_inputs(inputs, _):
@@ -125,6 +134,7 @@ class PaceTrainCalculation(CalcJob):
         if "training_set" not in inputs or "parameters" not in inputs:
             return None  # the missing required port is reported by the port itself
         training_set = inputs["training_set"]
+        baseline = training_set.base.attributes.get("baseline", None)
         if not training_set.labelled:
             return "the training_set has no labels (energies and forces): pacemaker cannot fit an unlabelled pool"
         test_set = inputs.get("test_set")
@@ -134,8 +144,12 @@ class PaceTrainCalculation(CalcJob):
             extra = sorted(set(test_set.elements) - set(training_set.elements))
             if extra:
                 return f"the test_set contains {extra}, which the training_set lacks"
+            if test_set.base.attributes.get("baseline", None) != baseline:
+                return "the test_set and the training_set must be residuals on the same baseline (or both on none)"
         parameters = inputs["parameters"].get_dict()
-        message = validate_parameters(parameters, elements=training_set.elements, has_test_set=test_set is not None)
+        message = validate_parameters(
+            parameters, elements=training_set.elements, has_test_set=test_set is not None, baseline=baseline
+        )
         if message:
             return message
         previous = inputs.get("previous_potential")
@@ -145,6 +159,11 @@ class PaceTrainCalculation(CalcJob):
                 return (
                     f"previous_potential has elements {previous.elements} but this fit is for {expected}: "
                     "continuing or fine-tuning needs the same elements"
+                )
+            if previous.baseline != baseline:
+                return (
+                    f"previous_potential was fitted on the baseline {previous.baseline} but this training_set is on "
+                    f"{baseline}: fine-tuning must keep the baseline"
                 )
         return None
 
@@ -160,6 +179,7 @@ class PaceTrainCalculation(CalcJob):
             elements=training_set.elements,
             train_filename=self.TRAIN_FILENAME,
             test_filename=self.TEST_FILENAME if test_set is not None else None,
+            baseline=training_set.base.attributes.get("baseline", None),
         )
         with folder.open(self.INPUT_FILENAME, "w", encoding="utf8") as handle:
             yaml.safe_dump(config, handle, sort_keys=False)
@@ -178,7 +198,19 @@ class PaceTrainCalculation(CalcJob):
 
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
-        calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
+        # The exit status must be read first thing after pacemaker returns (a user's options.append_text comes
+        # before ours in the job script and would overwrite $?: the parser then judges by the files alone).
+        append = [f"echo $? > {self.EXIT_STATUS_FILENAME}"]
+        soft_limit = self.soft_walltime(self.node.get_option("max_wallclock_seconds"))
+        if soft_limit is not None:
+            # pacemaker has no time limit of its own: a watchdog stops it (SIGTERM) a margin before the scheduler
+            # would kill the whole job, so that the interim potential and the logs are retrieved and the fit can
+            # continue from them. It matches only the job script's own child started on our input file.
+            calcinfo.prepend_text = (
+                f"( sleep {soft_limit} && pkill -TERM -P $$ -f {self.INPUT_FILENAME} ) &\nMLIP_TRAINER_WATCHDOG=$!"
+            )
+            append.append('pkill -P "$MLIP_TRAINER_WATCHDOG" 2>/dev/null || true')
+        calcinfo.append_text = "\n".join(append)
         calcinfo.retrieve_list = [
             self.INPUT_FILENAME,
             self.LOG_FILENAME,

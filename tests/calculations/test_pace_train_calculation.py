@@ -141,3 +141,16 @@ def test_mock_failures_keep_logs_and_inputs(
         assert node.outputs.retrieved.base.repository.get_object_content("pacemaker.exit_status").strip() == "137"
     if mode == "crash":
         assert "RuntimeError: mock pacemaker crashed" in node.exit_message
+
+
+def test_walltime_becomes_a_soft_stop(generate_calc_job, mock_pacemaker_code, argon_sets, small_parameters):
+    inputs = inputs_for(mock_pacemaker_code, argon_sets, small_parameters)
+    inputs["metadata"] = {"options": {"max_wallclock_seconds": 3600}}
+    _, calcinfo = generate_calc_job(PaceTrainCalculation, inputs)
+    assert "( sleep 3300 && pkill -TERM -P $$ -f input.yaml ) &" in calcinfo.prepend_text
+    assert calcinfo.append_text.splitlines()[0] == "echo $? > pacemaker.exit_status"
+    assert PaceTrainCalculation.soft_walltime(60) == 50
+    assert PaceTrainCalculation.soft_walltime(86400) == 86100
+    assert PaceTrainCalculation.soft_walltime(None) is None
+    _, calcinfo = generate_calc_job(PaceTrainCalculation, inputs_for(mock_pacemaker_code, argon_sets, small_parameters))
+    assert not calcinfo.prepend_text

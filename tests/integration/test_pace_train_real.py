@@ -67,3 +67,24 @@ def test_real_continuation_starts_where_the_first_fit_ended(first_fit, pacemaker
     assert second["final_loss"] <= second["initial_loss"]
     # provenance: the new fit's input is the first fit's output
     assert node.inputs.previous_potential.base.links.get_incoming().one().node.pk == first_node.pk
+
+
+def test_real_soft_walltime_stop_returns_the_interim_potential(pacemaker_code, argon_sets, small_parameters):
+    """A fit far longer than its walltime: the watchdog stops pacemaker, the interim potential comes back."""
+    small_parameters["fit"]["maxiter"] = 5000
+    results, node = run_get_node(
+        PaceTrainCalculation,
+        code=pacemaker_code,
+        training_set=argon_sets["train"],
+        test_set=argon_sets["test"],
+        parameters=small_parameters,
+        metadata={"options": {"max_wallclock_seconds": 40}},  # soft stop after 30 s
+    )
+    assert node.exit_status == PaceTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status, node.exit_message
+    retrieved = node.outputs.retrieved.base.repository
+    assert retrieved.get_object_content("pacemaker.exit_status").strip() == "143"  # SIGTERM from the watchdog
+    metrics = results["metrics"].get_dict()
+    assert metrics["interim"] is True and 0 < metrics["iterations"] < 5000
+    # the interim potential is a usable potential, better than the start of the fit
+    assert results["potential"].num_functions == 36
+    assert metrics["final_loss"] < 0.5 * metrics["initial_loss"]

@@ -7,6 +7,8 @@ MOCK_PACEMAKER_MODE selects the behaviour:
   nan        a fit whose loss becomes NaN
   crash      a fit that dies with a Python exception after it started
   bad_input  dies while reading input.yaml, before fitting
+A mode ending in `-once` (e.g. `walltime-once`) fails only on the first call that finds no file at the path in
+MOCK_PACEMAKER_STATE, creating it; later calls succeed: a restart can then be seen to recover.
 The command line it got is written to mock_argv.txt, one argument a line, so tests can check it.
 Standard library only: it runs under any python3.
 """
@@ -19,6 +21,10 @@ import sys
 
 RECORDED = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "pace_train_success"
 mode = os.environ.get("MOCK_PACEMAKER_MODE", "success")
+if mode.endswith("-once"):
+    state = pathlib.Path(os.environ["MOCK_PACEMAKER_STATE"])
+    mode = "success" if state.exists() else mode.removesuffix("-once")
+    state.touch()
 pathlib.Path("mock_argv.txt").write_text("\n".join(sys.argv[1:]) + "\n")
 
 if not pathlib.Path(sys.argv[1]).is_file():

@@ -1,0 +1,110 @@
+"""TrainingWorkChain end to end with the real pacemaker tools: without and with a baseline, fine-tuning from the
+output, and one submission through a real daemon."""
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+
+from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
+from aiida_mlip_trainer.reference_data import argon_lennard_jones, copper_emt, shortest_distance
+from aiida_mlip_trainer.workflows import TrainingWorkChain
+
+pytestmark = pytest.mark.real_pacemaker
+
+ARGON = {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}, "fit": {"maxiter": 80}}
+
+
+@pytest.fixture
+def codes(pacemaker_code, pace_tool_codes):
+    return {"pacemaker": pacemaker_code, **pace_tool_codes}
+
+
+def training_calculation(workchain):
+    """The PaceTrainCalculation that produced the work chain's potential."""
+    calcs = [
+        n
+        for n in workchain.called_descendants
+        if isinstance(n, orm.CalcJobNode) and n.process_type.endswith("pace_train") and n.is_finished_ok
+    ]
+    (calc,) = calcs
+    return calc
+
+
+def test_real_chain_then_fine_tuning_on_new_data(codes, argon_structures):
+    data = TrainingSetData(argon_structures["train"] + argon_structures["test"]).store()
+    results, node = run_get_node(
+        TrainingWorkChain, training_set=data, preset="fast", parameter_overrides=ARGON, test_fraction=0.2, codes=codes
+    )
+    assert node.is_finished_ok, node.exit_message
+    metrics = results["metrics"].get_dict()
+    assert metrics["force_rmse"] < 0.10 * metrics["reference"]["force_component_rms"], metrics
+    assert metrics["energy_rmse"] < 0.5 * metrics["reference"]["energy_per_atom_std"], metrics
+    assert "stress_rmse" in metrics  # pacemaker does not fit stress: this is where it is checked
+    first = results["potential"]
+    assert first.has_active_set and first.base.attributes.get("has_yace")
+    atoms = argon_structures["test"][0].copy()
+    atoms.calc = first.get_ace_calculator()
+    atoms.get_potential_energy()
+    assert np.max(atoms.calc.results["gamma"]) < 5  # in the training domain: no extrapolation
+
+    # new data from a wider distribution; fine-tune from the first potential
+    new = TrainingSetData(argon_lennard_jones(10, seed=7, strain=0.05, rattle=0.15)).store()
+    tuned, tuned_node = run_get_node(
+        TrainingWorkChain,
+        training_set=new,
+        previous_potential=first,
+        preset="fast",
+        parameter_overrides={**ARGON, "fit": {"maxiter": 30}},
+        test_fraction=0.2,
+        codes=codes,
+    )
+    assert tuned_node.is_finished_ok, tuned_node.exit_message
+    calc = training_calculation(tuned_node)
+    # the graph links the new potential to the previous one, and the fit started from its weights
+    assert calc.inputs.previous_potential.pk == first.pk
+    lineage = orm.QueryBuilder()
+    lineage.append(PacePotentialData, filters={"id": tuned["potential"].pk}, tag="new")
+    lineage.append(PacePotentialData, filters={"id": first.pk}, with_descendants="new")
+    assert lineage.count() == 1
+    first_calc = training_calculation(node)
+    assert calc.outputs.metrics["initial_loss"] < 0.2 * first_calc.outputs.metrics["initial_loss"]
+
+
+def test_real_chain_with_zbl_baseline_and_selection(codes):
+    structures = copper_emt(26, seed=5)
+    d_min = shortest_distance(structures)
+    results, node = run_get_node(
+        TrainingWorkChain,
+        training_set=TrainingSetData(structures).store(),
+        physics_baseline={"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": round(d_min, 2)}},
+        max_structures=12,
+        preset="fast",
+        parameter_overrides={"fit": {"maxiter": 80}},
+        test_fraction=0.2,
+        codes=codes,
+    )
+    assert node.is_finished_ok, node.exit_message
+    assert results["training_set"].num_structures <= 12
+    metrics = results["metrics"].get_dict()
+    assert metrics["force_rmse"] < 0.10 * metrics["reference"]["force_component_rms"], metrics
+    potential = results["potential"]
+    assert potential.baseline["type"] == "zbl"
+    # the input.yaml of the fit switches ACE off inside the ZBL window
+    calc = training_calculation(node)
+    config = calc.outputs.retrieved.base.repository.get_object_content("input.yaml")
+    assert "inner_cutoff_type: distance" in config
+    assert any(line.startswith("pair_style hybrid/overlay pace zbl") for line in potential.lammps_commands())
+
+
+def test_submit_through_a_real_daemon(codes, argon_sets, submit_and_await):
+    builder = TrainingWorkChain.get_builder()
+    builder.training_set = argon_sets["train"]
+    builder.test_set = argon_sets["test"]
+    builder.preset = orm.Str("fast")
+    builder.parameter_overrides = orm.Dict({**ARGON, "fit": {"maxiter": 20}})
+    builder.codes = codes
+    node = submit_and_await(builder, timeout=600)
+    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
+    assert node.outputs.potential.base.attributes.get("has_yace") and node.outputs.potential.has_active_set
+    assert training_calculation(node).outputs.metrics["iterations"] == 20
