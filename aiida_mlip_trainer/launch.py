@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from .selection import (
     unfitted_potential,
 )
 
-__all__ = ("SelectionError", "get_or_create_code", "select_structures")
+__all__ = ("SelectionError", "get_or_create_code", "select_structures", "training_inputs_from_yaml")
 
 LOGGER = logging.getLogger("aiida.mlip_trainer.launch")
 
@@ -256,3 +257,50 @@ def select_structures(
             summary["shortfall"],
         )
     return outputs["selected"]
+
+
+TRAINING_INPUT_KEYS = (
+    "training_set",
+    "structures_file",
+    "test_set",
+    "test_fraction",
+    "seed",
+    "physics_baseline",
+    "max_structures",
+    "preset",
+    "parameter_overrides",
+    "previous_potential",
+    "codes",
+    "options",
+    "max_iterations",
+)
+
+
+def training_inputs_from_yaml(path: str | pathlib.Path) -> dict:
+    """TrainingWorkChain inputs from a YAML file: nodes by pk or UUID, codes by label, ``structures_file`` as a path
+    (relative to the YAML file), everything else as plain values. Unknown keys are refused."""
+    import yaml
+
+    path = pathlib.Path(path)
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: expected a mapping of TrainingWorkChain inputs")
+    unknown = sorted(set(spec) - set(TRAINING_INPUT_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(TRAINING_INPUT_KEYS)}")
+    inputs = dict(spec)
+    for key in ("training_set", "test_set", "previous_potential"):
+        if key in inputs:
+            inputs[key] = orm.load_node(inputs[key])
+    if "structures_file" in inputs:
+        file_path = (path.parent / inputs["structures_file"]).resolve()
+        if not file_path.is_file():
+            raise ValueError(f"{path}: structures_file {file_path} does not exist")
+        inputs["structures_file"] = orm.SinglefileData(file_path)
+    codes = inputs.get("codes") or {}
+    if not isinstance(codes, dict) or "pacemaker" not in codes:
+        raise ValueError(
+            f"{path}: `codes` must map at least `pacemaker` (and pace_activeset, pace_yaml2yace) to labels"
+        )
+    inputs["codes"] = {name: orm.load_code(label) for name, label in codes.items()}
+    return inputs

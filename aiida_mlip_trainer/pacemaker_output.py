@@ -10,7 +10,7 @@ import math
 import re
 from datetime import datetime
 
-__all__ = ("final_error_tables", "log_wall_time", "read_metrics_table")
+__all__ = ("final_error_tables", "learning_curve", "log_wall_time", "read_metrics_table")
 
 _TITLE = re.compile(r"^-{5,}(?P<title>[A-Za-z ]+?):?-{5,}\s*$")
 _ROW = re.compile(r"^\s*(?P<kind>RMSE|MAE|MAX_AE):\s+(?P<values>.+)$")
@@ -98,3 +98,21 @@ def first_non_finite(rows: list[dict[str, float]], column: str = "loss") -> dict
         if not math.isfinite(row.get(column, 0.0)):
             return row
     return None
+
+
+def learning_curve(train_rows: list[dict[str, float]], test_rows: list[dict[str, float]]) -> dict[str, list[dict]]:
+    """``{"train": [...], "test": [...]}``: one point per row of ``metrics.txt`` (every iteration) and of
+    ``test_metrics.txt`` (every ``display_step``), each with ``iteration``, ``loss``, ``energy_rmse`` (meV/atom)
+    and ``force_rmse`` (meV/Å per component)."""
+    return {
+        label: [
+            {
+                "iteration": int(row["iter_num"]),
+                "loss": row["loss"],
+                "energy_rmse": 1000 * row["rmse_epa"],
+                "force_rmse": 1000 * row["rmse_f_comp"],
+            }
+            for row in rows
+        ]
+        for label, rows in (("train", train_rows), ("test", test_rows))
+    }

@@ -10,7 +10,13 @@ from aiida.parsers import Parser
 
 from ..calculations.pace_train import PaceTrainCalculation as Calc
 from ..data.pace_potential import PacePotentialData
-from ..pacemaker_output import final_error_tables, first_non_finite, log_wall_time, read_metrics_table
+from ..pacemaker_output import (
+    final_error_tables,
+    first_non_finite,
+    learning_curve,
+    log_wall_time,
+    read_metrics_table,
+)
 from .pace_tools import KILLED_STATUSES, last_error_line, read_exit_status
 
 __all__ = ("PaceTrainParser",)
@@ -139,17 +145,16 @@ class PaceTrainParser(Parser):
         return spread
 
     def _output_learning_curve(self, rows: list, test_rows: list) -> None:
-        if not rows:
+        curve = learning_curve(rows, test_rows)
+        if not curve["train"]:
             return
-        curve = orm.ArrayData()
-        for prefix, table in (("train", rows), ("test", test_rows)):
-            if not table:
-                continue
-            curve.set_array(f"{prefix}_iteration", np.array([r["iter_num"] for r in table], dtype=int))
-            curve.set_array(f"{prefix}_loss", np.array([r["loss"] for r in table]))
-            curve.set_array(f"{prefix}_energy_rmse", 1000.0 * np.array([r["rmse_epa"] for r in table]))
-            curve.set_array(f"{prefix}_force_rmse", 1000.0 * np.array([r["rmse_f_comp"] for r in table]))
-        self.out("learning_curve", curve)
+        node = orm.ArrayData()
+        for prefix, points in curve.items():
+            if points:
+                node.set_array(f"{prefix}_iteration", np.array([p["iteration"] for p in points], dtype=int))
+                for quantity in ("loss", "energy_rmse", "force_rmse"):
+                    node.set_array(f"{prefix}_{quantity}", np.array([p[quantity] for p in points]))
+        self.out("learning_curve", node)
 
 
 def _finite_or_string(value):

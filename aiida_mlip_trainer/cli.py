@@ -1,0 +1,241 @@
+"""`aiida-mlip-trainer`: import data, launch and watch a training, export a potential, without writing Python.
+
+Every command has ``--help``; errors are one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import sys
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def clean_errors(function):
+    """Turn any exception of a command into one line on stderr and exit status 1."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - the point: no traceback for the user
+            _fail(f"{error.__class__.__name__}: {error}" if not str(error) else str(error))
+
+    return wrapper
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("-p", "--profile", default=None, help="AiiDA profile (default: the default profile).")
+def cli(profile):
+    """Train ACE potentials with pacemaker through AiiDA."""
+    from aiida import load_profile
+
+    try:
+        load_profile(profile, allow_switch=True)
+    except Exception as error:  # noqa: BLE001
+        _fail(f"cannot load the AiiDA profile {profile or '(default)'}: {error}")
+
+
+def _load(identifier: str, expected: type | tuple[type, ...]):
+    from aiida import orm
+
+    node = orm.load_node(identifier)
+    if not isinstance(node, expected):
+        names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+        raise ValueError(f"node {identifier} is a {node.__class__.__name__}, not a {names}")
+    return node
+
+
+# ------------------------------------------------------------------------------------------------------------ data
+@cli.group(context_settings=CONTEXT)
+def data():
+    """Training sets."""
+
+
+@data.command("import", context_settings=CONTEXT)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option("--format", "file_format", default=None, help="ASE format name (default: from the file name).")
+@click.option("--unlabelled", is_flag=True, help="A pool of candidates without energies and forces.")
+@click.option("--energy-key", default="energy", show_default=True, help="info key of the energy when no calculator.")
+@click.option("--forces-key", default="forces", show_default=True, help="arrays key of the forces.")
+@click.option("--stress-key", default="stress", show_default=True, help="info key of the stress.")
+@click.option("--label", default=None, help="Label of the new node.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@clean_errors
+def data_import(path, file_format, unlabelled, energy_key, forces_key, stress_key, label, quiet):
+    """Import PATH (extxyz, ASE database, or anything ASE reads) as a TrainingSetData node."""
+    from ase.io import iread
+    from tqdm import tqdm
+
+    from .data import TrainingSetData
+
+    frames = iread(str(path), index=":", format=file_format)
+    structures = list(tqdm(frames, desc=f"reading {path.name}", unit=" structures", disable=quiet, file=sys.stderr))
+    node = TrainingSetData(
+        structures,
+        labelled=not unlabelled,
+        energy_key=energy_key,
+        forces_key=forces_key,
+        stress_key=stress_key,
+    )
+    if label:
+        node.label = label
+    node.store()
+    attributes = node.base.attributes.all
+    click.echo(
+        f"TrainingSetData<{node.pk}> {node.uuid}: {node.num_structures} structures, {node.num_atoms} atoms, "
+        f"elements {node.elements}, {'labelled' if node.labelled else 'unlabelled'}"
+        + (", with stress" if attributes.get("has_stress") else "")
+    )
+
+
+@data.command("show", context_settings=CONTEXT)
+@click.argument("identifier")
+@clean_errors
+def data_show(identifier):
+    """Summary of a TrainingSetData (pk, UUID or label)."""
+    from .data import TrainingSetData
+
+    node = _load(identifier, TrainingSetData)
+    for key, value in sorted(node.base.attributes.all.items()):
+        click.echo(f"{key:24s} {value}")
+
+
+# ----------------------------------------------------------------------------------------------------------- train
+@cli.group(context_settings=CONTEXT)
+def train():
+    """Launch and watch trainings."""
+
+
+@train.command("launch", context_settings=CONTEXT)
+@click.argument("inputs_file", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option("--daemon/--run", default=True, show_default=True, help="Submit to the daemon, or run here and wait.")
+@clean_errors
+def train_launch(inputs_file, daemon):
+    """Launch a TrainingWorkChain from a YAML file of inputs.
+
+    \b
+    Keys: training_set (pk/UUID) or structures_file (path), test_set, test_fraction, seed,
+    physics_baseline, max_structures, preset, parameter_overrides, previous_potential (pk/UUID),
+    codes (name -> code label, e.g. pacemaker: pacemaker@localhost), options, max_iterations.
+    """
+    from .launch import training_inputs_from_yaml
+
+    inputs = training_inputs_from_yaml(inputs_file)
+    from aiida.engine import run_get_node, submit
+
+    from .workflows import TrainingWorkChain
+
+    if daemon:
+        node = submit(TrainingWorkChain, **inputs)
+        click.echo(f"submitted TrainingWorkChain<{node.pk}> {node.uuid}")
+        click.echo(f"watch it: aiida-mlip-trainer train status {node.pk}")
+        return
+    results, node = run_get_node(TrainingWorkChain, **inputs)
+    click.echo(
+        f"TrainingWorkChain<{node.pk}> {node.process_state.value} [{node.exit_status}] {node.exit_message or ''}"
+    )
+    if node.is_finished_ok:
+        metrics = results["metrics"].get_dict()
+        click.echo(f"potential: {results['potential'].uuid}")
+        click.echo(
+            f"test force RMSE: {metrics['force_rmse']:.2f} meV/Å "
+            f"(reference force RMS: {metrics['reference']['force_component_rms']:.2f} meV/Å)"
+        )
+    else:
+        sys.exit(1)
+
+
+@train.command("status", context_settings=CONTEXT)
+@click.argument("identifier")
+@click.option("--every", default=10, show_default=True, help="Show every n-th iteration of the learning curve.")
+@clean_errors
+def train_status(identifier, every):
+    """State and learning curve of a training (TrainingWorkChain, PaceTrainBaseWorkChain or PaceTrainCalculation),
+    also while it runs."""
+    from aiida import orm
+
+    from .monitoring import learning_curve, training_calculations
+
+    node = _load(identifier, orm.ProcessNode)
+    state = node.process_state.value if node.process_state else "unknown"
+    click.echo(f"{node.process_label}<{node.pk}>: {state}" + (f" [{node.exit_status}]" if node.is_finished else ""))
+    calculations = training_calculations(node)
+    if not calculations:
+        click.echo("no training calculation yet")
+        return
+    for calc in calculations:
+        state = calc.process_state.value if calc.process_state else "created"
+        click.echo(
+            f"\n{calc.process_label}<{calc.pk}> ({state}"
+            + (f", exit {calc.exit_status}" if calc.is_finished else "")
+            + ")"
+        )
+        curve = learning_curve(calc)
+        if not curve["train"]:
+            click.echo("  no metrics yet")
+            continue
+        test = {point["iteration"]: point for point in curve["test"]}
+        click.echo(f"  {'iteration':>9s} {'loss':>11s} {'train E':>9s} {'train F':>9s} {'test E':>9s} {'test F':>9s}")
+        click.echo(f"  {'':>9s} {'':>11s} {'meV/atom':>9s} {'meV/Å':>9s} {'meV/atom':>9s} {'meV/Å':>9s}")
+        points = curve["train"]
+        shown = points[::every] + ([points[-1]] if (len(points) - 1) % every else [])
+        for point in shown:
+            other = test.get(point["iteration"])
+            test_columns = (
+                f"{other['energy_rmse']:9.3f} {other['force_rmse']:9.2f}" if other else f"{'-':>9s} {'-':>9s}"
+            )
+            click.echo(
+                f"  {point['iteration']:9d} {point['loss']:11.4e} {point['energy_rmse']:9.3f} "
+                f"{point['force_rmse']:9.2f} {test_columns}"
+            )
+
+
+# ------------------------------------------------------------------------------------------------------- potential
+@cli.group(context_settings=CONTEXT)
+def potential():
+    """Potentials."""
+
+
+@potential.command("export", context_settings=CONTEXT)
+@click.argument("identifier")
+@click.option("--format", "target", type=click.Choice(["lammps", "ase"]), default="lammps", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=pathlib.Path("."),
+    show_default=True,
+    help="Directory to write into.",
+)
+@click.option("--name", default="potential", show_default=True, help="Stem of the written files.")
+@clean_errors
+def potential_export(identifier, target, output, name):
+    """Write a potential for LAMMPS (.yace, .asi, and the exact pair_style/pair_coeff lines, baseline included)
+    or for ASE (.yaml, .asi, and a Python snippet that builds the calculator, baseline included)."""
+    from aiida import orm
+
+    from .data import PacePotentialData
+    from .export import export_potential
+
+    node = _load(identifier, (PacePotentialData, orm.ProcessNode))
+    if isinstance(node, orm.ProcessNode):  # a training: export its potential
+        if "potential" not in node.outputs:
+            raise ValueError(f"{node.process_label}<{node.pk}> has no `potential` output (yet)")
+        node = node.outputs.potential
+    for path in export_potential(node, output, target=target, name=name):
+        click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()

@@ -1,0 +1,63 @@
+"""Write a potential node to files for LAMMPS or ASE, baseline included."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from .data.pace_potential import PacePotentialData
+
+__all__ = ("export_potential",)
+
+
+def export_potential(
+    potential: PacePotentialData, directory: str | os.PathLike, *, target: str = "lammps", name: str = "potential"
+) -> list[pathlib.Path]:
+    """Write ``potential`` into ``directory`` and return the written paths.
+
+    ``lammps``: ``<name>.yace`` (pair_style pace), ``<name>.asi`` when there is an active set, and
+    ``<name>.lammps`` with the exact ``pair_style``/``pair_coeff`` lines (``hybrid/overlay`` with the baseline's
+    own LAMMPS style when the potential was fitted on a baseline). ``ase``: ``<name>.yaml``, ``<name>.asi`` and
+    ``<name>_calculator.py``, a snippet that builds the same calculator as ``PacePotentialData.get_calculator()``.
+    """
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {suffix: path for suffix, path in potential.write_files(directory, stem=name).items()}
+    if target == "lammps":
+        if "yace" not in files:
+            raise ValueError(
+                "this potential has no .yace: convert it with `pace_yaml2yace` (TrainingWorkChain does) first"
+            )
+        files.pop("yaml").unlink()
+        lines = potential.lammps_commands(files["yace"].name)
+        script = directory / f"{name}.lammps"
+        header = [
+            f"# ACE potential {potential.uuid} (elements {' '.join(potential.elements)}; atom types in this order)",
+            f"# baseline: {potential.baseline}" if potential.baseline else "# no baseline",
+        ]
+        script.write_text("\n".join(header + lines) + "\n")
+        return sorted([*files.values(), script])
+    if target == "ase":
+        files.pop("yace", None) and (directory / f"{name}.yace").unlink()
+        snippet = directory / f"{name}_calculator.py"
+        body = [
+            f'"""ASE calculator of ACE potential {potential.uuid}: ACE from {name}.yaml'
+            + (" plus its baseline." if potential.baseline else ".")
+            + '"""',
+            "from pyace import PyACECalculator",
+            "",
+            f'calculator = PyACECalculator("{name}.yaml")',
+        ]
+        if "asi" in files:
+            body.append(f'calculator.set_active_set("{name}.asi")  # per-atom extrapolation grade: results["gamma"]')
+        if potential.baseline:
+            body += [
+                "",
+                "from ase.calculators.mixing import SumCalculator",
+                "from aiida_mlip_trainer.baselines import baseline_calculator",
+                "",
+                f"calculator = SumCalculator([calculator, baseline_calculator({potential.baseline!r})])",
+            ]
+        snippet.write_text("\n".join(body) + "\n")
+        return sorted([*files.values(), snippet])
+    raise ValueError(f"unknown export target {target!r}: use 'lammps' or 'ase'")

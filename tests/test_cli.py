@@ -1,0 +1,173 @@
+"""The `aiida-mlip-trainer` command line: every command, its --help, and one-line errors."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from aiida import orm
+from aiida.common.links import LinkType
+from ase.io import write
+from click.testing import CliRunner
+
+from aiida_mlip_trainer.cli import cli
+from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
+from tests.conftest import FIXTURES
+
+POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
+LJ = {"type": "lj", "params": {"epsilon": 0.008, "sigma": 3.3, "cutoff": 6.5}}
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["data"],
+        ["data", "import"],
+        ["data", "show"],
+        ["train"],
+        ["train", "launch"],
+        ["train", "status"],
+        ["potential"],
+        ["potential", "export"],
+    ],
+)
+def test_every_command_has_help(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_data_import_and_show(tmp_path, argon_structures):
+    path = tmp_path / "argon.extxyz"
+    write(path, argon_structures["train"], format="extxyz")
+    result = invoke("data", "import", path, "--label", "argon", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "16 structures, 512 atoms, elements ['Ar'], labelled, with stress" in result.output
+    node = orm.QueryBuilder().append(TrainingSetData, filters={"label": "argon"}).first(flat=True)
+    assert node.num_structures == 16
+    shown = invoke("data", "show", node.pk)
+    assert shown.exit_code == 0 and "num_structures           16" in shown.output
+
+    pool = invoke("data", "import", path, "--unlabelled", "--quiet")
+    assert pool.exit_code == 0 and "unlabelled" in pool.output
+
+
+def test_errors_are_one_line(tmp_path):
+    unlabelled = tmp_path / "bare.extxyz"
+    unlabelled.write_text('1\nProperties=species:S:1:pos:R:3 pbc="F F F"\nAr 0 0 0\n')
+    result = CliRunner().invoke(cli, ["data", "import", str(unlabelled), "--quiet"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: structure 0")
+    missing = CliRunner().invoke(cli, ["data", "show", "999999999"])
+    assert missing.exit_code == 1 and missing.output.count("\n") == 1 and missing.output.startswith("Error:")
+    wrong_type = CliRunner().invoke(cli, ["potential", "export", str(orm.Int(1).store().pk)])
+    assert wrong_type.exit_code == 1 and "not a PacePotentialData" in wrong_type.output
+
+
+@pytest.fixture
+def deployable_potential(tmp_path):
+    """The recorded Ar potential with a real .yace (pace_yaml2yace) and an LJ baseline."""
+    shutil.copy(POTENTIAL, tmp_path / "p.yaml")
+    subprocess.run(["pace_yaml2yace", "p.yaml", "-o", "p.yace"], cwd=tmp_path, check=True, capture_output=True)
+    return PacePotentialData(tmp_path / "p.yaml", yace=tmp_path / "p.yace", baseline=LJ).store()
+
+
+def test_potential_export_lammps(deployable_potential, tmp_path):
+    out = tmp_path / "lammps"
+    result = invoke("potential", "export", deployable_potential.pk, "--format", "lammps", "-o", out, "--name", "ar")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["ar.lammps", "ar.yace"]
+    lines = (out / "ar.lammps").read_text().splitlines()
+    assert "pair_style hybrid/overlay pace lj/smooth/linear 6.5" in lines
+    assert "pair_coeff * * pace ar.yace Ar" in lines
+    assert (out / "ar.yace").read_bytes() == deployable_potential.base.repository.get_object_content(
+        "potential.yace", mode="rb"
+    )
+
+
+def test_potential_export_ase_snippet_builds_the_same_calculator(deployable_potential, tmp_path, argon_structures):
+    out = tmp_path / "ase"
+    result = invoke("potential", "export", deployable_potential.pk, "--format", "ase", "-o", out)
+    assert result.exit_code == 0, result.output
+    namespace = {}
+    cwd = os.getcwd()
+    os.chdir(out)
+    try:
+        exec((out / "potential_calculator.py").read_text(), namespace)  # noqa: S102 - our own generated snippet
+    finally:
+        os.chdir(cwd)
+    atoms = argon_structures["test"][0].copy()
+    atoms.calc = namespace["calculator"]
+    exported = atoms.get_potential_energy()
+    atoms.calc = deployable_potential.get_calculator()
+    assert exported == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+
+
+def test_export_without_yace_says_what_to_do(tmp_path):
+    node = PacePotentialData(POTENTIAL).store()
+    result = CliRunner().invoke(cli, ["potential", "export", str(node.pk), "-o", str(tmp_path)])
+    assert result.exit_code == 1 and "has no .yace" in result.output and "Traceback" not in result.output
+
+
+def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, pace_tool_codes):
+    inputs = {
+        "training_set": argon_sets["train"].uuid,
+        "test_set": argon_sets["test"].pk,
+        "preset": "fast",
+        "parameter_overrides": {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}},
+        "codes": {
+            "pacemaker": mock_pacemaker_code.full_label,
+            **{name: code.full_label for name, code in pace_tool_codes.items()},
+        },
+    }
+    spec = tmp_path / "train.yaml"
+    spec.write_text(yaml.safe_dump(inputs))
+    result = invoke("train", "launch", spec, "--run")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("test force RMSE:")
+    pk = int(result.output.split("TrainingWorkChain<")[1].split(">")[0])
+
+    status = invoke("train", "status", pk, "--every", "10")
+    assert status.exit_code == 0, status.output
+    assert "PaceTrainCalculation<" in status.output
+    rows = [line.split() for line in status.output.splitlines() if line.strip().split(" ")[0].isdigit()]
+    assert [int(r[0]) for r in rows] == [0, 10, 20, 30]
+    assert rows[1][4:] == ["0.915", "3.33"]  # the recorded test errors at iteration 10
+
+
+def test_train_launch_refuses_unknown_keys(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("preset: fast\nmaxiter: 5\n")
+    result = CliRunner().invoke(cli, ["train", "launch", str(spec)])
+    assert result.exit_code == 1 and "unknown key(s) ['maxiter']" in result.output
+
+
+def test_status_of_a_running_training_reads_the_working_directory(aiida_localhost, tmp_path):
+    """A calculation still running has no retrieved files: the curve comes from its remote working directory."""
+    workdir = tmp_path / "running"
+    workdir.mkdir()
+    lines = (FIXTURES / "pace_train_success" / "metrics.txt").read_text().splitlines()[:6]  # 5 iterations so far
+    (workdir / "metrics.txt").write_text("\n".join(lines) + "\n")
+    node = orm.CalcJobNode(computer=aiida_localhost, process_type="aiida.calculations:mlip_trainer.pace_train")
+    node.set_process_state("running")
+    node.store()
+    remote = orm.RemoteData(computer=aiida_localhost, remote_path=str(workdir))
+    remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="remote_folder")
+    remote.store()
+    result = invoke("train", "status", node.pk, "--every", "2")
+    assert result.exit_code == 0, result.output
+    assert "running" in result.output
+    iterations = [line.split()[0] for line in result.output.splitlines() if line.strip()[:1].isdigit()]
+    assert iterations == ["0", "2", "4"]
+
+
+def test_the_console_script_is_installed():
+    assert pathlib.Path(shutil.which("aiida-mlip-trainer")).exists()

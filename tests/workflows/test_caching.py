@@ -1,0 +1,72 @@
+"""AiiDA caching: an identical training request reuses the finished fit; failed fits never serve as sources."""
+
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida.manage.caching import enable_caching
+
+from aiida_mlip_trainer.calculations import PaceTrainCalculation
+from aiida_mlip_trainer.workflows import TrainingWorkChain
+
+TRAIN = "aiida.calculations:mlip_trainer.pace_train"
+
+
+def run_mock(code, sets, parameters, mode):
+    return run_get_node(
+        PaceTrainCalculation,
+        code=code,
+        training_set=sets["train"],
+        test_set=sets["test"],
+        parameters=parameters,
+        metadata={"options": {"environment_variables": {"MOCK_PACEMAKER_MODE": mode}}},
+    )
+
+
+def test_identical_training_is_reused(mock_pacemaker_code, argon_sets, small_parameters):
+    with enable_caching(identifier=TRAIN):
+        first_results, first = run_mock(mock_pacemaker_code, argon_sets, small_parameters, "success")
+        second_results, second = run_mock(mock_pacemaker_code, argon_sets, small_parameters, "success")
+        small_parameters["fit"]["maxiter"] = 99
+        _, different = run_mock(mock_pacemaker_code, argon_sets, small_parameters, "success")
+    assert first.is_finished_ok and second.is_finished_ok
+    assert second.base.caching.get_cache_source() == first.uuid
+    assert second_results["potential"].content_hash == first_results["potential"].content_hash
+    assert different.base.caching.get_cache_source() is None  # other settings: trained anew
+
+
+@pytest.mark.parametrize("mode", ["nan", "walltime", "crash"])
+def test_failed_training_is_never_a_cache_source(mock_pacemaker_code, argon_sets, small_parameters, mode):
+    with enable_caching(identifier=TRAIN):
+        _, first = run_mock(mock_pacemaker_code, argon_sets, small_parameters, mode)
+        _, second = run_mock(mock_pacemaker_code, argon_sets, small_parameters, mode)
+    assert first.is_failed and second.is_failed
+    assert not first.base.caching.is_valid_cache
+    assert second.base.caching.get_cache_source() is None
+
+
+def test_identical_work_chain_does_not_retrain(mock_pacemaker_code, pace_tool_codes, argon_sets):
+    inputs = {
+        "training_set": argon_sets["train"],
+        "test_set": argon_sets["test"],
+        "preset": "fast",
+        "parameter_overrides": {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}},
+        "codes": {"pacemaker": mock_pacemaker_code, **pace_tool_codes},
+    }
+    with enable_caching():
+        first_results, first = run_get_node(TrainingWorkChain, **inputs)
+        second_results, second = run_get_node(TrainingWorkChain, **inputs)
+    assert first.is_finished_ok and second.is_finished_ok
+
+    def fits(workchain):
+        return [
+            n
+            for n in workchain.called_descendants
+            if isinstance(n, orm.CalcJobNode) and n.process_type.endswith("pace_train")
+        ]
+
+    (first_fit,), (second_fit,) = fits(first), fits(second)
+    # the second fit was not run but copied from an identical finished one (this or an earlier test's)
+    source = second_fit.base.caching.get_cache_source()
+    assert source is not None and source != second_fit.uuid
+    assert orm.load_node(source).base.caching.get_hash() == first_fit.base.caching.get_hash()
+    assert second_results["potential"].content_hash == first_results["potential"].content_hash
