@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up an AiiDA profile on the embedded default (SQLite storage, no broker, no service), the localhost computer
-# and the pacemaker code, then train a small potential through the plugin. Safe to run again: it reuses them.
+# and the pacemaker codes, then train a small potential with TrainingWorkChain. Safe to run again: it reuses them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -11,8 +11,14 @@ if ! verdi profile show "$PROFILE" >/dev/null 2>&1; then
   verdi presto --profile-name "$PROFILE" --no-broker
 fi
 verdi profile set-default "$PROFILE" >/dev/null
-if ! verdi -p "$PROFILE" code show pacemaker@localhost >/dev/null 2>&1; then
-  verdi -p "$PROFILE" code create core.code.installed --non-interactive --label pacemaker --computer localhost \
-    --filepath-executable "$(command -v pacemaker)" --default-calc-job-plugin mlip_trainer.pace_train
-fi
-verdi -p "$PROFILE" run examples/train_argon.py pacemaker@localhost
+for tool in pacemaker:mlip_trainer.pace_train pace_select:mlip_trainer.pace_select \
+            pace_activeset:mlip_trainer.pace_activeset pace_yaml2yace:core.shell; do
+  name=${tool%%:*} plugin=${tool#*:}
+  if ! verdi -p "$PROFILE" code show "$name@localhost" >/dev/null 2>&1; then
+    verdi -p "$PROFILE" code create core.code.installed --non-interactive --label "$name" --computer localhost \
+      --filepath-executable "$(command -v "$name")" --default-calc-job-plugin "$plugin"
+  fi
+done
+mkdir -p .aiida-demo/work
+cd .aiida-demo/work
+verdi -p "$PROFILE" run ../../examples/train_from_extxyz.py
