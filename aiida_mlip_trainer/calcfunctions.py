@@ -70,25 +70,19 @@ def split_training_set(training_set: TrainingSetData, test_fraction: orm.Float, 
     """Hold out a random ``test_fraction`` of the structures (at least one on each side), reproducibly for a seed.
 
     Returns ``train`` and ``test`` sets and ``test_indices`` (an ``orm.List`` of indices into ``training_set``)."""
-    from .selection import subset_arrays
+    from .selection import subset_structures
 
     count = training_set.num_structures
     if count < 2:
         raise ValueError("a training set of one structure cannot be split into training and test structures")
     n_test = min(count - 1, max(1, round(test_fraction.value * count)))
     order = np.random.default_rng(seed.value).permutation(count)
-    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
-    arrays = training_set.get_arrays()
-    result = {
-        "train": TrainingSetData(arrays=subset_arrays(arrays, train.tolist())),
-        "test": TrainingSetData(arrays=subset_arrays(arrays, test.tolist())),
-        "test_indices": orm.List(test.tolist()),
+    test, train = np.sort(order[:n_test]).tolist(), np.sort(order[n_test:]).tolist()
+    return {
+        "train": subset_structures(training_set, train),
+        "test": subset_structures(training_set, test),
+        "test_indices": orm.List(test),
     }
-    baseline = training_set.base.attributes.get("baseline", None)
-    if baseline is not None:
-        for key in ("train", "test"):
-            result[key].base.attributes.set("baseline", baseline)
-    return result
 
 
 @calcfunction

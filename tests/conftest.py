@@ -50,14 +50,18 @@ def _debian_server_storage(tmp_path_factory) -> dict | None:
 @pytest.fixture(scope="session")
 def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory, request):
     """The test profile: core.psql_dos storage on a real PostgreSQL server (the Debian cluster when root,
-    a pgtest cluster otherwise) and the ZeroMQ broker."""
+    a pgtest cluster otherwise) and a real broker (RabbitMQ or ZeroMQ)."""
     storage_config = _debian_server_storage(tmp_path_factory)
     if storage_config is None:
         storage_config = request.getfixturevalue("config_psql_dos")()
-    # The ZeroMQ broker (aiida-core 2.9) is started with the daemon: `submit` is tested through a real daemon.
+    # A real broker for `submit` through a real daemon: RabbitMQ when scripts/services.sh started it (as in CI),
+    # else aiida-core 2.9's ZeroMQ broker, which the daemon starts by itself.
+    broker = "core.rabbitmq" if os.environ.get("MLIP_TRAINER_RABBITMQ") else "core.zeromq"
     with aiida_profile_factory(
-        aiida_config, storage_backend="core.psql_dos", storage_config=storage_config, broker_backend="core.zeromq"
+        aiida_config, storage_backend="core.psql_dos", storage_config=storage_config, broker_backend=broker
     ) as profile:
+        # Debian 12's RabbitMQ 3.10 works (consumer_timeout disabled by scripts/services.sh); aiida warns otherwise.
+        aiida_config.set_option("warnings.rabbitmq_version", False, scope=profile.name)
         yield profile
 
 
@@ -184,3 +188,43 @@ def pace_tool_codes(aiida_code_installed):
         "pace_select": code("pace_select", "mlip_trainer.pace_select"),
         "pace_yaml2yace": code("pace_yaml2yace", "core.shell"),
     }
+
+
+@pytest.fixture
+def slurm_codes(tmp_path_factory):
+    """A computer with the real Slurm scheduler (`core.slurm`, one node on this machine) and the pacemaker tools on
+    it. Skipped with the reason when Slurm is not running (scripts/services.sh starts it as root; CI is root)."""
+    if not os.environ.get("MLIP_TRAINER_SLURM"):
+        pytest.skip("no Slurm cluster: scripts/services.sh starts one when run as root (as `make test` and CI do)")
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    label = "slurm-localhost"
+    try:
+        computer = orm.load_computer(label)
+    except NotExistent:
+        computer = orm.Computer(
+            label=label,
+            hostname="localhost",
+            transport_type="core.local",
+            scheduler_type="core.slurm",
+            workdir=str(tmp_path_factory.mktemp("slurm_scratch")),
+        ).store()
+        computer.configure(safe_interval=0, use_login_shell=False)
+        computer.set_minimum_job_poll_interval(1.0)
+        computer.set_default_mpiprocs_per_machine(1)
+    plugins = {
+        "pacemaker": "mlip_trainer.pace_train",
+        "pace_select": "mlip_trainer.pace_select",
+        "pace_activeset": "mlip_trainer.pace_activeset",
+        "pace_yaml2yace": "core.shell",
+    }
+    codes = {}
+    for name, plugin in plugins.items():
+        try:
+            codes[name] = orm.load_code(f"{name}@{label}")
+        except NotExistent:
+            codes[name] = orm.InstalledCode(
+                label=name, computer=computer, filepath_executable=shutil.which(name), default_calc_job_plugin=plugin
+            ).store()
+    return codes

@@ -46,6 +46,8 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
     fraction = inputs["test_fraction"].value
     if test_set is None and not 0 < fraction < 1:
         return f"test_fraction must be in (0, 1), got {fraction}"
+    if test_set is None and training_set is not None and training_set.num_structures < 2:
+        return "one structure cannot be split into training and test structures: give more, or a test_set"
     if "max_structures" in inputs and inputs["max_structures"].value <= 0:
         return f"max_structures must be a positive integer, got {inputs['max_structures'].value}"
     preset = inputs["preset"].value

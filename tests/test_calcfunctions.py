@@ -1,0 +1,54 @@
+"""The calcfunctions of the work chain: split, presets, validation of a potential."""
+
+import numpy as np
+import pytest
+from aiida import orm
+
+from aiida_mlip_trainer.calcfunctions import generate_training_parameters, split_training_set, validate_potential
+from aiida_mlip_trainer.data import PacePotentialData
+from aiida_mlip_trainer.workflows.protocols import get_preset_parameters, list_presets
+from tests.conftest import FIXTURES
+
+
+def test_split_is_reproducible_disjoint_and_complete(argon_sets):
+    data = argon_sets["train"]
+    first = split_training_set(data, orm.Float(0.25), orm.Int(7))
+    again = split_training_set(data, orm.Float(0.25), orm.Int(7))
+    other = split_training_set(data, orm.Float(0.25), orm.Int(8))
+    test = first["test_indices"].get_list()
+    assert len(test) == 4 and first["train"].num_structures == 12
+    assert test == again["test_indices"].get_list() != other["test_indices"].get_list()
+    names = set(first["train"].get_arrays()["names"]) | set(first["test"].get_arrays()["names"])
+    assert names == set(data.get_arrays()["names"])
+    assert not set(first["train"].get_arrays()["names"]) & set(first["test"].get_arrays()["names"])
+    assert first["test"].base.links.get_incoming().one().node.process_label == "split_training_set"
+
+
+def test_presets_and_overrides():
+    assert list_presets() == ["fast", "moderate", "precise"]
+    merged = generate_training_parameters(orm.Str("fast"), orm.Dict({"fit": {"maxiter": 7}, "seed": 3})).get_dict()
+    fast = get_preset_parameters("fast")
+    assert merged["fit"]["maxiter"] == 7 and merged["seed"] == 3
+    assert merged["fit"]["loss"] == fast["fit"]["loss"]  # merged key by key, the rest of the section kept
+    assert merged["potential"] == fast["potential"]
+    with pytest.raises(ValueError, match="unknown preset 'turbo'"):
+        get_preset_parameters("turbo")
+
+
+def test_validate_potential_reports_errors_next_to_the_spread(argon_sets, argon_structures):
+    potential = PacePotentialData(FIXTURES / "pace_train_success" / "output_potential.yaml").store()
+    result = validate_potential(potential, argon_sets["test"])
+    metrics = result["metrics"].get_dict()
+    calculator = potential.get_calculator()
+    errors = []
+    for atoms in argon_structures["test"]:
+        copy = atoms.copy()
+        copy.calc = calculator
+        errors.append(copy.get_forces() - atoms.get_forces())
+    assert metrics["force_rmse"] == pytest.approx(1000 * np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+    assert metrics["reference"]["force_component_rms"] == pytest.approx(
+        1000 * argon_sets["test"].base.attributes.get("force_component_rms")
+    )
+    assert metrics["stress_rmse"] > 0 and metrics["reference"]["stress_component_rms"] > 0
+    assert metrics["num_structures"] == 6 and metrics["num_atoms"] == 192
+    assert result["parity_plot"].filename == "parity.png"
