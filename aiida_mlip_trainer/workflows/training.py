@@ -35,6 +35,9 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
     if ("training_set" in inputs) == ("structures_file" in inputs):
         return "give exactly one of `training_set` (a TrainingSetData) and `structures_file` (an extxyz/ASE db file)"
     training_set = inputs.get("training_set")
+    structures_file = inputs.get("structures_file")
+    if structures_file is not None and not structures_file.get_content(mode="rb").strip():
+        return f"the structures_file {structures_file.filename!r} is empty: give labelled structures"
     if training_set is not None:
         if not training_set.labelled:
             return "the training_set has no labels (energies and forces): label the structures first"

@@ -111,6 +111,14 @@ def _copper_set():
             "exactly one of",
         ),
         (lambda i: i.update(parameter_overrides={"fit": {"maxiter": -3}}), "fit.maxiter must be a positive"),
+        (
+            lambda i: (
+                i.pop("training_set")
+                and i.update(structures_file=orm.SinglefileData(io.BytesIO(b"\n"), filename="e.xyz"))
+            ),
+            "structures_file 'e.xyz' is empty",
+        ),
+        (lambda i: i.update(training_set=TrainingSetData(i["training_set"].to_atoms()[:1])), "one structure cannot"),
         (lambda i: i["codes"].pop("pace_select") and i.update(max_structures=5), "needs codes.pace_select"),
     ],
 )
