@@ -7,12 +7,11 @@ import re
 
 import numpy as np
 from aiida import orm
-from aiida.parsers import Parser
 
 from ..calculations.pace_activeset import PaceActivesetCalculation as Calc
 from ..data.pace_potential import YACE_FILENAME, PacePotentialData
 from ..selection import basis_layout
-from .pace_tools import KILLED_STATUSES, last_error_line, read_exit_status, under_determined_detail
+from .pace_tools import KILLED_STATUSES, PaceToolParser, under_determined_detail
 
 __all__ = ("PaceActivesetParser",)
 
@@ -23,7 +22,7 @@ _BATCH_SIZE = re.compile(r"Batch size: (\d+)")
 _BATCH_NEEDS_ALL_ATOMS = "Error-based selection of atoms in batch mode is not implemented"
 
 
-class PaceActivesetParser(Parser):
+class PaceActivesetParser(PaceToolParser):
     """Check the active set pace_activeset wrote (one square, finite matrix per element of the potential, of the
     size its basis implies) and output the input potential with it attached.
 
@@ -31,16 +30,8 @@ class PaceActivesetParser(Parser):
     (401); other non-zero status (300); no active set file (301); a file that is not a valid active set (302).
     """
 
-    def _read(self, filename: str, mode: str = "r"):
-        try:
-            return self.retrieved.base.repository.get_object_content(filename, mode=mode)
-        except FileNotFoundError:
-            return None
-
     def parse(self, **kwargs):
-        stderr = self._read(Calc.STDERR_FILENAME) or ""
-        detail = last_error_line(stderr)
-        exit_status = read_exit_status(self._read(Calc.EXIT_STATUS_FILENAME))
+        stderr, detail, exit_status = self._stderr_and_status(Calc)
         if exit_status is None or exit_status in KILLED_STATUSES:
             return self.exit_codes.ERROR_KILLED.format(status=exit_status, detail=detail)
         potential = self.node.inputs.potential

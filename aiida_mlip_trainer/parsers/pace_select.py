@@ -6,11 +6,10 @@ import pathlib
 import re
 
 from aiida import orm
-from aiida.parsers import Parser
 
 from ..calculations.pace_select import PaceSelectCalculation as Calc
 from ..selection import basis_layout, subset_structures
-from .pace_tools import KILLED_STATUSES, last_error_line, read_exit_status, under_determined_detail
+from .pace_tools import KILLED_STATUSES, PaceToolParser, under_determined_detail
 
 __all__ = ("PaceSelectParser",)
 
@@ -22,7 +21,7 @@ SHORTFALL_HINT = (
 )
 
 
-class PaceSelectParser(Parser):
+class PaceSelectParser(PaceToolParser):
     """Read the indices of the picked structures from pace_select's output (a pandas pickle from the temporary
     retrieved folder, written by this job) and build ``selected`` from the pool node itself, so the structures and
     labels are exactly the pool's.
@@ -32,16 +31,8 @@ class PaceSelectParser(Parser):
     requested is not a failure: ``summary['shortfall']`` explains it and a warning is logged.
     """
 
-    def _read(self, filename: str) -> str | None:
-        try:
-            return self.retrieved.base.repository.get_object_content(filename, mode="r")
-        except FileNotFoundError:
-            return None
-
     def parse(self, **kwargs):
-        stderr = self._read(Calc.STDERR_FILENAME) or ""
-        detail = last_error_line(stderr)
-        exit_status = read_exit_status(self._read(Calc.EXIT_STATUS_FILENAME))
+        stderr, detail, exit_status = self._stderr_and_status(Calc)
         if exit_status is None or exit_status in KILLED_STATUSES:
             return self.exit_codes.ERROR_KILLED.format(status=exit_status, detail=detail)
         if exit_status != 0:

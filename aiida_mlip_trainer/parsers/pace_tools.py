@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ("KILLED_STATUSES", "last_error_line", "read_exit_status", "under_determined_detail")
+from aiida.parsers import Parser
+
+__all__ = ("KILLED_STATUSES", "PaceToolParser", "last_error_line", "read_exit_status", "under_determined_detail")
 
 # Exit statuses of a process stopped from outside: coreutils timeout, SIGKILL (also the kernel's OOM killer), SIGTERM.
 KILLED_STATUSES = (124, 137, 143)
@@ -40,3 +42,19 @@ def under_determined_detail(stderr: str, elements: Sequence[str] = ()) -> str | 
     species, rows, functions = (int(group) for group in match.groups())
     name = elements[species] if species < len(elements) else f"species type {species}"
     return f"{name}: {rows} atomic environments for {functions} basis functions"
+
+
+class PaceToolParser(Parser):
+    """What every parser of a pacemaker tool starts from: the retrieved files only, the tool's stderr and the exit
+    status the job script recorded (None when the job was killed before it could)."""
+
+    def _read(self, filename: str, mode: str = "r"):
+        try:
+            return self.retrieved.base.repository.get_object_content(filename, mode=mode)
+        except FileNotFoundError:
+            return None
+
+    def _stderr_and_status(self, calculation) -> tuple[str, str, int | None]:
+        """``(stderr, its error line, exit status)`` of the tool run by ``calculation`` (the CalcJob class)."""
+        stderr = self._read(calculation.STDERR_FILENAME) or ""
+        return stderr, last_error_line(stderr), read_exit_status(self._read(calculation.EXIT_STATUS_FILENAME))

@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 from aiida import orm
-from aiida.parsers import Parser
 
 from ..calculations.pace_train import PaceTrainCalculation as Calc
 from ..data.pace_potential import PacePotentialData
@@ -17,7 +16,7 @@ from ..pacemaker_output import (
     log_wall_time,
     read_metrics_table,
 )
-from .pace_tools import KILLED_STATUSES, last_error_line, read_exit_status
+from .pace_tools import KILLED_STATUSES, PaceToolParser
 
 __all__ = ("PaceTrainParser",)
 
@@ -26,7 +25,7 @@ DIVERGENCE_FACTOR = 10.0
 _INTERIM = re.compile(r"^interim_potential_(\d+)\.yaml$")
 
 
-class PaceTrainParser(Parser):
+class PaceTrainParser(PaceToolParser):
     """Turn a pacemaker working directory into a `PacePotentialData` and a metrics `Dict`.
 
     The table, from the first check to the last: no ``log.txt`` (300); pacemaker stopped before fitting with a
@@ -35,17 +34,9 @@ class PaceTrainParser(Parser):
     an unreadable potential (340); a loss that grew (420).
     """
 
-    def _read(self, filename: str) -> str | None:
-        try:
-            return self.retrieved.base.repository.get_object_content(filename, mode="r")
-        except FileNotFoundError:
-            return None
-
     def parse(self, **kwargs):
         files = set(self.retrieved.base.repository.list_object_names())
-        stderr = self._read(Calc.STDERR_FILENAME) or ""
-        detail = last_error_line(stderr)
-        exit_status = read_exit_status(self._read(Calc.EXIT_STATUS_FILENAME))
+        stderr, detail, exit_status = self._stderr_and_status(Calc)
 
         log = self._read(Calc.LOG_FILENAME)
         if log is None:
