@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, if_
+from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida_shell import ShellJob
 from aiida_shell.launch import prepare_shell_job_inputs
 
@@ -21,11 +21,14 @@ from ..calculations.pace_select import PaceSelectCalculation
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..pacemaker_input import validate_parameters
-from ..selection import unfitted_potential
+from ..selection import basis_layout, check_environments, gather_selection, take_structures, unfitted_potential
 from .pace_train_base import PaceTrainBaseWorkChain
 from .protocols import get_preset_parameters, list_presets, merge
 
 __all__ = ("TrainingWorkChain",)
+
+# Rounds of pace_select, each on the rest of the pool, to reach max_structures.
+MAX_SELECTION_ROUNDS = 5
 
 
 def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistake
@@ -162,7 +165,11 @@ class TrainingWorkChain(WorkChain):
             cls.setup,
             cls.prepare_data,
             cls.generate_parameters,
-            if_(cls.should_select)(cls.run_selection, cls.inspect_selection),
+            if_(cls.should_select)(
+                cls.setup_selection,
+                while_(cls.should_select_more)(cls.run_selection, cls.inspect_selection),
+                cls.finish_selection,
+            ),
             cls.run_training,
             cls.inspect_training,
             cls.run_finalisation,
@@ -210,34 +217,80 @@ class TrainingWorkChain(WorkChain):
     def should_select(self):
         return "max_structures" in self.inputs and self.ctx.train.num_structures > self.inputs.max_structures.value
 
-    def run_selection(self):
+    def setup_selection(self):
+        """The selector: the previous potential (its active set counted as covered) or, for a first fit, the
+        unfitted basis of the coming fit."""
         previous = self.inputs.get("previous_potential")
         if previous is not None:
-            selector, use_active_set = previous, previous.has_active_set
+            self.ctx.selector, self.ctx.use_active_set = previous, previous.has_active_set
         else:
-            selector = unfitted_potential(self.ctx.parameters, orm.List(self.ctx.train.elements))
-            use_active_set = False
+            self.ctx.selector = unfitted_potential(self.ctx.parameters, orm.List(self.ctx.train.elements))
+            self.ctx.use_active_set = False
+        self.ctx.picked, self.ctx.rounds, self.ctx.stop_reason = [], {}, ""
+
+    def should_select_more(self):
+        """One pace_select call returns at most about as many structures as the basis has functions: select in
+        rounds, each on what is left of the pool, until ``max_structures`` are picked or the pool runs dry."""
+        wanted = self.inputs.max_structures.value
+        if self.ctx.stop_reason or len(self.ctx.picked) >= wanted:
+            return False
+        if len(self.ctx.rounds) // 3 >= MAX_SELECTION_ROUNDS:
+            self.ctx.stop_reason = f"{MAX_SELECTION_ROUNDS} rounds of selection"
+            return False
+        return True
+
+    def run_selection(self):
+        pool = self.ctx.train
+        remaining = [i for i in range(pool.num_structures) if i not in set(self.ctx.picked)]
+        round_pool = pool if not self.ctx.picked else take_structures(pool, orm.List(remaining))
+        if self.ctx.picked and not self.ctx.use_active_set:
+            too_few = check_environments(round_pool, basis_layout(self.ctx.selector), role="pool")
+            if too_few:
+                self.ctx.stop_reason = f"the rest of the pool is too small for another round: {too_few}"
+                return None
+        self.ctx.remaining = remaining
         node = self.submit(
             PaceSelectCalculation,
             code=self.inputs.codes.pace_select,
-            pool=self.ctx.train,
-            potential=selector,
-            max_structures=self.inputs.max_structures,
-            use_active_set=orm.Bool(use_active_set),
+            pool=round_pool,
+            potential=self.ctx.selector,
+            max_structures=orm.Int(self.inputs.max_structures.value - len(self.ctx.picked)),
+            use_active_set=orm.Bool(self.ctx.use_active_set),
         )
-        self.report(
-            f"selecting at most {self.inputs.max_structures.value} structures: PaceSelectCalculation<{node.pk}>"
-        )
+        self.report(f"selection round {len(self.ctx.rounds) // 3 + 1}: PaceSelectCalculation<{node.pk}>")
         return ToContext(selection=node)
 
     def inspect_selection(self):
+        if self.ctx.stop_reason:
+            return None
         node = self.ctx.selection
+        if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
+            self.ctx.stop_reason = "no structure left in the pool extends the active set"
+            return None
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_SELECTION_FAILED.format(message=f"[{node.exit_status}] {node.exit_message}")
-        self.ctx.train = node.outputs.selected
-        summary = node.outputs.summary
+        k = len(self.ctx.rounds) // 3
+        self.ctx.rounds.update(
+            {
+                f"map_{k}": orm.List(self.ctx.remaining),
+                f"indices_{k}": node.outputs.indices,
+                f"summary_{k}": node.outputs.summary,
+            }
+        )
+        self.ctx.picked += [self.ctx.remaining[i] for i in node.outputs.indices.get_list()]
+        return None
+
+    def finish_selection(self):
+        if not self.ctx.rounds:
+            return self.exit_codes.ERROR_SELECTION_FAILED.format(message=self.ctx.stop_reason or "nothing selected")
+        gathered = gather_selection(self.ctx.train, stop_reason=orm.Str(self.ctx.stop_reason), **self.ctx.rounds)
+        self.ctx.train = gathered["selected"]
+        summary = gathered["summary"]
         self.out("selection_summary", summary)
-        self.report(f"selected {self.ctx.train.num_structures} structures ({summary.get_dict()})")
+        message = f"selected {self.ctx.train.num_structures} of {self.inputs.max_structures.value} structures requested"
+        if summary["shortfall"]:
+            message += f": {summary['shortfall']}"
+        self.report(message)
         return None
 
     def run_training(self):
