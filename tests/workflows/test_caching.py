@@ -29,7 +29,10 @@ def test_identical_training_is_reused(mock_pacemaker_code, argon_sets, small_par
         small_parameters["fit"]["maxiter"] = 99
         _, different = run_mock(mock_pacemaker_code, argon_sets, small_parameters, "success")
     assert first.is_finished_ok and second.is_finished_ok
-    assert second.base.caching.get_cache_source() == first.uuid
+    # the second request was not run but copied from an identical finished fit (the first, or an earlier test's)
+    source = second.base.caching.get_cache_source()
+    assert source is not None and source != second.uuid
+    assert orm.load_node(source).base.caching.get_hash() == first.base.caching.get_hash()
     assert second_results["potential"].content_hash == first_results["potential"].content_hash
     assert different.base.caching.get_cache_source() is None  # other settings: trained anew
 
