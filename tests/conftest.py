@@ -99,25 +99,36 @@ def small_parameters():
 
 
 @pytest.fixture
-def pacemaker_code(aiida_code_installed):
-    """The real `pacemaker` executable of this environment."""
-    executable = shutil.which("pacemaker")
-    if executable is None:
-        pytest.fail("`pacemaker` is not on PATH: run the tests through `make test` (it installs python-ace)")
-    return aiida_code_installed(
-        default_calc_job_plugin="mlip_trainer.pace_train", filepath_executable=executable, label="pacemaker"
-    )
+def installed_code(aiida_localhost):
+    """Get or create the code ``label@localhost`` for an executable: one node per tool for the whole session, so
+    that codes can be addressed by label (as users and the command line do)."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    def factory(label: str, executable: str | None, plugin: str):
+        if executable is None:
+            pytest.fail(f"`{label}` is not on PATH: run the tests through `make test` (it installs python-ace)")
+        try:
+            return orm.load_code(f"{label}@{aiida_localhost.label}")
+        except NotExistent:
+            return orm.InstalledCode(
+                label=label, computer=aiida_localhost, filepath_executable=executable, default_calc_job_plugin=plugin
+            ).store()
+
+    return factory
 
 
 @pytest.fixture
-def mock_pacemaker_code(aiida_code_installed):
+def pacemaker_code(installed_code):
+    """The real `pacemaker` executable of this environment."""
+    return installed_code("pacemaker", shutil.which("pacemaker"), "mlip_trainer.pace_train")
+
+
+@pytest.fixture
+def mock_pacemaker_code(installed_code):
     """A stand-in for `pacemaker` that writes real pacemaker output (recorded) and can fail on request through
     the MOCK_PACEMAKER_MODE environment variable: success, walltime, nan, crash, bad_input."""
-    return aiida_code_installed(
-        default_calc_job_plugin="mlip_trainer.pace_train",
-        filepath_executable=str(MOCK_PACEMAKER),
-        label="mock-pacemaker",
-    )
+    return installed_code("mock-pacemaker", str(MOCK_PACEMAKER), "mlip_trainer.pace_train")
 
 
 @pytest.fixture
@@ -174,19 +185,14 @@ def parse_retrieved(aiida_localhost):
 
 
 @pytest.fixture
-def pace_tool_codes(aiida_code_installed):
+def pace_tool_codes(installed_code):
     """The real pace_activeset, pace_select and pace_yaml2yace of this environment (each a few seconds)."""
-
-    def code(name, plugin):
-        executable = shutil.which(name)
-        if executable is None:
-            pytest.fail(f"`{name}` is not on PATH: run the tests through `make test` (it installs python-ace)")
-        return aiida_code_installed(default_calc_job_plugin=plugin, filepath_executable=executable, label=name)
-
     return {
-        "pace_activeset": code("pace_activeset", "mlip_trainer.pace_activeset"),
-        "pace_select": code("pace_select", "mlip_trainer.pace_select"),
-        "pace_yaml2yace": code("pace_yaml2yace", "core.shell"),
+        "pace_activeset": installed_code(
+            "pace_activeset", shutil.which("pace_activeset"), "mlip_trainer.pace_activeset"
+        ),
+        "pace_select": installed_code("pace_select", shutil.which("pace_select"), "mlip_trainer.pace_select"),
+        "pace_yaml2yace": installed_code("pace_yaml2yace", shutil.which("pace_yaml2yace"), "core.shell"),
     }
 
 

@@ -81,36 +81,24 @@ def _executable(name: str) -> str:
 
 
 @pytest.fixture
-def pace_select_code(aiida_code_installed):
-    return aiida_code_installed(
-        default_calc_job_plugin="mlip_trainer.pace_select", filepath_executable=_executable("pace_select")
-    )
+def pace_select_code(installed_code):
+    return installed_code("pace_select", _executable("pace_select"), "mlip_trainer.pace_select")
 
 
 @pytest.fixture
-def pace_activeset_code(aiida_code_installed):
-    return aiida_code_installed(
-        default_calc_job_plugin="mlip_trainer.pace_activeset", filepath_executable=_executable("pace_activeset")
-    )
+def pace_activeset_code(installed_code):
+    return installed_code("pace_activeset", _executable("pace_activeset"), "mlip_trainer.pace_activeset")
 
 
 @pytest.fixture
-def mock_pace_select_code(aiida_code_installed):
+def mock_pace_select_code(installed_code):
     """A stand-in for pace_select that fails on request (MOCK_PACE_MODE, see tests/mock_codes/mock_pace_tools.py)."""
-    return aiida_code_installed(
-        default_calc_job_plugin="mlip_trainer.pace_select",
-        filepath_executable=str(MOCK_PACE_TOOLS),
-        label="mock-pace-select",
-    )
+    return installed_code("mock-pace-select", str(MOCK_PACE_TOOLS), "mlip_trainer.pace_select")
 
 
 @pytest.fixture
-def mock_pace_activeset_code(aiida_code_installed):
-    return aiida_code_installed(
-        default_calc_job_plugin="mlip_trainer.pace_activeset",
-        filepath_executable=str(MOCK_PACE_TOOLS),
-        label="mock-pace-activeset",
-    )
+def mock_pace_activeset_code(installed_code):
+    return installed_code("mock-pace-activeset", str(MOCK_PACE_TOOLS), "mlip_trainer.pace_activeset")
 
 
 def recorded_indices(case: str) -> list[int]:
