@@ -78,7 +78,8 @@ def test_real_soft_walltime_stop_returns_the_interim_potential(pacemaker_code, a
         training_set=argon_sets["train"],
         test_set=argon_sets["test"],
         parameters=small_parameters,
-        metadata={"options": {"max_wallclock_seconds": 40}},  # soft stop after 30 s
+        # soft stop after 90 s: room for pacemaker to start and fit a while even on a loaded machine
+        metadata={"options": {"max_wallclock_seconds": 100}},
     )
     assert node.exit_status == PaceTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status, node.exit_message
     retrieved = node.outputs.retrieved.base.repository
