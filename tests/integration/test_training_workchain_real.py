@@ -25,7 +25,9 @@ def training_calculation(workchain):
     calcs = [
         n
         for n in workchain.called_descendants
-        if isinstance(n, orm.CalcJobNode) and n.process_type.endswith("pace_train") and n.is_finished_ok
+        if isinstance(n, orm.CalcJobNode)
+        and n.process_type == "aiida.calculations:mlip_trainer.pace_train"
+        and n.is_finished_ok
     ]
     (calc,) = calcs
     return calc

@@ -64,7 +64,7 @@ def test_identical_work_chain_does_not_retrain(mock_pacemaker_code, pace_tool_co
         return [
             n
             for n in workchain.called_descendants
-            if isinstance(n, orm.CalcJobNode) and n.process_type.endswith("pace_train")
+            if isinstance(n, orm.CalcJobNode) and n.process_type == "aiida.calculations:mlip_trainer.pace_train"
         ]
 
     (first_fit,), (second_fit,) = fits(first), fits(second)
