@@ -58,3 +58,51 @@ def test_codes_are_found_next_to_python_and_reused(aiida_localhost):
     assert code.filepath_executable.name == "pace_select"
     assert code.default_calc_job_plugin == "mlip_trainer.pace_select"
     assert get_or_create_code("pace_select", "mlip_trainer.pace_select", computer=aiida_localhost).pk == code.pk
+
+
+def test_select_within_atoms_fills_the_budget_dopt_first_then_at_random(argon_pool, monkeypatch):
+    """The D-optimal share is taken best first while it fits its half of the budget, the rest at random (seeded);
+    pace_select itself is stood in for by a fixed order (the argon pool: nine cells of 32 atoms, one of 31)."""
+    from types import SimpleNamespace
+
+    from aiida_mlip_trainer import launch
+
+    calls = []
+
+    def fake_select(pool, max_structures, **kwargs):
+        calls.append({"max_structures": max_structures, **kwargs})
+        order = orm.List([9, 8, 7, 6, 5, 4][:max_structures])
+        return SimpleNamespace(creator=SimpleNamespace(outputs=SimpleNamespace(indices=order)))
+
+    monkeypatch.setattr(launch, "select_structures", fake_select)
+    natoms = argon_pool.get_arrays()["natoms"]
+    selected = launch.select_within_atoms(argon_pool, 100, parameters={"potential": {}}, seed=3)
+    indices = selected.creator.inputs.indices.get_list()
+    # D-optimal half (50 atoms): the 31-atom cell fits, the next (32) would overflow; then 69 atoms at random: two.
+    assert indices[0] == 9 and len(indices) == 3 and len(set(indices)) == 3
+    assert sum(natoms[i] for i in indices) <= 100 and selected.num_atoms == sum(natoms[i] for i in indices)
+    assert calls == [{"max_structures": 3, "strategy": "layers", "max_rounds": 50, "parameters": {"potential": {}}}]
+    again = launch.select_within_atoms(argon_pool, 100, parameters={"potential": {}}, seed=3)
+    assert again.creator.inputs.indices.get_list() == indices
+
+    only_random = launch.select_within_atoms(argon_pool, 70, random_fraction=1.0, seed=3)
+    assert len(calls) == 2 and only_random.num_structures == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_atoms": 0}, "max_atoms must be a positive integer"),
+        ({"random_fraction": 1.5}, "random_fraction must be between 0 and 1"),
+        ({"strategy": "extend"}, "`strategy` is set by select_within_atoms itself"),
+        ({"max_atoms": 20, "random_fraction": 1.0}, "no structure of the pool fits max_atoms=20"),
+    ],
+)
+def test_select_within_atoms_refuses_bad_input_before_any_job(argon_pool, kwargs, message):
+    from aiida_mlip_trainer.launch import select_within_atoms
+
+    arguments = {"max_atoms": 100, **kwargs}
+    jobs_before = _count_jobs()
+    with pytest.raises(ValueError, match=message):
+        select_within_atoms(argon_pool, **arguments)
+    assert _count_jobs() == jobs_before

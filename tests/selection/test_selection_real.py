@@ -147,3 +147,23 @@ def test_covered_structures_count_as_known(
     near_copies = set(indices) - NEW_IN_POOL
     assert len(near_copies) < len(set(recorded_indices("pace_select_success")) - NEW_IN_POOL), indices
     assert selected.creator.outputs.summary["rounds"][0]["used_active_set"] is True
+
+
+def test_selection_within_an_atom_budget(pace_select_code, pace_activeset_code, argon_pool, fitted_potential):
+    """select_within_atoms: the D-optimal share comes first and is what the potential does not know (the pool's
+    cells have 32 atoms, the vacancy cell 31), the random share fills the rest; never over the budget, the same
+    picks for the same seed."""
+    from aiida_mlip_trainer.launch import select_within_atoms
+
+    natoms = argon_pool.get_arrays()["natoms"]
+    common = {"potential": fitted_potential, "code": pace_select_code, "activeset_code": pace_activeset_code}
+    selected = select_within_atoms(argon_pool, 200, random_fraction=0.5, seed=7, **common)
+    indices = selected.creator.inputs.indices.get_list()
+    assert set(indices[:3]) <= NEW_IN_POOL, indices  # 100 atoms of D-optimal picks: three cells
+    assert len(indices) == 6 and len(set(indices)) == 6 and sum(natoms[indices]) <= 200
+    assert selected.num_atoms == sum(natoms[indices])
+    again = select_within_atoms(argon_pool, 200, random_fraction=0.5, seed=7, **common)
+    assert again.creator.inputs.indices.get_list() == indices
+
+    only_dopt = select_within_atoms(argon_pool, 130, random_fraction=0.0, **common)
+    assert set(only_dopt.creator.inputs.indices.get_list()) == NEW_IN_POOL  # 4 cells, 127 atoms
