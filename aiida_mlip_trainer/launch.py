@@ -102,6 +102,7 @@ def select_structures(
     covered: TrainingSetData | None = None,
     strategy: Literal["extend", "layers"] = "extend",
     max_rounds: int = 10,
+    chunk_size: int | None = None,
     selection_parameters: Mapping[str, Any] | None = None,
     code: orm.AbstractCode | None = None,
     activeset_code: orm.AbstractCode | None = None,
@@ -129,6 +130,11 @@ def select_structures(
       potential's active set when ``use_active_set``); it fills up to ``max_structures`` while the pool lasts, but
       later layers are less informative and may repeat what earlier ones cover.
 
+    ``chunk_size`` bounds memory for large pools: a pool of more structures is first cut into chunks of that many,
+    each chunk's D-optimal picks (up to ``max_structures``) become the candidates, and the selection above runs on
+    them. pace_select holds the atomic environments of its whole pool in memory on top of its own (soft) limit,
+    about 1 KiB per atom at rcut 5 Å (measured in docs/benchmarks.md), so chunks keep the peak to that of one chunk.
+
     ``selection_parameters`` are pace_select options (``gamma_tolerance``, ``memory_limit``, ...); ``code`` /
     ``activeset_code`` default to ``pace_select`` / ``pace_activeset`` on this machine's PATH; ``options`` go to
     each job's ``metadata.options``. Bad input (``max_structures`` <= 0, an empty pool, elements the selector does
@@ -138,6 +144,8 @@ def select_structures(
         raise ValueError(f"max_structures must be a positive integer, got {max_structures!r}")
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1, got {max_rounds!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if strategy not in ("extend", "layers"):
         raise ValueError(f"strategy must be 'extend' or 'layers', got {strategy!r}")
     if (potential is None) == (parameters is None):
@@ -190,16 +198,55 @@ def select_structures(
             raise SelectionError(f"pace_activeset failed [{node.exit_status}]: {node.exit_message}")
         return results["potential"]
 
+    def run_select(round_pool: TrainingSetData, requested: int, round_selector, round_use_active_set: bool):
+        inputs = {
+            "code": code,
+            "pool": round_pool,
+            "potential": round_selector,
+            "max_structures": requested,
+            "use_active_set": round_use_active_set,
+            "metadata": metadata,
+        }
+        if select_parameters:
+            inputs["parameters"] = select_parameters
+        return run_get_node(PaceSelectCalculation, **inputs)
+
+    candidates = list(range(pool.num_structures))
+    chunking = None
+    if chunk_size is not None and pool.num_structures > chunk_size:
+        candidates = []
+        starts = range(0, pool.num_structures, chunk_size)
+        for start in starts:
+            members = list(range(start, min(start + chunk_size, pool.num_structures)))
+            chunk = take_structures(pool, orm.List(members))
+            if not use_active_set and check_environments(chunk, layout, role="pool"):
+                candidates += members  # too few environments for MaxVol on its own: all of it goes on
+                continue
+            results, node = run_select(chunk, max_structures, selector, use_active_set)
+            if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
+                continue
+            if not node.is_finished_ok:
+                raise SelectionError(f"pace_select failed on a chunk [{node.exit_status}]: {node.exit_message}")
+            candidates += [members[i] for i in results["indices"].get_list()]
+        candidates.sort()
+        chunking = {"chunk_size": chunk_size, "chunks": len(starts), "candidates": len(candidates)}
+        if not candidates:
+            raise SelectionError("nothing was selected: no chunk of the pool extends the active set")
+
     rounds: dict[str, orm.Data] = {}
     picked: list[int] = []
     stop_reason = None
     for round_index in range(max_rounds):
-        remaining = [i for i in range(pool.num_structures) if i not in set(picked)]
+        remaining = [i for i in candidates if i not in set(picked)]
         if not remaining:
-            stop_reason = f"the whole pool ({pool.num_structures} structures) was selected"
+            stop_reason = (
+                f"the whole pool ({pool.num_structures} structures) was selected"
+                if chunking is None
+                else f"all {len(candidates)} candidates from the chunks were selected"
+            )
             break
         mapping = orm.List(remaining)
-        round_pool = pool if round_index == 0 else take_structures(pool, mapping)
+        round_pool = pool if len(remaining) == pool.num_structures else take_structures(pool, mapping)
 
         round_selector, round_use_active_set = selector, use_active_set
         if strategy == "extend" and (round_index > 0 or (covered is not None and not use_active_set)):
@@ -224,17 +271,7 @@ def select_structures(
             )
             break
 
-        inputs = {
-            "code": code,
-            "pool": round_pool,
-            "potential": round_selector,
-            "max_structures": max_structures - len(picked),
-            "use_active_set": round_use_active_set,
-            "metadata": metadata,
-        }
-        if select_parameters:
-            inputs["parameters"] = select_parameters
-        results, node = run_get_node(PaceSelectCalculation, **inputs)
+        results, node = run_select(round_pool, max_structures - len(picked), round_selector, round_use_active_set)
         if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
             stop_reason = (
                 f"round {round_index + 1}: no structure left in the pool extends the active set of what is known "
@@ -254,6 +291,8 @@ def select_structures(
 
     if not picked:
         raise SelectionError(f"nothing was selected: {stop_reason}")
+    if chunking is not None:
+        rounds["chunking"] = orm.Dict(chunking)
     outputs = gather_selection(pool, stop_reason=orm.Str(stop_reason or ""), **rounds)
     summary = outputs["summary"].get_dict()
     if summary["returned"] < max_structures:

@@ -254,12 +254,15 @@ def concatenate_structures(**sets: TrainingSetData) -> TrainingSetData:
 
 
 @calcfunction
-def gather_selection(pool: TrainingSetData, stop_reason: orm.Str | None = None, **rounds: orm.Data) -> dict:
+def gather_selection(
+    pool: TrainingSetData, stop_reason: orm.Str | None = None, chunking: orm.Dict | None = None, **rounds: orm.Data
+) -> dict:
     """Combine the rounds of a selection into one subset of ``pool``.
 
     For round ``k`` pass ``map_k`` (a List: for each structure of that round's pool, its position in ``pool``),
     ``indices_k`` (the round's ``indices`` output) and ``summary_k`` (its ``summary`` output); ``stop_reason`` says
-    why no further round ran. Returns ``selected`` (TrainingSetData, in the order picked), ``indices`` (List of
+    why no further round ran; ``chunking`` (chunk_size, chunks, candidates) when the pool was first cut into chunks.
+    Returns ``selected`` (TrainingSetData, in the order picked), ``indices`` (List of
     positions in ``pool``) and ``summary`` (Dict: requested, returned, the rounds, and ``shortfall``, the reason when
     fewer than requested came back, else None)."""
     order = sorted({int(key.rsplit("_", 1)[1]) for key in rounds if key.startswith("indices_")})
@@ -289,4 +292,6 @@ def gather_selection(pool: TrainingSetData, stop_reason: orm.Str | None = None, 
         "shortfall": shortfall,
         "order": "round by round, within a round most atoms in the active set first",
     }
+    if chunking is not None:
+        summary["chunking"] = chunking.get_dict()
     return {"selected": subset_structures(pool, picked), "indices": orm.List(picked), "summary": orm.Dict(summary)}

@@ -24,6 +24,7 @@ def _count_jobs() -> int:
         ({"potential": None}, "give either a `potential`"),
         ({"parameters": {"potential": {}}}, "give either a `potential`"),
         ({"strategy": "greedy"}, "strategy must be 'extend' or 'layers'"),
+        ({"chunk_size": 0}, "chunk_size must be a positive integer, got 0"),
         ({"use_active_set": True}, "use_active_set needs a potential with an active set"),
         ({"potential": "copper"}, r"the pool contains \['Ar'\], which the selector potential \(\['Cu'\]\) lacks"),
     ],

@@ -167,3 +167,26 @@ def test_selection_within_an_atom_budget(pace_select_code, pace_activeset_code, 
 
     only_dopt = select_within_atoms(argon_pool, 130, random_fraction=0.0, **common)
     assert set(only_dopt.creator.inputs.indices.get_list()) == NEW_IN_POOL  # 4 cells, 127 atoms
+
+
+def test_a_pool_in_chunks_gives_the_same_new_structures(pace_select_code, argon_pool, fitted_potential):
+    """chunk_size=4 cuts the ten structures into chunks of 4, 4 and 2; each chunk's picks become the candidates,
+    and the selection over them finds the same four new structures as over the whole pool."""
+
+    def select_jobs():
+        return orm.QueryBuilder().append(PaceSelectCalculation).order_by({PaceSelectCalculation: "id"}).all(flat=True)
+
+    jobs_before = len(select_jobs())
+    selected = select_structures(argon_pool, 4, potential=fitted_potential, chunk_size=4, code=pace_select_code)
+    summary = selected.creator.outputs.summary.get_dict()
+    assert set(selected.creator.outputs.indices.get_list()) == NEW_IN_POOL
+    assert summary["chunking"]["chunk_size"] == 4 and summary["chunking"]["chunks"] == 3
+    assert 4 <= summary["chunking"]["candidates"] <= 10 and summary["pool_size"] == 10
+    jobs = select_jobs()[jobs_before:]
+    assert len(jobs) == 3 + len(summary["rounds"])
+    chunk_pools = [
+        node.inputs.pool.creator.inputs.indices.get_list()
+        for node in jobs
+        if node.inputs.pool.creator is not None and node.inputs.pool.num_structures < 10
+    ]
+    assert [0, 1, 2, 3] in chunk_pools and [8, 9] in chunk_pools  # each chunk is a subset of the pool, in the graph
