@@ -27,6 +27,10 @@ HERE = pathlib.Path(sys.argv[0]).resolve()  # under `verdi run`, __file__ is not
 parser = argparse.ArgumentParser()
 parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
 parser.add_argument("--memory-limit", default="4GB", help="the user's limit for selection (half is passed)")
+parser.add_argument(
+    "--chunk-size", type=int, default=0, help="also select through the plugin with select_structures(chunk_size=...)"
+)
+parser.add_argument("--only-chunked", action="store_true", help="skip the plain measurements")
 parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
 parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
 parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -91,6 +95,51 @@ def child_pool(count: int, workdir: str) -> dict:
     return {"functions": selector.num_functions}
 
 
+def child_chunked(count: int, chunk_size: int, workdir: str) -> dict:
+    """select_structures(pool, 100, chunk_size=...) through the plugin, on a pace_select code wrapped in
+    /usr/bin/time: every pace_select job the selection runs appends its wall time and peak memory to one file."""
+    import shutil
+    import time
+
+    from aiida import orm
+
+    from aiida_mlip_trainer.data import TrainingSetData
+    from aiida_mlip_trainer.launch import select_structures
+    from aiida_mlip_trainer.workflows.protocols import get_preset_parameters
+
+    peaks = pathlib.Path(workdir) / "peaks.txt"
+    wrapper = pathlib.Path(workdir) / "pace_select_timed"
+    wrapper.write_text(f'#!/bin/bash\nexec /usr/bin/time -f "%e %M" -a -o {peaks} {shutil.which("pace_select")} "$@"\n')
+    wrapper.chmod(0o755)
+    code = orm.InstalledCode(
+        label=f"pace_select_timed_{os.getpid()}",
+        computer=orm.load_computer("localhost"),
+        filepath_executable=str(wrapper),
+        default_calc_job_plugin="mlip_trainer.pace_select",
+    ).store()
+    pool = TrainingSetData(make_structures(count), labelled=False).store()
+    start = time.perf_counter()
+    selected = select_structures(
+        pool,
+        100,
+        parameters=get_preset_parameters("fast"),
+        chunk_size=chunk_size,
+        selection_parameters={"memory_limit": args.memory_limit},
+        code=code,
+    )
+    elapsed = time.perf_counter() - start
+    runs = [line.split() for line in peaks.read_text().splitlines() if line.strip()]
+    return {
+        "seconds": elapsed,
+        "jobs": len(runs),
+        "peak_gib": max(int(kib) for _, kib in runs) / 2**20,
+        "returned": selected.num_structures,
+    }
+
+
+if args.child == "chunked":
+    print(json.dumps(child_chunked(args.count, args.chunk_size, args.workdir)))
+    sys.exit(0)
 if args.child == "build":
     print(json.dumps(child_build(args.count)))
     sys.exit(0)
@@ -102,6 +151,7 @@ if args.child == "pool":
 def run_child(kind: str, count: int, workdir: str | None = None) -> dict:
     command = ["verdi", "-p", os.environ.get("AIIDA_PROFILE", "mlip-trainer-demo"), "run", "--", str(HERE)]
     command += ["--child", kind, "--count", str(count)] + (["--workdir", workdir] if workdir else [])
+    command += ["--chunk-size", str(args.chunk_size), "--memory-limit", args.memory_limit]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -109,6 +159,18 @@ def run_child(kind: str, count: int, workdir: str | None = None) -> dict:
 from aiida_mlip_trainer.selection import parse_memory_limit  # noqa: E402
 
 passed_limit = parse_memory_limit(args.memory_limit) // 2
+if args.chunk_size:
+    print(f"select_structures(pool, 100, chunk_size={args.chunk_size}), user memory limit {args.memory_limit}:")
+    for count in args.sizes:
+        with tempfile.TemporaryDirectory() as workdir:
+            chunked = run_child("chunked", count, workdir)
+        print(
+            f"  {count:7d} structures: {chunked['seconds']:.1f} s, {chunked['jobs']} pace_select jobs, peak of the "
+            f"largest {chunked['peak_gib']:.2f} GiB, {chunked['returned']} structures returned",
+            flush=True,
+        )
+    if args.only_chunked:
+        sys.exit(0)
 print(
     f"{'N':>7s} {'atoms':>9s} {'build s':>8s} {'peak GiB (atoms list)':>22s} {'npz MiB':>8s} "
     f"{'select s':>9s} {'select peak GiB':>16s} {'limit passed GiB':>17s}"
