@@ -84,6 +84,11 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
                 f"the previous_potential was fitted on the baseline {previous.baseline}, but physics_baseline is "
                 f"{baseline}: fine-tuning must keep the baseline"
             )
+    if "selection_chunk_size" in inputs:
+        if "max_structures" not in inputs:
+            return "selection_chunk_size is for selection: give max_structures too"
+        if inputs["selection_chunk_size"].value <= 0:
+            return f"selection_chunk_size must be a positive integer, got {inputs['selection_chunk_size'].value}"
     if "max_structures" in inputs and "pace_select" not in inputs["codes"]:
         return "selection (max_structures) needs codes.pace_select"
     return None
@@ -132,6 +137,14 @@ class TrainingWorkChain(WorkChain):
             help="Select at most this many training structures by D-optimality (only if there are more).",
         )
         spec.input(
+            "selection_chunk_size",
+            valid_type=orm.Int,
+            required=False,
+            serializer=orm.to_aiida_type,
+            help="Select from chunks of this many structures first (one pace_select job after the other), then over "
+            "their picks: bounds the memory of selection from a large pool to that of one chunk.",
+        )
+        spec.input(
             "preset",
             valid_type=orm.Str,
             default=lambda: orm.Str("moderate"),
@@ -167,6 +180,7 @@ class TrainingWorkChain(WorkChain):
             cls.generate_parameters,
             if_(cls.should_select)(
                 cls.setup_selection,
+                while_(cls.should_run_chunk)(cls.run_chunk, cls.inspect_chunk),
                 while_(cls.should_select_more)(cls.run_selection, cls.inspect_selection),
                 cls.finish_selection,
             ),
@@ -227,12 +241,61 @@ class TrainingWorkChain(WorkChain):
             self.ctx.selector = unfitted_potential(self.ctx.parameters, orm.List(self.ctx.train.elements))
             self.ctx.use_active_set = False
         self.ctx.picked, self.ctx.rounds, self.ctx.stop_reason = [], {}, ""
+        size = self.ctx.train.num_structures
+        self.ctx.candidates, self.ctx.chunking = list(range(size)), None
+        chunk_size = self.inputs.get("selection_chunk_size")
+        self.ctx.chunk_starts = list(range(0, size, chunk_size.value)) if chunk_size and size > chunk_size else []
+        if self.ctx.chunk_starts:
+            self.ctx.chunking = {"chunk_size": chunk_size.value, "chunks": len(self.ctx.chunk_starts), "candidates": 0}
+            self.ctx.candidates = []
+
+    def should_run_chunk(self):
+        return bool(self.ctx.chunk_starts)
+
+    def run_chunk(self):
+        """One chunk of the pool on its own: its D-optimal picks become candidates for the rounds."""
+        pool, start = self.ctx.train, self.ctx.chunk_starts.pop(0)
+        members = list(range(start, min(start + self.inputs.selection_chunk_size.value, pool.num_structures)))
+        self.ctx.chunk_members, self.ctx.chunk_submitted = members, False
+        chunk = take_structures(pool, orm.List(members))
+        if not self.ctx.use_active_set and check_environments(chunk, basis_layout(self.ctx.selector), role="pool"):
+            self.ctx.candidates += members  # too few environments for MaxVol on its own: all of it goes on
+            return None
+        node = self.submit(
+            PaceSelectCalculation,
+            code=self.inputs.codes.pace_select,
+            pool=chunk,
+            potential=self.ctx.selector,
+            max_structures=self.inputs.max_structures,
+            use_active_set=orm.Bool(self.ctx.use_active_set),
+        )
+        self.ctx.chunk_submitted = True
+        self.report(f"selection, chunk from structure {start}: PaceSelectCalculation<{node.pk}>")
+        return ToContext(chunk=node)
+
+    def inspect_chunk(self):
+        node = self.ctx.chunk if self.ctx.chunk_submitted else None
+        if node is not None and node.exit_status != PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_SELECTION_FAILED.format(
+                    message=f"a chunk: [{node.exit_status}] {node.exit_message}"
+                )
+            self.ctx.candidates += [self.ctx.chunk_members[i] for i in node.outputs.indices.get_list()]
+        if not self.ctx.chunk_starts:
+            self.ctx.candidates.sort()
+            self.ctx.chunking["candidates"] = len(self.ctx.candidates)
+            if not self.ctx.candidates:
+                return self.exit_codes.ERROR_SELECTION_FAILED.format(message="no chunk selected any structure")
+        return None
 
     def should_select_more(self):
         """One pace_select call returns at most about as many structures as the basis has functions: select in
         rounds, each on what is left of the pool, until ``max_structures`` are picked or the pool runs dry."""
         wanted = self.inputs.max_structures.value
         if self.ctx.stop_reason or len(self.ctx.picked) >= wanted:
+            return False
+        if not [i for i in self.ctx.candidates if i not in set(self.ctx.picked)]:
+            self.ctx.stop_reason = f"all {len(self.ctx.candidates)} candidates from the chunks were selected"
             return False
         if len(self.ctx.rounds) // 3 >= MAX_SELECTION_ROUNDS:
             self.ctx.stop_reason = f"{MAX_SELECTION_ROUNDS} rounds of selection"
@@ -241,8 +304,8 @@ class TrainingWorkChain(WorkChain):
 
     def run_selection(self):
         pool = self.ctx.train
-        remaining = [i for i in range(pool.num_structures) if i not in set(self.ctx.picked)]
-        round_pool = pool if not self.ctx.picked else take_structures(pool, orm.List(remaining))
+        remaining = [i for i in self.ctx.candidates if i not in set(self.ctx.picked)]
+        round_pool = pool if len(remaining) == pool.num_structures else take_structures(pool, orm.List(remaining))
         if self.ctx.picked and not self.ctx.use_active_set:
             too_few = check_environments(round_pool, basis_layout(self.ctx.selector), role="pool")
             if too_few:
@@ -283,7 +346,10 @@ class TrainingWorkChain(WorkChain):
     def finish_selection(self):
         if not self.ctx.rounds:
             return self.exit_codes.ERROR_SELECTION_FAILED.format(message=self.ctx.stop_reason or "nothing selected")
-        gathered = gather_selection(self.ctx.train, stop_reason=orm.Str(self.ctx.stop_reason), **self.ctx.rounds)
+        chunking = {"chunking": orm.Dict(self.ctx.chunking)} if self.ctx.chunking else {}
+        gathered = gather_selection(
+            self.ctx.train, stop_reason=orm.Str(self.ctx.stop_reason), **chunking, **self.ctx.rounds
+        )
         self.ctx.train = gathered["selected"]
         summary = gathered["summary"]
         self.out("selection_summary", summary)

@@ -68,6 +68,30 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_sets, argon_structures):
     assert query.count() >= 1
 
 
+def test_selection_in_chunks(codes, argon_sets):
+    """selection_chunk_size=6 on 16 structures: chunks of 6, 6 and 4, one pace_select job each, then rounds over
+    their picks; the summary says so, and the chunks are subsets of the training data in the graph."""
+    results, node = run_get_node(
+        TrainingWorkChain,
+        training_set=argon_sets["train"],
+        test_set=argon_sets["test"],
+        max_structures=8,
+        selection_chunk_size=6,
+        preset="fast",
+        parameter_overrides=OVERRIDES,
+        codes=codes,
+    )
+    assert node.is_finished_ok, node.exit_message
+    summary = results["selection_summary"].get_dict()
+    chunking = summary["chunking"]
+    assert chunking["chunk_size"] == 6 and chunking["chunks"] == 3 and 8 <= chunking["candidates"] <= 16
+    assert summary["returned"] == results["training_set"].num_structures == 8
+    selections = [child for child in node.called if child.process_label == "PaceSelectCalculation"]
+    assert len(selections) == 3 + len(summary["rounds"])
+    pools = [child.inputs.pool.num_structures for child in sorted(selections, key=lambda n: n.pk)]
+    assert pools[:3] == [6, 6, 4] and pools[3] == chunking["candidates"]
+
+
 def test_structures_file_is_imported_by_a_calcfunction(codes, argon_structures, tmp_path):
     from ase.io import write
 
@@ -121,6 +145,8 @@ def _copper_set():
         ),
         (lambda i: i.update(training_set=TrainingSetData(i["training_set"].to_atoms()[:1])), "one structure cannot"),
         (lambda i: i["codes"].pop("pace_select") and i.update(max_structures=5), "needs codes.pace_select"),
+        (lambda i: i.update(selection_chunk_size=5), "selection_chunk_size is for selection: give max_structures"),
+        (lambda i: i.update(max_structures=5, selection_chunk_size=0), "selection_chunk_size must be a positive"),
     ],
 )
 def test_bad_input_is_refused_before_any_job(codes, argon_sets, change, message):
