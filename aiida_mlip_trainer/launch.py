@@ -25,7 +25,9 @@ from .selection import (
     basis_layout,
     check_environments,
     concatenate_structures,
+    fill_atom_budget,
     gather_selection,
+    merge_picks,
     take_structures,
     unfitted_potential,
 )
@@ -133,7 +135,9 @@ def select_structures(
     ``chunk_size`` bounds memory for large pools: a pool of more structures is first cut into chunks of that many,
     each chunk's D-optimal picks (up to ``max_structures``) become the candidates, and the selection above runs on
     them. pace_select holds the atomic environments of its whole pool in memory on top of its own (soft) limit,
-    about 1 KiB per atom at rcut 5 Å (measured in docs/benchmarks.md), so chunks keep the peak to that of one chunk.
+    about 1 KiB per atom at rcut 5 Å (measured in docs/benchmarks.md), so chunks keep the peak to that of the larger
+    of one chunk and the candidates (at most ``max_structures`` per chunk). Chunks are selected with the selector
+    alone; ``covered`` counts in the rounds over the candidates.
 
     ``selection_parameters`` are pace_select options (``gamma_tolerance``, ``memory_limit``, ...); ``code`` /
     ``activeset_code`` default to ``pace_select`` / ``pace_activeset`` on this machine's PATH; ``options`` go to
@@ -214,24 +218,24 @@ def select_structures(
     candidates = list(range(pool.num_structures))
     chunking = None
     if chunk_size is not None and pool.num_structures > chunk_size:
-        candidates = []
+        parts: dict[str, orm.List] = {}
         starts = range(0, pool.num_structures, chunk_size)
-        for start in starts:
-            members = list(range(start, min(start + chunk_size, pool.num_structures)))
-            chunk = take_structures(pool, orm.List(members))
+        for k, start in enumerate(starts):
+            members = orm.List(list(range(start, min(start + chunk_size, pool.num_structures))))
+            chunk = take_structures(pool, members)
             if not use_active_set and check_environments(chunk, layout, role="pool"):
-                candidates += members  # too few environments for MaxVol on its own: all of it goes on
+                parts[f"whole_{k}"] = members  # too few environments for MaxVol on its own: all of it goes on
                 continue
             results, node = run_select(chunk, max_structures, selector, use_active_set)
             if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
                 continue
             if not node.is_finished_ok:
                 raise SelectionError(f"pace_select failed on a chunk [{node.exit_status}]: {node.exit_message}")
-            candidates += [members[i] for i in results["indices"].get_list()]
-        candidates.sort()
-        chunking = {"chunk_size": chunk_size, "chunks": len(starts), "candidates": len(candidates)}
-        if not candidates:
+            parts.update({f"map_{k}": members, f"indices_{k}": results["indices"]})
+        if not parts:
             raise SelectionError("nothing was selected: no chunk of the pool extends the active set")
+        candidates = merge_picks(**parts).get_list()
+        chunking = {"chunk_size": chunk_size, "chunks": len(starts), "candidates": len(candidates)}
 
     rounds: dict[str, orm.Data] = {}
     picked: list[int] = []
@@ -264,10 +268,10 @@ def select_structures(
                 )
                 break
             round_use_active_set = True
-        if round_index > 0 and not round_use_active_set and check_environments(round_pool, layout, role="pool"):
+        if round_pool is not pool and not round_use_active_set and check_environments(round_pool, layout, role="pool"):
             stop_reason = (
-                f"round {round_index + 1}: the rest of the pool holds fewer atomic environments than the basis has "
-                "functions, too few for MaxVol on its own"
+                f"round {round_index + 1}: the rest of the pool{' (the candidates of its chunks)' if chunking else ''}"
+                " holds fewer atomic environments than the basis has functions, too few for MaxVol on its own"
             )
             break
 
@@ -305,17 +309,6 @@ def select_structures(
     return outputs["selected"]
 
 
-def _fill_atoms(order: Sequence[int], natoms: Sequence[int], budget: float) -> list[int]:
-    """The structures of ``order`` (best first) kept while their atoms fit ``budget``: one that would overflow it is
-    skipped, and smaller ones after it may still fit."""
-    picked, used = [], 0
-    for index in order:
-        if used + natoms[index] <= budget:
-            picked.append(int(index))
-            used += natoms[index]
-    return picked
-
-
 def select_within_atoms(
     pool: TrainingSetData | Sequence,
     max_atoms: int,
@@ -328,13 +321,16 @@ def select_within_atoms(
     first ``1 - random_fraction`` of the budget in D-optimal order, the rest at random from the remaining pool.
 
     Plain D-optimal selection at an atom budget wins on force errors but skips near-equilibrium structures, whose
-    environments are interpolation for the selector, and its near-equilibrium energy error can be several times
-    random's; the random share keeps the pool's own distribution in the set (measured in docs/benchmarks.md,
-    "Structure selection: data efficiency"). The D-optimal share comes from :func:`select_structures` with
-    ``strategy="layers"`` (give ``parameters`` before the first fit or a ``potential``, and any of its other
-    options in ``selection``); ``seed`` fixes the random share. Structures are taken best first while they fit the
-    budget (a larger one that would overflow it is skipped). You get the picked structures (D-optimal share
-    first) as a :class:`TrainingSetData`; their positions in the pool are ``selected.creator.inputs.indices``.
+    environments are interpolation for the selector; the random share keeps the pool's own distribution in the set
+    (measured in docs/benchmarks.md, "Structure selection: data efficiency"). The D-optimal share comes from
+    :func:`select_structures` with ``strategy="layers"`` (give ``parameters`` before the first fit or a
+    ``potential``, and any of its other options in ``selection``); when it finds nothing (a ``potential`` whose
+    active set already covers the pool), the whole budget goes to the random share. ``seed`` fixes the random
+    share; ``random_fraction=0`` takes D-optimal picks only. Structures are taken best first while they fit the
+    budget (a larger one that would overflow it is skipped). The cut is the calcfunction
+    :func:`~aiida_mlip_trainer.selection.fill_atom_budget`, so the graph holds the budget, the seed and the
+    D-optimal order. You get the picked structures (D-optimal share first) as a :class:`TrainingSetData`; their
+    positions in the pool are ``selected.creator.inputs.indices``.
     """
     if isinstance(max_atoms, bool) or not isinstance(max_atoms, int) or max_atoms <= 0:
         raise ValueError(f"max_atoms must be a positive integer, got {max_atoms!r}")
@@ -346,20 +342,30 @@ def select_within_atoms(
 
     pool = _as_pool(pool)
     natoms = pool.get_arrays()["natoms"]
+    if natoms.min() > max_atoms:
+        raise ValueError(f"no structure of the pool fits max_atoms={max_atoms} (the smallest has {natoms.min()})")
     dopt_budget = (1.0 - random_fraction) * max_atoms
-    picked: list[int] = []
+    ranked = None
     if dopt_budget >= natoms.min():
         # D-optimal picks are larger than average: ask for 1.5 times what the average size would fill.
         count = min(pool.num_structures, int(np.ceil(1.5 * dopt_budget / natoms.mean())))
         selection.setdefault("max_rounds", 50)
-        selected = select_structures(pool, count, strategy="layers", **selection)
-        picked = _fill_atoms(selected.creator.outputs.indices.get_list(), natoms, dopt_budget)
-    chosen = set(picked)
-    rest = [i for i in np.random.default_rng(seed).permutation(pool.num_structures) if int(i) not in chosen]
-    picked += _fill_atoms(rest, natoms, max_atoms - sum(int(natoms[i]) for i in picked))
-    if not picked:
-        raise ValueError(f"no structure of the pool fits max_atoms={max_atoms} (the smallest has {natoms.min()})")
-    return take_structures(pool, orm.List(picked))
+        try:
+            selected = select_structures(pool, count, strategy="layers", **selection)
+        except SelectionError as error:
+            if random_fraction == 0:
+                raise
+            LOGGER.warning("select_within_atoms: no D-optimal share (%s); the whole budget is random", error)
+            random_fraction = 1.0
+        else:
+            ranked = selected.creator.outputs.indices
+    inputs = {"max_atoms": orm.Int(max_atoms), "random_fraction": orm.Float(random_fraction), "seed": orm.Int(seed)}
+    if ranked is not None:
+        inputs["ranked"] = ranked
+    picked = fill_atom_budget(pool, **inputs)
+    if not picked.get_list():
+        raise SelectionError(f"no D-optimal pick fits max_atoms={max_atoms}, and random_fraction is 0")
+    return take_structures(pool, picked)
 
 
 TRAINING_INPUT_KEYS = (

@@ -43,7 +43,9 @@ from .data.training_set import TrainingSetData
 __all__ = (
     "basis_layout",
     "concatenate_structures",
+    "fill_atom_budget",
     "gather_selection",
+    "merge_picks",
     "parse_memory_limit",
     "subset_structures",
     "take_structures",
@@ -251,6 +253,57 @@ def concatenate_structures(**sets: TrainingSetData) -> TrainingSetData:
     if not sets:
         raise ValueError("give at least one set")
     return _concatenate([sets[key] for key in sorted(sets)])
+
+
+@calcfunction
+def merge_picks(**parts: orm.List) -> orm.List:
+    """Positions in a pool of what its chunks contributed, sorted: for chunk ``k``, ``map_k`` (the chunk's positions
+    in the pool) with ``indices_k`` (its pace_select picks, positions in the chunk), or ``whole_k`` (a chunk passed on
+    whole, too small for MaxVol on its own)."""
+    picked: set[int] = set()
+    for key, value in parts.items():
+        kind, k = key.rsplit("_", 1)
+        if kind == "whole":
+            picked.update(int(i) for i in value.get_list())
+        elif kind == "indices":
+            mapping = parts[f"map_{k}"].get_list()
+            picked.update(int(mapping[int(i)]) for i in value.get_list())
+        elif kind != "map":
+            raise ValueError(f"unexpected input {key!r}: give map_k with indices_k, or whole_k")
+    return orm.List(sorted(picked))
+
+
+def _fill(order, natoms, budget: float) -> list[int]:
+    """The structures of ``order`` (best first) kept while their atoms fit ``budget``: one that would overflow it is
+    skipped, and smaller ones after it may still fit."""
+    picked, used = [], 0
+    for index in order:
+        if used + natoms[int(index)] <= budget:
+            picked.append(int(index))
+            used += natoms[int(index)]
+    return picked
+
+
+@calcfunction
+def fill_atom_budget(
+    pool: TrainingSetData,
+    max_atoms: orm.Int,
+    random_fraction: orm.Float,
+    seed: orm.Int,
+    ranked: orm.List | None = None,
+) -> orm.List:
+    """Positions in ``pool`` of the structures to label within ``max_atoms``: from ``ranked`` (pool positions, best
+    first, e.g. a D-optimal order) while they fit ``(1 - random_fraction) * max_atoms``, then, when
+    ``random_fraction`` > 0, from a permutation of the rest of the pool seeded with ``seed`` while they fit what is
+    left of ``max_atoms``."""
+    natoms = pool.get_arrays()["natoms"]
+    fraction = float(random_fraction.value)
+    picked = _fill(ranked.get_list() if ranked is not None else [], natoms, (1.0 - fraction) * max_atoms.value)
+    if fraction > 0:
+        chosen = set(picked)
+        rest = [int(i) for i in np.random.default_rng(seed.value).permutation(len(natoms)) if int(i) not in chosen]
+        picked += _fill(rest, natoms, max_atoms.value - int(sum(natoms[i] for i in picked)))
+    return orm.List(picked)
 
 
 @calcfunction

@@ -21,7 +21,14 @@ from ..calculations.pace_select import PaceSelectCalculation
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..pacemaker_input import validate_parameters
-from ..selection import basis_layout, check_environments, gather_selection, take_structures, unfitted_potential
+from ..selection import (
+    basis_layout,
+    check_environments,
+    gather_selection,
+    merge_picks,
+    take_structures,
+    unfitted_potential,
+)
 from .pace_train_base import PaceTrainBaseWorkChain
 from .protocols import get_preset_parameters, list_presets, merge
 
@@ -247,7 +254,7 @@ class TrainingWorkChain(WorkChain):
         self.ctx.chunk_starts = list(range(0, size, chunk_size.value)) if chunk_size and size > chunk_size else []
         if self.ctx.chunk_starts:
             self.ctx.chunking = {"chunk_size": chunk_size.value, "chunks": len(self.ctx.chunk_starts), "candidates": 0}
-            self.ctx.candidates = []
+            self.ctx.candidates, self.ctx.chunk_parts, self.ctx.chunking_started = [], {}, []
 
     def should_run_chunk(self):
         return bool(self.ctx.chunk_starts)
@@ -255,12 +262,15 @@ class TrainingWorkChain(WorkChain):
     def run_chunk(self):
         """One chunk of the pool on its own: its D-optimal picks become candidates for the rounds."""
         pool, start = self.ctx.train, self.ctx.chunk_starts.pop(0)
-        members = list(range(start, min(start + self.inputs.selection_chunk_size.value, pool.num_structures)))
-        self.ctx.chunk_members, self.ctx.chunk_submitted = members, False
-        chunk = take_structures(pool, orm.List(members))
+        k = len(self.ctx.chunking_started)
+        self.ctx.chunking_started.append(start)
+        members = orm.List(list(range(start, min(start + self.inputs.selection_chunk_size.value, pool.num_structures))))
+        self.ctx.chunk_key, self.ctx.chunk_submitted = k, False
+        chunk = take_structures(pool, members)
         if not self.ctx.use_active_set and check_environments(chunk, basis_layout(self.ctx.selector), role="pool"):
-            self.ctx.candidates += members  # too few environments for MaxVol on its own: all of it goes on
+            self.ctx.chunk_parts[f"whole_{k}"] = members  # too few environments for MaxVol on its own: all goes on
             return None
+        self.ctx.chunk_parts[f"map_{k}"] = members
         node = self.submit(
             PaceSelectCalculation,
             code=self.inputs.codes.pace_select,
@@ -280,12 +290,14 @@ class TrainingWorkChain(WorkChain):
                 return self.exit_codes.ERROR_SELECTION_FAILED.format(
                     message=f"a chunk: [{node.exit_status}] {node.exit_message}"
                 )
-            self.ctx.candidates += [self.ctx.chunk_members[i] for i in node.outputs.indices.get_list()]
+            self.ctx.chunk_parts[f"indices_{self.ctx.chunk_key}"] = node.outputs.indices
+        elif node is not None:
+            del self.ctx.chunk_parts[f"map_{self.ctx.chunk_key}"]  # nothing in this chunk extends the active set
         if not self.ctx.chunk_starts:
-            self.ctx.candidates.sort()
-            self.ctx.chunking["candidates"] = len(self.ctx.candidates)
-            if not self.ctx.candidates:
+            if not self.ctx.chunk_parts:
                 return self.exit_codes.ERROR_SELECTION_FAILED.format(message="no chunk selected any structure")
+            self.ctx.candidates = merge_picks(**self.ctx.chunk_parts).get_list()
+            self.ctx.chunking["candidates"] = len(self.ctx.candidates)
         return None
 
     def should_select_more(self):
@@ -306,7 +318,7 @@ class TrainingWorkChain(WorkChain):
         pool = self.ctx.train
         remaining = [i for i in self.ctx.candidates if i not in set(self.ctx.picked)]
         round_pool = pool if len(remaining) == pool.num_structures else take_structures(pool, orm.List(remaining))
-        if self.ctx.picked and not self.ctx.use_active_set:
+        if round_pool is not pool and not self.ctx.use_active_set:
             too_few = check_environments(round_pool, basis_layout(self.ctx.selector), role="pool")
             if too_few:
                 self.ctx.stop_reason = f"the rest of the pool is too small for another round: {too_few}"

@@ -89,6 +89,28 @@ def test_select_within_atoms_fills_the_budget_dopt_first_then_at_random(argon_po
     only_random = launch.select_within_atoms(argon_pool, 70, random_fraction=1.0, seed=3)
     assert len(calls) == 2 and only_random.num_structures == 2
 
+    # D-optimal only: the six ranked cells (191 atoms) and no random fill of the 109 atoms left
+    only_dopt = launch.select_within_atoms(argon_pool, 300, random_fraction=0.0, parameters={"potential": {}})
+    assert only_dopt.creator.inputs.indices.get_list() == [9, 8, 7, 6, 5, 4]
+    # the cut is in the graph: budget, share, seed and the D-optimal order are inputs of a calcfunction
+    cut = only_dopt.creator.inputs.indices.creator
+    assert cut.process_label == "fill_atom_budget" and cut.inputs.max_atoms.value == 300
+    assert cut.inputs.ranked.get_list() == [9, 8, 7, 6, 5, 4] and cut.inputs.random_fraction.value == 0.0
+
+
+def test_select_within_atoms_goes_random_when_nothing_is_new(argon_pool, monkeypatch):
+    """When the D-optimal share finds nothing (a potential that covers the pool), the whole budget is random."""
+    from aiida_mlip_trainer import launch
+
+    def nothing_new(pool, max_structures, **kwargs):
+        raise launch.SelectionError("nothing was selected: no structure left in the pool extends the active set")
+
+    monkeypatch.setattr(launch, "select_structures", nothing_new)
+    selected = launch.select_within_atoms(argon_pool, 100, seed=3, parameters={"potential": {}})
+    assert selected.num_structures == 3 and selected.creator.inputs.indices.creator.inputs.random_fraction.value == 1.0
+    with pytest.raises(launch.SelectionError, match="nothing was selected"):
+        launch.select_within_atoms(argon_pool, 100, random_fraction=0.0, parameters={"potential": {}})
+
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),

@@ -190,3 +190,29 @@ def test_a_pool_in_chunks_gives_the_same_new_structures(pace_select_code, argon_
         if node.inputs.pool.creator is not None and node.inputs.pool.num_structures < 10
     ]
     assert [0, 1, 2, 3] in chunk_pools and [8, 9] in chunk_pools  # each chunk is a subset of the pool, in the graph
+
+
+def test_chunks_too_small_for_maxvol_go_on_whole_and_active_sets_work_in_chunks(
+    pace_select_code, pace_activeset_code, argon_sets, argon_pool, fitted_potential
+):
+    """Chunks of one cell (32 environments, fewer than the 36 functions) cannot be selected on their own: each goes
+    on whole, so the selection is that of the whole pool. With the active set of the training data, chunks are
+    selected against it, and only new structures come back."""
+    whole = select_structures(argon_pool, 4, potential=fitted_potential, code=pace_select_code)
+    tiny = select_structures(argon_pool, 4, potential=fitted_potential, chunk_size=1, code=pace_select_code)
+    assert tiny.creator.outputs.indices.get_list() == whole.creator.outputs.indices.get_list()
+    assert tiny.creator.outputs.summary["chunking"] == {"chunk_size": 1, "chunks": 10, "candidates": 10}
+    merged = orm.QueryBuilder().append(orm.CalcFunctionNode, filters={"attributes.process_label": "merge_picks"})
+    assert merged.count() >= 1
+
+    results, _ = run_get_node(
+        PaceActivesetCalculation, code=pace_activeset_code, potential=fitted_potential, training_set=argon_sets["train"]
+    )
+    with_asi = results["potential"]
+    selected = select_structures(
+        argon_pool, 4, potential=with_asi, use_active_set=True, chunk_size=5, code=pace_select_code
+    )
+    indices = selected.creator.outputs.indices.get_list()
+    assert indices and set(indices) <= NEW_IN_POOL, indices
+    chunking = selected.creator.outputs.summary["chunking"]
+    assert chunking["chunks"] == 2 and len(indices) <= chunking["candidates"] < 10
