@@ -98,6 +98,7 @@ def child_pool(count: int, workdir: str) -> dict:
 def child_chunked(count: int, chunk_size: int, workdir: str) -> dict:
     """select_structures(pool, 100, chunk_size=...) through the plugin, on a pace_select code wrapped in
     /usr/bin/time: every pace_select job the selection runs appends its wall time and peak memory to one file."""
+    import resource
     import shutil
     import time
 
@@ -134,6 +135,7 @@ def child_chunked(count: int, chunk_size: int, workdir: str) -> dict:
         "jobs": len(runs),
         "peak_gib": max(int(kib) for _, kib in runs) / 2**20,
         "returned": selected.num_structures,
+        "python_peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
 
 
@@ -166,7 +168,8 @@ if args.chunk_size:
             chunked = run_child("chunked", count, workdir)
         print(
             f"  {count:7d} structures: {chunked['seconds']:.1f} s, {chunked['jobs']} pace_select jobs, peak of the "
-            f"largest {chunked['peak_gib']:.2f} GiB, {chunked['returned']} structures returned",
+            f"largest {chunked['peak_gib']:.2f} GiB, {chunked['returned']} structures returned; the Python process "
+            f"(pool made, stored and cut into chunks) {chunked['python_peak_gib']:.2f} GiB",
             flush=True,
         )
     if args.only_chunked:
