@@ -53,7 +53,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from aiida_mlip_trainer.calculations import PaceActivesetCalculation, PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.launch import get_or_create_code, select_structures, select_within_atoms
-from aiida_mlip_trainer.selection import take_structures, unfitted_potential
+from aiida_mlip_trainer.selection import fill_atom_budget, take_structures, unfitted_potential
 
 PROTOCOLS = pathlib.Path(__file__).parent.parent / "aiida_mlip_trainer" / "workflows" / "protocols" / "pace_train.yaml"
 A0 = 3.59  # EMT's fcc lattice constant for Cu (energy minimum on a 0.01 Å grid)
@@ -186,13 +186,12 @@ def plugin_selection(pool: TrainingSetData, k: int, **kwargs) -> list[int]:
 
 
 def fill_atoms(order: list[int], budget: float) -> list[int]:
-    """The structures of ``order`` (best first) that fit an atom ``budget``: each in turn while it fits."""
-    picked, used = [], 0
-    for i in order:
-        if used + natoms[i] <= budget:
-            picked.append(i)
-            used += natoms[i]
-    return picked
+    """The structures of ``order`` (pool positions, best first) that fit an atom ``budget``, each in turn while it
+    fits: the plugin's fill_atom_budget with no random share."""
+    cut = fill_atom_budget(
+        pool_node, orm.Int(int(budget)), orm.Float(0.0), orm.Int(0), ranked=orm.List([int(i) for i in order])
+    )
+    return cut.get_list()
 
 
 def random_choice(k: int, seed: int) -> list[int]:
