@@ -254,18 +254,20 @@ class TrainingWorkChain(WorkChain):
         self.ctx.chunk_starts = list(range(0, size, chunk_size.value)) if chunk_size and size > chunk_size else []
         if self.ctx.chunk_starts:
             self.ctx.chunking = {"chunk_size": chunk_size.value, "chunks": len(self.ctx.chunk_starts), "candidates": 0}
-            self.ctx.candidates, self.ctx.chunk_parts, self.ctx.chunking_started = [], {}, []
+            self.ctx.candidates, self.ctx.chunk_parts = [], {}
 
     def should_run_chunk(self):
         return bool(self.ctx.chunk_starts)
 
+    def _current_chunk(self) -> int:
+        """The number of the chunk last taken from ``chunk_starts``."""
+        return self.ctx.chunking["chunks"] - len(self.ctx.chunk_starts) - 1
+
     def run_chunk(self):
         """One chunk of the pool on its own: its D-optimal picks become candidates for the rounds."""
         pool, start = self.ctx.train, self.ctx.chunk_starts.pop(0)
-        k = len(self.ctx.chunking_started)
-        self.ctx.chunking_started.append(start)
+        k = self._current_chunk()
         members = orm.List(list(range(start, min(start + self.inputs.selection_chunk_size.value, pool.num_structures))))
-        self.ctx.chunk_key, self.ctx.chunk_submitted = k, False
         chunk = take_structures(pool, members)
         if not self.ctx.use_active_set and check_environments(chunk, basis_layout(self.ctx.selector), role="pool"):
             self.ctx.chunk_parts[f"whole_{k}"] = members  # too few environments for MaxVol on its own: all goes on
@@ -279,20 +281,21 @@ class TrainingWorkChain(WorkChain):
             max_structures=self.inputs.max_structures,
             use_active_set=orm.Bool(self.ctx.use_active_set),
         )
-        self.ctx.chunk_submitted = True
         self.report(f"selection, chunk from structure {start}: PaceSelectCalculation<{node.pk}>")
         return ToContext(chunk=node)
 
     def inspect_chunk(self):
-        node = self.ctx.chunk if self.ctx.chunk_submitted else None
-        if node is not None and node.exit_status != PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
-            if not node.is_finished_ok:
+        k = self._current_chunk()
+        if f"map_{k}" in self.ctx.chunk_parts:  # this chunk was submitted (not passed on whole)
+            node = self.ctx.chunk
+            if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
+                del self.ctx.chunk_parts[f"map_{k}"]  # nothing in this chunk extends the active set
+            elif not node.is_finished_ok:
                 return self.exit_codes.ERROR_SELECTION_FAILED.format(
                     message=f"a chunk: [{node.exit_status}] {node.exit_message}"
                 )
-            self.ctx.chunk_parts[f"indices_{self.ctx.chunk_key}"] = node.outputs.indices
-        elif node is not None:
-            del self.ctx.chunk_parts[f"map_{self.ctx.chunk_key}"]  # nothing in this chunk extends the active set
+            else:
+                self.ctx.chunk_parts[f"indices_{k}"] = node.outputs.indices
         if not self.ctx.chunk_starts:
             if not self.ctx.chunk_parts:
                 return self.exit_codes.ERROR_SELECTION_FAILED.format(message="no chunk selected any structure")
