@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from aiida import orm
-from aiida.engine import calcfunction
+from aiida.engine import ExitCode, calcfunction
 
 from .data.pace_potential import PacePotentialData
 from .data.training_set import TrainingSetData
@@ -21,14 +21,14 @@ __all__ = (
 
 
 @calcfunction
-def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> TrainingSetData:
+def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> TrainingSetData | ExitCode:
     """The residual training set: energies, forces and stresses minus those of the physical ``baseline``.
 
     This is what a delta-learned potential is fitted on; the graph then shows it. The residual set records the
     baseline in its ``baseline`` attribute, and a potential fitted on it carries the same baseline, which its
     ASE calculator and its LAMMPS lines add back.
     """
-    from .baselines import evaluate_baseline, validate_baseline
+    from .baselines import BaselineError, evaluate_baseline, validate_baseline
 
     spec = validate_baseline(baseline.get_dict())
     if not training_set.labelled:
@@ -36,7 +36,10 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
     if training_set.base.attributes.get("baseline", None) is not None:
         raise ValueError("this training set is already a residual on a baseline: subtract from the original labels")
     arrays = training_set.get_arrays()
-    values = evaluate_baseline(spec, training_set.to_atoms())
+    try:
+        values = evaluate_baseline(spec, training_set.to_atoms())
+    except BaselineError as error:  # e.g. overlapping atoms: a property of the data, recorded as a failed step
+        return ExitCode(300, f"the baseline cannot be evaluated on the training set: {error}")
     residual = dict(arrays)
     residual["energy"] = arrays["energy"] - values["energy"]
     residual["forces"] = arrays["forces"] - values["forces"]
@@ -45,24 +48,29 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
         residual["stress"] = np.where(periodic[:, None], arrays["stress"] - np.nan_to_num(values["stress"]), np.nan)
         if not periodic.all():
             # a stress label on a structure that is not periodic in 3D has no baseline stress to subtract
-            raise ValueError(
-                f"structure {int(np.flatnonzero(~periodic)[0])} has a stress label but is not periodic in 3D"
-            )
+            index = int(np.flatnonzero(~periodic)[0])
+            return ExitCode(301, f"structure {index} has a stress label but is not periodic in 3D")
     result = TrainingSetData(arrays=residual)
     result.base.attributes.set("baseline", spec)
     return result
 
 
 @calcfunction
-def import_training_set(file: orm.SinglefileData) -> TrainingSetData:
-    """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`."""
+def import_training_set(file: orm.SinglefileData) -> TrainingSetData | ExitCode:
+    """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`.
+
+    A file that cannot be read or holds unusable structures finishes this step with exit status 300 and the reason,
+    instead of an exception: the graph records what was wrong with the data."""
     import pathlib
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / file.filename
         path.write_bytes(file.get_content(mode="rb"))
-        return TrainingSetData.from_file(path)
+        try:
+            return TrainingSetData.from_file(path)
+        except Exception as error:  # noqa: BLE001 - ASE raises many types for a malformed file; all are bad input
+            return ExitCode(300, f"{file.filename!r} cannot be read as labelled structures: {error}")
 
 
 @calcfunction

@@ -11,26 +11,12 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import numpy as np
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 from aiida.engine import run_get_node
 
-from .calculations.pace_activeset import PaceActivesetCalculation
-from .calculations.pace_select import PaceSelectCalculation
 from .data.pace_potential import PacePotentialData
 from .data.training_set import TrainingSetData
-from .pacemaker_input import validate_parameters
-from .selection import (
-    basis_layout,
-    check_environments,
-    concatenate_structures,
-    fill_atom_budget,
-    gather_selection,
-    merge_picks,
-    take_structures,
-    unfitted_potential,
-)
 
 __all__ = (
     "SelectionError",
@@ -94,6 +80,60 @@ def _as_pool(pool: TrainingSetData | Sequence) -> TrainingSetData:
     return TrainingSetData(structures, labelled=labelled).store()
 
 
+def _run_selection(pool, **inputs) -> TrainingSetData:
+    """Run :class:`SelectionWorkChain` here and return its ``selected`` output; raise SelectionError on failure.
+    Inputs given as None are left out."""
+    from .workflows.selection import SelectionWorkChain
+
+    inputs = {key: value for key, value in inputs.items() if value is not None}
+    results, node = run_get_node(SelectionWorkChain, pool=_as_pool(pool), **inputs)
+    if not node.is_finished_ok:
+        raise SelectionError(f"SelectionWorkChain<{node.pk}> failed [{node.exit_status}]: {node.exit_message}")
+    summary = results["summary"].get_dict()
+    if summary["shortfall"]:
+        LOGGER.warning(
+            "selection returned %d structures (%d atoms) of a budget of %s structures / %s atoms: %s",
+            summary["returned"],
+            summary["returned_atoms"],
+            summary["requested"],
+            summary["requested_atoms"],
+            summary["shortfall"],
+        )
+    return results["selected"]
+
+
+def _selection_inputs(
+    *,
+    potential: PacePotentialData | None,
+    parameters: Mapping[str, Any] | orm.Dict | None,
+    use_active_set: bool,
+    selection_parameters: Mapping[str, Any] | None,
+    code: orm.AbstractCode | None,
+    activeset_code: orm.AbstractCode | None,
+    options: Mapping[str, Any] | None,
+) -> dict:
+    """The selector and the exposed job inputs of SelectionWorkChain, from the keyword arguments of the wrappers."""
+    inputs: dict[str, Any] = {}
+    if use_active_set and (potential is None or not potential.has_active_set):
+        raise ValueError("use_active_set needs a potential with an active set (.asi): see PaceActivesetCalculation")
+    if potential is not None:
+        inputs["potential"] = potential if potential.is_stored else potential.store()
+    if parameters is not None:
+        inputs["parameters"] = parameters if isinstance(parameters, orm.Dict) else orm.Dict(dict(parameters))
+    metadata = {"options": dict(options)} if options else {}
+    inputs["pace_select"] = {
+        "code": code or get_or_create_code("pace_select", "mlip_trainer.pace_select"),
+        "metadata": metadata,
+    }
+    if selection_parameters:
+        inputs["pace_select"]["parameters"] = orm.Dict(dict(selection_parameters))
+    inputs["pace_activeset"] = {
+        "code": activeset_code or get_or_create_code("pace_activeset", "mlip_trainer.pace_activeset"),
+        "metadata": metadata,
+    }
+    return inputs
+
+
 def select_structures(
     pool: TrainingSetData | Sequence,
     max_structures: int,
@@ -105,208 +145,38 @@ def select_structures(
     strategy: Literal["extend", "layers"] = "extend",
     max_rounds: int = 10,
     chunk_size: int | None = None,
+    memory_limit: int | str | None = None,
     selection_parameters: Mapping[str, Any] | None = None,
     code: orm.AbstractCode | None = None,
     activeset_code: orm.AbstractCode | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> TrainingSetData:
-    """Select up to ``max_structures`` of ``pool`` to label next, by D-optimality (pace_select), and return them.
+    """Select up to ``max_structures`` of ``pool`` by D-optimality: one call that runs
+    :class:`~aiida_mlip_trainer.workflows.selection.SelectionWorkChain` here and returns its ``selected`` output.
 
-    Pass the ``pool`` (a :class:`TrainingSetData`, labelled or not, or a list of ``ase.Atoms``) and either a
-    ``potential`` (a fitted one; ``use_active_set=True`` counts its active set as covered) or, before the first
-    fit, the training ``parameters`` (those of :class:`PaceTrainCalculation`), from which the unfitted basis of the
-    coming fit is built (:func:`~aiida_mlip_trainer.selection.unfitted_potential`) and used as selector.
-    ``covered`` (e.g. the potential's training set) are structures to treat as known. You get a
-    :class:`TrainingSetData` of the picked pool structures, best first, with the pool's labels if it had them; its
-    creator's outputs hold ``indices`` (positions in the pool) and ``summary`` (requested, returned, the rounds and
-    why fewer came back): ``selected.creator.outputs.summary``.
-
-    One pace_select call returns at most about as many structures as the basis has functions. When that is fewer
-    than ``max_structures`` the selection goes on in rounds, on the rest of the pool, up to ``max_rounds``:
-
-    - ``strategy="extend"`` (default): each later round treats ``covered`` plus everything selected so far as known
-      (their active set over all atoms, from pace_activeset) and picks only what extends it. It stops when nothing
-      does: then the rest of the pool is interpolation for this basis (gamma within the tolerance), and fewer than
-      ``max_structures`` are returned, said in a warning and in the summary.
-    - ``strategy="layers"``: each round is the D-optimal subset of what is left of the pool on its own (with the
-      potential's active set when ``use_active_set``); it fills up to ``max_structures`` while the pool lasts, but
-      later layers are less informative and may repeat what earlier ones cover.
-
-    ``chunk_size`` bounds memory for large pools: a pool of more structures is first cut into chunks of that many,
-    each chunk's D-optimal picks (up to ``max_structures``) become the candidates, and the selection above runs on
-    them. pace_select holds the atomic environments of its whole pool in memory on top of its own (soft) limit,
-    about 1 KiB per atom at rcut 5 Å (measured in docs/benchmarks.md), so chunks keep the peak to that of the larger
-    of one chunk and the candidates (at most ``max_structures`` per chunk). Chunks are selected with the selector
-    alone; ``covered`` counts in the rounds over the candidates.
-
-    ``selection_parameters`` are pace_select options (``gamma_tolerance``, ``memory_limit``, ...); ``code`` /
-    ``activeset_code`` default to ``pace_select`` / ``pace_activeset`` on this machine's PATH; ``options`` go to
-    each job's ``metadata.options``. Bad input (``max_structures`` <= 0, an empty pool, elements the selector does
-    not describe) raises ValueError before any job runs; a failed job raises :class:`SelectionError`.
+    Pass the ``pool`` (a :class:`TrainingSetData` or a list of ``ase.Atoms``) and either a fitted ``potential``
+    (``use_active_set=True`` counts its active set as covered) or, before the first fit, the training
+    ``parameters`` (their unfitted basis selects). ``covered``: structures to treat as known. ``strategy`` is the
+    way rounds go on (``"extend"``: each round counts the earlier picks as covered; ``"layers"``: the same selector
+    each round): it is the work chain's ``rounds`` input. ``chunk_size`` or ``memory_limit`` bound memory for large
+    pools. ``selection_parameters`` are pace_select options; ``code``/``activeset_code`` default to ``pace_select``/
+    ``pace_activeset`` on this machine's PATH; ``options`` go to each job's ``metadata.options``. The positions in
+    the pool are ``selected.creator.outputs.indices`` and the summary ``selected.creator.outputs.summary``. Bad input
+    raises ValueError before any job; a failed selection raises :class:`SelectionError`.
     """
     if isinstance(max_structures, bool) or not isinstance(max_structures, int) or max_structures <= 0:
         raise ValueError(f"max_structures must be a positive integer, got {max_structures!r}")
-    if max_rounds < 1:
-        raise ValueError(f"max_rounds must be at least 1, got {max_rounds!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    if strategy not in ("extend", "layers"):
-        raise ValueError(f"strategy must be 'extend' or 'layers', got {strategy!r}")
-    if (potential is None) == (parameters is None):
-        raise ValueError(
-            "give either a `potential` (a fitted one) or the training `parameters` (to select with the unfitted "
-            "basis of the coming fit), not both and not neither"
-        )
-    pool = _as_pool(pool)
-    if use_active_set and (potential is None or not potential.has_active_set):
-        raise ValueError("use_active_set needs a potential with an active set (.asi): see PaceActivesetCalculation")
-
-    if potential is None:
-        params = parameters.get_dict() if isinstance(parameters, orm.Dict) else dict(parameters)
-        message = validate_parameters(params, elements=pool.elements)
-        if message:
-            raise ValueError(message)
-        selector = unfitted_potential(orm.Dict(params), orm.List(pool.elements))
-    else:
-        selector = potential if potential.is_stored else potential.store()
-    absent = sorted(set(pool.elements) - set(selector.elements))
-    if absent:
-        raise ValueError(f"the pool contains {absent}, which the selector potential ({selector.elements}) lacks")
-    if covered is not None:
-        absent = sorted(set(covered.elements) - set(selector.elements))
-        if absent:
-            raise ValueError(f"`covered` contains {absent}, which the selector potential ({selector.elements}) lacks")
-    layout = basis_layout(selector)
-
-    code = code or get_or_create_code("pace_select", "mlip_trainer.pace_select")
-    metadata = {"options": dict(options)} if options else {}
-    select_parameters = dict(selection_parameters or {})
-
-    def active_set_over(structures: TrainingSetData) -> PacePotentialData | None:
-        nonlocal activeset_code
-        if check_environments(structures, layout, role="selection") is not None:
-            return None
-        activeset_code = activeset_code or get_or_create_code("pace_activeset", "mlip_trainer.pace_activeset")
-        activeset_parameters = {"all_atoms": True}
-        if "memory_limit" in select_parameters:
-            activeset_parameters["memory_limit"] = select_parameters["memory_limit"]
-        results, node = run_get_node(
-            PaceActivesetCalculation,
-            code=activeset_code,
-            potential=selector,
-            training_set=structures,
-            parameters=activeset_parameters,
-            metadata=metadata,
-        )
-        if not node.is_finished_ok:
-            raise SelectionError(f"pace_activeset failed [{node.exit_status}]: {node.exit_message}")
-        return results["potential"]
-
-    def run_select(round_pool: TrainingSetData, requested: int, round_selector, round_use_active_set: bool):
-        inputs = {
-            "code": code,
-            "pool": round_pool,
-            "potential": round_selector,
-            "max_structures": requested,
-            "use_active_set": round_use_active_set,
-            "metadata": metadata,
-        }
-        if select_parameters:
-            inputs["parameters"] = select_parameters
-        return run_get_node(PaceSelectCalculation, **inputs)
-
-    candidates = list(range(pool.num_structures))
-    chunking = None
-    if chunk_size is not None and pool.num_structures > chunk_size:
-        parts: dict[str, orm.List] = {}
-        starts = range(0, pool.num_structures, chunk_size)
-        for k, start in enumerate(starts):
-            members = orm.List(list(range(start, min(start + chunk_size, pool.num_structures))))
-            chunk = take_structures(pool, members)
-            if not use_active_set and check_environments(chunk, layout, role="pool"):
-                parts[f"whole_{k}"] = members  # too few environments for MaxVol on its own: all of it goes on
-                continue
-            results, node = run_select(chunk, max_structures, selector, use_active_set)
-            if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
-                continue
-            if not node.is_finished_ok:
-                raise SelectionError(f"pace_select failed on a chunk [{node.exit_status}]: {node.exit_message}")
-            parts.update({f"map_{k}": members, f"indices_{k}": results["indices"]})
-        if not parts:
-            raise SelectionError("nothing was selected: no chunk of the pool extends the active set")
-        candidates = merge_picks(**parts).get_list()
-        chunking = {"chunk_size": chunk_size, "chunks": len(starts), "candidates": len(candidates)}
-
-    rounds: dict[str, orm.Data] = {}
-    picked: list[int] = []
-    stop_reason = None
-    for round_index in range(max_rounds):
-        remaining = [i for i in candidates if i not in set(picked)]
-        if not remaining:
-            stop_reason = (
-                f"the whole pool ({pool.num_structures} structures) was selected"
-                if chunking is None
-                else f"all {len(candidates)} candidates from the chunks were selected"
-            )
-            break
-        mapping = orm.List(remaining)
-        round_pool = pool if len(remaining) == pool.num_structures else take_structures(pool, mapping)
-
-        round_selector, round_use_active_set = selector, use_active_set
-        if strategy == "extend" and (round_index > 0 or (covered is not None and not use_active_set)):
-            known = [covered] if covered is not None else []
-            if picked:
-                known.append(take_structures(pool, orm.List(list(picked))))
-            union = (
-                known[0] if len(known) == 1 else concatenate_structures(**{f"set_{i}": s for i, s in enumerate(known)})
-            )
-            round_selector = active_set_over(union)
-            if round_selector is None:
-                stop_reason = (
-                    f"the structures known so far hold fewer atomic environments than the basis has functions "
-                    f"({ {e: s['num_functions'] for e, s in layout.items()} }), so no active set can mark them covered"
-                )
-                break
-            round_use_active_set = True
-        if round_pool is not pool and not round_use_active_set and check_environments(round_pool, layout, role="pool"):
-            stop_reason = (
-                f"round {round_index + 1}: the rest of the pool{' (the candidates of its chunks)' if chunking else ''}"
-                " holds fewer atomic environments than the basis has functions, too few for MaxVol on its own"
-            )
-            break
-
-        results, node = run_select(round_pool, max_structures - len(picked), round_selector, round_use_active_set)
-        if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
-            stop_reason = (
-                f"round {round_index + 1}: no structure left in the pool extends the active set of what is known "
-                "(the rest is interpolation for this basis, gamma within the tolerance)"
-            )
-            break
-        if not node.is_finished_ok:
-            raise SelectionError(f"pace_select failed [{node.exit_status}]: {node.exit_message}")
-        round_indices = results["indices"].get_list()
-        rounds.update({f"map_{round_index}": mapping, f"indices_{round_index}": results["indices"]})
-        rounds[f"summary_{round_index}"] = results["summary"]
-        picked += [remaining[i] for i in round_indices]
-        if len(picked) >= max_structures:
-            break
-    else:
-        stop_reason = f"max_rounds ({max_rounds}) reached"
-
-    if not picked:
-        raise SelectionError(f"nothing was selected: {stop_reason}")
-    if chunking is not None:
-        rounds["chunking"] = orm.Dict(chunking)
-    outputs = gather_selection(pool, stop_reason=orm.Str(stop_reason or ""), **rounds)
-    summary = outputs["summary"].get_dict()
-    if summary["returned"] < max_structures:
-        LOGGER.warning(
-            "select_structures returned %d of the %d structures requested: %s",
-            summary["returned"],
-            max_structures,
-            summary["shortfall"],
-        )
-    return outputs["selected"]
+    inputs = _selection_inputs(
+        potential=potential,
+        parameters=parameters,
+        use_active_set=use_active_set,
+        selection_parameters=selection_parameters,
+        code=code,
+        activeset_code=activeset_code,
+        options=options,
+    )
+    inputs.update(max_structures=max_structures, use_active_set=use_active_set, rounds=strategy, max_rounds=max_rounds)
+    return _run_selection(pool, covered=covered, chunk_size=chunk_size, memory_limit=memory_limit, **inputs)
 
 
 def select_within_atoms(
@@ -315,57 +185,48 @@ def select_within_atoms(
     *,
     random_fraction: float = 0.5,
     seed: int = 0,
-    **selection: Any,
+    potential: PacePotentialData | None = None,
+    parameters: Mapping[str, Any] | orm.Dict | None = None,
+    use_active_set: bool = False,
+    covered: TrainingSetData | None = None,
+    strategy: Literal["extend", "layers"] = "layers",
+    max_rounds: int = 50,
+    chunk_size: int | None = None,
+    memory_limit: int | str | None = None,
+    selection_parameters: Mapping[str, Any] | None = None,
+    code: orm.AbstractCode | None = None,
+    activeset_code: orm.AbstractCode | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> TrainingSetData:
-    """Select structures of ``pool`` to label whose atoms add up to at most ``max_atoms`` (the labelling cost): the
-    first ``1 - random_fraction`` of the budget in D-optimal order, the rest at random from the remaining pool.
+    """Select structures of ``pool`` whose atoms add up to at most ``max_atoms`` (the labelling cost): the first
+    ``1 - random_fraction`` of the budget in D-optimal order, the rest at random (seeded with ``seed``) from the
+    remaining pool. One call that runs :class:`~aiida_mlip_trainer.workflows.selection.SelectionWorkChain` with
+    ``strategy="dopt+random"``; the other arguments are those of :func:`select_structures`.
 
-    Plain D-optimal selection at an atom budget wins on force errors but skips near-equilibrium structures, whose
-    environments are interpolation for the selector; the random share keeps the pool's own distribution in the set
-    (measured in docs/benchmarks.md, "Structure selection: data efficiency"). The D-optimal share comes from
-    :func:`select_structures` with ``strategy="layers"`` (give ``parameters`` before the first fit or a
-    ``potential``, and any of its other options in ``selection``); when it finds nothing (a ``potential`` whose
-    active set already covers the pool), the whole budget goes to the random share. ``seed`` fixes the random
-    share; ``random_fraction=0`` takes D-optimal picks only. Structures are taken best first while they fit the
-    budget (a larger one that would overflow it is skipped). The cut is the calcfunction
-    :func:`~aiida_mlip_trainer.selection.fill_atom_budget`, so the graph holds the budget, the seed and the
-    D-optimal order. You get the picked structures (D-optimal share first) as a :class:`TrainingSetData`; their
-    positions in the pool are ``selected.creator.inputs.indices``.
+    On EMT copper the random share helped at equal atoms; on held-out DFT copper it did not (docs/benchmarks.md):
+    ``random_fraction=0`` takes D-optimal picks only.
     """
     if isinstance(max_atoms, bool) or not isinstance(max_atoms, int) or max_atoms <= 0:
         raise ValueError(f"max_atoms must be a positive integer, got {max_atoms!r}")
-    if not 0.0 <= random_fraction <= 1.0:
-        raise ValueError(f"random_fraction must be between 0 and 1, got {random_fraction!r}")
-    for key in ("strategy", "max_structures"):
-        if key in selection:
-            raise ValueError(f"`{key}` is set by select_within_atoms itself")
-
-    pool = _as_pool(pool)
-    natoms = pool.get_arrays()["natoms"]
-    if natoms.min() > max_atoms:
-        raise ValueError(f"no structure of the pool fits max_atoms={max_atoms} (the smallest has {natoms.min()})")
-    dopt_budget = (1.0 - random_fraction) * max_atoms
-    ranked = None
-    if dopt_budget >= natoms.min():
-        # D-optimal picks are larger than average: ask for 1.5 times what the average size would fill.
-        count = min(pool.num_structures, int(np.ceil(1.5 * dopt_budget / natoms.mean())))
-        selection.setdefault("max_rounds", 50)
-        try:
-            selected = select_structures(pool, count, strategy="layers", **selection)
-        except SelectionError as error:
-            if random_fraction == 0:
-                raise
-            LOGGER.warning("select_within_atoms: no D-optimal share (%s); the whole budget is random", error)
-            random_fraction = 1.0
-        else:
-            ranked = selected.creator.outputs.indices
-    inputs = {"max_atoms": orm.Int(max_atoms), "random_fraction": orm.Float(random_fraction), "seed": orm.Int(seed)}
-    if ranked is not None:
-        inputs["ranked"] = ranked
-    picked = fill_atom_budget(pool, **inputs)
-    if not picked.get_list():
-        raise SelectionError(f"no D-optimal pick fits max_atoms={max_atoms}, and random_fraction is 0")
-    return take_structures(pool, picked)
+    inputs = _selection_inputs(
+        potential=potential,
+        parameters=parameters,
+        use_active_set=use_active_set,
+        selection_parameters=selection_parameters,
+        code=code,
+        activeset_code=activeset_code,
+        options=options,
+    )
+    inputs.update(
+        max_atoms=max_atoms,
+        strategy="dopt+random",
+        random_fraction=float(random_fraction),
+        seed=seed,
+        use_active_set=use_active_set,
+        rounds=strategy,
+        max_rounds=max_rounds,
+    )
+    return _run_selection(pool, covered=covered, chunk_size=chunk_size, memory_limit=memory_limit, **inputs)
 
 
 TRAINING_INPUT_KEYS = (

@@ -27,6 +27,7 @@ already chosen (their structure index is -1), so only candidates that extend it 
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 import tempfile
@@ -43,8 +44,7 @@ from .data.training_set import TrainingSetData
 __all__ = (
     "basis_layout",
     "concatenate_structures",
-    "fill_atom_budget",
-    "gather_selection",
+    "assemble_selection",
     "merge_picks",
     "parse_memory_limit",
     "subset_structures",
@@ -115,20 +115,33 @@ def validate_tool_parameters(parameters: Mapping[str, Any], allowed: Sequence[st
 
 def basis_layout(potential: PacePotentialData) -> dict[str, dict[str, int]]:
     """Per element of the potential: ``num_functions`` (the size of its active set) and ``ndensity``."""
-    from pyace import ACEBBasisSet, BBasisConfiguration
-    from pyace.activelearning import compute_number_of_functions
+    return potential.basis_layout
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = potential.write_files(tmp)["yaml"]
-        basis = ACEBBasisSet(BBasisConfiguration(str(path)))
-    counts = compute_number_of_functions(basis)
-    return {
-        name: {
-            "num_functions": int(counts[index]),
-            "ndensity": int(basis.map_embedding_specifications[index].ndensity),
-        }
-        for index, name in enumerate(basis.elements_name)
-    }
+
+def unfitted_basis(parameters: Mapping[str, Any], elements: Sequence[str] | None = None):
+    """The unfitted pyace ``BBasisConfiguration`` a fit with these training ``parameters`` starts from (see
+    :func:`unfitted_potential`), built in memory. Raises ValueError with what to change for invalid parameters."""
+    from pyace.basisextension import construct_bbasisconfiguration
+
+    from .pacemaker_input import build_input_yaml, validate_parameters
+
+    element_list = sorted(elements) if elements is not None else None
+    message = validate_parameters(parameters, elements=element_list)
+    if message:
+        raise ValueError(message)
+    if element_list is None and "elements" not in parameters["potential"]:
+        raise ValueError("give `elements` (e.g. the pool's) or potential.elements in the parameters")
+    config = build_input_yaml(parameters, elements=element_list or [], train_filename="unused.pckl.gzip")
+    return construct_bbasisconfiguration(config["potential"])
+
+
+def unfitted_basis_layout(parameters: Mapping[str, Any], elements: Sequence[str] | None = None) -> dict:
+    """:func:`basis_layout` of the unfitted basis of ``parameters``, without storing anything (for validators)."""
+    from pyace import ACEBBasisSet
+
+    from .data.pace_potential import basis_layout_of
+
+    return basis_layout_of(ACEBBasisSet(unfitted_basis(parameters, elements)))
 
 
 def atoms_per_element(structures: TrainingSetData) -> dict[str, int]:
@@ -205,19 +218,7 @@ def unfitted_potential(parameters: orm.Dict, elements: orm.List | None = None) -
     ``potential.elements`` is not given. The result has zero coefficients and ``crad`` = delta_nk, identical to the
     ``target_potential.yaml`` of ``pacemaker -dr``.
     """
-    from pyace.basisextension import construct_bbasisconfiguration
-
-    from .pacemaker_input import build_input_yaml, validate_parameters
-
-    params = parameters.get_dict()
-    element_list = sorted(elements.get_list()) if elements is not None else None
-    message = validate_parameters(params, elements=element_list)
-    if message:
-        raise ValueError(message)
-    if element_list is None and "elements" not in params["potential"]:
-        raise ValueError("give `elements` (e.g. the pool's) or potential.elements in the parameters")
-    config = build_input_yaml(params, elements=element_list or [], train_filename="unused.pckl.gzip")
-    basis = construct_bbasisconfiguration(config["potential"])
+    basis = unfitted_basis(parameters.get_dict(), elements.get_list() if elements is not None else None)
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/target_potential.yaml"
         basis.save(path)
@@ -273,77 +274,104 @@ def merge_picks(**parts: orm.List) -> orm.List:
     return orm.List(sorted(picked))
 
 
-def _fill(order, natoms, budget: float) -> list[int]:
-    """The structures of ``order`` (best first) kept while their atoms fit ``budget``: one that would overflow it is
-    skipped, and smaller ones after it may still fit."""
+def _fill(order, natoms, max_atoms: float, max_structures: float) -> list[int]:
+    """The structures of ``order`` (best first) kept while they fit both budgets: one that would overflow the atom
+    budget is skipped, and smaller ones after it may still fit."""
     picked, used = [], 0
     for index in order:
-        if used + natoms[int(index)] <= budget:
+        if len(picked) >= max_structures:
+            break
+        if used + natoms[int(index)] <= max_atoms:
             picked.append(int(index))
-            used += natoms[int(index)]
+            used += int(natoms[int(index)])
     return picked
 
 
 @calcfunction
-def fill_atom_budget(
+def assemble_selection(
     pool: TrainingSetData,
-    max_atoms: orm.Int,
-    random_fraction: orm.Float,
-    seed: orm.Int,
-    ranked: orm.List | None = None,
-) -> orm.List:
-    """Positions in ``pool`` of the structures to label within ``max_atoms``: from ``ranked`` (pool positions, best
-    first, e.g. a D-optimal order) while they fit ``(1 - random_fraction) * max_atoms``, then, when
-    ``random_fraction`` > 0, from a permutation of the rest of the pool seeded with ``seed`` while they fit what is
-    left of ``max_atoms``."""
-    natoms = pool.get_arrays()["natoms"]
-    fraction = float(random_fraction.value)
-    picked = _fill(ranked.get_list() if ranked is not None else [], natoms, (1.0 - fraction) * max_atoms.value)
-    if fraction > 0:
-        chosen = set(picked)
-        rest = [int(i) for i in np.random.default_rng(seed.value).permutation(len(natoms)) if int(i) not in chosen]
-        picked += _fill(rest, natoms, max_atoms.value - int(sum(natoms[i] for i in picked)))
-    return orm.List(picked)
-
-
-@calcfunction
-def gather_selection(
-    pool: TrainingSetData, stop_reason: orm.Str | None = None, chunking: orm.Dict | None = None, **rounds: orm.Data
+    budget: orm.Dict,
+    stop_reason: orm.Str | None = None,
+    chunking: orm.Dict | None = None,
+    **rounds: orm.Data,
 ) -> dict:
-    """Combine the rounds of a selection into one subset of ``pool``.
+    """Cut the D-optimal picks of a selection's rounds to the budget, fill a random share, and take the structures.
 
-    For round ``k`` pass ``map_k`` (a List: for each structure of that round's pool, its position in ``pool``),
-    ``indices_k`` (the round's ``indices`` output) and ``summary_k`` (its ``summary`` output); ``stop_reason`` says
-    why no further round ran; ``chunking`` (chunk_size, chunks, candidates) when the pool was first cut into chunks.
-    Returns ``selected`` (TrainingSetData, in the order picked), ``indices`` (List of
-    positions in ``pool``) and ``summary`` (Dict: requested, returned, the rounds, and ``shortfall``, the reason when
-    fewer than requested came back, else None)."""
+    ``budget``: ``max_structures`` and/or ``max_atoms`` (None when not set), ``strategy`` (``dopt`` or
+    ``dopt+random``), ``random_fraction``, ``seed`` and ``whole_pool`` (the pool fits the budget: take it all).
+    For round ``k`` pass ``map_k`` (for each structure of that round's pool, its position in ``pool``), ``indices_k``
+    (the round's pace_select picks) and ``summary_k`` (its summary). The D-optimal order (round by round, within a
+    round most atoms in the active set first) is kept while it fits ``1 - random_fraction`` of the budget; the
+    random share then takes a permutation of the rest of the pool, seeded with ``seed``, while it fits what is left.
+    Returns ``selected`` (TrainingSetData), ``indices`` (List of positions in ``pool``) and ``summary`` (Dict:
+    requested and returned structures and atoms, the two shares, the rounds, and ``shortfall``: why fewer than
+    requested came back, else None)."""
+    spec = budget.get_dict()
+    natoms = pool.get_arrays()["natoms"]
+    max_structures = spec.get("max_structures")
+    max_atoms = spec.get("max_atoms")
+    limit_s = math.inf if max_structures is None else max_structures
+    limit_a = math.inf if max_atoms is None else max_atoms
+    fraction = float(spec.get("random_fraction", 0.0)) if spec.get("strategy") == "dopt+random" else 0.0
+
     order = sorted({int(key.rsplit("_", 1)[1]) for key in rounds if key.startswith("indices_")})
-    if not order:
-        raise ValueError("give at least one round (map_0, indices_0, summary_0)")
-    picked: list[int] = []
+    ranked: list[int] = []
     summaries = []
     for k in order:
         mapping = rounds[f"map_{k}"].get_list()
-        picked += [int(mapping[int(i)]) for i in rounds[f"indices_{k}"].get_list()]
+        ranked += [int(mapping[int(i)]) for i in rounds[f"indices_{k}"].get_list()]
         summaries.append(rounds[f"summary_{k}"].get_dict())
-    if not picked:
-        raise ValueError("no round selected any structure")
-    requested = summaries[0]["requested"]
+
+    if spec.get("whole_pool"):
+        dopt, rest = list(range(pool.num_structures)), []
+    else:
+        dopt_structures = math.inf if max_structures is None else round((1.0 - fraction) * max_structures)
+        dopt = _fill(ranked, natoms, (1.0 - fraction) * limit_a, dopt_structures)
+        rest = []
+        if fraction > 0:
+            chosen = set(dopt)
+            permutation = np.random.default_rng(int(spec.get("seed", 0))).permutation(len(natoms))
+            candidates = [int(i) for i in permutation if int(i) not in chosen]
+            rest = _fill(candidates, natoms, limit_a - int(natoms[dopt].sum()), limit_s - len(dopt))
+    picked = dopt + rest
+    returned_atoms = int(natoms[picked].sum()) if picked else 0
+
+    short_structures = max_structures is not None and len(picked) < max_structures
+    # an atom budget is met when the smallest structure left out would not fit any more
+    left_out = np.setdiff1d(np.arange(len(natoms)), picked)
+    short_atoms = (
+        max_atoms is not None and left_out.size > 0 and returned_atoms + int(natoms[left_out].min()) <= max_atoms
+    )
     shortfall = None
-    if len(picked) < requested:
-        reasons = [summaries[-1].get("shortfall"), stop_reason.value if stop_reason is not None else None]
+    if (short_structures or short_atoms) and not spec.get("whole_pool"):
+        reasons = [summaries[-1].get("shortfall")] if summaries else []
+        reasons.append(stop_reason.value if stop_reason is not None else None)
+        if len(ranked) > len(dopt):
+            reasons.append("D-optimal picks larger than what was left of the atom budget were skipped")
         shortfall = "; ".join(reason for reason in reasons if reason) or "no reason recorded"
+    stopped = stop_reason.value if stop_reason is not None and stop_reason.value else None
     summary = {
-        "requested": requested,
+        "requested": max_structures,
+        "requested_atoms": max_atoms,
         "returned": len(picked),
+        "returned_atoms": returned_atoms,
         "pool_size": pool.num_structures,
+        "pool_atoms": pool.num_atoms,
+        "strategy": spec.get("strategy", "dopt"),
+        "dopt_share": {"structures": len(dopt), "atoms": int(natoms[dopt].sum()) if dopt else 0},
+        "random_share": {
+            "structures": len(rest),
+            "atoms": int(natoms[rest].sum()) if rest else 0,
+            "seed": spec.get("seed"),
+        },
         "rounds": [
             {"requested": s["requested"], "returned": s["returned"], "used_active_set": s["used_active_set"]}
             for s in summaries
         ],
+        "stop_reason": "the whole pool fits the budget" if spec.get("whole_pool") else stopped,
         "shortfall": shortfall,
-        "order": "round by round, within a round most atoms in the active set first",
+        "order": "D-optimal share round by round (within a round most atoms in the active set first), then the "
+        "random share",
     }
     if chunking is not None:
         summary["chunking"] = chunking.get_dict()

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiida import orm
 
-__all__ = ("PacePotentialData",)
+__all__ = ("PacePotentialData", "basis_layout_of")
 
 YAML_FILENAME = "potential.yaml"
 YACE_FILENAME = "potential.yace"
@@ -24,8 +24,24 @@ def _read_bytes(source: str | os.PathLike | bytes) -> bytes:
     return pathlib.Path(source).read_bytes()
 
 
+def basis_layout_of(basis) -> dict[str, dict[str, int]]:
+    """Per element of a pyace ``ACEBBasisSet``: ``num_functions`` (the size of its active set, one MaxVol row per
+    function) and ``ndensity``."""
+    from pyace.activelearning import compute_number_of_functions
+
+    counts = compute_number_of_functions(basis)
+    return {
+        name: {
+            "num_functions": int(counts[index]),
+            "ndensity": int(basis.map_embedding_specifications[index].ndensity),
+        }
+        for index, name in enumerate(basis.elements_name)
+    }
+
+
 def _basis_summary(yaml_bytes: bytes) -> dict[str, Any]:
-    """Elements, cutoff and number of basis functions, read by pyace itself (so a broken file is refused here)."""
+    """Elements, cutoff, number of basis functions and the per-element layout, read by pyace itself (so a broken
+    file is refused here)."""
     from pyace import ACEBBasisSet, BBasisConfiguration
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,6 +56,7 @@ def _basis_summary(yaml_bytes: bytes) -> dict[str, Any]:
         "elements": sorted(basis.elements_name),
         "cutoff": float(basis.cutoffmax),
         "num_functions": int(config.total_number_of_functions),
+        "basis_layout": basis_layout_of(basis),
     }
 
 
@@ -62,7 +79,8 @@ class PacePotentialData(orm.Data):
 
     Holds ``potential.yaml`` (pacemaker's B-basis format, what fitting and fine-tuning use) and optionally
     ``potential.yace`` (LAMMPS ``pair_style pace``) and ``potential.asi`` (the active set, for the extrapolation
-    grade gamma). Attributes: ``elements``, ``cutoff`` (Å), ``num_functions``, ``has_yace``, ``has_active_set``,
+    grade gamma). Attributes: ``elements``, ``cutoff`` (Å), ``num_functions``, ``basis_layout`` (per element: its
+    number of functions, i.e. the size of its active set, and ``ndensity``), ``has_yace``, ``has_active_set``,
     ``baseline`` (the physical baseline the potential was fitted on top of, or None) and ``content_hash``.
     """
 
@@ -125,6 +143,15 @@ class PacePotentialData(orm.Data):
     @property
     def num_functions(self) -> int:
         return self.base.attributes.get("num_functions")
+
+    @property
+    def basis_layout(self) -> dict[str, dict[str, int]]:
+        """Per element: ``num_functions`` (the number of atomic environments MaxVol needs for it) and ``ndensity``.
+        Read from the attribute stored at construction; nodes made before it existed are read once by pyace."""
+        layout = self.base.attributes.get("basis_layout", None)
+        if layout is None:
+            layout = _basis_summary(self.get_yaml().encode())["basis_layout"]
+        return layout
 
     @property
     def baseline(self) -> dict | None:

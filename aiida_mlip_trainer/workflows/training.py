@@ -1,9 +1,21 @@
-"""`TrainingWorkChain`: labelled structures in, a validated, deployable ACE potential out, every step in the graph."""
+"""`TrainingWorkChain`: labelled structures in, a validated, deployable ACE potential out, every step in the graph.
+
+It composes the plugin's smaller processes the aiida-quantumespresso way: ``SelectionWorkChain`` (namespace
+``selection``), ``PaceTrainBaseWorkChain`` (``training``), ``PaceActivesetCalculation`` (``activeset``) and the
+``pace_yaml2yace`` ``ShellJob`` (``yace``), each exposed, so that every job's code, parameters and
+``metadata.options`` (queue, account, walltime) can be set from the top. ``get_builder_from_protocol`` fills them
+all from a protocol (``fast``, ``moderate``, ``precise``).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from typing import Any
+
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, if_, while_
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, if_
 from aiida_shell import ShellJob
 from aiida_shell.launch import prepare_shell_job_inputs
 
@@ -17,28 +29,85 @@ from ..calcfunctions import (
     validate_potential,
 )
 from ..calculations.pace_activeset import PaceActivesetCalculation
-from ..calculations.pace_select import PaceSelectCalculation
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..pacemaker_input import validate_parameters
-from ..selection import (
-    basis_layout,
-    check_environments,
-    gather_selection,
-    merge_picks,
-    take_structures,
-    unfitted_potential,
-)
+from ..selection import check_environments, unfitted_basis_layout
 from .pace_train_base import PaceTrainBaseWorkChain
-from .protocols import get_preset_parameters, list_presets, merge
+from .protocols import TRAINING_PROTOCOLS, ProtocolMixin, get_preset_parameters, list_presets, merge
+from .selection import SelectionWorkChain
 
 __all__ = ("TrainingWorkChain",)
 
-# Rounds of pace_select, each on the rest of the pool, to reach max_structures.
-MAX_SELECTION_ROUNDS = 5
+LOGGER = logging.getLogger("aiida.mlip_trainer.training")
+
+# Inputs of the first releases, still accepted, each mapped onto the exposed namespaces by `_legacy_inputs`.
+LEGACY_PORTS = (
+    "codes",
+    "options",
+    "preset",
+    "parameter_overrides",
+    "max_structures",
+    "selection_chunk_size",
+    "max_iterations",
+)
+TOOLS = ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")
 
 
-def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistake
+def _legacy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The namespaces the deprecated top-level inputs stand for: ``codes.X`` → the ``code`` of each job,
+    ``options`` → the training job's ``metadata.options``, ``max_structures``/``selection_chunk_size`` → selection,
+    ``max_iterations`` → training. (``preset``/``parameter_overrides`` become a calcfunction in ``setup``.)"""
+    codes = inputs.get("codes", {})
+    mapped: dict[str, Any] = {"training": {"pace": {}}, "activeset": {}, "yace": {}, "selection": {}}
+    if "pacemaker" in codes:
+        mapped["training"]["pace"]["code"] = codes["pacemaker"]
+    if "options" in inputs:
+        mapped["training"]["pace"]["metadata"] = {"options": dict(inputs["options"])}
+    if "max_iterations" in inputs:
+        mapped["training"]["max_iterations"] = inputs["max_iterations"]
+    if "pace_activeset" in codes:
+        mapped["activeset"]["code"] = codes["pace_activeset"]
+        mapped["selection"]["pace_activeset"] = {"code": codes["pace_activeset"]}
+    if "pace_yaml2yace" in codes:
+        mapped["yace"]["code"] = codes["pace_yaml2yace"]
+    if "max_structures" in inputs:
+        mapped["selection"]["max_structures"] = inputs["max_structures"]
+        # the first releases selected in layers, with the same selector every round, up to five rounds
+        mapped["selection"].update(rounds=orm.Str("layers"), max_rounds=orm.Int(5))
+        if "pace_select" in codes:
+            mapped["selection"]["pace_select"] = {"code": codes["pace_select"]}
+        if "selection_chunk_size" in inputs:
+            mapped["selection"]["chunk_size"] = inputs["selection_chunk_size"]
+    else:
+        mapped.pop("selection")
+    return mapped
+
+
+def _effective(inputs: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """An exposed namespace as given, with what the deprecated inputs stand for merged under it (the namespace wins);
+    empty when neither gives anything (no selection, for ``selection``)."""
+    return merge(_legacy_inputs(inputs).get(namespace, {}), dict(inputs.get(namespace, {}) or {}))
+
+
+def _training_parameters(inputs: Mapping[str, Any]) -> dict | str:
+    """The pacemaker parameters the fit will use, or a message when there are none or two sources."""
+    given = "parameters" in inputs.get("training", {}).get("pace", {})
+    legacy = "preset" in inputs or "parameter_overrides" in inputs
+    if given and legacy:
+        return "give training.pace.parameters or the deprecated preset/parameter_overrides, not both"
+    if given:
+        return inputs["training"]["pace"]["parameters"].get_dict()
+    preset = inputs["preset"].value if "preset" in inputs else None
+    if preset is not None and preset not in list_presets():
+        return f"unknown preset {preset!r}; known presets: {', '.join(list_presets())}"
+    overrides = inputs["parameter_overrides"].get_dict() if "parameter_overrides" in inputs else {}
+    if preset is None and not legacy:
+        return "give training.pace.parameters (TrainingWorkChain.get_builder_from_protocol fills it)"
+    return merge(get_preset_parameters(preset), overrides)
+
+
+def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message per mistake
     """Refuse bad input before any job runs, with a message that says what to change."""
     from ..baselines import BaselineError, validate_baseline
 
@@ -47,25 +116,27 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
     training_set = inputs.get("training_set")
     structures_file = inputs.get("structures_file")
     if structures_file is not None and not structures_file.get_content(mode="rb").strip():
-        return f"the structures_file {structures_file.filename!r} is empty: give labelled structures"
+        return "the structures_file is empty: give labelled structures"
     if training_set is not None:
         if not training_set.labelled:
             return "the training_set has no labels (energies and forces): label the structures first"
         if training_set.base.attributes.get("baseline", None) is not None:
             return "give the original labels: the work chain subtracts `physics_baseline` itself"
+    elements = training_set.elements if training_set is not None else None
     test_set = inputs.get("test_set")
-    if test_set is not None and not test_set.labelled:
-        return "the test_set has no labels (energies and forces)"
+    if test_set is not None:
+        if not test_set.labelled:
+            return "the test_set has no labels (energies and forces)"
+        if elements is not None and set(test_set.elements) - set(elements):
+            return (
+                f"the test_set contains {sorted(set(test_set.elements) - set(elements))}, which the training data "
+                f"(elements {elements}) lack: the potential cannot predict them"
+            )
     fraction = inputs["test_fraction"].value
     if test_set is None and not 0 < fraction < 1:
         return f"test_fraction must be in (0, 1), got {fraction}"
     if test_set is None and training_set is not None and training_set.num_structures < 2:
         return "one structure cannot be split into training and test structures: give more, or a test_set"
-    if "max_structures" in inputs and inputs["max_structures"].value <= 0:
-        return f"max_structures must be a positive integer, got {inputs['max_structures'].value}"
-    preset = inputs["preset"].value
-    if preset not in list_presets():
-        return f"unknown preset {preset!r}; known presets: {', '.join(list_presets())}"
 
     baseline = None
     if "physics_baseline" in inputs:
@@ -73,42 +144,73 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
             baseline = validate_baseline(inputs["physics_baseline"].get_dict())
         except BaselineError as error:
             return f"physics_baseline: {error}"
-    overrides = inputs["parameter_overrides"].get_dict() if "parameter_overrides" in inputs else {}
-    elements = training_set.elements if training_set is not None else None
-    message = validate_parameters(merge(get_preset_parameters(preset), overrides), elements=elements, baseline=baseline)
+    parameters = _training_parameters(inputs)
+    if isinstance(parameters, str):
+        return parameters
+    message = validate_parameters(parameters, elements=elements, baseline=baseline)
     if message:
-        return f"preset {preset!r} with the overrides: {message}"
+        return f"training parameters: {message}"
 
     previous = inputs.get("previous_potential")
     if previous is not None:
-        if elements is not None and set(elements) - set(previous.elements):
+        if elements is not None and sorted(elements) != sorted(previous.elements):
             return (
-                f"the training data contain {sorted(set(elements) - set(previous.elements))}, which the "
-                f"previous_potential (elements {previous.elements}) lacks: fine-tuning cannot add elements"
+                f"the training data have the elements {sorted(elements)} but the previous_potential has "
+                f"{previous.elements}: fine-tuning keeps the basis, so the elements must be the same"
             )
         if previous.baseline != baseline:
             return (
                 f"the previous_potential was fitted on the baseline {previous.baseline}, but physics_baseline is "
                 f"{baseline}: fine-tuning must keep the baseline"
             )
-    if "selection_chunk_size" in inputs:
-        if "max_structures" not in inputs:
-            return "selection_chunk_size is for selection: give max_structures too"
-        if inputs["selection_chunk_size"].value <= 0:
-            return f"selection_chunk_size must be a positive integer, got {inputs['selection_chunk_size'].value}"
-    if "max_structures" in inputs and "pace_select" not in inputs["codes"]:
-        return "selection (max_structures) needs codes.pace_select"
+
+    codes = {
+        "pacemaker": _effective(inputs, "training").get("pace", {}).get("code"),
+        "pace_activeset": _effective(inputs, "activeset").get("code"),
+        "pace_yaml2yace": _effective(inputs, "yace").get("code"),
+    }
+    missing = [name for name, code in codes.items() if code is None]
+    if missing:
+        where = {"pacemaker": "training.pace.code", "pace_activeset": "activeset.code", "pace_yaml2yace": "yace.code"}
+        return f"give the code of {', '.join(where[name] for name in missing)}"
+    selection = _effective(inputs, "selection")
+    if selection:
+        if "max_structures" not in selection and "max_atoms" not in selection:
+            if "selection_chunk_size" in inputs:
+                return "selection_chunk_size is for selection: give max_structures too"
+            return "selection needs a budget: selection.max_structures and/or selection.max_atoms"
+        if "code" not in selection.get("pace_select", {}):
+            return "selection needs the pace_select code: selection.pace_select.code"
+        for key in ("max_structures", "max_atoms", "chunk_size"):
+            if key in selection and selection[key].value <= 0:
+                name = "selection_chunk_size" if key == "chunk_size" and "selection_chunk_size" in inputs else key
+                return f"{name} must be a positive integer, got {selection[key].value}"
+    elif "selection_chunk_size" in inputs:
+        return "selection_chunk_size is for selection: give max_structures too"
+
+    if training_set is not None:
+        # MaxVol (selection and the active set) needs one atomic environment per basis function and element
+        try:
+            layout = previous.basis_layout if previous is not None else unfitted_basis_layout(parameters, elements)
+        except ValueError as error:
+            return f"training parameters: {error}"
+        too_few = check_environments(training_set, layout, role="training data")
+        if too_few:
+            return too_few
     return None
 
 
-class TrainingWorkChain(WorkChain):
+class TrainingWorkChain(ProtocolMixin, WorkChain):
     """Train an ACE potential from labelled structures: import → split off a test set → subtract the physical
-    baseline → D-optimal selection → the exact pacemaker configuration → training with restarts → ``.yace``,
-    active set and a validation with the baseline added back.
+    baseline → D-optimal selection (``SelectionWorkChain``) → training with restarts (``PaceTrainBaseWorkChain``) →
+    ``.yace`` (``pace_yaml2yace``) and active set (``pace_activeset``) → validation with the baseline added back.
 
-    With ``previous_potential`` the fit starts from its coefficients (fine-tuning), selection counts its active set
-    as already covered, and the graph links the new potential to the previous one.
+    Start from :meth:`get_builder_from_protocol`, which fills every input from a protocol. With
+    ``previous_potential`` the fit starts from its coefficients (fine-tuning), selection counts its active set as
+    already covered, and the graph links the new potential to the previous one.
     """
+
+    _protocol_file = TRAINING_PROTOCOLS
 
     @classmethod
     def define(cls, spec):
@@ -136,61 +238,56 @@ class TrainingWorkChain(WorkChain):
             serializer=orm.to_aiida_type,
             help='Delta learning: e.g. {"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": 2.0}}.',
         )
-        spec.input(
-            "max_structures",
-            valid_type=orm.Int,
-            required=False,
-            serializer=orm.to_aiida_type,
-            help="Select at most this many training structures by D-optimality (only if there are more).",
-        )
-        spec.input(
-            "selection_chunk_size",
-            valid_type=orm.Int,
-            required=False,
-            serializer=orm.to_aiida_type,
-            help="Select from chunks of this many structures first (one pace_select job after the other), then over "
-            "their picks: bounds the memory of selection from a large pool to that of one chunk.",
-        )
-        spec.input(
-            "preset",
-            valid_type=orm.Str,
-            default=lambda: orm.Str("moderate"),
-            serializer=orm.to_aiida_type,
-            help=f"Named pacemaker settings: {', '.join(list_presets())}.",
-        )
-        spec.input(
-            "parameter_overrides",
-            valid_type=orm.Dict,
-            required=False,
-            serializer=orm.to_aiida_type,
-            help="pacemaker settings merged into the preset, section by section (e.g. {'fit': {'maxiter': 50}}).",
-        )
         spec.input("previous_potential", valid_type=PacePotentialData, required=False, help="Fine-tune from it.")
-        spec.input_namespace("codes", help="The pacemaker tools as AiiDA codes.")
-        spec.input("codes.pacemaker", valid_type=orm.AbstractCode)
-        spec.input("codes.pace_activeset", valid_type=orm.AbstractCode)
-        spec.input("codes.pace_yaml2yace", valid_type=orm.AbstractCode)
-        spec.input("codes.pace_select", valid_type=orm.AbstractCode, required=False)
-        spec.input(
-            "options",
-            valid_type=dict,
-            non_db=True,
-            required=False,
-            help="Scheduler options of the training job (resources, max_wallclock_seconds, ...).",
+        spec.expose_inputs(
+            SelectionWorkChain,
+            namespace="selection",
+            exclude=("pool", "potential", "parameters", "covered"),
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "D-optimal selection of the training structures (left out: no selection).",
+            },
         )
-        spec.input("max_iterations", valid_type=orm.Int, default=lambda: orm.Int(5), serializer=orm.to_aiida_type)
+        spec.expose_inputs(
+            PaceTrainBaseWorkChain,
+            namespace="training",
+            exclude=("pace.training_set", "pace.test_set", "pace.previous_potential"),
+            namespace_options={"help": "The fit: pacemaker code, parameters, options, restarts, handler_overrides."},
+        )
+        spec.inputs["training"]["pace"]["parameters"].required = False  # the deprecated preset may stand for it
+        spec.expose_inputs(
+            PaceActivesetCalculation,
+            namespace="activeset",
+            exclude=("potential", "training_set"),
+            namespace_options={"help": "The active set of the final potential (pace_activeset)."},
+        )
+        spec.expose_inputs(
+            ShellJob,
+            namespace="yace",
+            include=("code", "metadata"),
+            namespace_options={"required": False, "help": "The LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."},
+        )
+        spec.inputs["yace"]["code"].required = False  # may come from the deprecated `codes`
+        # Deprecated inputs of the first releases: still accepted (a warning says what replaces them).
+        spec.input("preset", valid_type=orm.Str, required=False, serializer=orm.to_aiida_type, help="Deprecated.")
+        spec.input(
+            "parameter_overrides", valid_type=orm.Dict, required=False, serializer=orm.to_aiida_type, help="Deprecated."
+        )
+        spec.input_namespace("codes", required=False, help="Deprecated: the codes of each namespace.")
+        for tool in TOOLS:
+            spec.input(f"codes.{tool}", valid_type=orm.AbstractCode, required=False)
+        spec.input("options", valid_type=dict, non_db=True, required=False, help="Deprecated: training.pace.metadata.")
+        for name in ("max_structures", "selection_chunk_size", "max_iterations"):
+            spec.input(name, valid_type=orm.Int, required=False, serializer=orm.to_aiida_type, help="Deprecated.")
         spec.inputs.validator = _validate_inputs
 
         spec.outline(
             cls.setup,
-            cls.prepare_data,
-            cls.generate_parameters,
-            if_(cls.should_select)(
-                cls.setup_selection,
-                while_(cls.should_run_chunk)(cls.run_chunk, cls.inspect_chunk),
-                while_(cls.should_select_more)(cls.run_selection, cls.inspect_selection),
-                cls.finish_selection,
-            ),
+            if_(cls.has_structures_file)(cls.import_structures),
+            cls.prepare_sets,
+            if_(cls.should_select)(cls.run_selection, cls.inspect_selection),
+            cls.check_training_set,
             cls.run_training,
             cls.inspect_training,
             cls.run_finalisation,
@@ -206,186 +303,196 @@ class TrainingWorkChain(WorkChain):
         spec.output("parity_plot", valid_type=orm.SinglefileData, help="Parity plot of the validation (PNG).")
         spec.output("selection_summary", valid_type=orm.Dict, required=False)
 
+        spec.exit_code(300, "ERROR_INVALID_STRUCTURES", message="the structures could not be used: {message}")
+        spec.exit_code(
+            310,
+            "ERROR_TOO_FEW_ENVIRONMENTS",
+            message="{message}. The active set of the potential (and selection) needs at least one atomic environment "
+            "per basis function and element.",
+        )
         spec.exit_code(410, "ERROR_SELECTION_FAILED", message="the structure selection failed: {message}")
         spec.exit_code(420, "ERROR_TRAINING_FAILED", message="the training failed: {message}")
         spec.exit_code(430, "ERROR_FINALISATION_FAILED", message="the {step} step failed: {message}")
 
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        codes: Mapping[str, orm.AbstractCode | str],
+        structures: TrainingSetData | orm.SinglefileData,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
+        :meth:`get_available_protocols` and ``workflows/protocols/training.yaml``).
+
+        ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace`` and (for selection) ``pace_select`` to
+        codes or code labels; ``structures`` is a labelled :class:`TrainingSetData` or a file node; ``overrides`` is
+        merged into the protocol key by key (e.g. ``{"training": {"pace": {"parameters": {"fit": {"maxiter": 50}}}}}``,
+        ``{"selection": {"max_atoms": 5000}}``, or ``{"selection": None}`` for no selection); ``options`` (e.g.
+        ``{"account": "x", "queue_name": "y"}``) go into every job's ``metadata.options``. Other keyword arguments
+        (``physics_baseline``, ``previous_potential``, ``test_set``) are set as they are.
+        """
+        values = cls.get_protocol_inputs(protocol, overrides)
+        codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
+        if options:
+            for path in (("selection", "pace_select"), ("selection", "pace_activeset"), ("training", "pace"),
+                         ("activeset",), ("yace",)):  # fmt: skip
+                namespace = values
+                for key in path:
+                    namespace = namespace.get(key) or {}
+                if namespace:
+                    namespace.setdefault("metadata", {}).setdefault("options", {}).update(options)
+
+        builder = cls.get_builder()
+        builder.test_fraction = orm.Float(values["test_fraction"])
+        builder.seed = orm.Int(values["seed"])
+        if isinstance(structures, TrainingSetData):
+            builder.training_set = structures
+        else:
+            builder.structures_file = structures
+        training = values["training"]
+        builder.training.pace.code = codes["pacemaker"]
+        builder.training.pace.parameters = orm.Dict(training["pace"]["parameters"])
+        builder.training.pace.metadata.options = training["pace"]["metadata"]["options"]
+        builder.training.max_iterations = orm.Int(training["max_iterations"])
+        builder.activeset.code = codes["pace_activeset"]
+        builder.activeset.metadata.options = values["activeset"]["metadata"]["options"]
+        builder.yace.code = codes["pace_yaml2yace"]
+        builder.yace.metadata.options = values["yace"]["metadata"]["options"]
+        selection = values.get("selection")
+        if selection and ("max_structures" in selection or "max_atoms" in selection):
+            if "pace_select" not in codes:
+                raise ValueError("the protocol selects structures: give codes['pace_select'] (or selection: None)")
+            for key in ("max_structures", "max_atoms", "max_rounds", "seed", "chunk_size"):
+                if selection.get(key) is not None:
+                    builder.selection[key] = orm.Int(selection[key])
+            for key in ("strategy", "rounds"):
+                if selection.get(key) is not None:
+                    builder.selection[key] = orm.Str(selection[key])
+            if selection.get("random_fraction") is not None:
+                builder.selection.random_fraction = orm.Float(selection["random_fraction"])
+            if selection.get("memory_limit") is not None:
+                builder.selection.memory_limit = orm.to_aiida_type(selection["memory_limit"])
+            builder.selection.pace_select.code = codes["pace_select"]
+            builder.selection.pace_select.metadata.options = selection["pace_select"]["metadata"]["options"]
+            builder.selection.pace_activeset.code = codes["pace_activeset"]
+            builder.selection.pace_activeset.metadata.options = selection["pace_activeset"]["metadata"]["options"]
+        for key, value in inputs.items():
+            builder[key] = value
+        return builder
+
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
-        if "structures_file" in self.inputs:
-            self.ctx.data = import_training_set(self.inputs.structures_file)
+        used = [name for name in LEGACY_PORTS if name in self.inputs]
+        if used:
+            self.report(
+                f"deprecated input(s) {used}: use the namespaces training, selection, activeset and yace, "
+                "best through TrainingWorkChain.get_builder_from_protocol"
+            )
+        self.ctx.selection_inputs = _effective(self.inputs, "selection")
+        self.ctx.training_inputs = AttributeDict(_effective(self.inputs, "training"))
+        self.ctx.activeset_inputs = _effective(self.inputs, "activeset")
+        self.ctx.yace_inputs = _effective(self.inputs, "yace")
+        if "parameters" in self.ctx.training_inputs.get("pace", {}):
+            self.ctx.parameters = self.ctx.training_inputs.pace.parameters
         else:
-            self.ctx.data = self.inputs.training_set
+            preset = self.inputs.get("preset", orm.Str(list_presets()[1]))
+            self.ctx.parameters = generate_training_parameters(
+                preset, self.inputs.get("parameter_overrides", orm.Dict())
+            )
         self.ctx.baseline = self.inputs.get("physics_baseline")
+        self.ctx.data = self.inputs.get("training_set")
 
-    def prepare_data(self):
+    def has_structures_file(self):
+        return "structures_file" in self.inputs
+
+    def import_structures(self):
+        """The file becomes a TrainingSetData through a calcfunction; a file that is not usable ends the work chain
+        with the reason (the calcfunction records it), before any job."""
+        result, node = import_training_set.run_get_node(self.inputs.structures_file)
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_INVALID_STRUCTURES.format(message=node.exit_message)
+        self.ctx.data = result
+        return None
+
+    def prepare_sets(self):
         """Hold out the test set (original labels, for the final validation) and subtract the baseline."""
         if "test_set" in self.inputs:
             train, self.ctx.test = self.ctx.data, self.inputs.test_set
         else:
+            if self.ctx.data.num_structures < 2:
+                return self.exit_codes.ERROR_INVALID_STRUCTURES.format(
+                    message="one structure cannot be split into training and test structures: give more, or a test_set"
+                )
             split = split_training_set(self.ctx.data, self.inputs.test_fraction, self.inputs.seed)
             train, self.ctx.test = split["train"], split["test"]
         if self.ctx.baseline is not None:
-            self.ctx.train = subtract_baseline(train, self.ctx.baseline)
-            self.ctx.train_test = subtract_baseline(self.ctx.test, self.ctx.baseline)
+            for name, structures in (("train", train), ("train_test", self.ctx.test)):
+                result, node = subtract_baseline.run_get_node(structures, self.ctx.baseline)
+                if not node.is_finished_ok:
+                    return self.exit_codes.ERROR_INVALID_STRUCTURES.format(message=node.exit_message)
+                self.ctx[name] = result
         else:
             self.ctx.train, self.ctx.train_test = train, self.ctx.test
-
-    def generate_parameters(self):
-        overrides = self.inputs.get("parameter_overrides", orm.Dict({}))
-        self.ctx.parameters = generate_training_parameters(self.inputs.preset, overrides)
-
-    def should_select(self):
-        return "max_structures" in self.inputs and self.ctx.train.num_structures > self.inputs.max_structures.value
-
-    def setup_selection(self):
-        """The selector: the previous potential (its active set counted as covered) or, for a first fit, the
-        unfitted basis of the coming fit."""
-        previous = self.inputs.get("previous_potential")
-        if previous is not None:
-            self.ctx.selector, self.ctx.use_active_set = previous, previous.has_active_set
-        else:
-            self.ctx.selector = unfitted_potential(self.ctx.parameters, orm.List(self.ctx.train.elements))
-            self.ctx.use_active_set = False
-        self.ctx.picked, self.ctx.rounds, self.ctx.stop_reason = [], {}, ""
-        size = self.ctx.train.num_structures
-        self.ctx.candidates, self.ctx.chunking = list(range(size)), None
-        chunk_size = self.inputs.get("selection_chunk_size")
-        self.ctx.chunk_starts = list(range(0, size, chunk_size.value)) if chunk_size and size > chunk_size else []
-        if self.ctx.chunk_starts:
-            self.ctx.chunking = {"chunk_size": chunk_size.value, "chunks": len(self.ctx.chunk_starts), "candidates": 0}
-            self.ctx.candidates, self.ctx.chunk_parts = [], {}
-
-    def should_run_chunk(self):
-        return bool(self.ctx.chunk_starts)
-
-    def _current_chunk(self) -> int:
-        """The number of the chunk last taken from ``chunk_starts``."""
-        return self.ctx.chunking["chunks"] - len(self.ctx.chunk_starts) - 1
-
-    def run_chunk(self):
-        """One chunk of the pool on its own: its D-optimal picks become candidates for the rounds."""
-        pool, start = self.ctx.train, self.ctx.chunk_starts.pop(0)
-        k = self._current_chunk()
-        members = orm.List(list(range(start, min(start + self.inputs.selection_chunk_size.value, pool.num_structures))))
-        chunk = take_structures(pool, members)
-        if not self.ctx.use_active_set and check_environments(chunk, basis_layout(self.ctx.selector), role="pool"):
-            self.ctx.chunk_parts[f"whole_{k}"] = members  # too few environments for MaxVol on its own: all goes on
-            return None
-        self.ctx.chunk_parts[f"map_{k}"] = members
-        node = self.submit(
-            PaceSelectCalculation,
-            code=self.inputs.codes.pace_select,
-            pool=chunk,
-            potential=self.ctx.selector,
-            max_structures=self.inputs.max_structures,
-            use_active_set=orm.Bool(self.ctx.use_active_set),
-        )
-        self.report(f"selection, chunk from structure {start}: PaceSelectCalculation<{node.pk}>")
-        return ToContext(chunk=node)
-
-    def inspect_chunk(self):
-        k = self._current_chunk()
-        if f"map_{k}" in self.ctx.chunk_parts:  # this chunk was submitted (not passed on whole)
-            node = self.ctx.chunk
-            if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
-                del self.ctx.chunk_parts[f"map_{k}"]  # nothing in this chunk extends the active set
-            elif not node.is_finished_ok:
-                return self.exit_codes.ERROR_SELECTION_FAILED.format(
-                    message=f"a chunk: [{node.exit_status}] {node.exit_message}"
-                )
-            else:
-                self.ctx.chunk_parts[f"indices_{k}"] = node.outputs.indices
-        if not self.ctx.chunk_starts:
-            if not self.ctx.chunk_parts:
-                return self.exit_codes.ERROR_SELECTION_FAILED.format(message="no chunk selected any structure")
-            self.ctx.candidates = merge_picks(**self.ctx.chunk_parts).get_list()
-            self.ctx.chunking["candidates"] = len(self.ctx.candidates)
+        layout = self._layout()
+        too_few = check_environments(self.ctx.train, layout, role="training data")
+        if too_few:
+            return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(message=too_few)
         return None
 
-    def should_select_more(self):
-        """One pace_select call returns at most about as many structures as the basis has functions: select in
-        rounds, each on what is left of the pool, until ``max_structures`` are picked or the pool runs dry."""
-        wanted = self.inputs.max_structures.value
-        if self.ctx.stop_reason or len(self.ctx.picked) >= wanted:
-            return False
-        if not [i for i in self.ctx.candidates if i not in set(self.ctx.picked)]:
-            self.ctx.stop_reason = f"all {len(self.ctx.candidates)} candidates from the chunks were selected"
-            return False
-        if len(self.ctx.rounds) // 3 >= MAX_SELECTION_ROUNDS:
-            self.ctx.stop_reason = f"{MAX_SELECTION_ROUNDS} rounds of selection"
-            return False
-        return True
+    def _layout(self) -> dict:
+        """Per element, the number of basis functions of the fit (the previous potential's, or the unfitted basis
+        of the parameters), without storing anything."""
+        if "previous_potential" in self.inputs:
+            return self.inputs.previous_potential.basis_layout
+        return unfitted_basis_layout(self.ctx.parameters.get_dict(), self.ctx.train.elements)
+
+    def should_select(self):
+        return bool(self.ctx.selection_inputs)
 
     def run_selection(self):
-        pool = self.ctx.train
-        remaining = [i for i in self.ctx.candidates if i not in set(self.ctx.picked)]
-        round_pool = pool if len(remaining) == pool.num_structures else take_structures(pool, orm.List(remaining))
-        if round_pool is not pool and not self.ctx.use_active_set:
-            too_few = check_environments(round_pool, basis_layout(self.ctx.selector), role="pool")
-            if too_few:
-                self.ctx.stop_reason = f"the rest of the pool is too small for another round: {too_few}"
-                return None
-        self.ctx.remaining = remaining
-        node = self.submit(
-            PaceSelectCalculation,
-            code=self.inputs.codes.pace_select,
-            pool=round_pool,
-            potential=self.ctx.selector,
-            max_structures=orm.Int(self.inputs.max_structures.value - len(self.ctx.picked)),
-            use_active_set=orm.Bool(self.ctx.use_active_set),
-        )
-        self.report(f"selection round {len(self.ctx.rounds) // 3 + 1}: PaceSelectCalculation<{node.pk}>")
+        """SelectionWorkChain on the training split: the unfitted basis of the coming fit selects, or, when
+        fine-tuning, the previous potential with its active set counted as covered."""
+        inputs = AttributeDict(self.ctx.selection_inputs)
+        inputs.pool = self.ctx.train
+        if "previous_potential" in self.inputs:
+            inputs.potential = self.inputs.previous_potential
+        else:
+            inputs.parameters = self.ctx.parameters
+        node = self.submit(SelectionWorkChain, **inputs)
+        self.report(f"selection: {node.process_label}<{node.pk}>")
         return ToContext(selection=node)
 
     def inspect_selection(self):
-        if self.ctx.stop_reason:
-            return None
         node = self.ctx.selection
-        if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
-            self.ctx.stop_reason = "no structure left in the pool extends the active set"
-            return None
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_SELECTION_FAILED.format(message=f"[{node.exit_status}] {node.exit_message}")
-        k = len(self.ctx.rounds) // 3
-        self.ctx.rounds.update(
-            {
-                f"map_{k}": orm.List(self.ctx.remaining),
-                f"indices_{k}": node.outputs.indices,
-                f"summary_{k}": node.outputs.summary,
-            }
-        )
-        self.ctx.picked += [self.ctx.remaining[i] for i in node.outputs.indices.get_list()]
+        self.ctx.train = node.outputs.selected
+        self.out("selection_summary", node.outputs.summary)
         return None
 
-    def finish_selection(self):
-        if not self.ctx.rounds:
-            return self.exit_codes.ERROR_SELECTION_FAILED.format(message=self.ctx.stop_reason or "nothing selected")
-        chunking = {"chunking": orm.Dict(self.ctx.chunking)} if self.ctx.chunking else {}
-        gathered = gather_selection(
-            self.ctx.train, stop_reason=orm.Str(self.ctx.stop_reason), **chunking, **self.ctx.rounds
-        )
-        self.ctx.train = gathered["selected"]
-        summary = gathered["summary"]
-        self.out("selection_summary", summary)
-        message = f"selected {self.ctx.train.num_structures} of {self.inputs.max_structures.value} structures requested"
-        if summary["shortfall"]:
-            message += f": {summary['shortfall']}"
-        self.report(message)
+    def check_training_set(self):
+        """The active set of the final potential needs one atomic environment per function and element in what is
+        fitted: say so before the fit, not after it."""
+        too_few = check_environments(self.ctx.train, self._layout(), role="selected training set")
+        if too_few:
+            return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(
+                message=f"{too_few} (raise the selection budget, or use a smaller basis)"
+            )
         return None
 
     def run_training(self):
-        inputs = {
-            "code": self.inputs.codes.pacemaker,
-            "training_set": self.ctx.train,
-            "test_set": self.ctx.train_test,
-            "parameters": self.ctx.parameters,
-            "metadata": {"options": dict(self.inputs.get("options", {}))},
-        }
+        inputs = AttributeDict(self.ctx.training_inputs)
+        pace = AttributeDict(inputs.pace)
+        pace.update(training_set=self.ctx.train, test_set=self.ctx.train_test, parameters=self.ctx.parameters)
         if "previous_potential" in self.inputs:
-            inputs["previous_potential"] = self.inputs.previous_potential
-        node = self.submit(PaceTrainBaseWorkChain, pace=inputs, max_iterations=self.inputs.max_iterations)
-        self.report(f"training: PaceTrainBaseWorkChain<{node.pk}>")
+            pace.previous_potential = self.inputs.previous_potential
+        inputs.pace = pace
+        node = self.submit(PaceTrainBaseWorkChain, **inputs)
+        self.report(f"training: {node.process_label}<{node.pk}>")
         return ToContext(training=node)
 
     def inspect_training(self):
@@ -397,19 +504,17 @@ class TrainingWorkChain(WorkChain):
 
     def run_finalisation(self):
         """The LAMMPS .yace (pace_yaml2yace, a ShellJob) and the active set (pace_activeset), side by side."""
-        shell_inputs = prepare_shell_job_inputs(
-            self.inputs.codes.pace_yaml2yace,
+        yace_inputs = prepare_shell_job_inputs(
+            self.ctx.yace_inputs["code"],
             arguments=["{potential}", "-o", "potential.yace"],
             nodes={"potential": potential_file(self.ctx.fitted)},
             outputs=["potential.yace"],
+            metadata=self.ctx.yace_inputs.get("metadata", {}),
         )
-        yace = self.submit(ShellJob, **shell_inputs)
-        activeset = self.submit(
-            PaceActivesetCalculation,
-            code=self.inputs.codes.pace_activeset,
-            potential=self.ctx.fitted,
-            training_set=self.ctx.train,
-        )
+        yace = self.submit(ShellJob, **yace_inputs)
+        activeset_inputs = AttributeDict(self.ctx.activeset_inputs)
+        activeset_inputs.update(potential=self.ctx.fitted, training_set=self.ctx.train)
+        activeset = self.submit(PaceActivesetCalculation, **activeset_inputs)
         self.report(f"finalising: ShellJob<{yace.pk}> (pace_yaml2yace), PaceActivesetCalculation<{activeset.pk}>")
         return ToContext(yace=yace, activeset=activeset)
 

@@ -8,9 +8,9 @@ from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.selection import (
     ACTIVESET_PARAMETERS,
     COMMON_PARAMETERS,
+    assemble_selection,
     basis_layout,
     concatenate_structures,
-    gather_selection,
     parse_memory_limit,
     take_structures,
     unfitted_potential,
@@ -109,22 +109,59 @@ def test_concatenate_keeps_labels_only_when_all_have_them(argon_sets, argon_pool
     assert mixed.num_structures == 26 and not mixed.labelled
 
 
-def test_gather_selection_maps_rounds_back_to_the_pool(argon_pool):
-    summary = {"requested": 4, "returned": 2, "used_active_set": False, "shortfall": "only 2"}
-    outputs = gather_selection(
-        argon_pool,
-        stop_reason=orm.Str("round 2: nothing new"),
-        map_0=orm.List(list(range(10))),
-        indices_0=orm.List([8, 6]),
-        summary_0=orm.Dict(summary),
-        map_1=orm.List([0, 1, 2, 3, 4, 5, 7, 9]),
-        indices_1=orm.List([7]),
-        summary_1=orm.Dict({**summary, "requested": 2, "returned": 1}),
-    )
+def _assemble(pool, stop_reason="round 3: nothing new", **budget):
+    """Two recorded rounds on the argon pool, cut to ``budget``."""
+    rounds = {
+        "map_0": orm.List(list(range(10))),
+        "indices_0": orm.List([8, 6]),
+        "summary_0": orm.Dict({"requested": 4, "returned": 2, "used_active_set": False, "shortfall": "only 2"}),
+        "map_1": orm.List([0, 1, 2, 3, 4, 5, 7, 9]),
+        "indices_1": orm.List([7]),
+        "summary_1": orm.Dict({"requested": 2, "returned": 1, "used_active_set": True, "shortfall": "only 1"}),
+    }
+    spec = {"max_structures": None, "max_atoms": None, "strategy": "dopt", "random_fraction": 0.0, "seed": 0}
+    spec.update(budget)
+    return assemble_selection(pool, budget=orm.Dict(spec), stop_reason=orm.Str(stop_reason), **rounds)
+
+
+def test_assemble_selection_maps_rounds_back_to_the_pool(argon_pool):
+    """Round k's picks are positions in its own pool (map_k): [8, 6] then the 7th of [0..5, 7, 9] = 9."""
+    outputs = _assemble(argon_pool, max_structures=4)
     assert outputs["indices"].get_list() == [8, 6, 9]
     names = argon_pool.get_arrays()["names"]
     assert [a.info["name"] for a in outputs["selected"].to_atoms()] == [names[8], names[6], names[9]]
     result = outputs["summary"].get_dict()
-    assert result["requested"] == 4 and result["returned"] == 3
-    assert result["shortfall"] == "only 2; round 2: nothing new"
+    assert result["requested"] == 4 and result["returned"] == 3 and result["returned_atoms"] == 32 + 32 + 31
+    assert result["shortfall"] == "only 1; round 3: nothing new"
     assert [r["returned"] for r in result["rounds"]] == [2, 1]
+    assert result["dopt_share"] == {"structures": 3, "atoms": 95} and result["random_share"]["structures"] == 0
+
+
+def test_assemble_selection_cuts_to_an_atom_budget_and_fills_a_seeded_random_share(argon_pool):
+    """The pool: nine cells of 32 atoms and one of 31 (position 9). 80 atoms of D-optimal picks: 8 and 6 (64), then
+    9 (31) would overflow and is skipped; the random share fills the rest of the 160 with cells not picked before,
+    until the smallest cell left out would overflow."""
+    outputs = _assemble(argon_pool, max_atoms=160, strategy="dopt+random", random_fraction=0.5, seed=3)
+    indices = outputs["indices"].get_list()
+    summary = outputs["summary"].get_dict()
+    natoms = argon_pool.get_arrays()["natoms"]
+    assert indices[:2] == [8, 6] and len(set(indices)) == len(indices)
+    assert summary["dopt_share"] == {"structures": 2, "atoms": 64}
+    assert summary["random_share"]["structures"] == len(indices) - 2 >= 2
+    assert summary["returned_atoms"] == sum(natoms[indices]) <= 160 < summary["returned_atoms"] + 31
+    assert outputs["selected"].num_atoms == summary["returned_atoms"] and summary["shortfall"] is None
+    again = _assemble(argon_pool, max_atoms=160, strategy="dopt+random", random_fraction=0.5, seed=3)
+    assert again["indices"].get_list() == indices
+    other = _assemble(argon_pool, max_atoms=160, strategy="dopt+random", random_fraction=0.5, seed=4)
+    assert other["indices"].get_list()[:2] == [8, 6]
+    # a budget of 100 atoms with no random share: 8 and 6 fit, 9 (31 atoms) does too: 95 atoms
+    only_dopt = _assemble(argon_pool, max_atoms=100)
+    assert only_dopt["indices"].get_list() == [8, 6, 9] and only_dopt["summary"]["shortfall"] is None
+
+
+def test_assemble_selection_takes_the_whole_pool_when_it_fits(argon_pool):
+    outputs = assemble_selection(
+        argon_pool, budget=orm.Dict({"max_structures": 20, "whole_pool": True, "strategy": "dopt"})
+    )
+    assert outputs["indices"].get_list() == list(range(10)) and outputs["summary"]["shortfall"] is None
+    assert outputs["summary"]["stop_reason"] == "the whole pool fits the budget"

@@ -90,7 +90,7 @@ def test_selection_before_any_fit_with_the_unfitted_basis(pace_select_code, argo
     assert selected.num_structures == len(indices) <= 4
     assert set(indices) == NEW_IN_POOL, indices
     # the graph: the selector is the unfitted basis built from the parameters
-    select_node = selected.creator.inputs.indices_0.creator  # gather_selection's input: the round's output
+    select_node = selected.creator.inputs.indices_0.creator  # assemble_selection's input: the round's output
     assert select_node.process_label == "PaceSelectCalculation"
     assert select_node.inputs.potential.creator.process_label == "unfitted_potential"
     assert selected.creator.inputs.pool.pk == argon_pool.pk
@@ -158,15 +158,15 @@ def test_selection_within_an_atom_budget(pace_select_code, pace_activeset_code, 
     natoms = argon_pool.get_arrays()["natoms"]
     common = {"potential": fitted_potential, "code": pace_select_code, "activeset_code": pace_activeset_code}
     selected = select_within_atoms(argon_pool, 200, random_fraction=0.5, seed=7, **common)
-    indices = selected.creator.inputs.indices.get_list()
+    indices = selected.creator.outputs.indices.get_list()
     assert set(indices[:3]) <= NEW_IN_POOL, indices  # 100 atoms of D-optimal picks: three cells
     assert len(indices) == 6 and len(set(indices)) == 6 and sum(natoms[indices]) <= 200
     assert selected.num_atoms == sum(natoms[indices])
     again = select_within_atoms(argon_pool, 200, random_fraction=0.5, seed=7, **common)
-    assert again.creator.inputs.indices.get_list() == indices
+    assert again.creator.outputs.indices.get_list() == indices
 
     only_dopt = select_within_atoms(argon_pool, 130, random_fraction=0.0, **common)
-    assert set(only_dopt.creator.inputs.indices.get_list()) == NEW_IN_POOL  # 4 cells, 127 atoms
+    assert set(only_dopt.creator.outputs.indices.get_list()) == NEW_IN_POOL  # 4 cells, 127 atoms
 
 
 def test_a_pool_in_chunks_gives_the_same_new_structures(pace_select_code, argon_pool, fitted_potential):

@@ -1,4 +1,5 @@
-"""TrainingWorkChain: input validation, and the full chain with a mocked pacemaker (the other tools are real)."""
+"""TrainingWorkChain: protocols, input validation, and the full chain with a mocked pacemaker (the other tools are
+real)."""
 
 import io
 import re
@@ -10,12 +11,14 @@ from aiida.engine import run_get_node
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
 from aiida_mlip_trainer.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
+from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from tests.conftest import FIXTURES
 
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
 LJ = {"type": "lj", "params": {"epsilon": 0.008, "sigma": 3.3, "cutoff": 6.5}}
 # The recorded potential of the mock has rcut 7 Å: the parameters match it.
-OVERRIDES = {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}, "fit": {"maxiter": 100}}
+PARAMETERS = {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}, "fit": {"maxiter": 100}}
+OVERRIDES = {"training": {"pace": {"parameters": PARAMETERS}}}
 
 
 @pytest.fixture
@@ -23,18 +26,59 @@ def codes(mock_pacemaker_code, pace_tool_codes):
     return {"pacemaker": mock_pacemaker_code, **pace_tool_codes}
 
 
-def test_full_chain_with_mocked_pacemaker(codes, argon_sets, argon_structures):
-    data = TrainingSetData(argon_structures["train"] + argon_structures["test"]).store()
-    results, node = run_get_node(
-        TrainingWorkChain,
-        training_set=data,
-        test_fraction=0.25,
-        max_structures=12,
-        physics_baseline=LJ,
-        preset="fast",
-        parameter_overrides=OVERRIDES,
-        codes=codes,
+def builder_for(codes, structures, **overrides):
+    """The fast protocol with the mock's rcut, plus ``overrides`` merged in."""
+    from aiida_mlip_trainer.workflows.protocols import merge
+
+    return TrainingWorkChain.get_builder_from_protocol(codes, structures, "fast", merge(OVERRIDES, overrides))
+
+
+def test_protocols_fill_every_namespace_and_scale_with_the_elements(codes, argon_sets):
+    assert set(TrainingWorkChain.get_available_protocols()) == {"fast", "moderate", "precise"}
+    assert TrainingWorkChain.get_default_protocol() == "moderate"
+    builder = TrainingWorkChain.get_builder_from_protocol(
+        codes, argon_sets["train"], "fast", options={"account": "materials", "max_wallclock_seconds": 900}
     )
+    parameters = builder.training.pace.parameters.get_dict()
+    assert parameters["potential"]["functions"]["number_of_functions_per_element"] == 40
+    assert parameters["fit"]["maxiter"] == 100 and builder.training.max_iterations.value == 3
+    assert builder.selection.max_structures.value == 200 and builder.selection.strategy.value == "dopt"
+    # `options` reach every job of the chain
+    for options in (
+        builder.training.pace.metadata.options,
+        builder.activeset.metadata.options,
+        builder.yace.metadata.options,
+        builder.selection.pace_select.metadata.options,
+        builder.selection.pace_activeset.metadata.options,
+    ):
+        assert options["account"] == "materials" and options["max_wallclock_seconds"] == 900
+    moderate = TrainingWorkChain.get_builder_from_protocol(codes, argon_sets["train"])
+    assert moderate.training.pace.parameters["potential"]["functions"]["number_of_functions_per_element"] == 300
+    precise = TrainingWorkChain.get_builder_from_protocol(codes, argon_sets["train"], "precise")
+    assert "max_structures" not in precise.selection  # no selection in the precise protocol
+    none = TrainingWorkChain.get_builder_from_protocol(codes, argon_sets["train"], "fast", {"selection": None})
+    assert "max_structures" not in none.selection
+    with pytest.raises(ValueError, match="unknown protocol 'turbo'"):
+        TrainingWorkChain.get_builder_from_protocol(codes, argon_sets["train"], "turbo")
+
+
+def test_number_of_functions_per_element_caps_the_basis_for_five_elements(small_parameters):
+    """The protocols' per-element budget: without it the fast basis has 1170 functions per element for five."""
+    from aiida_mlip_trainer.selection import unfitted_basis_layout
+    from aiida_mlip_trainer.workflows.protocols import get_preset_parameters
+
+    elements = ["Co", "Cr", "Fe", "Mn", "Ni"]
+    layout = unfitted_basis_layout(get_preset_parameters("fast"), elements)
+    assert set(layout) == set(elements) and all(30 <= spec["num_functions"] <= 40 for spec in layout.values())
+    assert unfitted_basis_layout(get_preset_parameters("fast"), ["Cu"])["Cu"]["num_functions"] == 36
+
+
+def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
+    data = TrainingSetData(argon_structures["train"] + argon_structures["test"]).store()
+    builder = builder_for(codes, data, test_fraction=0.25, selection={"max_structures": 12})
+    builder.physics_baseline = orm.Dict(LJ)
+    builder.selection.pace_select.metadata.options.max_wallclock_seconds = 777
+    results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     potential = results["potential"]
     assert potential.base.attributes.get("has_yace") and potential.has_active_set
@@ -42,118 +86,164 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_sets, argon_structures):
     assert set(potential.base.repository.list_object_names()) == {"potential.yaml", "potential.yace", "potential.asi"}
     assert "pair_style hybrid/overlay pace lj/smooth/linear" in potential.lammps_commands()[0]
 
-    # selection ran (16 training structures > 12), in rounds: one pace_select call returns fewer than 12 here
+    # selection ran as one child work chain (16 training structures > 12), in rounds
+    (selection,) = [child for child in node.called if child.process_label == "SelectionWorkChain"]
     summary = results["selection_summary"].get_dict()
-    assert results["training_set"].num_structures == 12
-    assert summary["requested"] == 12 and summary["returned"] == 12 and len(summary["rounds"]) >= 2
+    assert summary == selection.outputs.summary.get_dict()
+    assert results["training_set"].num_structures == summary["returned"] and summary["requested"] == 12
+    # one pace_select call returns fewer than 12 here; a second round (over the active set of the first picks)
+    # finds nothing that extends them, and the summary says so
     assert summary["rounds"][0]["returned"] < 12
+    assert summary["returned"] == 12 or "round 2: no structure left in the pool extends" in summary["shortfall"]
+    assert [n.process_label for n in selection.called].count("PaceActivesetCalculation") == 1
+    select_jobs = [n for n in selection.called if n.process_label == "PaceSelectCalculation"]
+    assert select_jobs and all(job.get_option("max_wallclock_seconds") == 777 for job in select_jobs)
     assert results["test_set"].num_structures == 6  # 25 % of 22, original labels
     assert results["test_set"].base.attributes.get("baseline", None) is None
     assert results["training_set"].base.attributes.get("baseline")["type"] == "lj"
 
     metrics = results["metrics"].get_dict()
-    for key in ("energy_rmse", "force_rmse", "stress_rmse"):
-        assert metrics[key] >= 0
     assert metrics["reference"]["force_component_rms"] > 0
     assert results["parity_plot"].get_content(mode="rb")[:8] == b"\x89PNG\r\n\x1a\n"
-    # the exact configuration is a node, created by a calcfunction from the preset and the overrides
+    # the exact configuration is an input node of the chain, filled by the protocol
     assert results["parameters"]["fit"]["maxiter"] == 100
-    assert results["parameters"].creator.process_label == "generate_training_parameters"
+    assert results["parameters"].pk == node.inputs.training.pace.parameters.pk
 
     # lineage: from the potential back to the data the user gave
     query = orm.QueryBuilder()
     query.append(TrainingSetData, filters={"id": data.pk}, tag="data")
-    query.append(orm.ProcessNode, with_incoming="data", tag="p0")
     query.append(PacePotentialData, filters={"id": potential.pk}, with_ancestors="data")
     assert query.count() >= 1
 
 
-def test_selection_in_chunks(codes, argon_sets):
-    """selection_chunk_size=6 on 16 structures: chunks of 6, 6 and 4, one pace_select job each, then rounds over
-    their picks; the summary says so, and the chunks are subsets of the training data in the graph."""
+def test_deprecated_inputs_still_work_and_say_what_replaces_them(codes, argon_sets):
     results, node = run_get_node(
         TrainingWorkChain,
         training_set=argon_sets["train"],
         test_set=argon_sets["test"],
+        preset="fast",
+        parameter_overrides=PARAMETERS,
         max_structures=8,
         selection_chunk_size=6,
-        preset="fast",
-        parameter_overrides=OVERRIDES,
         codes=codes,
     )
     assert node.is_finished_ok, node.exit_message
+    reports = [log.message for log in orm.Log.collection.get_logs_for(node)]
+    assert any("deprecated input(s) ['codes', 'preset', 'parameter_overrides', 'max_structures'" in r for r in reports)
+    # the preset became the parameters through a calcfunction, as before
+    assert results["parameters"].creator.process_label == "generate_training_parameters"
+    (selection,) = [
+        child
+        for child in node.called
+        if isinstance(child, orm.WorkChainNode) and child.process_label == "SelectionWorkChain"
+    ]
+    assert selection.inputs.chunk_size.value == 6 and selection.inputs.rounds.value == "layers"
     summary = results["selection_summary"].get_dict()
-    chunking = summary["chunking"]
-    assert chunking["chunk_size"] == 6 and chunking["chunks"] == 3 and 8 <= chunking["candidates"] <= 16
-    assert summary["returned"] == results["training_set"].num_structures == 8
-    selections = [child for child in node.called if child.process_label == "PaceSelectCalculation"]
-    assert len(selections) == 3 + len(summary["rounds"])
-    pools = [child.inputs.pool.num_structures for child in sorted(selections, key=lambda n: n.pk)]
-    assert pools[:3] == [6, 6, 4] and pools[3] == chunking["candidates"]
+    assert summary["chunking"]["chunks"] == 3 and summary["returned"] == results["training_set"].num_structures == 8
 
 
-def test_structures_file_is_imported_by_a_calcfunction(codes, argon_structures, tmp_path):
+def test_structures_file_is_imported_by_a_calcfunction(codes, argon_structures):
     from ase.io import write
 
     buffer = io.StringIO()
     write(buffer, argon_structures["train"], format="extxyz")
     file = orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename="argon.extxyz")
-    results, node = run_get_node(
-        TrainingWorkChain, structures_file=file, preset="fast", parameter_overrides=OVERRIDES, codes=codes
-    )
+    results, node = run_get_node(builder_for(codes, file, selection=None))
     assert node.is_finished_ok, node.exit_message
     imported = [n for n in node.called_descendants if n.process_label == "import_training_set"]
     assert len(imported) == 1 and imported[0].outputs.result.num_structures == 16
+
+
+def test_an_unreadable_structures_file_fails_cleanly_before_any_job(codes):
+    file = orm.SinglefileData(io.BytesIO(b"this is not\nan extxyz file\n"), filename="broken.extxyz")
+    results, node = run_get_node(builder_for(codes, file, selection=None))
+    assert node.is_failed and node.exit_status == TrainingWorkChain.exit_codes.ERROR_INVALID_STRUCTURES.status
+    assert "broken.extxyz" in node.exit_message and "cannot be read" in node.exit_message
+    (imported,) = node.called
+    assert imported.is_failed and not imported.is_excepted  # recorded, with the reason
+    assert not [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
+
+
+def test_too_few_atoms_for_the_active_set_after_selection_stop_before_the_fit(codes, argon_sets):
+    """The active set needs one environment per function and element: 36 functions, and a selection of one argon
+    cell (32 atoms) gives only 32. Said before the fit, with an exit code."""
+    builder = builder_for(codes, argon_sets["train"], selection={"max_structures": 1})
+    builder.test_set = argon_sets["test"]
+    _, node = run_get_node(builder)
+    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status, node.exit_message
+    assert "selected training set has 32 Ar atoms but the potential has 36 basis functions" in node.exit_message
+    assert not [n for n in node.called_descendants if n.process_label == "PaceTrainCalculation"]
 
 
 def _copper_set():
     return TrainingSetData(copper_emt(4, seed=1)).store()
 
 
+def _unset(namespace, key):
+    namespace.pop(key, None)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda i: i.update(preset="turbo"), "unknown preset 'turbo'"),
-        (lambda i: i.update(physics_baseline={"type": "morse", "params": {}}), "physics_baseline: .*known types"),
+        (lambda b: b.update(preset="fast"), "give training.pace.parameters or the deprecated preset"),
+        (lambda b: b.update(physics_baseline={"type": "morse", "params": {}}), "physics_baseline: .*known types"),
         (
-            lambda i: i.update(physics_baseline={"type": "lj", "params": {"epsilon": 0.1, "sigma": -1, "cutoff": 5}}),
+            lambda b: b.update(physics_baseline={"type": "lj", "params": {"epsilon": 0.1, "sigma": -1, "cutoff": 5}}),
             "physics_baseline: .*sigma",
         ),
-        (lambda i: i.update(max_structures=0), "max_structures must be a positive integer"),
-        (lambda i: i.update(test_fraction=1.5), r"test_fraction must be in \(0, 1\)"),
-        (lambda i: i.update(test_fraction=0.0), r"test_fraction must be in \(0, 1\)"),
+        (lambda b: b.selection.update(max_structures=0), "max_structures must be a positive integer"),
+        (lambda b: b.update(test_fraction=1.5), r"test_fraction must be in \(0, 1\)"),
+        (lambda b: b.update(test_fraction=0.0), r"test_fraction must be in \(0, 1\)"),
         (
-            lambda i: i.update(training_set=_copper_set(), previous_potential=PacePotentialData(POTENTIAL)),
-            r"contain \['Cu'\], which the previous_potential .* lacks",
+            lambda b: b.update(training_set=_copper_set(), previous_potential=PacePotentialData(POTENTIAL)),
+            r"have the elements \['Cu'\] but the previous_potential has \['Ar'\]",
         ),
         (
-            lambda i: i.update(previous_potential=PacePotentialData(POTENTIAL), physics_baseline=LJ),
+            lambda b: b.update(previous_potential=PacePotentialData(POTENTIAL), physics_baseline=LJ),
             "fine-tuning must keep the baseline",
         ),
-        (lambda i: i.update(training_set=TrainingSetData(i["training_set"].to_atoms(), labelled=False)), "no labels"),
+        (lambda b: b.update(test_set=_copper_set()), r"the test_set contains \['Cu'\], which the training data"),
+        (lambda b: b.update(training_set=TrainingSetData(b.training_set.to_atoms(), labelled=False)), "no labels"),
         (
-            lambda i: i.update(structures_file=orm.SinglefileData(io.BytesIO(b""), filename="x.extxyz")),
+            lambda b: b.update(structures_file=orm.SinglefileData(io.BytesIO(b""), filename="x.extxyz")),
             "exactly one of",
         ),
-        (lambda i: i.update(parameter_overrides={"fit": {"maxiter": -3}}), "fit.maxiter must be a positive"),
         (
-            lambda i: (
-                i.pop("training_set")
-                and i.update(structures_file=orm.SinglefileData(io.BytesIO(b"\n"), filename="e.xyz"))
+            lambda b: b.training.pace.update(
+                parameters=orm.Dict({**b.training.pace.parameters.get_dict(), "fit": {"maxiter": -3}})
             ),
-            "structures_file 'e.xyz' is empty",
+            "fit.maxiter must be a positive",
         ),
-        (lambda i: i.update(training_set=TrainingSetData(i["training_set"].to_atoms()[:1])), "one structure cannot"),
-        (lambda i: i["codes"].pop("pace_select") and i.update(max_structures=5), "needs codes.pace_select"),
-        (lambda i: i.update(selection_chunk_size=5), "selection_chunk_size is for selection: give max_structures"),
-        (lambda i: i.update(max_structures=5, selection_chunk_size=0), "selection_chunk_size must be a positive"),
+        (
+            lambda b: (
+                b.pop("training_set")
+                and b.update(structures_file=orm.SinglefileData(io.BytesIO(b"\n"), filename="e.xyz"))
+            ),
+            "the structures_file is empty",
+        ),
+        (lambda b: b.update(training_set=TrainingSetData(b.training_set.to_atoms()[:1])), "one structure cannot"),
+        (lambda b: b.selection.pace_select.pop("code"), r"give pace_select.code \(the pace_select code\)"),
+        (lambda b: _unset(b.selection, "max_structures"), "give the budget: max_structures and/or max_atoms"),
+        (lambda b: b.training.pace.pop("code"), "give the code of training.pace.code"),
+        (
+            lambda b: b.update(training_set=TrainingSetData(b.training_set.to_atoms()[:1]), test_set=b.training_set),
+            r"training data has 32 Ar atoms but the potential has 36 basis functions",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_job(codes, argon_sets, change, message):
-    inputs = {"training_set": argon_sets["train"], "preset": "fast", "codes": dict(codes)}
-    change(inputs)
+    builder = builder_for(codes, argon_sets["train"])
+    change(builder)
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
     with pytest.raises(ValueError) as error:
-        run_get_node(TrainingWorkChain, **inputs)
+        run_get_node(builder)
     assert re.search(message, str(error.value)), str(error.value)
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
+def test_selection_namespace_is_the_selection_work_chain(codes, argon_sets):
+    """Every input of SelectionWorkChain but the pool and the selector is settable from the top."""
+    exposed = set(TrainingWorkChain.spec().inputs["selection"])
+    own = set(SelectionWorkChain.spec().inputs) - {"pool", "potential", "parameters", "covered", "metadata"}
+    assert own <= exposed

@@ -1,8 +1,13 @@
-"""Named pacemaker settings (presets) for `TrainingWorkChain`, overridable key by key."""
+"""Protocols: named, complete sets of inputs for the work chains (aiida-quantumespresso's conventions).
+
+A protocol file has ``default_protocol``, ``default_inputs`` (what every protocol shares) and ``protocols`` (each with
+a ``description`` and only its differences). :meth:`ProtocolMixin.get_protocol_inputs` merges the defaults, the
+protocol and the user's overrides, key by key; ``get_builder_from_protocol`` of a work chain turns the result into a
+builder the user can read and edit before submitting.
+"""
 
 from __future__ import annotations
 
-import copy
 import functools
 import pathlib
 from collections.abc import Mapping
@@ -10,35 +15,84 @@ from typing import Any
 
 import yaml
 
-__all__ = ("PRESETS_FILE", "get_preset_parameters", "list_presets", "merge")
+__all__ = ("ProtocolMixin", "get_preset_parameters", "list_presets", "merge")
 
-PRESETS_FILE = pathlib.Path(__file__).parent / "pace_train.yaml"
-
-
-@functools.cache
-def _load() -> dict:
-    return yaml.safe_load(PRESETS_FILE.read_text())
+PROTOCOLS_DIRECTORY = pathlib.Path(__file__).parent
+TRAINING_PROTOCOLS = PROTOCOLS_DIRECTORY / "training.yaml"
 
 
-def list_presets() -> list[str]:
-    return list(_load()["presets"])
-
-
-def get_preset_parameters(name: str | None = None) -> dict[str, Any]:
-    """The pacemaker parameters of a preset (the default one when ``name`` is None); a fresh copy."""
-    presets = _load()["presets"]
-    name = name or _load()["default_preset"]
-    if name not in presets:
-        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(presets)}")
-    return copy.deepcopy(presets[name]["parameters"])
+def _copy(value: Any) -> Any:
+    """A copy of nested dictionaries and lists; other values (numbers, strings, AiiDA nodes) as they are: a deep
+    copy of a stored node would clone it."""
+    if isinstance(value, Mapping):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in recursively: dictionaries are merged key by key, anything else replaces."""
-    result = copy.deepcopy(dict(base))
+    """``base`` with ``overrides`` merged in recursively: dictionaries are merged key by key, anything else (a None
+    included) replaces. Nodes in either are kept as they are, not copied."""
+    result = _copy(base)
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
             result[key] = merge(result[key], value)
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = _copy(value)
     return result
+
+
+@functools.cache
+def _load(path: pathlib.Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+class ProtocolMixin:
+    """Class methods to read a work chain's protocol file; the class sets ``_protocol_file``."""
+
+    _protocol_file: pathlib.Path
+
+    @classmethod
+    def get_protocol_filepath(cls) -> pathlib.Path:
+        return cls._protocol_file
+
+    @classmethod
+    def get_default_protocol(cls) -> str:
+        return _load(cls._protocol_file)["default_protocol"]
+
+    @classmethod
+    def get_available_protocols(cls) -> dict[str, dict[str, str]]:
+        """``{name: {"description": ...}}`` for every protocol of the file."""
+        protocols = _load(cls._protocol_file)["protocols"]
+        return {name: {"description": protocol["description"]} for name, protocol in protocols.items()}
+
+    @classmethod
+    def get_protocol_inputs(
+        cls, protocol: str | None = None, overrides: Mapping[str, Any] | pathlib.Path | None = None
+    ) -> dict[str, Any]:
+        """The inputs of ``protocol`` (the default one when None): ``default_inputs`` merged with the protocol's
+        differences and then with ``overrides`` (a dictionary, or a YAML file of one). A fresh copy."""
+        data = _load(cls._protocol_file)
+        name = protocol or data["default_protocol"]
+        if name not in data["protocols"]:
+            raise ValueError(f"unknown protocol {name!r}; available: {', '.join(data['protocols'])}")
+        differences = {key: value for key, value in data["protocols"][name].items() if key != "description"}
+        inputs = merge(data["default_inputs"], differences)
+        if isinstance(overrides, pathlib.Path):
+            overrides = yaml.safe_load(overrides.read_text()) or {}
+        return merge(inputs, overrides or {})
+
+
+class _TrainingProtocols(ProtocolMixin):
+    _protocol_file = TRAINING_PROTOCOLS
+
+
+def list_presets() -> list[str]:
+    """The protocol names, which the deprecated ``preset`` input of TrainingWorkChain still accepts."""
+    return list(_TrainingProtocols.get_available_protocols())
+
+
+def get_preset_parameters(name: str | None = None) -> dict[str, Any]:
+    """The pacemaker parameters (``training.pace.parameters``) of a protocol of TrainingWorkChain; a fresh copy."""
+    return _TrainingProtocols.get_protocol_inputs(name)["training"]["pace"]["parameters"]
