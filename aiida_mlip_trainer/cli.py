@@ -122,26 +122,25 @@ def train():
 @click.option("--daemon/--run", default=True, show_default=True, help="Submit to the daemon, or run here and wait.")
 @clean_errors
 def train_launch(inputs_file, daemon):
-    """Launch a TrainingWorkChain from a YAML file of inputs.
+    """Launch a TrainingWorkChain from a YAML file of inputs (through get_builder_from_protocol).
 
     \b
-    Keys: training_set (pk/UUID) or structures_file (path), test_set, test_fraction, seed,
-    physics_baseline, max_structures, preset, parameter_overrides, previous_potential (pk/UUID),
-    codes (name -> code label, e.g. pacemaker: pacemaker@localhost), options, max_iterations.
+    Keys: codes (name -> code label, e.g. pacemaker: pacemaker@localhost), structures_file (path)
+    or training_set (pk/UUID), protocol (fast, moderate, precise), overrides (merged into the
+    protocol, e.g. {selection: {max_structures: 100}}), options (scheduler options of every job),
+    test_set and previous_potential (pk/UUID), physics_baseline.
     """
-    from .launch import training_inputs_from_yaml
-
-    inputs = training_inputs_from_yaml(inputs_file)
     from aiida.engine import run_get_node, submit
 
-    from .workflows import TrainingWorkChain
+    from .launch import training_builder_from_yaml
 
+    builder = training_builder_from_yaml(inputs_file)
     if daemon:
-        node = submit(TrainingWorkChain, **inputs)
+        node = submit(builder)
         click.echo(f"submitted TrainingWorkChain<{node.pk}> {node.uuid}")
         click.echo(f"watch it: aiida-mlip-trainer train status {node.pk}")
         return
-    results, node = run_get_node(TrainingWorkChain, **inputs)
+    results, node = run_get_node(builder)
     click.echo(
         f"TrainingWorkChain<{node.pk}> {node.process_state.value} [{node.exit_status}] {node.exit_message or ''}"
     )

@@ -23,7 +23,7 @@ __all__ = (
     "get_or_create_code",
     "select_structures",
     "select_within_atoms",
-    "training_inputs_from_yaml",
+    "training_builder_from_yaml",
 )
 
 LOGGER = logging.getLogger("aiida.mlip_trainer.launch")
@@ -233,44 +233,72 @@ TRAINING_INPUT_KEYS = (
     "training_set",
     "structures_file",
     "test_set",
-    "test_fraction",
-    "seed",
     "physics_baseline",
-    "max_structures",
-    "preset",
-    "parameter_overrides",
     "previous_potential",
     "codes",
+    "protocol",
+    "overrides",
     "options",
-    "max_iterations",
 )
+# Keys of the first releases, still read: each is put where it belongs in `overrides`.
+LEGACY_KEYS = {
+    "preset": ("protocol",),
+    "parameter_overrides": ("overrides", "training", "pace", "parameters"),
+    "max_structures": ("overrides", "selection", "max_structures"),
+    "max_iterations": ("overrides", "training", "max_iterations"),
+    "test_fraction": ("overrides", "test_fraction"),
+    "seed": ("overrides", "seed"),
+}
 
 
-def training_inputs_from_yaml(path: str | pathlib.Path) -> dict:
-    """TrainingWorkChain inputs from a YAML file: nodes by pk or UUID, codes by label, ``structures_file`` as a path
-    (relative to the YAML file), everything else as plain values. Unknown keys are refused."""
+def training_builder_from_yaml(path: str | pathlib.Path):
+    """A ``TrainingWorkChain`` builder from a YAML file, through ``get_builder_from_protocol``.
+
+    Keys: ``codes`` (tool name → code label), ``structures_file`` (a path relative to the YAML file) or
+    ``training_set`` (pk or UUID), optional ``protocol`` (fast, moderate, precise), ``overrides`` (merged into the
+    protocol), ``options`` (every job's scheduler options), ``test_set`` and ``previous_potential`` (pk or UUID),
+    ``physics_baseline``. The keys of the first releases (``preset``, ``parameter_overrides``, ``max_structures``,
+    ``max_iterations``, ``test_fraction``, ``seed``) are still read. Unknown keys are refused."""
     import yaml
+
+    from .workflows.protocols import merge
+    from .workflows.training import TrainingWorkChain
 
     path = pathlib.Path(path)
     spec = yaml.safe_load(path.read_text()) or {}
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: expected a mapping of TrainingWorkChain inputs")
-    unknown = sorted(set(spec) - set(TRAINING_INPUT_KEYS))
+    unknown = sorted(set(spec) - set(TRAINING_INPUT_KEYS) - set(LEGACY_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(TRAINING_INPUT_KEYS)}")
-    inputs = dict(spec)
-    for key in ("training_set", "test_set", "previous_potential"):
-        if key in inputs:
-            inputs[key] = orm.load_node(inputs[key])
-    if "structures_file" in inputs:
-        file_path = (path.parent / inputs["structures_file"]).resolve()
-        if not file_path.is_file():
-            raise ValueError(f"{path}: structures_file {file_path} does not exist")
-        inputs["structures_file"] = orm.SinglefileData(file_path)
-    codes = inputs.get("codes") or {}
+    for key, target in LEGACY_KEYS.items():
+        if key in spec:
+            value = spec.pop(key)
+            for name in reversed(target[1:]):
+                value = {name: value}
+            spec[target[0]] = merge(spec.get(target[0]) or {}, value) if isinstance(value, dict) else value
+    codes = spec.pop("codes", None) or {}
     if not isinstance(codes, dict) or "pacemaker" not in codes:
         raise ValueError(
-            f"{path}: `codes` must map at least `pacemaker` (and pace_activeset, pace_yaml2yace) to labels"
+            f"{path}: `codes` must map at least `pacemaker` (and pace_activeset, pace_yaml2yace, pace_select) to labels"
         )
-    inputs["codes"] = {name: orm.load_code(label) for name, label in codes.items()}
-    return inputs
+    if "structures_file" in spec:
+        file_path = (path.parent / spec.pop("structures_file")).resolve()
+        if not file_path.is_file():
+            raise ValueError(f"{path}: structures_file {file_path} does not exist")
+        structures = orm.SinglefileData(file_path)
+    elif "training_set" in spec:
+        structures = orm.load_node(spec.pop("training_set"))
+    else:
+        raise ValueError(f"{path}: give `structures_file` (a path) or `training_set` (a pk or UUID)")
+    extra = {key: orm.load_node(spec.pop(key)) for key in ("test_set", "previous_potential") if key in spec}
+    if "physics_baseline" in spec:
+        extra["physics_baseline"] = orm.Dict(spec.pop("physics_baseline"))
+    return TrainingWorkChain.get_builder_from_protocol(
+        codes,
+        structures,
+        protocol=spec.pop("protocol", None),
+        overrides=spec.pop("overrides", None),
+        options=spec.pop("options", None),
+        **extra,
+    )

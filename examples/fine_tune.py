@@ -25,19 +25,16 @@ else:
         sys.exit("no finished TrainingWorkChain found: run examples/train_from_extxyz.py first")
 
 new_data = TrainingSetData(copper_emt(24, seed=7, vacancies=2, strain=0.06)).store()
-results, node = run_get_node(
-    TrainingWorkChain,
-    training_set=new_data,
+builder = TrainingWorkChain.get_builder_from_protocol(
+    {name: f"{name}@localhost" for name in ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")},
+    new_data,
+    protocol="fast",
+    overrides={"selection": {"max_structures": 12}, "training": {"pace": {"parameters": {"fit": {"maxiter": 60}}}}},
     previous_potential=previous,
-    physics_baseline=previous.baseline,
-    max_structures=12,
-    preset="fast",
-    parameter_overrides={"fit": {"maxiter": 60}},
-    codes={
-        name: orm.load_code(f"{name}@localhost")
-        for name in ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")
-    },
 )
+if previous.baseline is not None:
+    builder.physics_baseline = orm.Dict(previous.baseline)
+results, node = run_get_node(builder)
 if not node.is_finished_ok:
     sys.exit(f"TrainingWorkChain<{node.pk}> failed: [{node.exit_status}] {node.exit_message}")
 metrics = results["metrics"].get_dict()

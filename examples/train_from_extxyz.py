@@ -28,21 +28,17 @@ else:
 from ase.io import read  # noqa: E402
 
 d_min = shortest_distance(read(path, index=":"))
-results, node = run_get_node(
-    TrainingWorkChain,
-    structures_file=orm.SinglefileData(path.absolute()),
-    test_fraction=0.2,
+CODES = {name: f"{name}@localhost" for name in ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")}
+# Every input comes from the "fast" protocol; the builder can be read and edited before it runs.
+builder = TrainingWorkChain.get_builder_from_protocol(
+    CODES,
+    orm.SinglefileData(path.absolute()),
+    protocol="fast",
+    overrides={"test_fraction": 0.2, "selection": {"max_structures": 30}},
     # ZBL takes over below the shortest distance in the data: the potential stays repulsive where data end
-    physics_baseline={"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": round(d_min, 2)}},
-    max_structures=30,
-    preset="fast",
-    codes={
-        "pacemaker": orm.load_code("pacemaker@localhost"),
-        "pace_select": orm.load_code("pace_select@localhost"),
-        "pace_activeset": orm.load_code("pace_activeset@localhost"),
-        "pace_yaml2yace": orm.load_code("pace_yaml2yace@localhost"),
-    },
+    physics_baseline=orm.Dict({"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": round(d_min, 2)}}),
 )
+results, node = run_get_node(builder)
 if not node.is_finished_ok:
     print(f"TrainingWorkChain<{node.pk}> failed: [{node.exit_status}] {node.exit_message}")
     print(f"see: verdi process report {node.pk}")

@@ -31,7 +31,7 @@ def test_presets_and_overrides():
     assert merged["fit"]["maxiter"] == 7 and merged["seed"] == 3
     assert merged["fit"]["loss"] == fast["fit"]["loss"]  # merged key by key, the rest of the section kept
     assert merged["potential"] == fast["potential"]
-    with pytest.raises(ValueError, match="unknown preset 'turbo'"):
+    with pytest.raises(ValueError, match="unknown protocol 'turbo'"):
         get_preset_parameters("turbo")
 
 

@@ -12,13 +12,14 @@ ARGON = {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}, "fit": {"maxiter": 30}}
 
 
 def test_training_work_chain_runs_as_slurm_jobs_through_the_daemon(slurm_codes, argon_sets, submit_and_await):
-    builder = TrainingWorkChain.get_builder()
-    builder.training_set = argon_sets["train"]
+    builder = TrainingWorkChain.get_builder_from_protocol(
+        slurm_codes,
+        argon_sets["train"],
+        "fast",
+        {"training": {"pace": {"parameters": ARGON}}},
+        options={"max_wallclock_seconds": 600},
+    )
     builder.test_set = argon_sets["test"]
-    builder.preset = orm.Str("fast")
-    builder.parameter_overrides = orm.Dict(ARGON)
-    builder.codes = slurm_codes
-    builder.options = {"max_wallclock_seconds": 600}
     node = submit_and_await(builder, timeout=900)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     jobs = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]

@@ -15,6 +15,13 @@ pytestmark = pytest.mark.real_pacemaker
 ARGON = {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}, "fit": {"maxiter": 80}}
 
 
+def fast(codes, structures, parameters=ARGON, **overrides):
+    """The fast protocol with these pacemaker ``parameters`` merged in, and other ``overrides``."""
+    return TrainingWorkChain.get_builder_from_protocol(
+        codes, structures, "fast", {"training": {"pace": {"parameters": parameters}}, **overrides}
+    )
+
+
 @pytest.fixture
 def codes(pacemaker_code, pace_tool_codes):
     return {"pacemaker": pacemaker_code, **pace_tool_codes}
@@ -35,9 +42,7 @@ def training_calculation(workchain):
 
 def test_real_chain_then_fine_tuning_on_new_data(codes, argon_structures):
     data = TrainingSetData(argon_structures["train"] + argon_structures["test"]).store()
-    results, node = run_get_node(
-        TrainingWorkChain, training_set=data, preset="fast", parameter_overrides=ARGON, test_fraction=0.2, codes=codes
-    )
+    results, node = run_get_node(fast(codes, data, test_fraction=0.2))
     assert node.is_finished_ok, node.exit_message
     metrics = results["metrics"].get_dict()
     assert metrics["force_rmse"] < 0.10 * metrics["reference"]["force_component_rms"], metrics
@@ -52,15 +57,9 @@ def test_real_chain_then_fine_tuning_on_new_data(codes, argon_structures):
 
     # new data from a wider distribution; fine-tune from the first potential
     new = TrainingSetData(argon_lennard_jones(10, seed=7, strain=0.05, rattle=0.15)).store()
-    tuned, tuned_node = run_get_node(
-        TrainingWorkChain,
-        training_set=new,
-        previous_potential=first,
-        preset="fast",
-        parameter_overrides={**ARGON, "fit": {"maxiter": 30}},
-        test_fraction=0.2,
-        codes=codes,
-    )
+    builder = fast(codes, new, {**ARGON, "fit": {"maxiter": 30}}, test_fraction=0.2)
+    builder.previous_potential = first
+    tuned, tuned_node = run_get_node(builder)
     assert tuned_node.is_finished_ok, tuned_node.exit_message
     calc = training_calculation(tuned_node)
     # the graph links the new potential to the previous one, and the fit started from its weights
@@ -76,16 +75,15 @@ def test_real_chain_then_fine_tuning_on_new_data(codes, argon_structures):
 def test_real_chain_with_zbl_baseline_and_selection(codes):
     structures = copper_emt(26, seed=5)
     d_min = shortest_distance(structures)
-    results, node = run_get_node(
-        TrainingWorkChain,
-        training_set=TrainingSetData(structures).store(),
-        physics_baseline={"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": round(d_min, 2)}},
-        max_structures=12,
-        preset="fast",
-        parameter_overrides={"fit": {"maxiter": 80}},
+    builder = fast(
+        codes,
+        TrainingSetData(structures).store(),
+        {"fit": {"maxiter": 80}},
         test_fraction=0.2,
-        codes=codes,
+        selection={"max_structures": 12},
     )
+    builder.physics_baseline = orm.Dict({"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": round(d_min, 2)}})
+    results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     assert results["training_set"].num_structures <= 12
     metrics = results["metrics"].get_dict()
@@ -100,12 +98,8 @@ def test_real_chain_with_zbl_baseline_and_selection(codes):
 
 
 def test_submit_through_a_real_daemon(codes, argon_sets, submit_and_await):
-    builder = TrainingWorkChain.get_builder()
-    builder.training_set = argon_sets["train"]
+    builder = fast(codes, argon_sets["train"], {**ARGON, "fit": {"maxiter": 20}})
     builder.test_set = argon_sets["test"]
-    builder.preset = orm.Str("fast")
-    builder.parameter_overrides = orm.Dict({**ARGON, "fit": {"maxiter": 20}})
-    builder.codes = codes
     node = submit_and_await(builder, timeout=600)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     assert node.outputs.potential.base.attributes.get("has_yace") and node.outputs.potential.has_active_set

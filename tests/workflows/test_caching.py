@@ -48,16 +48,19 @@ def test_failed_training_is_never_a_cache_source(mock_pacemaker_code, argon_sets
 
 
 def test_identical_work_chain_does_not_retrain(mock_pacemaker_code, pace_tool_codes, argon_sets):
-    inputs = {
-        "training_set": argon_sets["train"],
-        "test_set": argon_sets["test"],
-        "preset": "fast",
-        "parameter_overrides": {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}},
-        "codes": {"pacemaker": mock_pacemaker_code, **pace_tool_codes},
-    }
+    codes = {"pacemaker": mock_pacemaker_code, **pace_tool_codes}
+    parameters = {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}}
+
+    def builder():
+        result = TrainingWorkChain.get_builder_from_protocol(
+            codes, argon_sets["train"], "fast", {"training": {"pace": {"parameters": parameters}}}
+        )
+        result.test_set = argon_sets["test"]
+        return result
+
     with enable_caching():
-        first_results, first = run_get_node(TrainingWorkChain, **inputs)
-        second_results, second = run_get_node(TrainingWorkChain, **inputs)
+        first_results, first = run_get_node(builder())
+        second_results, second = run_get_node(builder())
     assert first.is_finished_ok and second.is_finished_ok
 
     def fits(workchain):
