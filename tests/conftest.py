@@ -62,6 +62,8 @@ def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory, request
     ) as profile:
         # Debian 12's RabbitMQ 3.10 works (consumer_timeout disabled by scripts/services.sh); aiida warns otherwise.
         aiida_config.set_option("warnings.rabbitmq_version", False, scope=profile.name)
+        # The daemon's circus client waits 2 s by default: too short to stop the daemon on a loaded machine.
+        aiida_config.set_option("daemon.timeout", 60, scope=profile.name)
         yield profile
 
 
