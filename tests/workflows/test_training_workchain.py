@@ -247,3 +247,18 @@ def test_selection_namespace_is_the_selection_work_chain(codes, argon_sets):
     exposed = set(TrainingWorkChain.spec().inputs["selection"])
     own = set(SelectionWorkChain.spec().inputs) - {"pool", "potential", "parameters", "covered", "metadata"}
     assert own <= exposed
+
+
+def test_too_few_atoms_in_an_imported_file_stop_before_any_job(codes, argon_structures):
+    """From a file the atoms can only be counted after the import: two argon cells, one held out, leave 32 Ar atoms
+    for 36 functions; an exit code says so before any job (and no child is left behind)."""
+    from ase.io import write
+
+    buffer = io.StringIO()
+    write(buffer, argon_structures["train"][:2], format="extxyz")
+    file = orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename="two.extxyz")
+    _, node = run_get_node(builder_for(codes, file, selection=None, test_fraction=0.5))
+    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status, node.exit_message
+    assert "training data has 32 Ar atoms but the potential has 36 basis functions" in node.exit_message
+    assert not [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
+    assert all(n.is_finished_ok for n in node.called_descendants)
