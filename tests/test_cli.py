@@ -139,8 +139,17 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
     assert status.exit_code == 0, status.output
     assert "PaceTrainCalculation<" in status.output
     rows = [line.split() for line in status.output.splitlines() if line.strip().split(" ")[0].isdigit()]
-    assert [int(r[0]) for r in rows] == [0, 10, 20, 30]
-    assert rows[1][4:] == ["0.915", "3.33"]  # the recorded test errors at iteration 10
+    # every 10th iteration of the learning curve and the last one, with the test errors where pacemaker made them
+    (calc,) = [n for n in orm.load_node(pk).called_descendants if n.process_label == "PaceTrainCalculation"]
+    curve = calc.outputs.learning_curve
+    iterations = curve.get_array("train_iteration").tolist()
+    assert [int(r[0]) for r in rows] == sorted(set(iterations[::10]) | {iterations[-1]})
+    tested = dict(zip(curve.get_array("test_iteration").tolist(), curve.get_array("test_force_rmse"), strict=True))
+    for row in rows:
+        if int(row[0]) in tested:
+            assert float(row[5]) == pytest.approx(tested[int(row[0])], abs=0.006)
+        else:
+            assert row[4:] == ["-", "-"]
 
 
 def test_train_launch_refuses_unknown_keys(tmp_path):

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Stand-in for `pacemaker` in fast tests: writes a real, recorded pacemaker output and fails on request.
+"""Stand-in for `pacemaker` in fast tests: replays the real run recorded for exactly these inputs (see replay.py: an
+input it has no recording for fails with exit status 97), or fails on request.
 
 MOCK_PACEMAKER_MODE selects the behaviour:
-  success    the recorded successful fit (output_potential.yaml, log.txt, metrics tables)
+  success    the recorded real fit of these inputs (output_potential.yaml, log.txt, metrics tables)
   walltime   writes an interim potential and part of the log, then is killed by SIGKILL (as a scheduler would)
   nan        a fit whose loss becomes NaN
   crash      a fit that dies with a Python exception after it started
   bad_input  dies while reading input.yaml, before fitting
 A mode ending in `-once` (e.g. `walltime-once`) fails only on the first call that finds no file at the path in
 MOCK_PACEMAKER_STATE, creating it; later calls succeed: a restart can then be seen to recover.
-The command line it got is written to mock_argv.txt, one argument a line, so tests can check it.
-Standard library only: it runs under any python3.
+Failures are injected only for inputs that have a recording; their files come from the recorded fit in
+tests/fixtures/pace_train_success. The command line it got is written to mock_argv.txt, one argument a line, so
+tests can check it. It runs under the project's python (pandas, PyYAML).
 """
 
 import os
@@ -18,6 +20,8 @@ import pathlib
 import shutil
 import signal
 import sys
+
+import replay
 
 RECORDED = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "pace_train_success"
 mode = os.environ.get("MOCK_PACEMAKER_MODE", "success")
@@ -27,10 +31,11 @@ if mode.endswith("-once"):
     state.touch()
 pathlib.Path("mock_argv.txt").write_text("\n".join(sys.argv[1:]) + "\n")
 
-if not pathlib.Path(sys.argv[1]).is_file():
-    sys.exit(f"FileNotFoundError: {sys.argv[1]}")
-if "-p" in sys.argv and not pathlib.Path(sys.argv[sys.argv.index("-p") + 1]).is_file():
-    sys.exit("FileNotFoundError: previous potential")
+if mode == "success":
+    sys.exit(replay.run(sys.argv[1:]))
+unknown = replay.ensure_known(sys.argv[1:])
+if unknown is not None:
+    sys.exit(unknown)
 
 log_lines = (RECORDED / "log.txt").read_text().splitlines(keepends=True)
 metric_lines = (RECORDED / "metrics.txt").read_text().splitlines(keepends=True)
@@ -38,12 +43,6 @@ metric_lines = (RECORDED / "metrics.txt").read_text().splitlines(keepends=True)
 if mode == "bad_input":
     pathlib.Path("log.txt").write_text("".join(log_lines[:6]))
     sys.exit("yaml.scanner.ScannerError: mapping values are not allowed here")
-
-if mode == "success":
-    for name in ("log.txt", "metrics.txt", "test_metrics.txt", "output_potential.yaml"):
-        shutil.copy(RECORDED / name, name)
-    shutil.copy(RECORDED / "output_potential.yaml", "interim_potential_0.yaml")
-    sys.exit(0)
 
 if mode == "nan":
     pathlib.Path("log.txt").write_text("".join(log_lines))
