@@ -55,12 +55,18 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
 
 @calcfunction
 def import_training_set(file: orm.SinglefileData) -> TrainingSetData:
-    """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`."""
+    """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`.
+
+    The stored file name is never used as a path (a node from an archive may call itself ``../x``): the content is
+    written to a fixed name, with the original suffix only when it is a plain one, so that ASE still recognises the
+    format by it."""
     import pathlib
     import tempfile
 
+    from .names import plain_suffix
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / file.filename
+        path = pathlib.Path(tmp) / f"structures{plain_suffix(file.filename)}"
         path.write_bytes(file.get_content(mode="rb"))
         return TrainingSetData.from_file(path)
 
@@ -100,11 +106,17 @@ def assemble_potential(
 ) -> PacePotentialData:
     """One deployable potential: the fitted ``.yaml``, its LAMMPS ``.yace``, the ``.asi`` active set (taken from
     ``active_set``, the same potential with its active set attached) and the baseline."""
+    from .data.pace_potential import ASI_FILENAME
+
     asi = None
     if active_set is not None:
-        asi = active_set.base.repository.get_object_content("potential.asi", mode="rb")
+        asi = active_set.read_file(ASI_FILENAME)
     return PacePotentialData(
-        potential.get_yaml().encode(), yace=yace.get_content(mode="rb"), active_set=asi, baseline=potential.baseline
+        potential.get_yaml().encode(),
+        yace=yace.get_content(mode="rb"),
+        active_set=asi,
+        baseline=potential.baseline,
+        fitted_with=potential.fitted_with,
     )
 
 

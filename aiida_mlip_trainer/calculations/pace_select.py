@@ -6,7 +6,7 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
-from ..data.pace_potential import PacePotentialData
+from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..selection import (
     COMMON_PARAMETERS,
@@ -177,7 +177,7 @@ class PaceSelectCalculation(CalcJob):
             handle.write(potential.get_yaml())
         cmdline = ["-p", self.POTENTIAL_FILENAME]
         if self.inputs.use_active_set.value:
-            content = potential.base.repository.get_object_content("potential.asi", mode="rb")
+            content = potential.read_file(ASI_FILENAME)
             with folder.open(self.ACTIVE_SET_FILENAME, "wb") as handle:
                 handle.write(content)
             cmdline += ["-a", self.ACTIVE_SET_FILENAME]

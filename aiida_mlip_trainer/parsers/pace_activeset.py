@@ -58,11 +58,15 @@ class PaceActivesetParser(PaceToolParser):
         self.out("summary", orm.Dict(self._summary(stderr, shapes, full, parameters)))
         yace = None
         if potential.base.attributes.get("has_yace", False):
-            yace = potential.base.repository.get_object_content(YACE_FILENAME, mode="rb")
+            yace = potential.read_file(YACE_FILENAME)
         self.out(
             "potential",
             PacePotentialData(
-                potential.get_yaml().encode(), yace=yace, active_set=content, baseline=potential.baseline
+                potential.get_yaml().encode(),
+                yace=yace,
+                active_set=content,
+                baseline=potential.baseline,
+                fitted_with=potential.fitted_with,
             ),
         )
         return None
