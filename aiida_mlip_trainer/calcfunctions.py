@@ -55,7 +55,12 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
 
 @calcfunction
 def import_training_set(file: orm.SinglefileData) -> TrainingSetData:
-    """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`.
+    """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`."""
+    return training_set_from_file(file)
+
+
+def training_set_from_file(file: orm.SinglefileData) -> TrainingSetData:
+    """The structures of a file node as an unstored `TrainingSetData` (what :func:`import_training_set` records).
 
     The stored file name is never used as a path (a node from an archive may call itself ``../x``): the content is
     written to a fixed name, with the original suffix only when it is a plain one, so that ASE still recognises the

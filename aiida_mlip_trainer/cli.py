@@ -11,12 +11,23 @@ import sys
 
 import click
 
+from .names import printable
+
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 def _fail(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line a user can act on: its message, with the exception's name when the message alone
+    would be a bare word (``KeyError: 'Xx'``, ``UnknownFileTypeError: txt``), line breaks and escapes shown escaped."""
+    message = str(error)
+    if isinstance(error, KeyError) or len(message.split()) < 2:
+        message = f"{error.__class__.__name__}: {message}" if message else error.__class__.__name__
+    return printable(" ".join(message.split()) if "\n" in message else message)
 
 
 def clean_errors(function):
@@ -29,9 +40,30 @@ def clean_errors(function):
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as error:  # noqa: BLE001 - the point: no traceback for the user
-            _fail(f"{error.__class__.__name__}: {error}" if not str(error) else str(error))
+            _fail(one_line(error))
 
     return wrapper
+
+
+def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: bool = True):
+    """``read()`` (which reads the structure file at ``path``), with what went wrong said in one line that names
+    the file (after ``what``): an unknown format, an unknown chemical symbol, refused data or the reader's error."""
+    from ase.io.formats import UnknownFileTypeError
+
+    from .data import TrainingSetError
+
+    name = f"{what} {path}" if what else str(path)
+    try:
+        return read()
+    except UnknownFileTypeError as error:
+        hint = "give a known suffix (.extxyz, .xyz, .db, ...)" + (" or --format" if format_option else "")
+        raise ValueError(f"{name}: ASE cannot tell its format ({error}): {hint}") from None
+    except KeyError as error:
+        raise ValueError(f"{name}: {error} is not a chemical symbol ASE knows") from None
+    except TrainingSetError as error:
+        raise ValueError(f"{name}: {error}") from None
+    except (OSError, ValueError, IndexError, AssertionError, StopIteration) as error:
+        raise ValueError(f"{name} cannot be read: {one_line(error)}") from None
 
 
 @click.group(context_settings=CONTEXT)
@@ -44,6 +76,15 @@ def cli(profile):
         load_profile(profile, allow_switch=True)
     except Exception as error:  # noqa: BLE001
         _fail(f"cannot load the AiiDA profile {profile or '(default)'}: {error}")
+
+
+def yaml_problem(error) -> str:
+    """A YAML parser error as ``line L, column C: problem``, without the parser's dump of the text."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(error, "context", None)
+    return f"{where}{problem}" + (f" ({context})" if context else "")
 
 
 def _load(identifier: str, expected: type | tuple[type, ...]):
@@ -79,15 +120,18 @@ def data_import(path, file_format, unlabelled, energy_key, forces_key, stress_ke
 
     from .data import TrainingSetData
 
-    frames = iread(str(path), index=":", format=file_format)
-    structures = list(tqdm(frames, desc=f"reading {path.name}", unit=" structures", disable=quiet, file=sys.stderr))
-    node = TrainingSetData(
-        structures,
-        labelled=not unlabelled,
-        energy_key=energy_key,
-        forces_key=forces_key,
-        stress_key=stress_key,
-    )
+    def read():
+        frames = iread(str(path), index=":", format=file_format)
+        structures = tqdm(frames, desc=f"reading {path.name}", unit=" structures", disable=quiet, file=sys.stderr)
+        return TrainingSetData(
+            list(structures),
+            labelled=not unlabelled,
+            energy_key=energy_key,
+            forces_key=forces_key,
+            stress_key=stress_key,
+        )
+
+    node = read_structures(path, read)
     if label:
         node.label = label
     node.store()
@@ -108,7 +152,7 @@ def data_show(identifier):
 
     node = _load(identifier, TrainingSetData)
     for key, value in sorted(node.base.attributes.all.items()):
-        click.echo(f"{key:24s} {value}")
+        click.echo(f"{printable(key):24s} {printable(value)}")  # attributes of an imported node may hold escapes
 
 
 # ----------------------------------------------------------------------------------------------------------- train
@@ -129,16 +173,43 @@ def train_launch(inputs_file, daemon):
     physics_baseline, max_structures, preset, parameter_overrides, previous_potential (pk/UUID),
     codes (name -> code label, e.g. pacemaker: pacemaker@localhost), options, max_iterations.
     """
+    import yaml
+
     from .launch import training_inputs_from_yaml
 
-    inputs = training_inputs_from_yaml(inputs_file)
+    try:
+        inputs = training_inputs_from_yaml(inputs_file)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{inputs_file} is not valid YAML: {yaml_problem(error)}") from None
+    if "structures_file" in inputs:
+        # Read it here, as the work chain's import will: bad data is refused in one line before anything starts.
+        from .calcfunctions import training_set_from_file
+
+        file_node = inputs["structures_file"]
+        read_structures(
+            pathlib.Path(file_node.filename),
+            lambda: training_set_from_file(file_node),
+            f"{inputs_file}: structures_file",
+            format_option=False,
+        )
     from aiida.engine import run_get_node, submit
 
     from .workflows import TrainingWorkChain
 
     if daemon:
+        from aiida.engine.daemon.client import get_daemon_client
+        from aiida.manage import get_manager
+
+        profile = get_manager().get_profile()
+        if profile.process_control_backend is None:
+            raise ValueError(
+                f"the profile {profile.name!r} has no broker, so nothing can be submitted to a daemon: run the "
+                "training here with --run (or give the profile a broker, e.g. verdi presto --use-zeromq)"
+            )
         node = submit(TrainingWorkChain, **inputs)
         click.echo(f"submitted TrainingWorkChain<{node.pk}> {node.uuid}")
+        if not get_daemon_client(profile.name).is_daemon_running:
+            click.echo("the daemon is not running: start it with `verdi daemon start`, or nothing will happen")
         click.echo(f"watch it: aiida-mlip-trainer train status {node.pk}")
         return
     results, node = run_get_node(TrainingWorkChain, **inputs)
@@ -158,7 +229,13 @@ def train_launch(inputs_file, daemon):
 
 @train.command("status", context_settings=CONTEXT)
 @click.argument("identifier")
-@click.option("--every", default=10, show_default=True, help="Show every n-th iteration of the learning curve.")
+@click.option(
+    "--every",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Show every n-th iteration of the learning curve (1: all).",
+)
 @clean_errors
 def train_status(identifier, every):
     """State and learning curve of a training (TrainingWorkChain, PaceTrainBaseWorkChain or PaceTrainCalculation),

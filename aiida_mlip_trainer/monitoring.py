@@ -29,7 +29,9 @@ def _metrics_text(calc: orm.CalcJobNode, filename: str) -> str:
             return calc.outputs.retrieved.base.repository.get_object_content(filename)
         except FileNotFoundError:
             return ""
-    if "remote_folder" not in calc.outputs:
+    # A sealed calculation (finished, or imported from an archive) is never read from a remote folder: its
+    # remote path is only a recorded string, and may name anything on the machine it points to.
+    if "remote_folder" not in calc.outputs or calc.is_sealed:
         return ""
     with tempfile.NamedTemporaryFile() as handle:
         try:

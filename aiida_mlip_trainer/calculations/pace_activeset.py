@@ -9,7 +9,7 @@ from aiida.engine import CalcJob
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..selection import ACTIVESET_PARAMETERS, basis_layout, check_environments, validate_tool_parameters
-from .pace_select import tool_options
+from .pace_select import number_argument, tool_options
 
 __all__ = ("PaceActivesetCalculation",)
 
@@ -175,7 +175,7 @@ class PaceActivesetCalculation(CalcJob):
         if parameters.get("all_atoms", False):
             cmdline.append("-a")
         if "force_error_threshold" in parameters:
-            cmdline += ["-e", str(parameters["force_error_threshold"])]
+            cmdline += ["-e", number_argument(parameters["force_error_threshold"], "force_error_threshold")]
 
         codeinfo = datastructures.CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
@@ -201,7 +204,10 @@ class PaceSelectCalculation(CalcJob):
 
 
 def tool_options(parameters: dict, *, memory_flag: str) -> list[str]:
-    """The command-line options of pace_select / pace_activeset for the options the user set (others: defaults)."""
+    """The command-line options of pace_select / pace_activeset for the options the user set (others: defaults).
+
+    Every value is written by the plugin as a plain number: pace_select passes its memory limit to Python's
+    ``eval``, so no string from the parameters may ever reach these arguments."""
     options = []
     for key, flag in (
         ("gamma_tolerance", "-g"),
@@ -210,8 +216,15 @@ def tool_options(parameters: dict, *, memory_flag: str) -> list[str]:
         ("maxvol_refinement", "-r"),
     ):
         if key in parameters:
-            options += [flag, str(parameters[key])]
+            options += [flag, number_argument(parameters[key], key)]
     if "memory_limit" in parameters:
         # The tools' limit is soft (seen overshot about twofold): pass half, as a plain integer of bytes.
-        options += [memory_flag, str(parse_memory_limit(parameters["memory_limit"]) // 2)]
+        options += [memory_flag, number_argument(parse_memory_limit(parameters["memory_limit"]) // 2, "memory_limit")]
     return options
+
+
+def number_argument(value, name: str) -> str:
+    """``value`` as a command-line number (``"100"``, ``"1.01"``), or ValueError when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return str(int(value)) if isinstance(value, numbers.Integral) else repr(float(value))

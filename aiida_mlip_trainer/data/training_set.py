@@ -338,7 +338,7 @@ def validate_arrays(
             index = int(beyond[0])
             raise TrainingSetError(
                 f"{_describe(index, names)}: energy {arrays['energy'][index]:.6g} eV is {per_atom[index]:.3g} eV/atom "
-                f"in magnitude, beyond max_energy_per_atom={max_energy_per_atom:g} eV: energies must be total "
+                f"in magnitude, beyond max_energy_per_atom={max_energy_per_atom:.3g} eV: energies must be total "
                 "energies in eV (a unit error?); pass a larger max_energy_per_atom only if this is real"
             )
         norms = np.linalg.norm(arrays["forces"], axis=1)
@@ -348,7 +348,7 @@ def validate_arrays(
             index = owner(atom)
             raise TrainingSetError(
                 f"{_describe(index, names)}: atom {atom - offsets[index]} has a force of {norms[atom]:.3g} eV/Å, "
-                f"beyond max_force={max_force:g} eV/Å: forces must be in eV/Å (a unit error?); pass a larger "
+                f"beyond max_force={max_force:.3g} eV/Å: forces must be in eV/Å (a unit error?); pass a larger "
                 "max_force only if this is real"
             )
     if _STRESS_KEY in arrays:
