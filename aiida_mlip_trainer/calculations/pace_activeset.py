@@ -10,6 +10,7 @@ from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..selection import ACTIVESET_PARAMETERS, basis_layout, check_environments, validate_tool_parameters
 from .pace_select import number_argument, tool_options
+from .versions import VERSIONS_FILENAME, version_probe
 
 __all__ = ("PaceActivesetCalculation",)
 
@@ -66,6 +67,12 @@ class PaceActivesetCalculation(CalcJob):
             "potential",
             valid_type=PacePotentialData,
             help="The same potential with its active set (.asi): gamma per atom in its calculator.",
+        )
+        spec.output(
+            "versions",
+            valid_type=orm.Dict,
+            required=False,
+            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
         )
         spec.output("summary", valid_type=orm.Dict, help="Active set shape and gamma_max per element, atoms used.")
         spec.default_output_node = "summary"
@@ -185,11 +192,13 @@ class PaceActivesetCalculation(CalcJob):
 
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
+        calcinfo.prepend_text = version_probe(self.inputs.code)
         calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
         calcinfo.retrieve_list = [
             self.STDOUT_FILENAME,
             self.STDERR_FILENAME,
             self.EXIT_STATUS_FILENAME,
+            VERSIONS_FILENAME,
             self.ACTIVE_SET_FILENAME,
             self.NONLINEAR_ACTIVE_SET_FILENAME,
         ]

@@ -18,6 +18,7 @@ from ..selection import (
     parse_memory_limit,
     validate_tool_parameters,
 )
+from .versions import VERSIONS_FILENAME, version_probe
 
 __all__ = ("PaceSelectCalculation",)
 
@@ -91,6 +92,12 @@ class PaceSelectCalculation(CalcJob):
         )
         spec.output(
             "indices", valid_type=orm.List, help="Positions of the selected structures in the pool, best first."
+        )
+        spec.output(
+            "versions",
+            valid_type=orm.Dict,
+            required=False,
+            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
         )
         spec.output("summary", valid_type=orm.Dict, help="Requested vs returned, the reason for a shortfall, options.")
         spec.default_output_node = "summary"
@@ -196,8 +203,14 @@ class PaceSelectCalculation(CalcJob):
 
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
+        calcinfo.prepend_text = version_probe(self.inputs.code)
         calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
-        calcinfo.retrieve_list = [self.STDOUT_FILENAME, self.STDERR_FILENAME, self.EXIT_STATUS_FILENAME]
+        calcinfo.retrieve_list = [
+            self.STDOUT_FILENAME,
+            self.STDERR_FILENAME,
+            self.EXIT_STATUS_FILENAME,
+            VERSIONS_FILENAME,
+        ]
         # A pandas pickle is read once by the parser and never kept: the `indices` output says what was picked.
         calcinfo.retrieve_temporary_list = [self.OUTPUT_FILENAME]
         return calcinfo

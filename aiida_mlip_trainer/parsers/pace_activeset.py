@@ -32,6 +32,7 @@ class PaceActivesetParser(PaceToolParser):
 
     def parse(self, **kwargs):
         stderr, detail, exit_status = self._stderr_and_status(Calc)
+        self._output_versions()
         if exit_status is None or exit_status in KILLED_STATUSES:
             return self.exit_codes.ERROR_KILLED.format(status=exit_status, detail=detail)
         potential = self.node.inputs.potential
