@@ -242,7 +242,7 @@ def train_status(identifier, every):
     also while it runs."""
     from aiida import orm
 
-    from .monitoring import learning_curve, training_calculations
+    from .monitoring import calculation_versions, learning_curve, training_calculations
 
     node = _load(identifier, orm.ProcessNode)
     state = node.process_state.value if node.process_state else "unknown"
@@ -258,6 +258,9 @@ def train_status(identifier, every):
             + (f", exit {calc.exit_status}" if calc.is_finished else "")
             + ")"
         )
+        versions = calculation_versions(calc)
+        if versions:
+            click.echo(f"  fitted with {format_versions(versions)}")
         curve = learning_curve(calc)
         if not curve["train"]:
             click.echo("  no metrics yet")
@@ -284,6 +287,77 @@ def potential():
     """Potentials."""
 
 
+@potential.command("show", context_settings=CONTEXT)
+@click.argument("identifier")
+@clean_errors
+def potential_show(identifier):
+    """A potential (pk, UUID or label; or a training, for its potential): its attributes, files, baseline, the
+    versions of the software that fitted it, and the fit that made it."""
+    import json
+
+    from aiida import orm
+
+    from .data import PacePotentialData
+
+    node = _potential_of(_load(identifier, (PacePotentialData, orm.ProcessNode)))
+    attributes = node.base.attributes.all
+    click.echo(f"PacePotentialData<{node.pk}> {node.uuid}" + (f" {printable(node.label)!r}" if node.label else ""))
+    click.echo(f"{'elements':24s} {' '.join(node.elements)}")  # checked to be chemical symbols
+    for key in ("cutoff", "num_functions", "has_yace", "has_active_set", "content_hash"):
+        click.echo(f"{key:24s} {printable(attributes.get(key))}")
+    baseline = node.baseline  # checked to be a valid baseline
+    click.echo(f"{'baseline':24s} {json.dumps(baseline) if baseline else 'none'}")
+    names = node.base.repository.list_object_names()
+    sizes = ", ".join(
+        f"{printable(name)} ({len(node.base.repository.get_object_content(name, mode='rb'))} bytes)" for name in names
+    )
+    click.echo(f"{'files':24s} {sizes}")
+    versions = node.fitted_with
+    click.echo(f"{'fitted with':24s} {format_versions(versions) if versions else 'unknown'}")
+    fit = _fit_of(node)
+    made_by = f"{fit.process_label}<{fit.pk}>" if fit is not None else "no fit in this profile"
+    click.echo(f"{'made by':24s} {made_by}")
+
+
+def format_versions(versions: dict) -> str:
+    """``python-ace 0.4.0rc1, tensorpotential 0.6.2.1, tensorflow 2.20.0, ...`` (unknown ones as ``?``)."""
+    from .calculations.versions import PACKAGES
+
+    order = [*PACKAGES, "python"]
+    names = sorted(versions, key=lambda name: order.index(name) if name in order else len(order))
+    return ", ".join(f"{printable(name)} {printable(versions[name]) if versions[name] else '?'}" for name in names)
+
+
+def _potential_of(node):
+    """The potential itself, or the `potential` output of a training."""
+    from aiida import orm
+
+    if isinstance(node, orm.ProcessNode):  # a training: its potential
+        if "potential" not in node.outputs:
+            raise ValueError(f"{node.process_label}<{node.pk}> has no `potential` output (yet)")
+        return node.outputs.potential
+    return node
+
+
+def _fit_of(potential):
+    """The PaceTrainCalculation that fitted ``potential``, following the steps that copy a potential (assembling,
+    attaching an active set) back to it; None when there is none in this profile."""
+    from .data import PacePotentialData
+
+    node = potential
+    for _ in range(10):
+        creator = node.creator
+        if creator is None:
+            return None
+        if creator.process_type == "aiida.calculations:mlip_trainer.pace_train":
+            return creator
+        parents = [n for n in creator.base.links.get_incoming().all_nodes() if isinstance(n, PacePotentialData)]
+        if not parents:
+            return None
+        node = parents[0]
+    return None
+
+
 @potential.command("export", context_settings=CONTEXT)
 @click.argument("identifier")
 @click.option("--format", "target", type=click.Choice(["lammps", "ase"]), default="lammps", show_default=True)
@@ -305,11 +379,7 @@ def potential_export(identifier, target, output, name):
     from .data import PacePotentialData
     from .export import export_potential
 
-    node = _load(identifier, (PacePotentialData, orm.ProcessNode))
-    if isinstance(node, orm.ProcessNode):  # a training: export its potential
-        if "potential" not in node.outputs:
-            raise ValueError(f"{node.process_label}<{node.pk}> has no `potential` output (yet)")
-        node = node.outputs.potential
+    node = _potential_of(_load(identifier, (PacePotentialData, orm.ProcessNode)))
     for path in export_potential(node, output, target=target, name=name):
         click.echo(f"wrote {path}")
 

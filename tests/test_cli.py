@@ -37,6 +37,7 @@ def invoke(*args):
         ["train", "status"],
         ["potential"],
         ["potential", "export"],
+        ["potential", "show"],
     ],
 )
 def test_every_command_has_help(command):
@@ -141,6 +142,19 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
     rows = [line.split() for line in status.output.splitlines() if line.strip().split(" ")[0].isdigit()]
     assert [int(r[0]) for r in rows] == [0, 10, 20, 30]
     assert rows[1][4:] == ["0.915", "3.33"]  # the recorded test errors at iteration 10
+    assert "fitted with python-ace 0.4.0rc1, tensorpotential 0.6.2.1" in status.output
+
+    shown = invoke("potential", "show", pk)
+    assert shown.exit_code == 0, shown.output
+    lines = dict(line.split(None, 1) if " " in line else (line, "") for line in shown.output.splitlines()[1:])
+    potential = orm.load_node(pk).outputs.potential
+    assert shown.output.startswith(f"PacePotentialData<{potential.pk}> {potential.uuid}")
+    assert "elements                 Ar" in shown.output and "num_functions            36" in shown.output
+    assert all(f"potential.{suffix} (" in shown.output for suffix in ("yaml", "yace", "asi"))
+    assert "fitted with              python-ace 0.4.0rc1, tensorpotential 0.6.2.1" in shown.output
+    fit = next(n for n in orm.load_node(pk).called_descendants if n.process_label == "PaceTrainCalculation")
+    assert f"made by                  PaceTrainCalculation<{fit.pk}>" in shown.output
+    assert lines  # every line is `key value`
 
 
 def test_train_launch_refuses_unknown_keys(tmp_path):
@@ -233,3 +247,11 @@ def test_launch_without_a_broker_says_to_run_here(tmp_path, monkeypatch, argon_s
 def test_status_every_must_be_positive(every):
     result = CliRunner().invoke(cli, ["train", "status", "1", "--every", every])
     assert result.exit_code == 2 and "x>=1" in result.output and "Traceback" not in result.output
+
+
+def test_potential_show_without_a_fit(tmp_path):
+    node = PacePotentialData(POTENTIAL, baseline=LJ).store()
+    result = invoke("potential", "show", node.pk)
+    assert result.exit_code == 0, result.output
+    assert '"type": "lj"' in result.output and "fitted with              unknown" in result.output
+    assert "made by                  no fit in this profile" in result.output

@@ -100,12 +100,15 @@ class PaceToolParser(Parser):
         return self._read(self.node.get_option("scheduler_stderr") or "_scheduler-stderr.txt") or ""
 
     def _output_versions(self, log: str | None = None) -> dict | None:
-        """Output ``versions`` (a Dict) from the job's ``versions.json``; without one, python-ace and
-        tensorpotential from pacemaker's ``log`` when given. Returns what was output, or None."""
-        versions = read_versions(self._read(VERSIONS_FILENAME))
-        if versions is None and log:
-            found = {key: pattern.search(log) for key, pattern in _LOG_VERSIONS.items()}
-            versions = {key: match.group(1)[:64] for key, match in found.items() if match is not None} or None
-        if versions:
-            self.out("versions", orm.Dict(versions))
+        """Output ``versions`` (a Dict) from the job's ``versions.json``, with python-ace and tensorpotential as
+        pacemaker's own ``log`` names them when given (what really ran, also behind a wrapper script). Returns what
+        was output, or None."""
+        versions = read_versions(self._read(VERSIONS_FILENAME)) or {}
+        for key, pattern in _LOG_VERSIONS.items():
+            match = pattern.search(log or "")
+            if match is not None:
+                versions[key] = match.group(1)[:64]
+        if not versions:
+            return None
+        self.out("versions", orm.Dict(versions))
         return versions
