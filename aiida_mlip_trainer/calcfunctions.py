@@ -125,6 +125,11 @@ def assemble_potential(
     )
 
 
+# Below this many held-out structures an error estimate is too rough to read like the others (an energy RMSE over a
+# handful of numbers): the metrics then carry a `warning`, which the calcfunction also reports.
+MIN_TEST_STRUCTURES = 10
+
+
 @calcfunction
 def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) -> dict:
     """Errors of the potential as it will be used (ACE plus its baseline) on a held-out test set with the original
@@ -170,6 +175,14 @@ def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) 
         },
         "baseline": potential.baseline,
     }
+    if len(structures) < MIN_TEST_STRUCTURES:
+        metrics["warning"] = (
+            f"only {len(structures)} test structures (fewer than {MIN_TEST_STRUCTURES}): these errors are rough "
+            "estimates; hold out more structures (test_fraction) or give a larger test_set"
+        )
+        from aiida.engine import Process
+
+        Process.current().report(metrics["warning"])
     if s_ref:
         s_ref, s_pred = np.array(s_ref) / GPa, np.array(s_pred) / GPa
         metrics.update(stress_rmse=rmse(s_pred, s_ref), stress_mae=mae(s_pred, s_ref))
