@@ -87,18 +87,17 @@ def _labels_of(atoms, where: str, energy_key: str, forces_key: str, stress_key: 
     energy = forces = stress = None
     calc = atoms.calc
     if calc is not None:
-        results = getattr(calc, "results", {})
-        check_state = getattr(calc, "check_state", None)
-        if ("energy" in results or "forces" in results) and check_state is not None and check_state(atoms):
-            # The calculator refuses results for atoms that changed since: say so instead of "no energy".
-            raise TrainingSetError(
-                f"{where}: its calculator's results belong to other positions or another cell (the atoms were "
-                "changed after they were labelled): label the structure as it is"
-            )
         try:
             energy = atoms.get_potential_energy()
         except (PropertyNotImplementedError, RuntimeError):
             energy = None
+            results, check_state = getattr(calc, "results", {}), getattr(calc, "check_state", None)
+            if ("energy" in results or "forces" in results) and check_state is not None and check_state(atoms):
+                # The calculator refuses results for atoms that changed since: say so instead of "no energy".
+                raise TrainingSetError(
+                    f"{where}: its calculator's results belong to other positions or another cell (the atoms were "
+                    "changed after they were labelled): label the structure as it is"
+                ) from None
         try:
             forces = atoms.get_forces()
         except (PropertyNotImplementedError, RuntimeError):
@@ -156,11 +155,10 @@ def arrays_from_atoms(
         where = f"structure {index} ({name!r})"
         # Before the labels: a calculator refuses to give results for positions that compare unequal (NaN), which
         # would otherwise read as "no energy".
-        for key, values in (("positions", atoms.positions), ("cell", atoms.cell.array)):
-            rows = np.flatnonzero(~np.isfinite(np.reshape(values, (len(values), -1))).all(axis=1))
-            if rows.size:
-                detail = f" (atom {int(rows[0])})" if key == "positions" else ""
-                raise TrainingSetError(f"{where}: {key} contains NaN or inf{detail}")
+        if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.cell.array).all()):
+            rows = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
+            detail = f"positions contains NaN or inf (atom {int(rows[0])})" if rows.size else "cell contains NaN or inf"
+            raise TrainingSetError(f"{where}: {detail}")
         natoms.append(len(atoms))
         numbers.append(atoms.numbers)
         positions.append(atoms.positions)
