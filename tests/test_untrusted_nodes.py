@@ -266,3 +266,28 @@ def test_untampered_archive_round_trip_still_works(tmp_path, argon_structures):
     potential = tampered(deployable({"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": 2.0}}), tmp_path)
     export_potential(potential, tmp_path / "ok", target="lammps")
     assert "pair_style hybrid/overlay pace zbl 1.0 2.0" in (tmp_path / "ok" / "potential.lammps").read_text()
+
+
+def test_an_altered_node_is_refused_before_any_job(tmp_path, argon_structures, mock_pacemaker_code, small_parameters):
+    from aiida.engine import run_get_node
+
+    from aiida_mlip_trainer.calculations import PaceTrainCalculation
+
+    training_set = tampered(
+        TrainingSetData(argon_structures["train"]).store(), tmp_path, attributes={"elements": [INJECTION]}
+    )
+    jobs = orm.QueryBuilder().append(orm.CalcJobNode).count()
+    with pytest.raises(ValueError, match=rf"TrainingSetData<{training_set.pk}> .*not a chemical element symbol"):
+        run_get_node(
+            PaceTrainCalculation, code=mock_pacemaker_code, training_set=training_set, parameters=small_parameters
+        )
+    previous = tampered(deployable(), tmp_path, files={"potential.yaml": POTENTIAL.read_bytes() + b"\n# edited\n"})
+    with pytest.raises(ValueError, match=rf"PacePotentialData<{previous.pk}> .*content_hash"):
+        run_get_node(
+            PaceTrainCalculation,
+            code=mock_pacemaker_code,
+            training_set=TrainingSetData(argon_structures["train"]).store(),
+            parameters=small_parameters,
+            previous_potential=previous,
+        )
+    assert orm.QueryBuilder().append(orm.CalcJobNode).count() == jobs

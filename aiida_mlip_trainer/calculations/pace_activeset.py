@@ -10,6 +10,7 @@ from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..selection import ACTIVESET_PARAMETERS, basis_layout, check_environments, validate_tool_parameters
 from .pace_select import number_argument, tool_options
+from .untrusted import refuses_altered_nodes
 from .versions import VERSIONS_FILENAME, version_probe
 
 __all__ = ("PaceActivesetCalculation",)
@@ -59,7 +60,7 @@ class PaceActivesetCalculation(CalcJob):
             required=False,
             help=f"pace_activeset options: {', '.join(ACTIVESET_PARAMETERS)}.",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_activeset"
 

@@ -18,6 +18,7 @@ from ..selection import (
     parse_memory_limit,
     validate_tool_parameters,
 )
+from .untrusted import refuses_altered_nodes
 from .versions import VERSIONS_FILENAME, version_probe
 
 __all__ = ("PaceSelectCalculation",)
@@ -80,7 +81,7 @@ class PaceSelectCalculation(CalcJob):
             required=False,
             help=f"pace_select options: {', '.join(COMMON_PARAMETERS)}.",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_select"
 

@@ -10,6 +10,7 @@ from aiida.engine import CalcJob
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..pacemaker_input import build_input_yaml, validate_parameters
+from .untrusted import refuses_altered_nodes
 from .versions import VERSIONS_FILENAME, version_probe
 
 __all__ = ("PaceTrainCalculation",)
@@ -58,7 +59,7 @@ class PaceTrainCalculation(CalcJob):
             required=False,
             help="Start from this potential's coefficients (pacemaker -p): continue or fine-tune.",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_train"
 

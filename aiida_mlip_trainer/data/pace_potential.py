@@ -176,6 +176,12 @@ class PacePotentialData(orm.Data):
         when unknown (a potential not made by a fit of this plugin)."""
         return dict(self.base.attributes.get("fitted_with", None) or {})
 
+    def verify(self) -> PacePotentialData:
+        """Check what reaches other programs (element symbols, baseline, files against the content hash) and
+        return the node; :class:`PotentialError` naming the node when it is corrupt or was altered."""
+        self.elements, self.baseline, self._verified_files()  # noqa: B018 - each read is a check
+        return self
+
     # --------------------------------------------------------------------------------------------------- files
     def read_file(self, filename: str) -> bytes:
         """The content of one of the potential's files (``potential.yaml``, ``.yace`` or ``.asi``), after all files

@@ -611,6 +611,21 @@ class TrainingSetData(orm.Data):
     def _where(self) -> str:
         return f"TrainingSetData<{self.pk}> ({self.uuid})" if self.is_stored else "an unstored TrainingSetData"
 
+    def verify(self) -> TrainingSetData:
+        """Check what reaches other programs (element symbols, the baseline, the arrays against the content hash)
+        and return the node; :class:`TrainingSetError` naming the node when it is corrupt or was altered."""
+        from ..baselines import BaselineError, validate_baseline
+
+        self.elements  # noqa: B018 - reading it is the check
+        baseline = self.base.attributes.get("baseline", None)
+        if baseline is not None:
+            try:
+                validate_baseline(baseline)
+            except BaselineError as error:
+                raise TrainingSetError(f"{self._where()} attribute 'baseline': {error}") from None
+        self.get_arrays()
+        return self
+
     def _load_arrays(self) -> dict[str, np.ndarray]:
         where = self._where()
         tampered = "the node is corrupt or was altered (e.g. in an archive): do not use it"
