@@ -197,6 +197,13 @@ def _unknown_keys(mapping: Mapping, path: str, allowed: Iterable[str]) -> str | 
     return None
 
 
+def _subsection(value: Any, path: str, example: str) -> str | None:
+    """A message unless ``value`` is a dictionary with only the keys allowed at ``path``."""
+    if not isinstance(value, Mapping):
+        return f"{path} must be a dictionary, e.g. {example}"
+    return _unknown_keys(value, path, ALLOWED_KEYS[path])
+
+
 def _block_name(name: Any, path: str) -> str | None:
     """A message unless ``name`` is a block keyword (ALL, UNARY, ...) or element symbols ("Cu", "Cu Ni")."""
     if name in BLOCK_KEYWORDS:
@@ -251,10 +258,7 @@ def _check_fit_section(fit: Mapping[str, Any], baseline: Mapping[str, Any] | Non
             return f"fit.{key} must be a positive integer, got {fit[key]!r}"
     if "optimizer" in fit and fit["optimizer"] not in OPTIMIZERS:
         return f"fit.optimizer must be one of {list(OPTIMIZERS)}, got {fit['optimizer']!r}"
-    loss = fit.get("loss", {})
-    if not isinstance(loss, Mapping):
-        return "fit.loss must be a dictionary"
-    message = _unknown_keys(loss, "fit.loss", ALLOWED_KEYS["fit.loss"])
+    message = _subsection(fit.get("loss", {}), "fit.loss", "{kappa: 0.3, L1_coeffs: 1e-8, L2_coeffs: 1e-8}")
     if message:
         return message
     options = fit.get("options", {})
@@ -295,9 +299,7 @@ def _check_backend_section(backend: Mapping[str, Any]) -> str | None:
         if key in backend and not _is_positive_int(backend[key]):
             return f"backend.{key} must be a positive integer, got {backend[key]!r}"
     gpu_config = backend.get("gpu_config", {})
-    if not isinstance(gpu_config, Mapping):
-        return "backend.gpu_config must be a dictionary, e.g. {gpu_ind: 0, mem_limit: 0}"
-    message = _unknown_keys(gpu_config, "backend.gpu_config", ALLOWED_KEYS["backend.gpu_config"])
+    message = _subsection(gpu_config, "backend.gpu_config", "{gpu_ind: 0, mem_limit: 0}")
     if message:
         return message
     for key, value in gpu_config.items():
