@@ -61,16 +61,27 @@ def import_training_set(file: orm.SinglefileData) -> TrainingSetData | ExitCode:
 
     A file that cannot be read or holds unusable structures finishes this step with exit status 300 and the reason,
     instead of an exception: the graph records what was wrong with the data."""
+    try:
+        return training_set_from_file(file)
+    except Exception as error:  # noqa: BLE001 - ASE raises many types for a malformed file; all are bad input
+        return ExitCode(300, f"{file.filename!r} cannot be read as labelled structures: {error}")
+
+
+def training_set_from_file(file: orm.SinglefileData) -> TrainingSetData:
+    """The structures of a file node as an unstored `TrainingSetData` (what :func:`import_training_set` records).
+
+    The stored file name is never used as a path (a node from an archive may call itself ``../x``): the content is
+    written to a fixed name, with the original suffix only when it is a plain one, so that ASE still recognises the
+    format by it."""
     import pathlib
     import tempfile
 
+    from .names import plain_suffix
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / file.filename
+        path = pathlib.Path(tmp) / f"structures{plain_suffix(file.filename)}"
         path.write_bytes(file.get_content(mode="rb"))
-        try:
-            return TrainingSetData.from_file(path)
-        except Exception as error:  # noqa: BLE001 - ASE raises many types for a malformed file; all are bad input
-            return ExitCode(300, f"{file.filename!r} cannot be read as labelled structures: {error}")
+        return TrainingSetData.from_file(path)
 
 
 @calcfunction
@@ -108,12 +119,23 @@ def assemble_potential(
 ) -> PacePotentialData:
     """One deployable potential: the fitted ``.yaml``, its LAMMPS ``.yace``, the ``.asi`` active set (taken from
     ``active_set``, the same potential with its active set attached) and the baseline."""
+    from .data.pace_potential import ASI_FILENAME
+
     asi = None
     if active_set is not None:
-        asi = active_set.base.repository.get_object_content("potential.asi", mode="rb")
+        asi = active_set.read_file(ASI_FILENAME)
     return PacePotentialData(
-        potential.get_yaml().encode(), yace=yace.get_content(mode="rb"), active_set=asi, baseline=potential.baseline
+        potential.get_yaml().encode(),
+        yace=yace.get_content(mode="rb"),
+        active_set=asi,
+        baseline=potential.baseline,
+        fitted_with=potential.fitted_with,
     )
+
+
+# Below this many held-out structures an error estimate is too rough to read like the others (an energy RMSE over a
+# handful of numbers): the metrics then carry a `warning`, which the calcfunction also reports.
+MIN_TEST_STRUCTURES = 10
 
 
 @calcfunction
@@ -161,6 +183,14 @@ def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) 
         },
         "baseline": potential.baseline,
     }
+    if len(structures) < MIN_TEST_STRUCTURES:
+        metrics["warning"] = (
+            f"only {len(structures)} test structures (fewer than {MIN_TEST_STRUCTURES}): these errors are rough "
+            "estimates; hold out more structures (test_fraction) or give a larger test_set"
+        )
+        from aiida.engine import Process
+
+        Process.current().report(metrics["warning"])
     if s_ref:
         s_ref, s_pred = np.array(s_ref) / GPa, np.array(s_pred) / GPa
         metrics.update(stress_rmse=rmse(s_pred, s_ref), stress_mae=mae(s_pred, s_ref))
