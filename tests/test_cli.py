@@ -226,26 +226,42 @@ def test_malformed_yaml_is_one_line_with_the_file_and_the_place(tmp_path):
     _one_error_line(invoke("train", "launch", spec), str(spec), "not valid YAML: line 2, column 8")
 
 
-def test_launch_refuses_an_unreadable_structures_file_before_any_process(tmp_path):
+def _all_codes(pacemaker, tools):
+    return {"pacemaker": pacemaker.full_label, **{name: code.full_label for name, code in tools.items()}}
+
+
+def test_launch_refuses_an_unreadable_structures_file_before_any_process(
+    tmp_path, mock_pacemaker_code, pace_tool_codes
+):
     """It printed two tracebacks and left an Excepted work chain."""
     (tmp_path / "dft.txt").write_text("not a structure file\n")
     spec = tmp_path / "train.yaml"
-    spec.write_text("structures_file: dft.txt\ncodes: {pacemaker: mock-pacemaker@localhost}\n")
+    codes = _all_codes(mock_pacemaker_code, pace_tool_codes)
+    spec.write_text(yaml.safe_dump({"structures_file": "dft.txt", "codes": codes}))
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
     for mode in ("--run", "--daemon"):
         _one_error_line(invoke("train", "launch", spec, mode), "structures_file dft.txt", "cannot tell its format")
     bad = tmp_path / "bad.extxyz"
     bad.write_text('1\nProperties=species:S:1:pos:R:3 pbc="F F F"\nAr 0 0 0\n')  # no labels
-    spec.write_text("structures_file: bad.extxyz\ncodes: {pacemaker: mock-pacemaker@localhost}\n")
+    spec.write_text(yaml.safe_dump({"structures_file": "bad.extxyz", "codes": codes}))
     _one_error_line(invoke("train", "launch", spec, "--run"), "structures_file bad.extxyz: structure 0", "no energy")
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 
-def test_launch_without_a_broker_says_to_run_here(tmp_path, monkeypatch, argon_sets, mock_pacemaker_code):
+def test_launch_names_the_missing_codes(tmp_path, argon_sets, mock_pacemaker_code):
+    spec = tmp_path / "train.yaml"
+    spec.write_text(yaml.safe_dump({"training_set": argon_sets["train"].pk, "codes": {"pacemaker": "mock-pacemaker"}}))
+    _one_error_line(invoke("train", "launch", spec), "give a code for pace_activeset, pace_yaml2yace")
+
+
+def test_launch_without_a_broker_says_to_run_here(
+    tmp_path, monkeypatch, argon_sets, mock_pacemaker_code, pace_tool_codes
+):
     from aiida.manage.configuration.profile import Profile
 
     spec = tmp_path / "train.yaml"
-    spec.write_text(yaml.safe_dump({"training_set": argon_sets["train"].pk, "codes": {"pacemaker": "mock-pacemaker"}}))
+    codes = _all_codes(mock_pacemaker_code, pace_tool_codes)
+    spec.write_text(yaml.safe_dump({"training_set": argon_sets["train"].pk, "codes": codes}))
     monkeypatch.setattr(Profile, "process_control_backend", property(lambda self: None))
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
     _one_error_line(invoke("train", "launch", spec), "has no broker", "--run")

@@ -336,6 +336,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         (``physics_baseline``, ``previous_potential``, ``test_set``) are set as they are.
         """
         values = cls.get_protocol_inputs(protocol, overrides)
+        missing = [name for name in ("pacemaker", "pace_activeset", "pace_yaml2yace") if name not in codes]
+        if missing:
+            raise ValueError(f"codes: give a code for {', '.join(missing)} (the fit, its active set and its .yace)")
         codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
         if options:
             for path in (("selection", "pace_select"), ("selection", "pace_activeset"), ("training", "pace"),
