@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import numbers
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ("DEFAULT_SEED", "build_input_yaml", "validate_parameters")
+__all__ = ("DEFAULT_SEED", "build_input_yaml", "switch_ace_off_inside_zbl", "validate_parameters")
 
 ALLOWED_SECTIONS = ("cutoff", "seed", "potential", "fit", "backend", "data")
 # Data options the user may set; `filename`, `test_filename` and `datapath` are the plugin's to write.
@@ -111,6 +112,61 @@ def validate_parameters(
     return None
 
 
+# pacemaker's bond-block keywords; any other key names an element pair ("Cu Ni", "CuNi", or "Cu" for Cu-Cu), read
+# with the same element pattern python-ace uses.
+BOND_KEYWORDS = ("ALL", "UNARY", "BINARY", "TERNARY", "QUATERNARY", "QUINARY")
+_ELEMENT_PATTERN = re.compile("[A-Z][a-z]?")
+
+
+def _bond_block_pair(key: str) -> tuple[str, str] | None:
+    """The element pair a ``potential.bonds`` key stands for, sorted; None for a keyword such as ``ALL``."""
+    if key in BOND_KEYWORDS:
+        return None
+    symbols = _ELEMENT_PATTERN.findall(str(key))
+    return tuple(sorted(symbols * 2 if len(symbols) == 1 else symbols))
+
+
+def switch_ace_off_inside_zbl(potential: dict[str, Any], baseline: Mapping[str, Any]) -> None:
+    """Switch ACE off, in ``potential`` (the ``potential`` section, with ``elements``; changed in place), where the
+    ZBL ``baseline`` switches on: ``inner_cutoff_type: distance``, ``r_in`` = the ZBL ``cutoff``, ``delta_in`` =
+    ``cutoff - inner_cutoff``, so ACE is fully off below ``inner_cutoff`` (pure ZBL) and fully on above ``cutoff``.
+
+    A flat baseline (one window) goes into every bond block, as it always did. Per-pair windows go into one bond
+    block per element pair of ``potential['elements']`` (``"Cu Ni": {...}``; python-ace applies a pair block over
+    ``ALL``/``UNARY``/``BINARY`` and to both orders of the pair), merged into the user's own block for that pair if
+    there is one. A pair for which the user already set ``r_in`` (in ``ALL``, ``UNARY``/``BINARY`` or the pair's
+    block) is left alone."""
+    from .baselines import pair_key, pair_parameters, validate_baseline
+
+    spec = validate_baseline(baseline)
+    bonds = potential["bonds"]
+    if set(spec["params"]) >= {"inner_cutoff", "cutoff"}:  # the flat form: one window for every pair
+        inner, outer = spec["params"]["inner_cutoff"], spec["params"]["cutoff"]
+        for block in bonds.values():
+            if "r_in" not in block:
+                block.update(inner_cutoff_type="distance", r_in=outer, delta_in=outer - inner)
+        return
+    elements = sorted(potential["elements"])
+    pair_blocks = {_bond_block_pair(key): key for key in bonds if _bond_block_pair(key) is not None}
+    for index, a in enumerate(elements):
+        for b in elements[index:]:
+            own = pair_blocks.get((a, b))
+            applicable = [bonds.get("ALL", {}), bonds.get("UNARY" if a == b else "BINARY", {})]
+            if own is not None:
+                applicable.append(bonds[own])
+            if any("r_in" in block for block in applicable):
+                continue
+            window = pair_parameters(spec, a, b)
+            if own is None:
+                own = " ".join(pair_key(a, b).split("-"))
+                bonds[own] = {}
+            bonds[own].update(
+                inner_cutoff_type="distance",
+                r_in=window["cutoff"],
+                delta_in=window["cutoff"] - window["inner_cutoff"],
+            )
+
+
 def build_input_yaml(
     parameters: Mapping[str, Any],
     *,
@@ -125,16 +181,14 @@ def build_input_yaml(
 
     On a ZBL ``baseline`` the ACE part is switched off over the same window in which the ZBL repulsion is
     switched on (``inner_cutoff_type: distance``, ``r_in`` = the ZBL outer cutoff, ``delta_in`` = its width),
-    so that below the inner cutoff the potential is pure ZBL, where there are never data. A bond block that sets
-    ``r_in`` itself is left alone."""
+    so that below the inner cutoff the potential is pure ZBL, where there are never data: with one window (the flat
+    form) in every bond block, with per-pair windows in one bond block per element pair (see
+    :func:`switch_ace_off_inside_zbl`)."""
     config = copy.deepcopy(dict(parameters))
     potential = config["potential"]
-    if baseline is not None and baseline.get("type") == "zbl":
-        inner, outer = float(baseline["params"]["inner_cutoff"]), float(baseline["params"]["cutoff"])
-        for block in potential["bonds"].values():
-            if "r_in" not in block:
-                block.update(inner_cutoff_type="distance", r_in=outer, delta_in=outer - inner)
     potential.setdefault("elements", sorted(elements))
+    if baseline is not None and baseline.get("type") == "zbl":
+        switch_ace_off_inside_zbl(potential, baseline)
     config.setdefault("cutoff", max_bond_cutoff(potential))
     config.setdefault("seed", DEFAULT_SEED)
     data = dict(config.get("data") or {})
