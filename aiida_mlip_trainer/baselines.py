@@ -67,6 +67,7 @@ __all__ = [
     "BaselineError",
     "baseline_calculator",
     "baseline_cutoff",
+    "default_pair_distance",
     "derive_baseline",
     "evaluate_baseline",
     "lammps_pair_commands",
@@ -610,6 +611,12 @@ def pair_min_distances(structures: Iterable[Atoms], cutoff: float = MIN_DISTANCE
     return dict(sorted(found.items()))
 
 
+def default_pair_distance(a: str, b: str) -> float:
+    """The stand-in for the shortest distance of a pair absent from the data: the sum of the covalent radii (Å,
+    ``ase.data.covalent_radii``), a typical bond length."""
+    return float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]])
+
+
 def derive_baseline(
     spec: Mapping,
     min_distances: Mapping[str, float],
@@ -657,7 +664,7 @@ def derive_baseline(
             if pair not in missing:
                 params[pair] = pair_parameters(spec, a, b)
                 continue
-            shortest = distances.get(pair, covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]])
+            shortest = distances.get(pair, default_pair_distance(a, b))
             outer = math.floor(shortest * 1000) / 1000
             params[pair] = {"inner_cutoff": round(inner_fraction * outer, 3), "cutoff": outer}
     return validate_baseline({"type": "zbl", "params": params})

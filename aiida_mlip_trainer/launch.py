@@ -375,6 +375,7 @@ TRAINING_INPUT_KEYS = (
     "test_fraction",
     "seed",
     "physics_baseline",
+    "short_range_check",
     "max_structures",
     "preset",
     "parameter_overrides",

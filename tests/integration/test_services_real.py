@@ -18,6 +18,7 @@ def test_training_work_chain_runs_as_slurm_jobs_through_the_daemon(slurm_codes, 
     builder.preset = orm.Str("fast")
     builder.parameter_overrides = orm.Dict(ARGON)
     builder.codes = slurm_codes
+    builder.short_range_check = orm.Str("warning")  # a direct fit: not repulsive below its data
     builder.options = {"max_wallclock_seconds": 600}
     node = submit_and_await(builder, timeout=900)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"

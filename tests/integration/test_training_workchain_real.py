@@ -36,7 +36,13 @@ def training_calculation(workchain):
 def test_real_chain_then_fine_tuning_on_new_data(codes, argon_structures):
     data = TrainingSetData(argon_structures["train"] + argon_structures["test"]).store()
     results, node = run_get_node(
-        TrainingWorkChain, training_set=data, preset="fast", parameter_overrides=ARGON, test_fraction=0.2, codes=codes
+        TrainingWorkChain,
+        training_set=data,
+        preset="fast",
+        parameter_overrides=ARGON,
+        test_fraction=0.2,
+        codes=codes,
+        short_range_check="warning",  # a direct fit: the dimer check reports it, the chain does not fail on it
     )
     assert node.is_finished_ok, node.exit_message
     metrics = results["metrics"].get_dict()
@@ -60,6 +66,7 @@ def test_real_chain_then_fine_tuning_on_new_data(codes, argon_structures):
         parameter_overrides={**ARGON, "fit": {"maxiter": 30}},
         test_fraction=0.2,
         codes=codes,
+        short_range_check="warning",
     )
     assert tuned_node.is_finished_ok, tuned_node.exit_message
     calc = training_calculation(tuned_node)
@@ -106,6 +113,7 @@ def test_submit_through_a_real_daemon(codes, argon_sets, submit_and_await):
     builder.preset = orm.Str("fast")
     builder.parameter_overrides = orm.Dict({**ARGON, "fit": {"maxiter": 20}})
     builder.codes = codes
+    builder.short_range_check = orm.Str("warning")
     node = submit_and_await(builder, timeout=600)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     assert node.outputs.potential.base.attributes.get("has_yace") and node.outputs.potential.has_active_set

@@ -3,7 +3,9 @@
 import io
 import re
 
+import numpy as np
 import pytest
+import yaml
 from aiida import orm
 from aiida.engine import run_get_node
 
@@ -54,6 +56,12 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_sets, argon_structures):
     metrics = results["metrics"].get_dict()
     for key in ("energy_rmse", "force_rmse", "stress_rmse"):
         assert metrics[key] >= 0
+    # the LJ wall keeps ACE + LJ repulsive below the data: checked by the work chain itself, on what was fitted
+    short_range = results["short_range"].get_dict()
+    assert short_range["all_repulsive"] and short_range["pairs"]["Ar-Ar"]["source"] == "data"
+    check = results["short_range"].creator
+    assert check.process_label == "check_short_range" and check.inputs.training_set.pk == results["training_set"].pk
+    assert results["short_range_plot"].get_content(mode="rb")[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["reference"]["force_component_rms"] > 0
     assert results["parity_plot"].get_content(mode="rb")[:8] == b"\x89PNG\r\n\x1a\n"
     # the exact configuration is a node, created by a calcfunction from the preset and the overrides
@@ -77,6 +85,7 @@ def test_selection_in_chunks(codes, argon_sets):
         test_set=argon_sets["test"],
         max_structures=8,
         selection_chunk_size=6,
+        short_range_check="warning",  # a direct fit (see test_direct_fit_not_repulsive_exits_440)
         preset="fast",
         parameter_overrides=OVERRIDES,
         codes=codes,
@@ -99,11 +108,79 @@ def test_structures_file_is_imported_by_a_calcfunction(codes, argon_structures, 
     write(buffer, argon_structures["train"], format="extxyz")
     file = orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename="argon.extxyz")
     results, node = run_get_node(
-        TrainingWorkChain, structures_file=file, preset="fast", parameter_overrides=OVERRIDES, codes=codes
+        TrainingWorkChain,
+        structures_file=file,
+        preset="fast",
+        parameter_overrides=OVERRIDES,
+        codes=codes,
+        short_range_check="warning",
     )
     assert node.is_finished_ok, node.exit_message
     imported = [n for n in node.called_descendants if n.process_label == "import_training_set"]
     assert len(imported) == 1 and imported[0].outputs.result.num_structures == 16
+
+
+def test_direct_fit_not_repulsive_below_its_data_exits_440_with_every_output(codes, argon_sets):
+    """The recorded argon potential, a direct fit, attracts in the dimer between about 1.3 and 2.1 Å (its data start
+    at 3.2 Å): exit code 440, and every output is still there to inspect."""
+    results, node = run_get_node(
+        TrainingWorkChain,
+        training_set=argon_sets["train"],
+        test_set=argon_sets["test"],
+        preset="fast",
+        parameter_overrides=OVERRIDES,
+        codes=codes,
+    )
+    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_SHORT_RANGE_NOT_REPULSIVE.status == 440
+    assert "not repulsive below the shortest training distance of Ar-Ar" in node.exit_message
+    assert {"potential", "metrics", "parity_plot", "short_range", "short_range_plot", "training_set"} <= set(results)
+    report = results["short_range"].get_dict()
+    assert not report["all_repulsive"] and report["not_repulsive"] == ["Ar-Ar"]
+    dimer = report["pairs"]["Ar-Ar"]["dimer"]
+    (start, end), *_ = dimer["not_rising"]
+    assert 1.0 < start < end < report["pairs"]["Ar-Ar"]["data_min"] and dimer["well_depth"] > 0.01
+    curves = results["short_range"].creator.outputs.curves
+    assert set(curves.get_arraynames()) == {"dimer_Ar_Ar", "fcc_Ar"}
+
+    # downgraded to a warning: the same verdict, exit 0
+    results, node = run_get_node(
+        TrainingWorkChain,
+        training_set=argon_sets["train"],
+        test_set=argon_sets["test"],
+        preset="fast",
+        parameter_overrides=OVERRIDES,
+        codes=codes,
+        short_range_check="warning",
+    )
+    assert node.is_finished_ok and results["short_range"]["not_repulsive"] == ["Ar-Ar"]
+
+
+def test_zbl_windows_are_derived_from_the_training_data(codes, argon_sets):
+    """physics_baseline={"type": "zbl"}: a calcfunction derives the Ar-Ar window from the training structures; the
+    residual set, the input.yaml of the fit and the potential all carry the derived, explicit numbers."""
+    results, node = run_get_node(
+        TrainingWorkChain,
+        training_set=argon_sets["train"],
+        test_set=argon_sets["test"],
+        physics_baseline={"type": "zbl"},
+        preset="fast",
+        parameter_overrides=OVERRIDES,
+        codes=codes,
+        short_range_check="warning",  # the mock returns a direct fit whatever it is given
+    )
+    assert node.is_finished_ok, node.exit_message
+    (derive,) = [n for n in node.called if n.process_label == "derive_baseline"]
+    assert derive.inputs.training_set.pk == argon_sets["train"].pk
+    d_min = argon_sets["train"].pair_min_distances()["Ar-Ar"]
+    outer = float(np.floor(d_min * 1000) / 1000)
+    expected = {"type": "zbl", "params": {"Ar-Ar": {"inner_cutoff": round(0.75 * outer, 3), "cutoff": outer}}}
+    assert derive.outputs.result.get_dict() == expected
+    assert results["potential"].baseline == expected
+    assert results["training_set"].base.attributes.get("baseline") == expected
+    (calc,) = [n for n in node.called_descendants if n.process_label == "PaceTrainCalculation"]
+    config = yaml.safe_load(calc.outputs.retrieved.base.repository.get_object_content("input.yaml"))
+    assert config["potential"]["bonds"]["Ar Ar"]["r_in"] == outer
+    assert results["short_range"]["pairs"]["Ar-Ar"]["window"] == [round(0.75 * outer, 3), outer]
 
 
 def _copper_set():
@@ -147,6 +224,15 @@ def _copper_set():
         (lambda i: i["codes"].pop("pace_select") and i.update(max_structures=5), "needs codes.pace_select"),
         (lambda i: i.update(selection_chunk_size=5), "selection_chunk_size is for selection: give max_structures"),
         (lambda i: i.update(max_structures=5, selection_chunk_size=0), "selection_chunk_size must be a positive"),
+        (lambda i: i.update(short_range_check="maybe"), r"short_range_check must be one of \['error', 'warning'\]"),
+        (
+            lambda i: i.update(previous_potential=PacePotentialData(POTENTIAL), physics_baseline={"type": "zbl"}),
+            "give physics_baseline=previous_potential.baseline",
+        ),
+        (
+            lambda i: i.update(physics_baseline={"type": "zbl", "params": {"Ar": {"cutoff": 3.0}}}),
+            "physics_baseline: .*key 'Ar' is not .* write 'Ar-Ar'",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_job(codes, argon_sets, change, message):
