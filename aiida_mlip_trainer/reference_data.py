@@ -96,12 +96,15 @@ def alloy_emt(
     rattle: float = 0.1,
     close_pair_fraction: float = 0.2,
     close_pair_range: tuple[float, float] = (0.82, 0.92),
+    close_pairs=None,
 ) -> list:
     """``count`` random fcc alloys of ``elements`` (each cell its own random composition, ``4 * repeat**3`` atoms),
     labelled by ASE's EMT: the Vegard lattice of the composition, random isotropic strain up to ``strain``, a
     Gaussian rattle of ``rattle`` Å, and in ``close_pair_fraction`` of the cells one atom pushed towards its nearest
-    neighbour to ``close_pair_range`` times their distance (close contacts, as in MD at high temperature). Each
-    element pair then has its own shortest distance, set by the sizes of the atoms and by which pairs got pushed."""
+    neighbour to ``close_pair_range`` times their distance (close contacts, as in MD at high temperature); with
+    ``close_pairs`` (e.g. ``["Cu-Ni"]``) only neighbours that form one of these element pairs are pushed together.
+    Each element pair then has its own shortest distance, set by the sizes of the atoms and by which pairs got
+    pushed."""
     from ase.build import bulk
     from ase.calculators.emt import EMT
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -122,8 +125,13 @@ def alloy_emt(
             vectors = atoms.get_distances(mover, range(len(atoms)), mic=True, vector=True)
             lengths = np.linalg.norm(vectors, axis=1)
             lengths[mover] = np.inf
-            other = int(np.argmin(lengths))
-            atoms.positions[mover] += vectors[other] * (1 - rng.uniform(*close_pair_range))
+            if close_pairs is not None:
+                allowed = {tuple(sorted(pair.split("-"))) for pair in close_pairs}
+                partners = [tuple(sorted((symbols[mover], other))) in allowed for other in symbols]
+                lengths[~np.array(partners)] = np.inf
+            if np.isfinite(lengths).any():
+                other = int(np.argmin(lengths))
+                atoms.positions[mover] += vectors[other] * (1 - rng.uniform(*close_pair_range))
         atoms.wrap()
         atoms.calc = calculator
         results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces(), "stress": atoms.get_stress()}

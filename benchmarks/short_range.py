@@ -42,6 +42,9 @@ parser.add_argument("--maxiter", type=int, default=300)
 parser.add_argument("--seed", type=int, default=1)
 parser.add_argument("--plot", default="docs/images/short_range_dimers.png")
 parser.add_argument("--only", default="no baseline,global window,per-pair windows")
+parser.add_argument("--close-pairs", default=None, help="comma-separated pairs that get close contacts, e.g. Cu-Ni")
+parser.add_argument("--close-fraction", type=float, default=0.2, help="fraction of cells with one close pair")
+parser.add_argument("--close-range", default="0.82,0.92", help="close pair distance as a fraction of the nearest")
 args = parser.parse_args()
 
 codes = {name: orm.load_code(f"{name}@localhost") for name in ("pacemaker", "pace_activeset", "pace_yaml2yace")}
@@ -55,7 +58,12 @@ OVERRIDES = {
     "fit": {"maxiter": args.maxiter},
 }
 
-data = TrainingSetData(alloy_emt(args.structures, seed=args.seed)).store()
+close = {
+    "close_pair_fraction": args.close_fraction,
+    "close_pair_range": tuple(float(x) for x in args.close_range.split(",")),
+    "close_pairs": args.close_pairs.split(",") if args.close_pairs else None,
+}
+data = TrainingSetData(alloy_emt(args.structures, seed=args.seed, **close)).store()
 split = split_training_set(data, orm.Float(0.2), orm.Int(args.seed))
 train, test = split["train"], split["test"]
 minima = train.pair_min_distances()
@@ -87,8 +95,9 @@ for label, baseline in variants.items():
     print(f"{label}: TrainingWorkChain<{node.pk}> in {time.perf_counter() - start:.0f} s", flush=True)
 
 elements = train.elements
+print(f"\nclose contacts: {close}")
 print(
-    f"\n{args.structures} alloy cells ({'/'.join(elements)}, EMT), {train.num_structures} training / "
+    f"{args.structures} alloy cells ({'/'.join(elements)}, EMT), {train.num_structures} training / "
     f"{test.num_structures} test, {runs[next(iter(runs))]['potential'].num_functions} functions, maxiter {args.maxiter}"
 )
 metrics = next(iter(runs.values()))["metrics"]["reference"]
