@@ -15,12 +15,20 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .names import UnsafeNameError, check_element_symbols, control_characters
 
-__all__ = ("ALLOWED_KEYS", "DEFAULT_SEED", "REFUSED", "build_input_yaml", "validate_parameters")
+__all__ = (
+    "ALLOWED_KEYS",
+    "DEFAULT_SEED",
+    "REFUSED",
+    "build_input_yaml",
+    "switch_ace_off_inside_zbl",
+    "validate_parameters",
+)
 
 ALLOWED_SECTIONS = ("cutoff", "seed", "potential", "fit", "backend", "data")
 # Data options the user may set; `filename`, `test_filename` and `datapath` are the plugin's to write.
@@ -419,6 +427,60 @@ def validate_parameters(
     return _plain_values(dict(parameters), "parameters")
 
 
+# A bond block other than the keywords names an element pair ("Cu Ni", "CuNi", or "Cu" for Cu-Cu), read with the
+# same element pattern python-ace uses.
+_ELEMENT_PATTERN = re.compile("[A-Z][a-z]?")
+
+
+def _bond_block_pair(key: str) -> tuple[str, str] | None:
+    """The element pair a ``potential.bonds`` key stands for, sorted; None for a keyword such as ``ALL``."""
+    if key in BLOCK_KEYWORDS:
+        return None
+    symbols = _ELEMENT_PATTERN.findall(str(key))
+    return tuple(sorted(symbols * 2 if len(symbols) == 1 else symbols))
+
+
+def switch_ace_off_inside_zbl(potential: dict[str, Any], baseline: Mapping[str, Any]) -> None:
+    """Switch ACE off, in ``potential`` (the ``potential`` section, with ``elements``; changed in place), where the
+    ZBL ``baseline`` switches on: ``inner_cutoff_type: distance``, ``r_in`` = the ZBL ``cutoff``, ``delta_in`` =
+    ``cutoff - inner_cutoff``, so ACE is fully off below ``inner_cutoff`` (pure ZBL) and fully on above ``cutoff``.
+
+    A flat baseline (one window) goes into every bond block, as it always did. Per-pair windows go into one bond
+    block per element pair of ``potential['elements']`` (``"Cu Ni": {...}``; python-ace applies a pair block over
+    ``ALL``/``UNARY``/``BINARY`` and to both orders of the pair), merged into the user's own block for that pair if
+    there is one. A pair for which the user already set ``r_in`` (in ``ALL``, ``UNARY``/``BINARY`` or the pair's
+    block) is left alone."""
+    from .baselines import pair_key, pair_parameters, validate_baseline
+
+    spec = validate_baseline(baseline)
+    bonds = potential["bonds"]
+    if set(spec["params"]) >= {"inner_cutoff", "cutoff"}:  # the flat form: one window for every pair
+        inner, outer = spec["params"]["inner_cutoff"], spec["params"]["cutoff"]
+        for block in bonds.values():
+            if "r_in" not in block:
+                block.update(inner_cutoff_type="distance", r_in=outer, delta_in=outer - inner)
+        return
+    elements = sorted(potential["elements"])
+    pair_blocks = {_bond_block_pair(key): key for key in bonds if _bond_block_pair(key) is not None}
+    for index, a in enumerate(elements):
+        for b in elements[index:]:
+            own = pair_blocks.get((a, b))
+            applicable = [bonds.get("ALL", {}), bonds.get("UNARY" if a == b else "BINARY", {})]
+            if own is not None:
+                applicable.append(bonds[own])
+            if any("r_in" in block for block in applicable):
+                continue
+            window = pair_parameters(spec, a, b)
+            if own is None:
+                own = " ".join(pair_key(a, b).split("-"))
+                bonds[own] = {}
+            bonds[own].update(
+                inner_cutoff_type="distance",
+                r_in=window["cutoff"],
+                delta_in=window["cutoff"] - window["inner_cutoff"],
+            )
+
+
 def build_input_yaml(
     parameters: Mapping[str, Any],
     *,
@@ -433,8 +495,9 @@ def build_input_yaml(
 
     On a ZBL ``baseline`` the ACE part is switched off over the same window in which the ZBL repulsion is
     switched on (``inner_cutoff_type: distance``, ``r_in`` = the ZBL outer cutoff, ``delta_in`` = its width),
-    so that below the inner cutoff the potential is pure ZBL, where there are never data. A bond block that sets
-    ``r_in`` itself is left alone.
+    so that below the inner cutoff the potential is pure ZBL, where there are never data: with one window (the flat
+    form) in every bond block, with per-pair windows in one bond block per element pair (see
+    :func:`switch_ace_off_inside_zbl`). A bond block that sets ``r_in`` itself is left alone.
 
     What comes from nodes is checked again here, where it is written (a node may come from an archive): the
     parameters against the allow-list, the elements to be chemical symbols, the baseline to be a valid one."""
@@ -448,12 +511,9 @@ def build_input_yaml(
     potential = config["potential"]
     if baseline is not None:
         baseline = validate_baseline(baseline)
-    if baseline is not None and baseline["type"] == "zbl":
-        inner, outer = baseline["params"]["inner_cutoff"], baseline["params"]["cutoff"]
-        for block in potential["bonds"].values():
-            if "r_in" not in block:
-                block.update(inner_cutoff_type="distance", r_in=outer, delta_in=outer - inner)
     potential.setdefault("elements", sorted(elements))
+    if baseline is not None and baseline.get("type") == "zbl":
+        switch_ace_off_inside_zbl(potential, baseline)
     config.setdefault("cutoff", max_bond_cutoff(potential))
     config.setdefault("seed", DEFAULT_SEED)
     data = dict(config.get("data") or {})

@@ -124,6 +124,7 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
         "test_set": argon_sets["test"].pk,
         "preset": "fast",
         "parameter_overrides": {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}},
+        "short_range_check": "warning",
         "codes": {
             "pacemaker": mock_pacemaker_code.full_label,
             **{name: code.full_label for name, code in pace_tool_codes.items()},

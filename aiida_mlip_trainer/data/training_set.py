@@ -687,6 +687,14 @@ class TrainingSetData(orm.Data):
     def __len__(self) -> int:
         return self.num_structures
 
+    def pair_min_distances(self, cutoff: float | None = None) -> dict[str, float]:
+        """The shortest distance (Å) of every element pair in the set, periodic images included: ``{"Cu-Ni": 2.21,
+        ...}``; pairs never closer than ``cutoff`` (default 5 Å) are left out. See
+        :func:`aiida_mlip_trainer.baselines.pair_min_distances` (one neighbour list per structure)."""
+        from ..baselines import MIN_DISTANCE_SEARCH_CUTOFF, pair_min_distances
+
+        return pair_min_distances(self.to_atoms(), MIN_DISTANCE_SEARCH_CUTOFF if cutoff is None else cutoff)
+
     # -------------------------------------------------------------------------------------------------- exports
     def to_atoms(self) -> list:
         """The structures as :class:`ase.Atoms`; labels, when present, on a ``SinglePointCalculator``."""

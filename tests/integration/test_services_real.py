@@ -26,6 +26,7 @@ def test_training_work_chain_runs_as_slurm_jobs_through_the_daemon(slurm_codes, 
         options={"max_wallclock_seconds": 600},
     )
     builder.test_set = argon_sets["test"]
+    builder.short_range_check = orm.Str("warning")  # a direct fit: not repulsive below its data
     node = submit_and_await(builder, timeout=900)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     jobs = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
