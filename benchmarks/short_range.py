@@ -47,7 +47,7 @@ parser.add_argument("--close-fraction", type=float, default=0.2, help="fraction 
 parser.add_argument("--close-range", default="0.82,0.92", help="close pair distance as a fraction of the nearest")
 args = parser.parse_args()
 
-codes = {name: orm.load_code(f"{name}@localhost") for name in ("pacemaker", "pace_activeset", "pace_yaml2yace")}
+codes = {name: f"{name}@localhost" for name in ("pacemaker", "pace_activeset", "pace_yaml2yace")}
 # A small basis (1064 functions for four elements), so one fit takes minutes on two busy cores.
 OVERRIDES = {
     "potential": {
@@ -77,18 +77,14 @@ variants = {label: spec for label, spec in variants.items() if label in args.onl
 
 runs = {}
 for label, baseline in variants.items():
-    inputs = {
-        "training_set": train,
-        "test_set": test,
-        "preset": "fast",
-        "parameter_overrides": OVERRIDES,
-        "codes": codes,
-        "short_range_check": "warning",
-    }
+    builder = TrainingWorkChain.get_builder_from_protocol(
+        codes, train, "fast", {"selection": None, "training": {"pace": {"parameters": OVERRIDES}}}, test_set=test
+    )
+    builder.short_range_check = orm.Str("warning")
     if baseline is not None:
-        inputs["physics_baseline"] = baseline
+        builder.physics_baseline = orm.Dict(baseline)
     start = time.perf_counter()
-    results, node = run_get_node(TrainingWorkChain, **inputs)
+    results, node = run_get_node(builder)
     if not node.is_finished_ok:
         raise SystemExit(f"{label}: TrainingWorkChain<{node.pk}> [{node.exit_status}] {node.exit_message}")
     runs[label] = results

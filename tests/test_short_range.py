@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from aiida import orm
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
 
 from aiida_mlip_trainer.baselines import baseline_calculator, derive_baseline
@@ -40,7 +41,7 @@ def test_an_attractive_curve_is_flagged():
     at_data = 4 * 0.1 * ((2.0 / 2.5) ** 12 - (2.0 / 2.5) ** 6)
     assert report["pairs"]["Cu-Cu"]["dimer"]["well_depth"] == pytest.approx(at_data + 0.1, rel=1e-3)
     assert "fcc" in report["pairs"]["Cu-Cu"] and "fcc" not in report["pairs"]["Cu-Ni"]
-    assert not report["pairs"]["Cu-Cu"]["fcc"]["repulsive"]
+    assert not report["pairs"]["Cu-Cu"]["fcc"]["repulsive"] and report["compression_not_rising"] == ["Cu"]
     assert set(result["curves"]) == {"dimer_Cu_Cu", "dimer_Cu_Ni", "fcc_Cu"}
     # energies are relative to the isolated atoms (ASE's LJ is shifted to 0 at its cutoff)
     r, e = result["curves"]["dimer_Cu_Cu"].T
@@ -62,6 +63,31 @@ def test_zbl_with_windows_from_the_data_is_repulsive_and_a_gap_is_not():
     assert report["not_repulsive"] == ["Cu-Cu", "Ni-Ni"]
     ((start, end),) = report["pairs"]["Ni-Ni"]["dimer"]["not_rising"]
     assert start == pytest.approx(2.2, abs=0.01) and end == 2.4
+
+
+class _DensityCollapse(Calculator):
+    """A repulsive pair term and an attractive density term: E = sum_pairs 10 exp(-r) - sum_i (sum_j exp(-r_ij))^2.
+    The dimer rises at every step inwards; fcc, with 12 neighbours, falls below a nearest-neighbour distance of
+    ln(288 / 60) = 1.57 Å from the first shell alone."""
+
+    implemented_properties = ("energy",)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from ase.neighborlist import neighbor_list
+
+        super().calculate(atoms, properties, system_changes)
+        i, d = neighbor_list("id", self.atoms, 6.0)
+        density = np.bincount(i, weights=np.exp(-d), minlength=len(self.atoms))
+        self.results["energy"] = 0.5 * np.sum(10.0 * np.exp(-d)) - np.sum(density**2)
+
+
+def test_collapse_under_compression_is_a_warning_beside_a_repulsive_dimer():
+    report = scan_short_range(_DensityCollapse(), {"Cu-Cu": 2.5}, points=61)["report"]
+    entry = report["pairs"]["Cu-Cu"]
+    assert entry["dimer"]["repulsive"] and entry["repulsive"] and report["all_repulsive"]
+    assert not entry["fcc"]["repulsive"] and report["compression_not_rising"] == ["Cu"]
+    (start, end), *_ = entry["fcc"]["not_rising"]
+    assert start == pytest.approx(1.0, abs=0.05) and 1.57 < end < 2.5  # further shells add to the density
 
 
 def test_plot_is_a_png():

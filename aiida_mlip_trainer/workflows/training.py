@@ -587,6 +587,13 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         self.out("short_range", short_range["report"])
         self.out("short_range_plot", short_range["plot"])
         failing = short_range["report"]["not_repulsive"]
+        compression = short_range["report"].get("compression_not_rising", [])
+        if compression:
+            self.report(
+                f"short range, warning: compressed fcc {', '.join(compression)} does not rise at every step below the "
+                "shortest training distance (the ACE embedding at densities far above the data; add compressed "
+                "structures or set embeddings rho_core_cut/drho_core_cut)"
+            )
         if not failing:
             self.report("short range: every element pair is repulsive below its shortest training distance")
             return None
