@@ -90,6 +90,10 @@ def _legacy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     return mapped
 
 
+def _empty(value: Any) -> bool:
+    return isinstance(value, Mapping) and not value
+
+
 def _effective(inputs: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     """An exposed namespace as given, with what the deprecated inputs stand for merged under it (the namespace wins);
     empty when neither gives anything (no selection, for ``selection``)."""
@@ -419,7 +423,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
-        used = [name for name in LEGACY_PORTS if name in self.inputs]
+        # an empty `codes` namespace is always there: only what was given counts
+        used = [name for name in LEGACY_PORTS if name in self.inputs and not _empty(self.inputs[name])]
         if used:
             self.report(
                 f"deprecated input(s) {used}: use the namespaces training, selection, activeset and yace, "

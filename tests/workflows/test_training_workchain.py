@@ -85,6 +85,8 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     builder.selection.pace_select.metadata.options.max_wallclock_seconds = 777
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
+    # built from the protocol: nothing deprecated was given, and nothing says so
+    assert not [log for log in orm.Log.collection.get_logs_for(node) if "deprecated" in log.message]
     potential = results["potential"]
     assert potential.base.attributes.get("has_yace") and potential.has_active_set
     assert potential.baseline["type"] == "lj"
