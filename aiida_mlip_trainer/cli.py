@@ -184,7 +184,7 @@ def train_launch(inputs_file, daemon):
         raise ValueError(f"{inputs_file} is not valid YAML: {yaml_problem(error)}") from None
     if "structures_file" in builder:
         # Read it here, as the work chain's import will: bad data is refused in one line before anything starts.
-        from .calcfunctions import training_set_from_file
+        from .workflows.functions.training_set import training_set_from_file
 
         file_node = builder.structures_file
         read_structures(

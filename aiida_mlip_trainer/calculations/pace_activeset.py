@@ -6,10 +6,10 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..selection import ACTIVESET_PARAMETERS, basis_layout, check_environments, validate_tool_parameters
-from .pace_select import number_argument, tool_options
+from .pace_tool import ACTIVESET_PARAMETERS, number_argument, tool_options, validate_tool_parameters
 from .untrusted import refuses_altered_nodes
 from .versions import VERSIONS_FILENAME, version_probe
 
@@ -154,7 +154,7 @@ class PaceActivesetCalculation(CalcJob):
         batch_size = parameters.get("batch_size")
         if batch_size is not None and batch_size > training_set.num_structures:
             return f"batch_size {batch_size} is larger than the training_set ({training_set.num_structures} structures)"
-        layout = basis_layout(potential)
+        layout = potential.basis_layout
         if parameters.get("full", False):
             single = sorted(element for element, spec in layout.items() if spec["ndensity"] == 1)
             if single:

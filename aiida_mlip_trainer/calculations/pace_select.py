@@ -1,23 +1,40 @@
-"""`PaceSelectCalculation`: pick the most informative structures of a pool with ``pace_select`` (D-optimality)."""
+"""`PaceSelectCalculation`: pick the most informative structures of a pool with ``pace_select`` (D-optimality).
+
+How ``pace_select`` works, read in python-ace 0.4.0rc1 (``pyace/aceselect.py``, ``pyace/activelearning.py``):
+every atom of every candidate is turned into its vector of **linear B-projections**, the values of the ACE basis
+functions on that atom's environment. For each element, MaxVol picks as many rows (atomic environments) as the
+basis has functions for that element, maximising the volume spanned (the D-optimal design, to ``gamma_tolerance``).
+Structures are then ranked by how many of their atoms entered this active set, and the top ``-m`` are returned
+(so large structures are preferred). With ``-a potential.asi`` the rows of an existing active set are appended as
+already chosen (their structure index is -1), so only candidates that extend it come back. Consequences:
+
+- At most about as many structures come back as the basis has functions (one active-set row per function and
+  element); asking for more is silently not met by the tool, so this plugin reports requested vs returned.
+- The linear projections do **not** depend on the fitted coefficients of the basis functions (checked: zeroing
+  them changes nothing), only on the basis specification and the radial coefficients ``crad``. An unfitted basis,
+  as pacemaker builds it before fitting (coefficients zero, ``crad`` = delta_nk, i.e. the bare radial functions),
+  is therefore a valid selector: it picks a D-optimal set in the space of the basis the fit will use, before any
+  label exists. :func:`~aiida_mlip_trainer.workflows.functions.selection.unfitted_potential` builds it in Python
+  with the function pacemaker itself calls (``construct_bbasisconfiguration``); its YAML is byte-identical to the
+  ``target_potential.yaml`` of ``pacemaker -dr`` (checked), without needing a dataset file.
+- Every element of the selector basis needs at least as many atomic environments in the pool as it has functions,
+  otherwise MaxVol is under-determined (``Insufficient atomic environments``); an active set passed with ``-a``
+  supplies them.
+- The memory limit only decides whether the tools switch to batches; it is soft and the tools were seen to use
+  about twice of it, so the plugin passes half of the limit the user gives. The tools ``eval()`` the limit string:
+  the plugin accepts only a number of bytes or ``<number> MB|GB`` and passes a plain integer.
+"""
 
 from __future__ import annotations
-
-import math
-import numbers
 
 from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from ..data.operations import check_environments
 from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..selection import (
-    COMMON_PARAMETERS,
-    basis_layout,
-    check_environments,
-    parse_memory_limit,
-    validate_tool_parameters,
-)
+from .pace_tool import COMMON_PARAMETERS, tool_options, validate_tool_parameters
 from .untrusted import refuses_altered_nodes
 from .versions import VERSIONS_FILENAME, version_probe
 
@@ -173,7 +190,7 @@ class PaceSelectCalculation(CalcJob):
         batch_size = parameters.get("batch_size")
         if batch_size is not None and batch_size > pool.num_structures:
             return f"batch_size {batch_size} is larger than the pool ({pool.num_structures} structures)"
-        return check_environments(pool, basis_layout(potential), role="pool", with_active_set=use_active_set)
+        return check_environments(pool, potential.basis_layout, role="pool", with_active_set=use_active_set)
 
     def prepare_for_submission(self, folder):
         parameters = self.inputs.parameters.get_dict() if "parameters" in self.inputs else {}
@@ -215,30 +232,3 @@ class PaceSelectCalculation(CalcJob):
         # A pandas pickle is read once by the parser and never kept: the `indices` output says what was picked.
         calcinfo.retrieve_temporary_list = [self.OUTPUT_FILENAME]
         return calcinfo
-
-
-def tool_options(parameters: dict, *, memory_flag: str) -> list[str]:
-    """The command-line options of pace_select / pace_activeset for the options the user set (others: defaults).
-
-    Every value is written by the plugin as a plain number: pace_select passes its memory limit to Python's
-    ``eval``, so no string from the parameters may ever reach these arguments."""
-    options = []
-    for key, flag in (
-        ("gamma_tolerance", "-g"),
-        ("batch_size", "-b"),
-        ("maxvol_iters", "-i"),
-        ("maxvol_refinement", "-r"),
-    ):
-        if key in parameters:
-            options += [flag, number_argument(parameters[key], key)]
-    if "memory_limit" in parameters:
-        # The tools' limit is soft (seen overshot about twofold): pass half, as a plain integer of bytes.
-        options += [memory_flag, number_argument(parse_memory_limit(parameters["memory_limit"]) // 2, "memory_limit")]
-    return options
-
-
-def number_argument(value, name: str) -> str:
-    """``value`` as a command-line number (``"100"``, ``"1.01"``), or ValueError when it is not a finite number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return str(int(value)) if isinstance(value, numbers.Integral) else repr(float(value))

@@ -9,7 +9,7 @@ from aiida.engine import CalcJob
 
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..pacemaker_input import build_input_yaml, validate_parameters
+from ..formats.pacemaker_input import build_input_yaml, validate_parameters
 from .untrusted import refuses_altered_nodes
 from .versions import VERSIONS_FILENAME, version_probe
 

@@ -10,7 +10,6 @@ from aiida import orm
 
 from ..calculations.pace_activeset import PaceActivesetCalculation as Calc
 from ..data.pace_potential import YACE_FILENAME, PacePotentialData
-from ..selection import basis_layout
 from .pace_tools import KILLED_STATUSES, PaceToolParser, under_determined_detail
 
 __all__ = ("PaceActivesetParser",)
@@ -50,7 +49,7 @@ class PaceActivesetParser(PaceToolParser):
         content = self._read(filename, mode="rb")
         if content is None:
             return self.exit_codes.ERROR_NO_ACTIVE_SET.format(filename=filename, detail=detail)
-        layout = basis_layout(potential)
+        layout = potential.basis_layout
         try:
             shapes = _check_active_set(content, layout, full=full)
         except ValueError as exc:

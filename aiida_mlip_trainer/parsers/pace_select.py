@@ -8,7 +8,7 @@ import re
 from aiida import orm
 
 from ..calculations.pace_select import PaceSelectCalculation as Calc
-from ..selection import basis_layout, subset_structures
+from ..data.operations import subset_structures
 from .pace_tools import KILLED_STATUSES, PaceToolParser, under_determined_detail
 
 __all__ = ("PaceSelectParser",)
@@ -92,7 +92,7 @@ class PaceSelectParser(PaceToolParser):
         returned = len(indices)
         match = _OVERALL.search(stderr)
         in_active_set = int(match.group(1)) if match else None
-        layout = basis_layout(inputs.potential)
+        layout = inputs.potential.basis_layout
         functions = {element: spec["num_functions"] for element, spec in layout.items()}
         shortfall = None
         if returned < requested:
