@@ -28,20 +28,16 @@ already chosen (their structure index is -1), so only candidates that extend it 
 from __future__ import annotations
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
 from ..data.operations import check_environments
 from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
-from .pace_tool import COMMON_PARAMETERS, tool_options, validate_tool_parameters
-from .untrusted import refuses_altered_nodes
-from .versions import VERSIONS_FILENAME, version_probe
+from .pace_tool import COMMON_PARAMETERS, PaceToolCalculation, tool_options, validate_tool_parameters
 
 __all__ = ("PaceSelectCalculation",)
 
 
-class PaceSelectCalculation(CalcJob):
+class PaceSelectCalculation(PaceToolCalculation):
     """Run ``pace_select -p potential.yaml [-a potential.asi] -m N -o selected.pkl.gz pool.pckl.gzip``.
 
     Pass a ``pool`` of candidates (labelled or not), a selector ``potential`` (a fitted one, or the unfitted basis of
@@ -65,6 +61,7 @@ class PaceSelectCalculation(CalcJob):
     # `.pkl.gz`, not `.pckl.gzip`: pandas infers gzip only from the former, and pace_select writes what pandas infers.
     OUTPUT_FILENAME = "selected.pkl.gz"
     INDEX_COLUMN = "pool_index"
+    PARSER_NAME = "mlip_trainer.pace_select"
     STDOUT_FILENAME = "pace_select.out"
     STDERR_FILENAME = "pace_select.err"
     EXIT_STATUS_FILENAME = "pace_select.exit_status"
@@ -91,16 +88,7 @@ class PaceSelectCalculation(CalcJob):
             default=lambda: orm.Bool(False),
             help="Count the potential's active set (.asi) as covered (pace_select -a); the potential must have one.",
         )
-        spec.input(
-            "parameters",
-            valid_type=orm.Dict,
-            serializer=orm.to_aiida_type,
-            required=False,
-            help=f"pace_select options: {', '.join(COMMON_PARAMETERS)}.",
-        )
-        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_select"
+        cls.define_tool_parameters(spec, "pace_select", COMMON_PARAMETERS)
 
         spec.output(
             "selected",
@@ -110,12 +98,6 @@ class PaceSelectCalculation(CalcJob):
         )
         spec.output(
             "indices", valid_type=orm.List, help="Positions of the selected structures in the pool, best first."
-        )
-        spec.output(
-            "versions",
-            valid_type=orm.Dict,
-            required=False,
-            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
         )
         spec.output("summary", valid_type=orm.Dict, help="Requested vs returned, the reason for a shortfall, options.")
         spec.default_output_node = "summary"
@@ -138,20 +120,11 @@ class PaceSelectCalculation(CalcJob):
             invalidates_cache=True,
             message="the selection pace_select wrote cannot be used: {detail}",
         )
-        spec.exit_code(
-            400,
-            "ERROR_KILLED",
-            invalidates_cache=True,
-            message="pace_select was stopped from outside (exit status {status}): walltime or memory. Give a "
-            "memory_limit or batch_size, or more memory. {detail}",
-        )
-        spec.exit_code(
-            401,
-            "ERROR_TOO_FEW_ENVIRONMENTS",
-            invalidates_cache=True,
-            message="MaxVol was under-determined: {detail}. Each element needs at least as many atomic environments "
-            "(in the pool, or in each batch) as the basis has functions: give a larger pool, a larger batch_size or "
-            "memory_limit, or use_active_set.",
+        cls.define_maxvol_exit_codes(
+            spec,
+            killed_remedy="Give a memory_limit or batch_size, or more memory.",
+            data="pool",
+            environments_remedy="give a larger pool, a larger batch_size or memory_limit, or use_active_set.",
         )
         spec.exit_code(
             402,
@@ -213,22 +186,5 @@ class PaceSelectCalculation(CalcJob):
         cmdline += tool_options(parameters, memory_flag="-mem")
         cmdline.append(self.POOL_FILENAME)
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = cmdline
-        codeinfo.stdout_name = self.STDOUT_FILENAME
-        codeinfo.stderr_name = self.STDERR_FILENAME
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.prepend_text = version_probe(self.inputs.code)
-        calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
-        calcinfo.retrieve_list = [
-            self.STDOUT_FILENAME,
-            self.STDERR_FILENAME,
-            self.EXIT_STATUS_FILENAME,
-            VERSIONS_FILENAME,
-        ]
         # A pandas pickle is read once by the parser and never kept: the `indices` output says what was picked.
-        calcinfo.retrieve_temporary_list = [self.OUTPUT_FILENAME]
-        return calcinfo
+        return self.tool_calcinfo(cmdline, retrieve_temporary=[self.OUTPUT_FILENAME])
