@@ -33,9 +33,7 @@ class PaceActivesetParser(PaceToolParser):
     FAILED_EXIT_CODE = "ERROR_ACTIVESET_FAILED"
 
     def parse(self, **kwargs):
-        stderr, detail, exit_status = self._stderr_and_status(Calc)
-        self._output_versions()
-        failure = self._tool_failure(stderr, detail, exit_status)
+        stderr, detail, failure = self._read_tool_run(Calc)
         if failure is not None:
             return failure
         potential = self.node.inputs.potential

@@ -95,6 +95,13 @@ class PaceToolParser(Parser):
     ERROR_MAP: ClassVar[tuple[tuple[str, str], ...]] = ()
     FAILED_EXIT_CODE: ClassVar[str] = ""
 
+    def _read_tool_run(self, calculation) -> tuple[str, str, ExitCode | None]:
+        """``(stderr, its error line, the exit code of a failed run or None)`` of the pace_select / pace_activeset
+        job ``calculation`` (the CalcJob class); outputs ``versions`` on the way, also for a failed run."""
+        stderr, detail, exit_status = self._stderr_and_status(calculation)
+        self._output_versions()
+        return stderr, detail, self._tool_failure(stderr, detail, exit_status)
+
     def _tool_failure(self, stderr: str, detail: str, exit_status: int | None) -> ExitCode | None:
         """The exit code of a pace_select / pace_activeset run that did not finish with status 0, else None:
         killed or no exit status (``ERROR_KILLED``), then ``ERROR_MAP``, MaxVol under-determined, other failure."""

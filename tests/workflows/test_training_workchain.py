@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from aiida import orm
+from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
@@ -328,3 +329,31 @@ def test_too_few_atoms_in_an_imported_file_stop_before_any_job(codes, argon_stru
     assert "training data has 32 Ar atoms but the potential has 36 basis functions" in node.exit_message
     assert not [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
     assert all(n.is_finished_ok for n in node.called_descendants)
+
+
+def test_train_runs_the_protocol_builder_here_and_returns_the_outputs(codes, argon_sets, argon_structures):
+    """launch.train: the fast protocol with the mock's rcut, plain values for the work chain's own inputs."""
+    from ase.io import write
+
+    from aiida_mlip_trainer.launch import TrainingError, train
+    from aiida_mlip_trainer.workflows.protocols import merge
+
+    overrides = merge(OVERRIDES, {"selection": None})
+    results = train(
+        argon_sets["train"], codes, "fast", overrides, test_set=argon_sets["test"], short_range_check="warning"
+    )
+    node = results["potential"].base.links.get_incoming(link_type=LinkType.RETURN).one().node
+    assert node.process_label == "TrainingWorkChain" and node.is_finished_ok
+    assert node.inputs.training_set.pk == argon_sets["train"].pk and node.inputs.test_set.pk == argon_sets["test"].pk
+    assert node.inputs.short_range_check.value == "warning"
+    assert node.inputs.training.pace.parameters["fit"]["maxiter"] == 100  # the fast protocol, overridden rcut
+    assert node.inputs.training.pace.parameters["potential"]["bonds"]["ALL"]["rcut"] == 7.0
+    assert set(results) == set(node.outputs) and results["potential"].has_active_set
+
+    # a failure is raised with its exit status, and the node to inspect
+    buffer = io.StringIO()
+    write(buffer, argon_structures["train"][:2], format="extxyz")
+    file = orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename="two.extxyz")
+    with pytest.raises(TrainingError, match=r"failed \[310\]: .*32 Ar atoms but the potential has 36") as error:
+        train(file, codes, "fast", merge(overrides, {"test_fraction": 0.5}))
+    assert error.value.node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
