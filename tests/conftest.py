@@ -221,6 +221,52 @@ def generate_calc_job_node(aiida_localhost):
 
 
 @pytest.fixture
+def generate_workchain():
+    """An instance of the work chain ``entry_point`` with ``inputs`` (validated), not run: call its outline steps and
+    process handlers directly (aiida-quantumespresso's fixture of the same name)."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+    from aiida.plugins import WorkflowFactory
+
+    def factory(entry_point: str, inputs: dict):
+        return instantiate_process(get_manager().get_runner(), WorkflowFactory(entry_point), **inputs)
+
+    return factory
+
+
+@pytest.fixture
+def finished_child(generate_calc_job_node, argon_sets):
+    """A finished ``PaceTrainCalculation`` node that ended with the exit code ``label`` (e.g.
+    ``ERROR_OUT_OF_WALLTIME``), with ``outputs`` (label -> node) as a real one would have; its retrieved files are
+    those of a real successful fit. For handlers called directly."""
+    from aiida import orm
+    from aiida.common.links import LinkType
+
+    from aiida_mlip_trainer.calculations import PaceTrainCalculation
+
+    def factory(label: str, outputs: dict | None = None, **format_kwargs):
+        node = generate_calc_job_node(
+            "mlip_trainer.pace_train",
+            FIXTURES / "pace_train_success",
+            {"training_set": argon_sets["train"], "test_set": argon_sets["test"]},
+        )
+        exit_code = getattr(PaceTrainCalculation.exit_codes, label)
+        if format_kwargs:
+            exit_code = exit_code.format(**format_kwargs)
+        for link_label, output in (outputs or {}).items():
+            output.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label=link_label)
+            output.store()
+        node.set_process_state("finished")
+        node.set_exit_status(exit_code.status)
+        node.set_exit_message(exit_code.message)
+        node.set_process_label("PaceTrainCalculation")
+        assert isinstance(node, orm.CalcJobNode) and node.is_finished and node.exit_status == exit_code.status
+        return node
+
+    return factory
+
+
+@pytest.fixture
 def parse_retrieved(generate_calc_job_node):
     """Parse a folder of retrieved files as if a PaceTrainCalculation with ``inputs`` had produced them."""
     from aiida.plugins import ParserFactory

@@ -29,6 +29,39 @@ def codes(mock_pacemaker_code, pace_tool_codes):
     return {"pacemaker": mock_pacemaker_code, **pace_tool_codes}
 
 
+def errors_computed_here(potential, test_set, baseline_weight=1.0):
+    """Energy (meV/atom) and force (meV/Å per component) RMSE of ACE + ``baseline_weight`` x baseline against the
+    labels of ``test_set``, computed here with pyace's calculator on the potential's YAML and the baseline's ASE
+    calculator: independent of how the work chain's validation combines them."""
+    import pathlib
+    import tempfile
+
+    from pyace import PyACECalculator
+
+    from aiida_mlip_trainer.physics.baselines import baseline_calculator
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "potential.yaml"
+        path.write_text(potential.get_yaml())
+        ace = PyACECalculator(str(path))
+    baseline = baseline_calculator(potential.baseline)
+    energy_errors, force_errors = [], []
+    for reference in test_set.to_atoms():
+        energy, forces = reference.get_potential_energy(), reference.get_forces()
+        predicted_energy, predicted_forces = 0.0, 0.0
+        for calculator, weight in ((ace, 1.0), (baseline, baseline_weight)):
+            atoms = reference.copy()
+            atoms.calc = calculator
+            predicted_energy = predicted_energy + weight * atoms.get_potential_energy()
+            predicted_forces = predicted_forces + weight * atoms.get_forces()
+        energy_errors.append((predicted_energy - energy) / len(reference))
+        force_errors.append((predicted_forces - forces).ravel())
+    return (
+        1000 * float(np.sqrt(np.mean(np.square(energy_errors)))),
+        1000 * float(np.sqrt(np.mean(np.square(np.concatenate(force_errors))))),
+    )
+
+
 def builder_for(codes, structures, short_range_check="warning", **overrides):
     """The fast protocol with the mock's rcut, plus ``overrides`` merged in. The recorded fits are direct fits, not
     repulsive below their data: the short-range check only warns unless a test is about it."""
@@ -109,6 +142,16 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     assert results["training_set"].base.attributes.get("baseline")["type"] == "lj"
 
     metrics = results["metrics"].get_dict()
+    # the validation is of ACE + LJ, the baseline added back once, on the held-out original labels
+    energy_rmse, force_rmse = errors_computed_here(potential, results["test_set"])
+    assert metrics["energy_rmse"] == pytest.approx(energy_rmse, rel=1e-6)
+    assert metrics["force_rmse"] == pytest.approx(force_rmse, rel=1e-6)
+    # the replayed fit is of the residual labels, so the errors are far below the spread of the data (measured:
+    # 0.20 meV/atom, 1.1 meV/Å against 2.3 and 53); LJ counted twice or not at all gives about 35 meV/atom, 25 meV/Å
+    assert metrics["energy_rmse"] < 0.5 * metrics["reference"]["energy_per_atom_std"]
+    assert metrics["force_rmse"] < 0.1 * metrics["reference"]["force_component_rms"]
+    twice = errors_computed_here(potential, results["test_set"], baseline_weight=2.0)
+    assert twice[0] > 10 * metrics["energy_rmse"] and twice[1] > 10 * metrics["force_rmse"]
     # the LJ wall keeps ACE + LJ repulsive below the data: checked by the work chain itself, on what was fitted
     short_range = results["short_range"].get_dict()
     assert short_range["all_repulsive"] and short_range["pairs"]["Ar-Ar"]["source"] == "data"
