@@ -400,3 +400,43 @@ def test_train_runs_the_protocol_builder_here_and_returns_the_outputs(codes, arg
     with pytest.raises(TrainingError, match=r"failed \[310\]: .*32 Ar atoms but the potential has 36") as error:
         train(file, codes, "fast", merge(overrides, {"test_fraction": 0.5}))
     assert error.value.node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
+
+
+def _finished(exit_status: int, message: str | None = None) -> orm.WorkChainNode:
+    node = orm.WorkChainNode()
+    node.set_process_state("finished")
+    node.set_exit_status(exit_status)
+    node.set_exit_message(message)
+    return node.store()
+
+
+@pytest.mark.parametrize(
+    ("step", "status", "expected"),
+    [
+        ("selection", 410, "the structure selection failed: [402] pace_select found nothing"),
+        ("training", 420, "the training failed: [430] the loss stayed NaN"),
+        ("yace", 430, "the pace_yaml2yace step failed: [300] no potential.yace"),
+        ("activeset", 430, "the pace_activeset step failed: [401] MaxVol was under-determined"),
+    ],
+)
+def test_a_failed_child_stops_the_chain_with_its_status_and_message(codes, argon_sets, step, status, expected):
+    """410/420/430: the inspect step after each child passes the child's exit status and message on."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+
+    builder = builder_for(codes, argon_sets["train"])
+    builder.test_set = argon_sets["test"]
+    process = instantiate_process(get_manager().get_runner(), builder)
+    child = _finished(int(expected.split("[")[1][:3]), expected.split("] ")[1])
+    if step == "selection":
+        process.ctx.selection = child
+        exit_code = process.inspect_selection()
+    elif step == "training":
+        process.ctx.training = child
+        exit_code = process.inspect_training()
+    else:
+        process.ctx.yace, process.ctx.activeset = _finished(0), _finished(0)
+        setattr(process.ctx, step, child)
+        exit_code = process.inspect_finalisation()
+    assert exit_code.status == status
+    assert exit_code.message == expected
