@@ -1,10 +1,13 @@
-"""Friendly doors over the process classes: one call, plain Python values in, data nodes out."""
+"""Friendly doors over the process classes: one call, plain Python values in, data nodes out.
+
+:func:`train` runs a whole training from a protocol, :func:`select_structures` and :func:`select_within_atoms` a
+D-optimal selection, and :func:`get_or_create_code` sets up the code of a tool on this machine in one call.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import pathlib
 import shutil
 import sys
 import tempfile
@@ -15,15 +18,17 @@ from aiida import orm
 from aiida.common.exceptions import NotExistent
 from aiida.engine import run_get_node
 
+from .cli.training_yaml import training_builder_from_yaml  # noqa: F401 - its old import path
 from .data.pace_potential import PacePotentialData
 from .data.training_set import TrainingSetData
 
 __all__ = (
     "SelectionError",
+    "TrainingError",
     "get_or_create_code",
     "select_structures",
     "select_within_atoms",
-    "training_builder_from_yaml",
+    "train",
 )
 
 LOGGER = logging.getLogger("aiida.mlip_trainer.launch")
@@ -31,6 +36,15 @@ LOGGER = logging.getLogger("aiida.mlip_trainer.launch")
 
 class SelectionError(RuntimeError):
     """A selection job failed; the message carries its exit status and message."""
+
+
+class TrainingError(RuntimeError):
+    """A training failed; the message carries its exit status and message, ``node`` is the work chain's node (its
+    outputs, e.g. the potential of a fit that failed the short-range check, are still there to inspect)."""
+
+    def __init__(self, message: str, node: orm.ProcessNode):
+        super().__init__(message)
+        self.node = node
 
 
 def get_or_create_code(executable: str, plugin: str, computer: orm.Computer | None = None) -> orm.InstalledCode:
@@ -229,79 +243,59 @@ def select_within_atoms(
     return _run_selection(pool, covered=covered, chunk_size=chunk_size, memory_limit=memory_limit, **inputs)
 
 
-TRAINING_INPUT_KEYS = (
-    "training_set",
-    "structures_file",
-    "test_set",
-    "physics_baseline",
-    "short_range_check",
-    "previous_potential",
-    "codes",
-    "protocol",
-    "overrides",
-    "options",
-)
-# Keys of the first releases, still read: each is put where it belongs in `overrides`.
-LEGACY_KEYS = {
-    "preset": ("protocol",),
-    "parameter_overrides": ("overrides", "training", "pace", "parameters"),
-    "max_structures": ("overrides", "selection", "max_structures"),
-    "max_iterations": ("overrides", "training", "max_iterations"),
-    "test_fraction": ("overrides", "test_fraction"),
-    "seed": ("overrides", "seed"),
-}
+def train(
+    structures: TrainingSetData | orm.SinglefileData | Sequence,
+    codes: Mapping[str, orm.AbstractCode | str] | None = None,
+    protocol: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    options: Mapping[str, Any] | None = None,
+    **inputs: Any,
+) -> dict[str, orm.Data]:
+    """Train a validated, deployable ACE potential here, in one call: run ``TrainingWorkChain`` from its protocol
+    builder and return its outputs (``potential``, ``metrics``, ``training_set``, ``test_set``, ...).
 
-
-def training_builder_from_yaml(path: str | pathlib.Path):
-    """A ``TrainingWorkChain`` builder from a YAML file, through ``get_builder_from_protocol``.
-
-    Keys: ``codes`` (tool name → code label), ``structures_file`` (a path relative to the YAML file) or
-    ``training_set`` (pk or UUID), optional ``protocol`` (fast, moderate, precise), ``overrides`` (merged into the
-    protocol), ``options`` (every job's scheduler options), ``test_set`` and ``previous_potential`` (pk or UUID),
-    ``physics_baseline``. The keys of the first releases (``preset``, ``parameter_overrides``, ``max_structures``,
-    ``max_iterations``, ``test_fraction``, ``seed``) are still read. Unknown keys are refused."""
-    import yaml
-
-    from .workflows.protocols import merge
+    ``structures`` are labelled structures: a :class:`TrainingSetData`, a file node, or a list of ASE ``Atoms`` with
+    calculators. ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace`` and ``pace_select`` to codes
+    or labels (default: each tool set up on this machine by :func:`get_or_create_code`). ``protocol`` (``fast``,
+    ``moderate``, ``precise``), ``overrides`` and ``options`` are those of
+    ``TrainingWorkChain.get_builder_from_protocol``; other keyword arguments (``test_set``, ``physics_baseline``,
+    ``previous_potential``, ``short_range_check``) are inputs of the work chain, plain values accepted. Raises
+    :class:`TrainingError` with the exit status and message when the training fails.
+    """
     from .workflows.training import TrainingWorkChain
 
-    path = pathlib.Path(path)
-    spec = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(spec, dict):
-        raise ValueError(f"{path}: expected a mapping of TrainingWorkChain inputs")
-    unknown = sorted(set(spec) - set(TRAINING_INPUT_KEYS) - set(LEGACY_KEYS))
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(TRAINING_INPUT_KEYS)}")
-    for key, target in LEGACY_KEYS.items():
-        if key in spec:
-            value = spec.pop(key)
-            for name in reversed(target[1:]):
-                value = {name: value}
-            spec[target[0]] = merge(spec.get(target[0]) or {}, value) if isinstance(value, dict) else value
-    codes = spec.pop("codes", None) or {}
-    if not isinstance(codes, dict) or "pacemaker" not in codes:
-        raise ValueError(
-            f"{path}: `codes` must map at least `pacemaker` (and pace_activeset, pace_yaml2yace, pace_select) to labels"
-        )
-    if "structures_file" in spec:
-        file_path = (path.parent / spec.pop("structures_file")).resolve()
-        if not file_path.is_file():
-            raise ValueError(f"{path}: structures_file {file_path} does not exist")
-        structures = orm.SinglefileData(file_path)
-    elif "training_set" in spec:
-        structures = orm.load_node(spec.pop("training_set"))
-    else:
-        raise ValueError(f"{path}: give `structures_file` (a path) or `training_set` (a pk or UUID)")
-    extra = {key: orm.load_node(spec.pop(key)) for key in ("test_set", "previous_potential") if key in spec}
-    if "physics_baseline" in spec:
-        extra["physics_baseline"] = orm.Dict(spec.pop("physics_baseline"))
-    if "short_range_check" in spec:
-        extra["short_range_check"] = orm.Str(spec.pop("short_range_check"))
-    return TrainingWorkChain.get_builder_from_protocol(
-        codes,
-        structures,
-        protocol=spec.pop("protocol", None),
-        overrides=spec.pop("overrides", None),
-        options=spec.pop("options", None),
-        **extra,
+    if not isinstance(structures, (TrainingSetData, orm.SinglefileData)):
+        structures = list(structures)
+        if not structures:
+            raise ValueError("no structures: give labelled structures to train on")
+        structures = TrainingSetData(structures)
+    if not structures.is_stored:
+        structures.store()
+    if codes is None:
+        codes = {
+            "pacemaker": get_or_create_code("pacemaker", "mlip_trainer.pace_train"),
+            "pace_activeset": get_or_create_code("pace_activeset", "mlip_trainer.pace_activeset"),
+            "pace_select": get_or_create_code("pace_select", "mlip_trainer.pace_select"),
+            "pace_yaml2yace": get_or_create_code("pace_yaml2yace", "core.shell"),
+        }
+    builder = TrainingWorkChain.get_builder_from_protocol(
+        codes, structures, protocol, overrides, options=options, **_as_nodes(inputs)
     )
+    results, node = run_get_node(builder)
+    if not node.is_finished_ok:
+        raise TrainingError(f"TrainingWorkChain<{node.pk}> failed [{node.exit_status}]: {node.exit_message}", node)
+    return results
+
+
+def _as_nodes(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values of the work chain's top-level inputs as nodes (the builder is filled before validation)."""
+    converted = {}
+    for key, value in inputs.items():
+        if isinstance(value, orm.Data) or value is None:
+            converted[key] = value
+        elif isinstance(value, dict):
+            converted[key] = orm.Dict(value)
+        else:
+            converted[key] = orm.to_aiida_type(value)
+    return {key: value for key, value in converted.items() if value is not None}

@@ -6,8 +6,8 @@ import tempfile
 
 from aiida import orm
 
-from .pacemaker_output import learning_curve as curve_from_tables
-from .pacemaker_output import read_metrics_table
+from .formats.pacemaker_output import learning_curve as curve_from_tables
+from .formats.pacemaker_output import read_metrics_table
 
 __all__ = ("calculation_versions", "learning_curve", "training_calculations")
 

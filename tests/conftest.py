@@ -196,25 +196,84 @@ def pacemaker_output(tmp_path):
 
 
 @pytest.fixture
-def parse_retrieved(aiida_localhost):
-    """Parse a folder of retrieved files as if a PaceTrainCalculation with ``inputs`` had produced them."""
+def generate_calc_job_node(aiida_localhost):
+    """A stored ``CalcJobNode`` of the CalcJob ``entry_point`` (e.g. ``mlip_trainer.pace_train``) with ``inputs``
+    (linked, stored when they are not) and the files of ``folder`` as its ``retrieved`` output: what a parser sees
+    after a real run (aiida-quantumespresso's fixture of the same name). Files named in ``exclude`` are left out."""
     from aiida import orm
     from aiida.common.links import LinkType
+
+    def factory(entry_point: str, folder: pathlib.Path, inputs: dict, exclude: tuple[str, ...] = ()):
+        node = orm.CalcJobNode(computer=aiida_localhost, process_type=f"aiida.calculations:{entry_point}")
+        node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
+        for label, value in inputs.items():
+            node.base.links.add_incoming(value.store(), link_type=LinkType.INPUT_CALC, link_label=label)
+        node.store()
+        retrieved = orm.FolderData()
+        for path in sorted(pathlib.Path(folder).iterdir()):
+            if path.name not in exclude:
+                retrieved.base.repository.put_object_from_file(str(path), path.name)
+        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
+        retrieved.store()
+        return node
+
+    return factory
+
+
+@pytest.fixture
+def generate_workchain():
+    """An instance of the work chain ``entry_point`` with ``inputs`` (validated), not run: call its outline steps and
+    process handlers directly (aiida-quantumespresso's fixture of the same name)."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+    from aiida.plugins import WorkflowFactory
+
+    def factory(entry_point: str, inputs: dict):
+        return instantiate_process(get_manager().get_runner(), WorkflowFactory(entry_point), **inputs)
+
+    return factory
+
+
+@pytest.fixture
+def finished_child(generate_calc_job_node, argon_sets):
+    """A finished ``PaceTrainCalculation`` node that ended with the exit code ``label`` (e.g.
+    ``ERROR_OUT_OF_WALLTIME``), with ``outputs`` (label -> node) as a real one would have; its retrieved files are
+    those of a real successful fit. For handlers called directly."""
+    from aiida import orm
+    from aiida.common.links import LinkType
+
+    from aiida_mlip_trainer.calculations import PaceTrainCalculation
+
+    def factory(label: str, outputs: dict | None = None, **format_kwargs):
+        node = generate_calc_job_node(
+            "mlip_trainer.pace_train",
+            FIXTURES / "pace_train_success",
+            {"training_set": argon_sets["train"], "test_set": argon_sets["test"]},
+        )
+        exit_code = getattr(PaceTrainCalculation.exit_codes, label)
+        if format_kwargs:
+            exit_code = exit_code.format(**format_kwargs)
+        for link_label, output in (outputs or {}).items():
+            output.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label=link_label)
+            output.store()
+        node.set_process_state("finished")
+        node.set_exit_status(exit_code.status)
+        node.set_exit_message(exit_code.message)
+        node.set_process_label("PaceTrainCalculation")
+        assert isinstance(node, orm.CalcJobNode) and node.is_finished and node.exit_status == exit_code.status
+        return node
+
+    return factory
+
+
+@pytest.fixture
+def parse_retrieved(generate_calc_job_node):
+    """Parse a folder of retrieved files as if a PaceTrainCalculation with ``inputs`` had produced them."""
     from aiida.plugins import ParserFactory
 
     def factory(folder: pathlib.Path, inputs: dict):
-        node = orm.CalcJobNode(computer=aiida_localhost, process_type="aiida.calculations:mlip_trainer.pace_train")
-        node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
-        for label, value in inputs.items():
-            node.base.links.add_incoming(value, link_type=LinkType.INPUT_CALC, link_label=label)
-        node.store()
-        retrieved = orm.FolderData()
-        retrieved.base.repository.put_object_from_tree(str(folder))
-        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
-        retrieved.store()
-        parser = ParserFactory("mlip_trainer.pace_train")
-        results, calcfunction = parser.parse_from_node(node, store_provenance=False)
-        return results, calcfunction
+        node = generate_calc_job_node("mlip_trainer.pace_train", folder, inputs)
+        return ParserFactory("mlip_trainer.pace_train").parse_from_node(node, store_provenance=False)
 
     return factory
 

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
+from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..selection import ACTIVESET_PARAMETERS, basis_layout, check_environments, validate_tool_parameters
-from .pace_select import number_argument, tool_options
-from .untrusted import refuses_altered_nodes
-from .versions import VERSIONS_FILENAME, version_probe
+from .pace_tool import (
+    ACTIVESET_PARAMETERS,
+    PaceToolCalculation,
+    number_argument,
+    tool_options,
+    validate_tool_parameters,
+)
 
 __all__ = ("PaceActivesetCalculation",)
 
 
-class PaceActivesetCalculation(CalcJob):
+class PaceActivesetCalculation(PaceToolCalculation):
     """Run ``pace_activeset potential.yaml -d training_set.pckl.gzip``: the MaxVol active set of a potential over
     the atomic environments of the data it was fitted on.
 
@@ -40,6 +42,7 @@ class PaceActivesetCalculation(CalcJob):
     DATA_FILENAME = "training_set.pckl.gzip"
     ACTIVE_SET_FILENAME = "potential.asi"
     NONLINEAR_ACTIVE_SET_FILENAME = "potential.asi.nonlinear"
+    PARSER_NAME = "mlip_trainer.pace_activeset"
     STDOUT_FILENAME = "pace_activeset.out"
     STDERR_FILENAME = "pace_activeset.err"
     EXIT_STATUS_FILENAME = "pace_activeset.exit_status"
@@ -53,27 +56,12 @@ class PaceActivesetCalculation(CalcJob):
             valid_type=TrainingSetData,
             help="The structures the potential was fitted on (labels needed unless all_atoms).",
         )
-        spec.input(
-            "parameters",
-            valid_type=orm.Dict,
-            serializer=orm.to_aiida_type,
-            required=False,
-            help=f"pace_activeset options: {', '.join(ACTIVESET_PARAMETERS)}.",
-        )
-        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_activeset"
+        cls.define_tool_parameters(spec, "pace_activeset", ACTIVESET_PARAMETERS)
 
         spec.output(
             "potential",
             valid_type=PacePotentialData,
             help="The same potential with its active set (.asi): gamma per atom in its calculator.",
-        )
-        spec.output(
-            "versions",
-            valid_type=orm.Dict,
-            required=False,
-            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
         )
         spec.output("summary", valid_type=orm.Dict, help="Active set shape and gamma_max per element, atoms used.")
         spec.default_output_node = "summary"
@@ -96,19 +84,11 @@ class PaceActivesetCalculation(CalcJob):
             invalidates_cache=True,
             message="the active set pace_activeset wrote cannot be used: {detail}",
         )
-        spec.exit_code(
-            400,
-            "ERROR_KILLED",
-            invalidates_cache=True,
-            message="pace_activeset was stopped from outside (exit status {status}): walltime or memory. Give a "
-            "memory_limit (with all_atoms) or more memory. {detail}",
-        )
-        spec.exit_code(
-            401,
-            "ERROR_TOO_FEW_ENVIRONMENTS",
-            invalidates_cache=True,
-            message="MaxVol was under-determined: {detail}. Each element needs at least as many atomic environments "
-            "(in the data, or in each batch) as the basis has functions: give more structures or a larger batch_size.",
+        cls.define_maxvol_exit_codes(
+            spec,
+            killed_remedy="Give a memory_limit (with all_atoms) or more memory.",
+            data="data",
+            environments_remedy="give more structures or a larger batch_size.",
         )
         spec.exit_code(
             402,
@@ -154,7 +134,7 @@ class PaceActivesetCalculation(CalcJob):
         batch_size = parameters.get("batch_size")
         if batch_size is not None and batch_size > training_set.num_structures:
             return f"batch_size {batch_size} is larger than the training_set ({training_set.num_structures} structures)"
-        layout = basis_layout(potential)
+        layout = potential.basis_layout
         if parameters.get("full", False):
             single = sorted(element for element, spec in layout.items() if spec["ndensity"] == 1)
             if single:
@@ -185,22 +165,4 @@ class PaceActivesetCalculation(CalcJob):
         if "force_error_threshold" in parameters:
             cmdline += ["-e", number_argument(parameters["force_error_threshold"], "force_error_threshold")]
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = cmdline
-        codeinfo.stdout_name = self.STDOUT_FILENAME
-        codeinfo.stderr_name = self.STDERR_FILENAME
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.prepend_text = version_probe(self.inputs.code)
-        calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
-        calcinfo.retrieve_list = [
-            self.STDOUT_FILENAME,
-            self.STDERR_FILENAME,
-            self.EXIT_STATUS_FILENAME,
-            VERSIONS_FILENAME,
-            self.ACTIVE_SET_FILENAME,
-            self.NONLINEAR_ACTIVE_SET_FILENAME,
-        ]
-        return calcinfo
+        return self.tool_calcinfo(cmdline, retrieve=[self.ACTIVE_SET_FILENAME, self.NONLINEAR_ACTIVE_SET_FILENAME])

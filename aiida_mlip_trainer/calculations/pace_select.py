@@ -1,30 +1,43 @@
-"""`PaceSelectCalculation`: pick the most informative structures of a pool with ``pace_select`` (D-optimality)."""
+"""`PaceSelectCalculation`: pick the most informative structures of a pool with ``pace_select`` (D-optimality).
+
+How ``pace_select`` works, read in python-ace 0.4.0rc1 (``pyace/aceselect.py``, ``pyace/activelearning.py``):
+every atom of every candidate is turned into its vector of **linear B-projections**, the values of the ACE basis
+functions on that atom's environment. For each element, MaxVol picks as many rows (atomic environments) as the
+basis has functions for that element, maximising the volume spanned (the D-optimal design, to ``gamma_tolerance``).
+Structures are then ranked by how many of their atoms entered this active set, and the top ``-m`` are returned
+(so large structures are preferred). With ``-a potential.asi`` the rows of an existing active set are appended as
+already chosen (their structure index is -1), so only candidates that extend it come back. Consequences:
+
+- At most about as many structures come back as the basis has functions (one active-set row per function and
+  element); asking for more is silently not met by the tool, so this plugin reports requested vs returned.
+- The linear projections do **not** depend on the fitted coefficients of the basis functions (checked: zeroing
+  them changes nothing), only on the basis specification and the radial coefficients ``crad``. An unfitted basis,
+  as pacemaker builds it before fitting (coefficients zero, ``crad`` = delta_nk, i.e. the bare radial functions),
+  is therefore a valid selector: it picks a D-optimal set in the space of the basis the fit will use, before any
+  label exists. :func:`~aiida_mlip_trainer.workflows.functions.selection.unfitted_potential` builds it in Python
+  with the function pacemaker itself calls (``construct_bbasisconfiguration``); its YAML is byte-identical to the
+  ``target_potential.yaml`` of ``pacemaker -dr`` (checked), without needing a dataset file.
+- Every element of the selector basis needs at least as many atomic environments in the pool as it has functions,
+  otherwise MaxVol is under-determined (``Insufficient atomic environments``); an active set passed with ``-a``
+  supplies them.
+- The memory limit only decides whether the tools switch to batches; it is soft and the tools were seen to use
+  about twice of it, so the plugin passes half of the limit the user gives. The tools ``eval()`` the limit string:
+  the plugin accepts only a number of bytes or ``<number> MB|GB`` and passes a plain integer.
+"""
 
 from __future__ import annotations
 
-import math
-import numbers
-
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
+from ..data.operations import check_environments
 from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..selection import (
-    COMMON_PARAMETERS,
-    basis_layout,
-    check_environments,
-    parse_memory_limit,
-    validate_tool_parameters,
-)
-from .untrusted import refuses_altered_nodes
-from .versions import VERSIONS_FILENAME, version_probe
+from .pace_tool import COMMON_PARAMETERS, PaceToolCalculation, tool_options, validate_tool_parameters
 
 __all__ = ("PaceSelectCalculation",)
 
 
-class PaceSelectCalculation(CalcJob):
+class PaceSelectCalculation(PaceToolCalculation):
     """Run ``pace_select -p potential.yaml [-a potential.asi] -m N -o selected.pkl.gz pool.pckl.gzip``.
 
     Pass a ``pool`` of candidates (labelled or not), a selector ``potential`` (a fitted one, or the unfitted basis of
@@ -48,6 +61,7 @@ class PaceSelectCalculation(CalcJob):
     # `.pkl.gz`, not `.pckl.gzip`: pandas infers gzip only from the former, and pace_select writes what pandas infers.
     OUTPUT_FILENAME = "selected.pkl.gz"
     INDEX_COLUMN = "pool_index"
+    PARSER_NAME = "mlip_trainer.pace_select"
     STDOUT_FILENAME = "pace_select.out"
     STDERR_FILENAME = "pace_select.err"
     EXIT_STATUS_FILENAME = "pace_select.exit_status"
@@ -74,16 +88,7 @@ class PaceSelectCalculation(CalcJob):
             default=lambda: orm.Bool(False),
             help="Count the potential's active set (.asi) as covered (pace_select -a); the potential must have one.",
         )
-        spec.input(
-            "parameters",
-            valid_type=orm.Dict,
-            serializer=orm.to_aiida_type,
-            required=False,
-            help=f"pace_select options: {', '.join(COMMON_PARAMETERS)}.",
-        )
-        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_select"
+        cls.define_tool_parameters(spec, "pace_select", COMMON_PARAMETERS)
 
         spec.output(
             "selected",
@@ -93,12 +98,6 @@ class PaceSelectCalculation(CalcJob):
         )
         spec.output(
             "indices", valid_type=orm.List, help="Positions of the selected structures in the pool, best first."
-        )
-        spec.output(
-            "versions",
-            valid_type=orm.Dict,
-            required=False,
-            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
         )
         spec.output("summary", valid_type=orm.Dict, help="Requested vs returned, the reason for a shortfall, options.")
         spec.default_output_node = "summary"
@@ -121,20 +120,11 @@ class PaceSelectCalculation(CalcJob):
             invalidates_cache=True,
             message="the selection pace_select wrote cannot be used: {detail}",
         )
-        spec.exit_code(
-            400,
-            "ERROR_KILLED",
-            invalidates_cache=True,
-            message="pace_select was stopped from outside (exit status {status}): walltime or memory. Give a "
-            "memory_limit or batch_size, or more memory. {detail}",
-        )
-        spec.exit_code(
-            401,
-            "ERROR_TOO_FEW_ENVIRONMENTS",
-            invalidates_cache=True,
-            message="MaxVol was under-determined: {detail}. Each element needs at least as many atomic environments "
-            "(in the pool, or in each batch) as the basis has functions: give a larger pool, a larger batch_size or "
-            "memory_limit, or use_active_set.",
+        cls.define_maxvol_exit_codes(
+            spec,
+            killed_remedy="Give a memory_limit or batch_size, or more memory.",
+            data="pool",
+            environments_remedy="give a larger pool, a larger batch_size or memory_limit, or use_active_set.",
         )
         spec.exit_code(
             402,
@@ -173,7 +163,7 @@ class PaceSelectCalculation(CalcJob):
         batch_size = parameters.get("batch_size")
         if batch_size is not None and batch_size > pool.num_structures:
             return f"batch_size {batch_size} is larger than the pool ({pool.num_structures} structures)"
-        return check_environments(pool, basis_layout(potential), role="pool", with_active_set=use_active_set)
+        return check_environments(pool, potential.basis_layout, role="pool", with_active_set=use_active_set)
 
     def prepare_for_submission(self, folder):
         parameters = self.inputs.parameters.get_dict() if "parameters" in self.inputs else {}
@@ -196,49 +186,5 @@ class PaceSelectCalculation(CalcJob):
         cmdline += tool_options(parameters, memory_flag="-mem")
         cmdline.append(self.POOL_FILENAME)
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = cmdline
-        codeinfo.stdout_name = self.STDOUT_FILENAME
-        codeinfo.stderr_name = self.STDERR_FILENAME
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.prepend_text = version_probe(self.inputs.code)
-        calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
-        calcinfo.retrieve_list = [
-            self.STDOUT_FILENAME,
-            self.STDERR_FILENAME,
-            self.EXIT_STATUS_FILENAME,
-            VERSIONS_FILENAME,
-        ]
         # A pandas pickle is read once by the parser and never kept: the `indices` output says what was picked.
-        calcinfo.retrieve_temporary_list = [self.OUTPUT_FILENAME]
-        return calcinfo
-
-
-def tool_options(parameters: dict, *, memory_flag: str) -> list[str]:
-    """The command-line options of pace_select / pace_activeset for the options the user set (others: defaults).
-
-    Every value is written by the plugin as a plain number: pace_select passes its memory limit to Python's
-    ``eval``, so no string from the parameters may ever reach these arguments."""
-    options = []
-    for key, flag in (
-        ("gamma_tolerance", "-g"),
-        ("batch_size", "-b"),
-        ("maxvol_iters", "-i"),
-        ("maxvol_refinement", "-r"),
-    ):
-        if key in parameters:
-            options += [flag, number_argument(parameters[key], key)]
-    if "memory_limit" in parameters:
-        # The tools' limit is soft (seen overshot about twofold): pass half, as a plain integer of bytes.
-        options += [memory_flag, number_argument(parse_memory_limit(parameters["memory_limit"]) // 2, "memory_limit")]
-    return options
-
-
-def number_argument(value, name: str) -> str:
-    """``value`` as a command-line number (``"100"``, ``"1.01"``), or ValueError when it is not a finite number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return str(int(value)) if isinstance(value, numbers.Integral) else repr(float(value))
+        return self.tool_calcinfo(cmdline, retrieve_temporary=[self.OUTPUT_FILENAME])

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import yaml
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..pacemaker_input import build_input_yaml, validate_parameters
-from .untrusted import refuses_altered_nodes
-from .versions import VERSIONS_FILENAME, version_probe
+from ..formats.pacemaker_input import build_input_yaml, validate_parameters
+from .pace_tool import PaceToolCalculation
 
 __all__ = ("PaceTrainCalculation",)
 
 
-class PaceTrainCalculation(CalcJob):
+class PaceTrainCalculation(PaceToolCalculation):
     """Run ``pacemaker input.yaml [-p previous_potential.yaml]`` on a training set.
 
     The datasets are written as pacemaker's pandas ``pckl.gzip`` only here, in the calculation's input folder.
@@ -30,9 +27,9 @@ class PaceTrainCalculation(CalcJob):
     PREVIOUS_FILENAME = "previous_potential.yaml"
     OUTPUT_POTENTIAL = "output_potential.yaml"
     LOG_FILENAME = "log.txt"
+    PARSER_NAME = "mlip_trainer.pace_train"
     STDOUT_FILENAME = "pacemaker.out"
     STDERR_FILENAME = "pacemaker.err"
-    # Written by the job script right after pacemaker returns; absent when the job was killed from outside.
     EXIT_STATUS_FILENAME = "pacemaker.exit_status"
     # Written by the watchdog when it stops pacemaker at the soft walltime (so a stop of ours is told from others).
     SOFT_WALLTIME_FILENAME = "mlip_trainer.soft_walltime"
@@ -59,18 +56,9 @@ class PaceTrainCalculation(CalcJob):
             required=False,
             help="Start from this potential's coefficients (pacemaker -p): continue or fine-tune.",
         )
-        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_train"
 
         spec.output("potential", valid_type=PacePotentialData, help="The fitted potential (interim one on walltime).")
         spec.output("metrics", valid_type=orm.Dict, help="Train/test errors (meV/atom, meV/Å), iterations, loss.")
-        spec.output(
-            "versions",
-            valid_type=orm.Dict,
-            required=False,
-            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
-        )
         spec.output(
             "learning_curve",
             valid_type=orm.ArrayData,
@@ -207,18 +195,7 @@ class PaceTrainCalculation(CalcJob):
                 handle.write(self.inputs.previous_potential.get_yaml())
             cmdline += ["-p", self.PREVIOUS_FILENAME]
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = cmdline  # a list: AiiDA quotes every argument for bash
-        codeinfo.stdout_name = self.STDOUT_FILENAME
-        codeinfo.stderr_name = self.STDERR_FILENAME
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        # The exit status must be read first thing after pacemaker returns (a user's options.append_text comes
-        # before ours in the job script and would overwrite $?: the parser then judges by the files alone).
-        append = [f"echo $? > {self.EXIT_STATUS_FILENAME}"]
-        prepend = [version_probe(self.inputs.code)]
+        prepend, append = [], []
         soft_limit = self.soft_walltime(self.node.get_option("max_wallclock_seconds"))
         if soft_limit is not None:
             # pacemaker has no time limit of its own: a watchdog stops it (SIGTERM) a margin before the scheduler
@@ -230,16 +207,10 @@ class PaceTrainCalculation(CalcJob):
                 f"pkill -TERM -P $$ -f {self.INPUT_FILENAME} ) &\nMLIP_TRAINER_WATCHDOG=$!"
             )
             append.append('pkill -P "$MLIP_TRAINER_WATCHDOG" 2>/dev/null || true')
-        calcinfo.prepend_text = "\n".join(line for line in prepend if line)
-        calcinfo.append_text = "\n".join(append)
-        calcinfo.retrieve_list = [
+        retrieve = [
             self.INPUT_FILENAME,
             self.LOG_FILENAME,
-            self.STDOUT_FILENAME,
-            self.STDERR_FILENAME,
-            self.EXIT_STATUS_FILENAME,
             self.SOFT_WALLTIME_FILENAME,
-            VERSIONS_FILENAME,
             self.OUTPUT_POTENTIAL,
             "interim_potential_*.yaml",
             "metrics.txt",
@@ -247,4 +218,4 @@ class PaceTrainCalculation(CalcJob):
             "cycle_metrics.txt",
             "test_cycle_metrics.txt",
         ]
-        return calcinfo
+        return self.tool_calcinfo(cmdline, retrieve=retrieve, prepend=prepend, append=append)

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiida import orm
 
+from ..formats.basis import basis_layout_of
 from ..names import UnsafeNameError, check_element_symbols, check_file_stem
 
 __all__ = ("PacePotentialData", "PotentialError", "basis_layout_of")
@@ -35,21 +36,6 @@ def _read_bytes(source: str | os.PathLike | bytes) -> bytes:
     if isinstance(source, bytes):
         return source
     return pathlib.Path(source).read_bytes()
-
-
-def basis_layout_of(basis) -> dict[str, dict[str, int]]:
-    """Per element of a pyace ``ACEBBasisSet``: ``num_functions`` (the size of its active set, one MaxVol row per
-    function) and ``ndensity``."""
-    from pyace.activelearning import compute_number_of_functions
-
-    counts = compute_number_of_functions(basis)
-    return {
-        name: {
-            "num_functions": int(counts[index]),
-            "ndensity": int(basis.map_embedding_specifications[index].ndensity),
-        }
-        for index, name in enumerate(basis.elements_name)
-    }
 
 
 def _basis_summary(yaml_bytes: bytes) -> dict[str, Any]:
@@ -275,7 +261,7 @@ class PacePotentialData(orm.Data):
             return ace
         from ase.calculators.mixing import SumCalculator
 
-        from ..baselines import baseline_calculator
+        from ..physics.baselines import baseline_calculator
 
         return SumCalculator([ace, baseline_calculator(self.baseline)])
 
@@ -287,14 +273,14 @@ class PacePotentialData(orm.Data):
         elements, baseline = self.elements, self.baseline  # both checked: only symbols and numbers reach LAMMPS
         if baseline is None:
             return ["pair_style pace", f"pair_coeff * * {yace_filename} {' '.join(elements)}"]
-        from ..baselines import lammps_pair_commands
+        from ..physics.baselines import lammps_pair_commands
 
         return lammps_pair_commands(baseline, elements, ace_file=yace_filename)
 
 
 def _valid_baseline(baseline, where: str) -> dict:
     """The baseline normalised by :func:`~aiida_mlip_trainer.baselines.validate_baseline`, or PotentialError."""
-    from ..baselines import BaselineError, validate_baseline
+    from ..physics.baselines import BaselineError, validate_baseline
 
     try:
         return validate_baseline(baseline)

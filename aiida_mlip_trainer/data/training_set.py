@@ -614,7 +614,7 @@ class TrainingSetData(orm.Data):
     def verify(self) -> TrainingSetData:
         """Check what reaches other programs (element symbols, the baseline, the arrays against the content hash)
         and return the node; :class:`TrainingSetError` naming the node when it is corrupt or was altered."""
-        from ..baselines import BaselineError, validate_baseline
+        from ..physics.baselines import BaselineError, validate_baseline
 
         self.elements  # noqa: B018 - reading it is the check
         baseline = self.base.attributes.get("baseline", None)
@@ -691,7 +691,7 @@ class TrainingSetData(orm.Data):
         """The shortest distance (Å) of every element pair in the set, periodic images included: ``{"Cu-Ni": 2.21,
         ...}``; pairs never closer than ``cutoff`` (default 5 Å) are left out. See
         :func:`aiida_mlip_trainer.baselines.pair_min_distances` (one neighbour list per structure)."""
-        from ..baselines import MIN_DISTANCE_SEARCH_CUTOFF, pair_min_distances
+        from ..physics.baselines import MIN_DISTANCE_SEARCH_CUTOFF, pair_min_distances
 
         return pair_min_distances(self.to_atoms(), MIN_DISTANCE_SEARCH_CUTOFF if cutoff is None else cutoff)
 

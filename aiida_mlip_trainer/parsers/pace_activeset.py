@@ -10,8 +10,7 @@ from aiida import orm
 
 from ..calculations.pace_activeset import PaceActivesetCalculation as Calc
 from ..data.pace_potential import YACE_FILENAME, PacePotentialData
-from ..selection import basis_layout
-from .pace_tools import KILLED_STATUSES, PaceToolParser, under_determined_detail
+from .pace_tools import PaceToolParser
 
 __all__ = ("PaceActivesetParser",)
 
@@ -30,19 +29,14 @@ class PaceActivesetParser(PaceToolParser):
     (401); other non-zero status (300); no active set file (301); a file that is not a valid active set (302).
     """
 
+    ERROR_MAP = ((_BATCH_NEEDS_ALL_ATOMS, "ERROR_BATCH_NEEDS_ALL_ATOMS"),)
+    FAILED_EXIT_CODE = "ERROR_ACTIVESET_FAILED"
+
     def parse(self, **kwargs):
-        stderr, detail, exit_status = self._stderr_and_status(Calc)
-        self._output_versions()
-        if exit_status is None or exit_status in KILLED_STATUSES:
-            return self.exit_codes.ERROR_KILLED.format(status=exit_status, detail=detail)
+        stderr, detail, failure = self._read_tool_run(Calc)
+        if failure is not None:
+            return failure
         potential = self.node.inputs.potential
-        if exit_status != 0:
-            if _BATCH_NEEDS_ALL_ATOMS in stderr:
-                return self.exit_codes.ERROR_BATCH_NEEDS_ALL_ATOMS
-            under_determined = under_determined_detail(stderr, sorted(potential.elements))
-            if under_determined:
-                return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(detail=under_determined)
-            return self.exit_codes.ERROR_ACTIVESET_FAILED.format(status=exit_status, detail=detail)
 
         parameters = self.node.inputs.parameters.get_dict() if "parameters" in self.node.inputs else {}
         full = parameters.get("full", False)
@@ -50,7 +44,7 @@ class PaceActivesetParser(PaceToolParser):
         content = self._read(filename, mode="rb")
         if content is None:
             return self.exit_codes.ERROR_NO_ACTIVE_SET.format(filename=filename, detail=detail)
-        layout = basis_layout(potential)
+        layout = potential.basis_layout
         try:
             shapes = _check_active_set(content, layout, full=full)
         except ValueError as exc:

@@ -8,8 +8,8 @@ import re
 from aiida import orm
 
 from ..calculations.pace_select import PaceSelectCalculation as Calc
-from ..selection import basis_layout, subset_structures
-from .pace_tools import KILLED_STATUSES, PaceToolParser, under_determined_detail
+from ..data.operations import subset_structures
+from .pace_tools import PaceToolParser
 
 __all__ = ("PaceSelectParser",)
 
@@ -31,16 +31,12 @@ class PaceSelectParser(PaceToolParser):
     requested is not a failure: ``summary['shortfall']`` explains it and a warning is logged.
     """
 
+    FAILED_EXIT_CODE = "ERROR_SELECT_FAILED"
+
     def parse(self, **kwargs):
-        stderr, detail, exit_status = self._stderr_and_status(Calc)
-        self._output_versions()
-        if exit_status is None or exit_status in KILLED_STATUSES:
-            return self.exit_codes.ERROR_KILLED.format(status=exit_status, detail=detail)
-        if exit_status != 0:
-            under_determined = under_determined_detail(stderr, sorted(self.node.inputs.potential.elements))
-            if under_determined:
-                return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(detail=under_determined)
-            return self.exit_codes.ERROR_SELECT_FAILED.format(status=exit_status, detail=detail)
+        stderr, detail, failure = self._read_tool_run(Calc)
+        if failure is not None:
+            return failure
 
         temporary = kwargs.get("retrieved_temporary_folder")
         output = pathlib.Path(temporary) / Calc.OUTPUT_FILENAME if temporary else None
@@ -92,7 +88,7 @@ class PaceSelectParser(PaceToolParser):
         returned = len(indices)
         match = _OVERALL.search(stderr)
         in_active_set = int(match.group(1)) if match else None
-        layout = basis_layout(inputs.potential)
+        layout = inputs.potential.basis_layout
         functions = {element: spec["num_functions"] for element, spec in layout.items()}
         shortfall = None
         if returned < requested:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import ClassVar
 
 from aiida import orm
+from aiida.engine import ExitCode
 from aiida.parsers import Parser
 
 from ..calculations.versions import VERSIONS_FILENAME, read_versions
@@ -83,7 +85,37 @@ def under_determined_detail(stderr: str, elements: Sequence[str] = ()) -> str | 
 
 class PaceToolParser(Parser):
     """What every parser of a pacemaker tool starts from: the retrieved files only, the tool's stderr and the exit
-    status the job script recorded (None when the job was killed before it could)."""
+    status the job script recorded (None when the job was killed before it could).
+
+    A tool that failed is judged by a table, as aiida-quantumespresso's parsers do: ``ERROR_MAP`` maps what the
+    tool writes on stderr to the name of an exit code (first match wins), then MaxVol's under-determined message
+    gives ``ERROR_TOO_FEW_ENVIRONMENTS``, and any other non-zero status ``FAILED_EXIT_CODE``."""
+
+    # (text on the tool's stderr, exit code name), checked in order.
+    ERROR_MAP: ClassVar[tuple[tuple[str, str], ...]] = ()
+    FAILED_EXIT_CODE: ClassVar[str] = ""
+
+    def _read_tool_run(self, calculation) -> tuple[str, str, ExitCode | None]:
+        """``(stderr, its error line, the exit code of a failed run or None)`` of the pace_select / pace_activeset
+        job ``calculation`` (the CalcJob class); outputs ``versions`` on the way, also for a failed run."""
+        stderr, detail, exit_status = self._stderr_and_status(calculation)
+        self._output_versions()
+        return stderr, detail, self._tool_failure(stderr, detail, exit_status)
+
+    def _tool_failure(self, stderr: str, detail: str, exit_status: int | None) -> ExitCode | None:
+        """The exit code of a pace_select / pace_activeset run that did not finish with status 0, else None:
+        killed or no exit status (``ERROR_KILLED``), then ``ERROR_MAP``, MaxVol under-determined, other failure."""
+        if exit_status is None or exit_status in KILLED_STATUSES:
+            return self.exit_codes.ERROR_KILLED.format(status=exit_status, detail=detail)
+        if exit_status == 0:
+            return None
+        for marker, name in self.ERROR_MAP:
+            if marker in stderr:
+                return getattr(self.exit_codes, name)
+        under_determined = under_determined_detail(stderr, sorted(self.node.inputs.potential.elements))
+        if under_determined:
+            return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(detail=under_determined)
+        return getattr(self.exit_codes, self.FAILED_EXIT_CODE).format(status=exit_status, detail=detail)
 
     def _read(self, filename: str, mode: str = "r"):
         try:

@@ -9,7 +9,7 @@ from aiida import orm
 
 from ..calculations.pace_train import PaceTrainCalculation as Calc
 from ..data.pace_potential import PacePotentialData
-from ..pacemaker_output import (
+from ..formats.pacemaker_output import (
     final_error_tables,
     first_non_finite,
     learning_curve,

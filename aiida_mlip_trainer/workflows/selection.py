@@ -3,7 +3,7 @@
 Everything that selects (``TrainingWorkChain``, :func:`aiida_mlip_trainer.launch.select_structures`,
 :func:`~aiida_mlip_trainer.launch.select_within_atoms`, the active-learning loop) runs this work chain; no other code
 submits ``pace_select``. How ``pace_select`` itself works, and why an unfitted basis is a valid selector, is in the
-docstring of :mod:`aiida_mlip_trainer.selection`.
+docstring of :mod:`aiida_mlip_trainer.calculations.pace_select`.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 
 from ..calculations.pace_activeset import PaceActivesetCalculation
 from ..calculations.pace_select import PaceSelectCalculation
+from ..calculations.pace_tool import parse_memory_limit
+from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..pacemaker_input import validate_parameters
-from ..selection import (
+from ..formats.basis import unfitted_basis_layout
+from ..formats.pacemaker_input import validate_parameters
+from .functions.selection import (
     assemble_selection,
-    check_environments,
     concatenate_structures,
     merge_picks,
-    parse_memory_limit,
     take_structures,
-    unfitted_basis_layout,
     unfitted_potential,
 )
 

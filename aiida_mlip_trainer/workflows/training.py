@@ -19,23 +19,17 @@ from aiida.engine import ToContext, WorkChain, if_
 from aiida_shell import ShellJob
 from aiida_shell.launch import prepare_shell_job_inputs
 
-from ..baselines import missing_pairs
-from ..calcfunctions import (
-    assemble_potential,
-    check_short_range,
-    derive_baseline,
-    generate_training_parameters,
-    import_training_set,
-    potential_file,
-    split_training_set,
-    subtract_baseline,
-    validate_potential,
-)
 from ..calculations.pace_activeset import PaceActivesetCalculation
+from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..pacemaker_input import validate_parameters
-from ..selection import check_environments, unfitted_basis_layout
+from ..formats.basis import unfitted_basis_layout
+from ..formats.pacemaker_input import validate_parameters
+from ..physics.baselines import missing_pairs
+from .functions.baseline import check_short_range, derive_baseline, subtract_baseline
+from .functions.parameters import generate_training_parameters
+from .functions.potential import assemble_potential, potential_file, validate_potential
+from .functions.training_set import import_training_set, split_training_set
 from .pace_train_base import PaceTrainBaseWorkChain
 from .protocols import TRAINING_PROTOCOLS, ProtocolMixin, get_preset_parameters, list_presets, merge
 from .selection import SelectionWorkChain
@@ -119,7 +113,7 @@ def _training_parameters(inputs: Mapping[str, Any]) -> dict | str:
 
 def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message per mistake
     """Refuse bad input before any job runs, with a message that says what to change."""
-    from ..baselines import BaselineError, validate_baseline
+    from ..physics.baselines import BaselineError, validate_baseline
 
     if ("training_set" in inputs) == ("structures_file" in inputs):
         return "give exactly one of `training_set` (a TrainingSetData) and `structures_file` (an extxyz/ASE db file)"

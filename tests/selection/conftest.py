@@ -94,27 +94,15 @@ def recorded_indices(case: str) -> list[int]:
 
 
 @pytest.fixture
-def parse_job(aiida_localhost):
+def parse_job(generate_calc_job_node):
     """Parse a folder of retrieved files as if the CalcJob ``entry_point`` had produced them from ``inputs``;
     ``temporary`` is the folder of the temporarily retrieved files (``retrieve_temporary_list``)."""
-    from aiida import orm
-    from aiida.common.links import LinkType
     from aiida.plugins import ParserFactory
 
     def factory(entry_point: str, folder: pathlib.Path, inputs: dict, temporary: pathlib.Path | None = None):
-        node = orm.CalcJobNode(computer=aiida_localhost, process_type=f"aiida.calculations:{entry_point}")
-        node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
-        for label, value in inputs.items():
-            node.base.links.add_incoming(value.store(), link_type=LinkType.INPUT_CALC, link_label=label)
-        node.store()
-        retrieved = orm.FolderData()
-        for path in folder.iterdir():
-            if path.suffix != ".json":  # the recorded indices are not part of what the job retrieves
-                retrieved.base.repository.put_object_from_file(str(path), path.name)
-        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
-        retrieved.store()
-        parser = ParserFactory(entry_point)
-        return parser.parse_from_node(
+        # The recorded indices are the test's expectation, not part of what the job retrieves.
+        node = generate_calc_job_node(entry_point, folder, inputs, exclude=("selected_pool_index.json",))
+        return ParserFactory(entry_point).parse_from_node(
             node, store_provenance=False, retrieved_temporary_folder=str(temporary) if temporary else None
         )
 

@@ -31,8 +31,12 @@ def test_identical_training_is_reused(mock_pacemaker_code, argon_sets, small_par
     assert first.is_finished_ok and second.is_finished_ok
     # the second request was not run but copied from an identical finished fit (the first, or an earlier test's)
     source = second.base.caching.get_cache_source()
-    assert source is not None and source != second.uuid
-    assert orm.load_node(source).base.caching.get_hash() == first.base.caching.get_hash()
+    assert source is not None, "the second fit ran instead of being taken from the cache"
+    original = orm.load_node(source)
+    # the source is a fit that really ran (not itself a copy) and finished well, with the same hash
+    assert original.process_type == TRAIN and original.is_finished_ok
+    assert original.base.caching.get_cache_source() is None
+    assert original.base.caching.get_hash() == first.base.caching.get_hash() == second.base.caching.get_hash()
     assert second_results["potential"].content_hash == first_results["potential"].content_hash
     assert different.base.caching.get_cache_source() is None  # other settings: trained anew
 
@@ -74,6 +78,9 @@ def test_identical_work_chain_does_not_retrain(mock_pacemaker_code, pace_tool_co
     (first_fit,), (second_fit,) = fits(first), fits(second)
     # the second fit was not run but copied from an identical finished one (this or an earlier test's)
     source = second_fit.base.caching.get_cache_source()
-    assert source is not None and source != second_fit.uuid
-    assert orm.load_node(source).base.caching.get_hash() == first_fit.base.caching.get_hash()
+    assert source is not None, "the second fit ran instead of being taken from the cache"
+    original = orm.load_node(source)
+    assert original.process_type == TRAIN and original.is_finished_ok
+    assert original.base.caching.get_cache_source() is None
+    assert original.base.caching.get_hash() == first_fit.base.caching.get_hash()
     assert second_results["potential"].content_hash == first_results["potential"].content_hash

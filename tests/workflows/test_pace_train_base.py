@@ -87,7 +87,8 @@ def test_bad_input_stops_at_once_with_the_calculation_exit_code(
     assert node.exit_status == code.status
     # the calculation's message, with its detail: it showed a literal "{detail}"
     assert "{" not in node.exit_message and "yaml.scanner.ScannerError" in node.exit_message, node.exit_message
-    assert PaceTrainBaseWorkChain.exit_codes.ERROR_UNREADABLE_INPUT.status == code.status
+    assert code.status == 310  # the work chain passes the calculation's own number on, with its message:
+    assert node.exit_message == f"the pacemaker calculation failed: {children(node)[0].exit_message}"
     assert len(children(node)) == 1
     # nothing is lost: the failed child's logs are retrieved
     assert "pacemaker.err" in children(node)[0].outputs.retrieved.base.repository.list_object_names()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from aiida import orm
+from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
@@ -26,6 +27,39 @@ OVERRIDES = {"training": {"pace": {"parameters": PARAMETERS}}}
 @pytest.fixture
 def codes(mock_pacemaker_code, pace_tool_codes):
     return {"pacemaker": mock_pacemaker_code, **pace_tool_codes}
+
+
+def errors_computed_here(potential, test_set, baseline_weight=1.0):
+    """Energy (meV/atom) and force (meV/Å per component) RMSE of ACE + ``baseline_weight`` x baseline against the
+    labels of ``test_set``, computed here with pyace's calculator on the potential's YAML and the baseline's ASE
+    calculator: independent of how the work chain's validation combines them."""
+    import pathlib
+    import tempfile
+
+    from pyace import PyACECalculator
+
+    from aiida_mlip_trainer.physics.baselines import baseline_calculator
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "potential.yaml"
+        path.write_text(potential.get_yaml())
+        ace = PyACECalculator(str(path))
+    baseline = baseline_calculator(potential.baseline)
+    energy_errors, force_errors = [], []
+    for reference in test_set.to_atoms():
+        energy, forces = reference.get_potential_energy(), reference.get_forces()
+        predicted_energy, predicted_forces = 0.0, 0.0
+        for calculator, weight in ((ace, 1.0), (baseline, baseline_weight)):
+            atoms = reference.copy()
+            atoms.calc = calculator
+            predicted_energy = predicted_energy + weight * atoms.get_potential_energy()
+            predicted_forces = predicted_forces + weight * atoms.get_forces()
+        energy_errors.append((predicted_energy - energy) / len(reference))
+        force_errors.append((predicted_forces - forces).ravel())
+    return (
+        1000 * float(np.sqrt(np.mean(np.square(energy_errors)))),
+        1000 * float(np.sqrt(np.mean(np.square(np.concatenate(force_errors))))),
+    )
 
 
 def builder_for(codes, structures, short_range_check="warning", **overrides):
@@ -110,6 +144,16 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     assert results["training_set"].base.attributes.get("baseline")["type"] == "lj"
 
     metrics = results["metrics"].get_dict()
+    # the validation is of ACE + LJ, the baseline added back once, on the held-out original labels
+    energy_rmse, force_rmse = errors_computed_here(potential, results["test_set"])
+    assert metrics["energy_rmse"] == pytest.approx(energy_rmse, rel=1e-6)
+    assert metrics["force_rmse"] == pytest.approx(force_rmse, rel=1e-6)
+    # the replayed fit is of the residual labels, so the errors are far below the spread of the data (measured:
+    # 0.20 meV/atom, 1.1 meV/Å against 2.3 and 53); LJ counted twice or not at all gives about 35 meV/atom, 25 meV/Å
+    assert metrics["energy_rmse"] < 0.5 * metrics["reference"]["energy_per_atom_std"]
+    assert metrics["force_rmse"] < 0.1 * metrics["reference"]["force_component_rms"]
+    twice = errors_computed_here(potential, results["test_set"], baseline_weight=2.0)
+    assert twice[0] > 10 * metrics["energy_rmse"] and twice[1] > 10 * metrics["force_rmse"]
     # the LJ wall keeps ACE + LJ repulsive below the data: checked by the work chain itself, on what was fitted
     short_range = results["short_range"].get_dict()
     assert short_range["all_repulsive"] and short_range["pairs"]["Ar-Ar"]["source"] == "data"
@@ -330,3 +374,71 @@ def test_too_few_atoms_in_an_imported_file_stop_before_any_job(codes, argon_stru
     assert "training data has 32 Ar atoms but the potential has 36 basis functions" in node.exit_message
     assert not [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
     assert all(n.is_finished_ok for n in node.called_descendants)
+
+
+def test_train_runs_the_protocol_builder_here_and_returns_the_outputs(codes, argon_sets, argon_structures):
+    """launch.train: the fast protocol with the mock's rcut, plain values for the work chain's own inputs."""
+    from ase.io import write
+
+    from aiida_mlip_trainer.launch import TrainingError, train
+    from aiida_mlip_trainer.workflows.protocols import merge
+
+    overrides = merge(OVERRIDES, {"selection": None})
+    results = train(
+        argon_sets["train"], codes, "fast", overrides, test_set=argon_sets["test"], short_range_check="warning"
+    )
+    node = results["potential"].base.links.get_incoming(link_type=LinkType.RETURN).one().node
+    assert node.process_label == "TrainingWorkChain" and node.is_finished_ok
+    assert node.inputs.training_set.pk == argon_sets["train"].pk and node.inputs.test_set.pk == argon_sets["test"].pk
+    assert node.inputs.short_range_check.value == "warning"
+    assert node.inputs.training.pace.parameters["fit"]["maxiter"] == 100  # the fast protocol, overridden rcut
+    assert node.inputs.training.pace.parameters["potential"]["bonds"]["ALL"]["rcut"] == 7.0
+    assert set(results) == set(node.outputs) and results["potential"].has_active_set
+
+    # a failure is raised with its exit status, and the node to inspect
+    buffer = io.StringIO()
+    write(buffer, argon_structures["train"][:2], format="extxyz")
+    file = orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename="two.extxyz")
+    with pytest.raises(TrainingError, match=r"failed \[310\]: .*32 Ar atoms but the potential has 36") as error:
+        train(file, codes, "fast", merge(overrides, {"test_fraction": 0.5}))
+    assert error.value.node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
+
+
+def _finished(exit_status: int, message: str | None = None) -> orm.WorkChainNode:
+    node = orm.WorkChainNode()
+    node.set_process_state("finished")
+    node.set_exit_status(exit_status)
+    node.set_exit_message(message)
+    return node.store()
+
+
+@pytest.mark.parametrize(
+    ("step", "status", "expected"),
+    [
+        ("selection", 410, "the structure selection failed: [402] pace_select found nothing"),
+        ("training", 420, "the training failed: [430] the loss stayed NaN"),
+        ("yace", 430, "the pace_yaml2yace step failed: [300] no potential.yace"),
+        ("activeset", 430, "the pace_activeset step failed: [401] MaxVol was under-determined"),
+    ],
+)
+def test_a_failed_child_stops_the_chain_with_its_status_and_message(codes, argon_sets, step, status, expected):
+    """410/420/430: the inspect step after each child passes the child's exit status and message on."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+
+    builder = builder_for(codes, argon_sets["train"])
+    builder.test_set = argon_sets["test"]
+    process = instantiate_process(get_manager().get_runner(), builder)
+    child = _finished(int(expected.split("[")[1][:3]), expected.split("] ")[1])
+    if step == "selection":
+        process.ctx.selection = child
+        exit_code = process.inspect_selection()
+    elif step == "training":
+        process.ctx.training = child
+        exit_code = process.inspect_training()
+    else:
+        process.ctx.yace, process.ctx.activeset = _finished(0), _finished(0)
+        setattr(process.ctx, step, child)
+        exit_code = process.inspect_finalisation()
+    assert exit_code.status == status
+    assert exit_code.message == expected

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .names import printable
+from ..names import printable
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -50,7 +50,7 @@ def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: 
     the file (after ``what``): an unknown format, an unknown chemical symbol, refused data or the reader's error."""
     from ase.io.formats import UnknownFileTypeError
 
-    from .data import TrainingSetError
+    from ..data import TrainingSetError
 
     name = f"{what} {path}" if what else str(path)
     try:
@@ -118,7 +118,7 @@ def data_import(path, file_format, unlabelled, energy_key, forces_key, stress_ke
     from ase.io import iread
     from tqdm import tqdm
 
-    from .data import TrainingSetData
+    from ..data import TrainingSetData
 
     def read():
         frames = iread(str(path), index=":", format=file_format)
@@ -148,7 +148,7 @@ def data_import(path, file_format, unlabelled, energy_key, forces_key, stress_ke
 @clean_errors
 def data_show(identifier):
     """Summary of a TrainingSetData (pk, UUID or label)."""
-    from .data import TrainingSetData
+    from ..data import TrainingSetData
 
     node = _load(identifier, TrainingSetData)
     for key, value in sorted(node.base.attributes.all.items()):
@@ -176,7 +176,7 @@ def train_launch(inputs_file, daemon):
     """
     import yaml
 
-    from .launch import training_builder_from_yaml
+    from .training_yaml import training_builder_from_yaml
 
     try:
         builder = training_builder_from_yaml(inputs_file)
@@ -184,7 +184,7 @@ def train_launch(inputs_file, daemon):
         raise ValueError(f"{inputs_file} is not valid YAML: {yaml_problem(error)}") from None
     if "structures_file" in builder:
         # Read it here, as the work chain's import will: bad data is refused in one line before anything starts.
-        from .calcfunctions import training_set_from_file
+        from ..workflows.functions.training_set import training_set_from_file
 
         file_node = builder.structures_file
         read_structures(
@@ -241,7 +241,7 @@ def train_status(identifier, every):
     also while it runs."""
     from aiida import orm
 
-    from .monitoring import calculation_versions, learning_curve, training_calculations
+    from ..monitoring import calculation_versions, learning_curve, training_calculations
 
     node = _load(identifier, orm.ProcessNode)
     state = node.process_state.value if node.process_state else "unknown"
@@ -296,7 +296,7 @@ def potential_show(identifier):
 
     from aiida import orm
 
-    from .data import PacePotentialData
+    from ..data import PacePotentialData
 
     node = _potential_of(_load(identifier, (PacePotentialData, orm.ProcessNode)))
     attributes = node.base.attributes.all
@@ -320,7 +320,7 @@ def potential_show(identifier):
 
 def format_versions(versions: dict) -> str:
     """``python-ace 0.4.0rc1, tensorpotential 0.6.2.1, tensorflow 2.20.0, ...`` (unknown ones as ``?``)."""
-    from .calculations.versions import PACKAGES
+    from ..calculations.versions import PACKAGES
 
     order = [*PACKAGES, "python"]
     names = sorted(versions, key=lambda name: order.index(name) if name in order else len(order))
@@ -341,7 +341,7 @@ def _potential_of(node):
 def _fit_of(potential):
     """The PaceTrainCalculation that fitted ``potential``, following the steps that copy a potential (assembling,
     attaching an active set) back to it; None when there is none in this profile."""
-    from .data import PacePotentialData
+    from ..data import PacePotentialData
 
     node = potential
     for _ in range(10):
@@ -375,8 +375,8 @@ def potential_export(identifier, target, output, name):
     or for ASE (.yaml, .asi, and a Python snippet that builds the calculator, baseline included)."""
     from aiida import orm
 
-    from .data import PacePotentialData
-    from .export import export_potential
+    from ..data import PacePotentialData
+    from ..export import export_potential
 
     node = _potential_of(_load(identifier, (PacePotentialData, orm.ProcessNode)))
     for path in export_potential(node, output, target=target, name=name):

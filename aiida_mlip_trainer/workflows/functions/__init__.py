@@ -1,0 +1,1 @@
+"""Calcfunctions of the work chains, grouped by concept: each data transformation a work chain records."""

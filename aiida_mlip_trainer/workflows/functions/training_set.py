@@ -1,0 +1,60 @@
+"""Calcfunctions that make training sets: read from a file, split into training and test structures."""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ExitCode, calcfunction
+
+from ...data.training_set import TrainingSetData
+
+__all__ = ("import_training_set", "split_training_set", "training_set_from_file")
+
+
+@calcfunction
+def import_training_set(file: orm.SinglefileData) -> TrainingSetData | ExitCode:
+    """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`.
+
+    A file that cannot be read or holds unusable structures finishes this step with exit status 300 and the reason,
+    instead of an exception: the graph records what was wrong with the data."""
+    try:
+        return training_set_from_file(file)
+    except Exception as error:  # noqa: BLE001 - ASE raises many types for a malformed file; all are bad input
+        return ExitCode(300, f"{file.filename!r} cannot be read as labelled structures: {error}")
+
+
+def training_set_from_file(file: orm.SinglefileData) -> TrainingSetData:
+    """The structures of a file node as an unstored `TrainingSetData` (what :func:`import_training_set` records).
+
+    The stored file name is never used as a path (a node from an archive may call itself ``../x``): the content is
+    written to a fixed name, with the original suffix only when it is a plain one, so that ASE still recognises the
+    format by it."""
+    import pathlib
+    import tempfile
+
+    from ...names import plain_suffix
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / f"structures{plain_suffix(file.filename)}"
+        path.write_bytes(file.get_content(mode="rb"))
+        return TrainingSetData.from_file(path)
+
+
+@calcfunction
+def split_training_set(training_set: TrainingSetData, test_fraction: orm.Float, seed: orm.Int) -> dict:
+    """Hold out a random ``test_fraction`` of the structures (at least one on each side), reproducibly for a seed.
+
+    Returns ``train`` and ``test`` sets and ``test_indices`` (an ``orm.List`` of indices into ``training_set``)."""
+    from ...data.operations import subset_structures
+
+    count = training_set.num_structures
+    if count < 2:
+        raise ValueError("a training set of one structure cannot be split into training and test structures")
+    n_test = min(count - 1, max(1, round(test_fraction.value * count)))
+    order = np.random.default_rng(seed.value).permutation(count)
+    test, train = np.sort(order[:n_test]).tolist(), np.sort(order[n_test:]).tolist()
+    return {
+        "train": subset_structures(training_set, train),
+        "test": subset_structures(training_set, test),
+        "test_indices": orm.List(test),
+    }
