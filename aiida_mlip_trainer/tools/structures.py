@@ -11,6 +11,7 @@ import json
 import math
 import os
 from collections.abc import Iterable
+from typing import IO
 
 import numpy as np
 from ase import Atoms
@@ -77,17 +78,22 @@ def write_structures(path: str | os.PathLike, structures: Iterable[Atoms], names
         json.dump(content, handle)
 
 
-def read_structures(path: str | os.PathLike) -> list[Atoms]:
-    with open(path, encoding="utf8") as handle:
-        try:
-            content = json.load(handle, parse_constant=_refuse_constant)
-        except json.JSONDecodeError as exc:
-            raise StructureFileError(f"{os.fspath(path)}: not JSON: {exc}") from exc
+def read_structures(source: str | os.PathLike | IO) -> list[Atoms]:
+    """The structures of a file written by :func:`write_structures` (a path, or an open file), checked."""
+    where = getattr(source, "name", None) or (os.fspath(source) if not hasattr(source, "read") else "structures")
+    try:
+        if hasattr(source, "read"):
+            content = json.load(source, parse_constant=_refuse_constant)
+        else:
+            with open(source, encoding="utf8") as handle:
+                content = json.load(handle, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StructureFileError(f"{where}: not JSON: {exc}") from exc
     if not isinstance(content, dict) or content.get("format") != FORMAT or content.get("version") != VERSION:
-        raise StructureFileError(f"{os.fspath(path)}: not a {FORMAT} file of version {VERSION}")
+        raise StructureFileError(f"{where}: not a {FORMAT} file of version {VERSION}")
     structures = content.get("structures")
     if not isinstance(structures, list) or not structures:
-        raise StructureFileError(f"{os.fspath(path)}: no structures")
+        raise StructureFileError(f"{where}: no structures")
     return [atoms_from_dict(data, f"structure {index}") for index, data in enumerate(structures)]
 
 
