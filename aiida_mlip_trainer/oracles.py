@@ -269,11 +269,18 @@ def validate_oracle(
     # A stand-in structure (never stored) so that the whole set of inputs is checked against the process's ports.
     placeholder = orm.StructureData(cell=np.eye(3).tolist())
     placeholder.append_atom(position=(0.0, 0.0, 0.0), symbols="H")
-    candidate = job_inputs(process_class, inputs, structure_port, placeholder, options)
-    error = process_class.spec().inputs.validate(candidate)
+    candidate = _as_dicts(job_inputs(process_class, inputs, structure_port, placeholder, options))
+    # Defaults filled in as a launch would (metadata.options.resources of a calculation, ...), then validated.
+    spec_inputs = process_class.spec().inputs
+    error = spec_inputs.validate(spec_inputs.pre_process(candidate))
     if error is not None:
         return f"the oracle inputs do not fit {process!r}: {error}"
     return None
+
+
+def _as_dicts(mapping: Mapping) -> dict:
+    """Nested mappings (frozen ones included) as plain dicts; the values that are not mappings are kept."""
+    return {key: _as_dicts(value) if isinstance(value, Mapping) else value for key, value in mapping.items()}
 
 
 def adapter_arguments(adapter, structure, outputs: Mapping[str, orm.Data]) -> dict:

@@ -129,3 +129,14 @@ def test_adapters_refuse_what_is_not_a_label():
         else:
             labels = cp2k_labels(structure=silicon, retrieved=retrieved)
             assert labels.get_array("forces").shape == (2, 3) and labels.get_array("stress").shape == (6,)
+
+
+def test_kpoints_generator_gives_each_cell_its_mesh():
+    from aiida_mlip_trainer.oracles import kpoints_mesh
+
+    cubic = orm.StructureData(ase=bulk("Si", "diamond", a=5.47, cubic=True))
+    outputs = kpoints_mesh(structure=cubic, parameters=orm.Dict({"distance": 0.3}))
+    assert outputs["kpoints"].get_kpoints_mesh()[0] == [4, 4, 4]
+    assert kpoints_mesh(structure=cubic, parameters=orm.Dict({"port": "cp2k__kpoints"}))["cp2k__kpoints"]
+    large = orm.StructureData(ase=bulk("Si", "diamond", a=5.47, cubic=True).repeat(4))  # 21.9 Å: Γ alone
+    assert kpoints_mesh(structure=large, parameters=orm.Dict()) == {}
