@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
 from ..tools.calculators import GROUP, check_calculator
 from ..tools.structures import write_structures
+from .script import ScriptCalculation
 
 __all__ = ("AseOracleCalculation",)
 
 
-class AseOracleCalculation(CalcJob):
+class AseOracleCalculation(ScriptCalculation):
     """Run ``mlip-trainer-ase-oracle`` (a script installed with this plugin) on one structure: energy, forces and,
     for cells periodic in all three directions, stress from an ASE calculator.
 
@@ -27,6 +26,7 @@ class AseOracleCalculation(CalcJob):
     exactly known reference.
     """
 
+    SCRIPT = "mlip-trainer-ase-oracle"
     SETTINGS_FILENAME = "oracle.json"
     STRUCTURE_FILENAME = "structure.json"
     OUTPUT_FILENAME = "labels.json"
@@ -52,32 +52,9 @@ class AseOracleCalculation(CalcJob):
             help="JSON keyword arguments of the calculator (for lj: sigma, epsilon, rc, ...).",
         )
         spec.inputs.validator = cls.validate_inputs
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.ase_oracle"
 
         spec.output("labels", valid_type=orm.ArrayData, help="energy (1,) eV, forces (N, 3) eV/Å, stress (6,) eV/Å³.")
-
-        spec.exit_code(
-            300,
-            "ERROR_SCRIPT_FAILED",
-            invalidates_cache=True,
-            message="mlip-trainer-ase-oracle exited with status {status}: {detail}",
-        )
-        spec.exit_code(
-            301,
-            "ERROR_OUTPUT_MISSING",
-            invalidates_cache=True,
-            message="mlip-trainer-ase-oracle finished without writing {filename}. {detail}",
-        )
-        spec.exit_code(
-            302, "ERROR_OUTPUT_INVALID", invalidates_cache=True, message="the labels written are not usable: {detail}"
-        )
-        spec.exit_code(
-            400,
-            "ERROR_KILLED",
-            invalidates_cache=True,
-            message="mlip-trainer-ase-oracle was stopped from outside (exit status {status}): walltime or memory.",
-        )
 
     @staticmethod
     def validate_inputs(inputs, _):
@@ -100,26 +77,5 @@ class AseOracleCalculation(CalcJob):
             json.dump(settings, handle)
         write_structures(folder.get_abs_path(self.STRUCTURE_FILENAME), [self.inputs.structure.get_ase()])
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [
-            "--settings",
-            self.SETTINGS_FILENAME,
-            "--structure",
-            self.STRUCTURE_FILENAME,
-            "--output",
-            self.OUTPUT_FILENAME,
-        ]
-        codeinfo.stdout_name = self.STDOUT_FILENAME
-        codeinfo.stderr_name = self.STDERR_FILENAME
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
-        calcinfo.retrieve_list = [
-            self.OUTPUT_FILENAME,
-            self.STDOUT_FILENAME,
-            self.STDERR_FILENAME,
-            self.EXIT_STATUS_FILENAME,
-        ]
-        return calcinfo
+        cmdline = ["--settings", self.SETTINGS_FILENAME, "--structure", self.STRUCTURE_FILENAME]
+        return self.script_calcinfo([*cmdline, "--output", self.OUTPUT_FILENAME], [self.OUTPUT_FILENAME])

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
 from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..tools.explore import check_settings
 from ..tools.structures import write_structures
+from .script import ScriptCalculation
 
 __all__ = ("ExplorationCalculation",)
 
 
-class ExplorationCalculation(CalcJob):
+class ExplorationCalculation(ScriptCalculation):
     """Run ``mlip-trainer-explore`` (a script installed with this plugin): molecular dynamics from each starting
     structure at each temperature (and pressure) with the potential's ACE calculator (plus its baseline), recording
     the extrapolation grade γ of every sampled frame.
@@ -41,6 +40,7 @@ class ExplorationCalculation(CalcJob):
     documentation give for collecting a structure and for stopping a run; see :mod:`aiida_mlip_trainer.tools.explore`.
     """
 
+    SCRIPT = "mlip-trainer-explore"
     SETTINGS_FILENAME = "settings.json"
     STRUCTURES_FILENAME = "structures.json"
     POTENTIAL_FILENAME = "potential.yaml"
@@ -65,7 +65,6 @@ class ExplorationCalculation(CalcJob):
             "gamma_halt, seed, max_frames, friction, taut, taup, compressibility.",
         )
         spec.inputs.validator = cls.validate_inputs
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.explore"
 
         spec.output(
@@ -77,32 +76,6 @@ class ExplorationCalculation(CalcJob):
         spec.output("gamma", valid_type=orm.ArrayData, help="γ, temperature and energy along each trajectory.")
         spec.output("summary", valid_type=orm.Dict, help="Per trajectory: settings, halted or not, largest γ, kept.")
         spec.default_output_node = "summary"
-
-        spec.exit_code(
-            300,
-            "ERROR_SCRIPT_FAILED",
-            invalidates_cache=True,
-            message="mlip-trainer-explore exited with status {status}: {detail}",
-        )
-        spec.exit_code(
-            301,
-            "ERROR_OUTPUT_MISSING",
-            invalidates_cache=True,
-            message="mlip-trainer-explore finished without writing {filename}. {detail}",
-        )
-        spec.exit_code(
-            302,
-            "ERROR_OUTPUT_INVALID",
-            invalidates_cache=True,
-            message="the exploration output cannot be used: {detail}",
-        )
-        spec.exit_code(
-            400,
-            "ERROR_KILLED",
-            invalidates_cache=True,
-            message="mlip-trainer-explore was stopped from outside (exit status {status}): walltime or memory; "
-            "give fewer steps or structures per job, or more time.",
-        )
 
     @staticmethod
     def validate_inputs(inputs, _):
@@ -156,20 +129,4 @@ class ExplorationCalculation(CalcJob):
                 json.dump(potential.baseline, handle)
             cmdline += ["--baseline", self.BASELINE_FILENAME]
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = cmdline
-        codeinfo.stdout_name = self.STDOUT_FILENAME
-        codeinfo.stderr_name = self.STDERR_FILENAME
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
-        calcinfo.retrieve_list = [
-            self.OUTPUT_FILENAME,
-            self.CANDIDATES_FILENAME,
-            self.STDOUT_FILENAME,
-            self.STDERR_FILENAME,
-            self.EXIT_STATUS_FILENAME,
-        ]
-        return calcinfo
+        return self.script_calcinfo(cmdline, [self.OUTPUT_FILENAME, self.CANDIDATES_FILENAME])

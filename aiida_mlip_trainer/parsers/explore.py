@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 from aiida import orm
+from aiida.engine import ExitCode
 
 from ..calculations.explore import ExplorationCalculation as Calc
 from ..data.training_set import TrainingSetData, TrainingSetError
 from ..tools.structures import StructureFileError, read_structures
-from .pace_tools import KILLED_STATUSES, PaceToolParser
+from .script import ScriptParser
 
 __all__ = ("ExplorationParser",)
 
@@ -19,22 +19,16 @@ _RECORD_KEYS = ("structure", "temperature", "pressure", "ensemble", "seed", "ste
 _ARRAYS = (("gamma", "gamma"), ("temperature", "temperature_K"), ("energy_per_atom", "energy_per_atom"))
 
 
-class ExplorationParser(PaceToolParser):
+class ExplorationParser(ScriptParser):
     """Checks in order: killed or no exit status (400); non-zero status (300, with the exception line); no
     ``exploration.json`` (301); output that is not what the script writes, or candidates that do not match it (302).
     """
 
     def parse(self, **kwargs):
-        _, detail, exit_status = self._stderr_and_status(Calc)
-        if exit_status is None or exit_status in KILLED_STATUSES:
-            return self.exit_codes.ERROR_KILLED.format(status=exit_status)
-        if exit_status != 0:
-            return self.exit_codes.ERROR_SCRIPT_FAILED.format(status=exit_status, detail=detail)
-        content = self._read(Calc.OUTPUT_FILENAME)
-        if content is None:
-            return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=Calc.OUTPUT_FILENAME, detail=detail)
+        result = self.read_json_output(Calc)
+        if isinstance(result, ExitCode):
+            return result
         try:
-            result = json.loads(content)
             records = result["trajectories"]
             gamma = _gamma_arrays(records, result["settings"]["sample_interval"])
             candidates = self._candidates(result["num_candidates"], records)
