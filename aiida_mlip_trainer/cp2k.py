@@ -30,9 +30,10 @@ __all__ = (
     "read_cp2k_output",
 )
 
-# Measured on silicon (2-, 8- and 16-atom diamond cells, benchmarks/si_dft_dataset.py --timings): 150 Ry agrees with
-# 300 Ry to 0.04 meV/atom and 1.5 meV/Å; a k-point spacing of 0.3 /Å (2π included) agrees with the next denser mesh
-# to 1-2 meV/atom. DZVP is needed: SZV moves forces by 30 % and the pressure by 4 GPa.
+# Measured on rattled silicon cells of 2 and 8 atoms (benchmarks/si_dft_dataset.py --convergence): 150 Ry is within
+# 0.4 meV/atom and 1.5 meV/Å of 300 Ry; a k-point spacing of 0.3 /Å (2π included) is within 1.4 (8 atoms) to 4.5
+# (2 atoms) meV/atom and 3.5 to 5.8 meV/Å of 0.2 /Å, at half the cost. DZVP is needed: SZV moves forces by 30 % and
+# the pressure by 4 GPa. The 8-atom cube at Γ alone is 1.2 eV/atom off, with 2×2×2 k-points 80 meV/atom.
 CP2K_DEFAULTS = {
     "basis_set": "DZVP-MOLOPT-SR-GTH",
     "pseudopotential": "GTH-PBE",
