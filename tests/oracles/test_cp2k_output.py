@@ -80,3 +80,36 @@ def test_kpoint_mesh_has_the_same_density_for_every_cell():
     assert kpoint_mesh(np.diag([5.43, 5.43, 21.5]), [True] * 3) == [4, 4, 1]
     with pytest.raises(ValueError, match="no volume"):
         kpoint_mesh(np.zeros((3, 3)), [False] * 3)
+
+
+def test_data_set_script_writes_the_input_cp2k_calculation_writes(generate_calc_job, aiida_localhost):
+    """benchmarks/si_dft_dataset.py calls CP2K directly; its input (and so its labels) must be those of the CP2K
+    oracle: compare with what aiida-cp2k's Cp2kCalculation prepares from cp2k_oracle's inputs for the same cell."""
+    import importlib.util
+    import pathlib
+
+    from aiida import orm
+    from aiida.plugins import CalculationFactory
+
+    from aiida_mlip_trainer.oracles import cp2k_oracle, kpoints_mesh
+
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "si_dft_dataset.py"
+    spec = importlib.util.spec_from_file_location("si_dft_dataset", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    atoms = script.build_structures(20, seed=3, prefix="check")[0]
+    structure = orm.StructureData(ase=atoms).store()
+    atoms = structure.get_ase()  # the cell and positions exactly as the oracle gets them (stored: 15 digits)
+    code = orm.InstalledCode(label="cp2k-check", computer=aiida_localhost, filepath_executable="/usr/bin/cp2k.psmp")
+    oracle = cp2k_oracle(code, ["Si"])
+    kpoints = kpoints_mesh(structure=structure, parameters=orm.Dict(oracle["structure_inputs"]["parameters"]))
+    folder, _ = generate_calc_job(
+        CalculationFactory("cp2k"),
+        {**oracle["inputs"], "structure": structure, **kpoints, "metadata": {"options": oracle["options"]}},
+    )
+    text, coordinates = script.render_input(
+        atoms, script.cp2k_parameters(["Si"]), script.kpoint_mesh(atoms.cell.array, atoms.pbc), "aiida"
+    )
+    assert text == (folder / "aiida.inp").read_text()
+    assert coordinates == (folder / "aiida.coords.xyz").read_text()
