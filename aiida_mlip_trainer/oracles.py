@@ -168,7 +168,7 @@ def load_oracle_process(process: str):
         process_class = _PROCESS_FACTORIES[group](name)
     except Exception as exc:  # MissingEntryPointError, LoadingEntryPointError
         raise ValueError(f"oracle process {process!r} cannot be loaded: {exc}") from exc
-    if not (issubclass(process_class, CalcJob) or issubclass(process_class, WorkChain)):
+    if not (isinstance(process_class, type) and issubclass(process_class, CalcJob | WorkChain)):
         raise ValueError(f"oracle process {process!r} is not a CalcJob or WorkChain")
     return process_class
 
@@ -228,12 +228,17 @@ def merge_inputs(base: Mapping, extra: Mapping) -> dict:
 
 
 def job_inputs(
-    process_class, inputs: Mapping, structure_port: str, structure, options: Mapping | None, extra: Mapping = ()
+    process_class,
+    inputs: Mapping,
+    structure_port: str,
+    structure,
+    options: Mapping | None,
+    extra: Mapping | None = None,
 ) -> dict:
     """The inputs of one oracle job: the fixed ``inputs``, the per-structure ``extra`` (link labels, ``__`` for
     namespaces), the structure at its port and, for a calculation, ``metadata.options``."""
     result = merge_inputs(inputs, {})
-    for label, node in dict(extra).items():
+    for label, node in (extra or {}).items():
         result = merge_inputs(result, nest(label.replace("__", "."), node))
     result = merge_inputs(result, nest(structure_port, structure))
     if options and issubclass(process_class, CalcJob):

@@ -25,6 +25,7 @@ def _jobs() -> int:
     [
         ({"process": "aiida.calculations:no.such.plugin"}, "cannot be loaded"),
         ({"process": "os:system"}, "give an entry point such as"),
+        ({"process": "aiida.workflows:core.arithmetic.add_multiply"}, "is not a CalcJob or WorkChain"),
         ({"adapter": "aiida_mlip_trainer.oracles:cp2k_labels"}, "unknown oracle adapter"),
         ({"structure_port": "geometry"}, "has no input port 'geometry'"),
         ({"structure_port": "calculator"}, "does not take a StructureData"),
