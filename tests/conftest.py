@@ -128,15 +128,19 @@ def pacemaker_code(installed_code):
 
 @pytest.fixture(scope="session")
 def mock_executable(tmp_path_factory):
-    """A shell wrapper that runs a mock script of tests/mock_codes with this Python (which has pandas and PyYAML),
-    whatever PATH the job sees."""
+    """An executable that runs a mock script of tests/mock_codes with this Python (which has pandas and PyYAML),
+    whatever PATH the job sees: a Python script with this interpreter in its #! line, as pip writes the real tools
+    (the job script reads the versions of the fitting software with that interpreter)."""
     import sys
 
     folder = tmp_path_factory.mktemp("mock_codes")
 
     def factory(script: str) -> str:
         wrapper = folder / script.removesuffix(".py")
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{MOCK_CODES / script}" "$@"\n')
+        wrapper.write_text(
+            f"#!{sys.executable}\nimport runpy, sys\nsys.path.insert(0, {str(MOCK_CODES)!r})\n"
+            f"runpy.run_path({str(MOCK_CODES / script)!r}, run_name='__main__')\n"
+        )
         wrapper.chmod(0o755)
         return str(wrapper)
 
