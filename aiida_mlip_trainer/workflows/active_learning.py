@@ -7,6 +7,9 @@ round) and ``LabelingWorkChain`` (``labeling``: the oracle, any AiiDA process th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
@@ -18,10 +21,11 @@ from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..selection import concatenate_structures, subset_arrays
 from .labeling import LabelingWorkChain
+from .protocols import merge
 from .selection import SelectionWorkChain
 from .training import LEGACY_PORTS, TrainingWorkChain
 
-__all__ = ("ActiveLearningWorkChain", "learning_curve")
+__all__ = ("ActiveLearningWorkChain", "curve_rows", "learning_curve")
 
 LABEL_ARRAYS = ("energy", "forces", "stress")
 CURVE_COLUMNS = (
@@ -34,6 +38,44 @@ CURVE_COLUMNS = (
     "fraction_halted",
     "candidates",
 )
+
+
+def _calls(failures: Mapping[str, Any]) -> int:
+    """Oracle calls of one labelling (its ``failures`` output): labelled and failed, both paid for."""
+    return int(failures["num_labelled"]) + int(failures["num_failed"])
+
+
+def curve_rows(
+    metrics: list[Mapping[str, Any]],
+    training_structures: list[int],
+    explorations: Mapping[int, Mapping[str, Any]],
+    labelings: Mapping[int, Mapping[str, Any]],
+    initial: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of the learning curve (one per fitted round ``k``, the columns of :data:`CURVE_COLUMNS`) from plain
+    dictionaries: the held-out ``metrics`` of each fit, its number of ``training_structures``, the exploration
+    summary of the rounds that explored and the ``failures`` output of the rounds that labelled (``initial``: the
+    labelling of the initial structures). ``oracle_calls`` of a round counts every call made before its fit; None
+    where a round did not explore."""
+    made = _calls(initial) if initial is not None else 0
+    rows = []
+    for k, (errors, structures) in enumerate(zip(metrics, training_structures, strict=True)):
+        exploration = explorations.get(k, {})
+        rows.append(
+            {
+                "round": k,
+                "oracle_calls": made,
+                "training_structures": int(structures),
+                "energy_rmse": float(errors["energy_rmse"]),
+                "force_rmse": float(errors["force_rmse"]),
+                "max_gamma": exploration.get("max_gamma"),
+                "fraction_halted": exploration.get("fraction_halted"),
+                "candidates": exploration.get("num_candidates"),
+            }
+        )
+        if k in labelings:
+            made += _calls(labelings[k])
+    return rows
 
 
 @calcfunction
@@ -54,32 +96,18 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def calls(node) -> int:
-        failures = node.get_dict()
-        return int(failures["num_labelled"]) + int(failures["num_failed"])
-
     count = 1 + max(int(key.rsplit("_", 1)[1]) for key in rounds if key.startswith("metrics_"))
-    made = calls(rounds["initial_labeling"]) if "initial_labeling" in rounds else 0
-    columns: dict[str, list[float]] = {name: [] for name in CURVE_COLUMNS}
-    per_round = []
-    for k in range(count):
-        metrics = rounds[f"metrics_{k}"].get_dict()
-        exploration = rounds[f"exploration_{k}"].get_dict() if f"exploration_{k}" in rounds else {}
-        row = {
-            "round": k,
-            "oracle_calls": made,
-            "training_structures": rounds[f"training_set_{k}"].num_structures,
-            "energy_rmse": metrics["energy_rmse"],
-            "force_rmse": metrics["force_rmse"],
-            "max_gamma": exploration.get("max_gamma", np.nan),
-            "fraction_halted": exploration.get("fraction_halted", np.nan),
-            "candidates": exploration.get("num_candidates", np.nan),
-        }
-        for name in CURVE_COLUMNS:
-            columns[name].append(row[name])
-        per_round.append({key: (None if isinstance(v, float) and np.isnan(v) else v) for key, v in row.items()})
-        if f"labeling_{k}" in rounds:
-            made += calls(rounds[f"labeling_{k}"])
+    labelings = {k: rounds[f"labeling_{k}"].get_dict() for k in range(count) if f"labeling_{k}" in rounds}
+    initial = rounds["initial_labeling"].get_dict() if "initial_labeling" in rounds else None
+    per_round = curve_rows(
+        [rounds[f"metrics_{k}"].get_dict() for k in range(count)],
+        [rounds[f"training_set_{k}"].num_structures for k in range(count)],
+        {k: rounds[f"exploration_{k}"].get_dict() for k in range(count) if f"exploration_{k}" in rounds},
+        labelings,
+        initial,
+    )
+    columns = {name: [np.nan if row[name] is None else row[name] for row in per_round] for name in CURVE_COLUMNS}
+    made = sum(_calls(failures) for failures in labelings.values()) + (_calls(initial) if initial else 0)
     curve = orm.ArrayData()
     for name, values in columns.items():
         curve.set_array(name, np.asarray(values, dtype=float))
@@ -127,6 +155,22 @@ def pick_starting_structures(structures: TrainingSetData, count: orm.Int, seed: 
     return TrainingSetData(arrays={key: value for key, value in arrays.items() if key not in LABEL_ARRAYS})
 
 
+def _validate_training(inputs) -> str | None:
+    """TrainingWorkChain's checks on the ``training`` namespace with the loop's first data and held-out set (its own
+    namespace validator is switched off: it would ask for a training set, which the loop supplies every round).
+    The other namespaces keep their processes' validators (``expose_inputs`` carries them over)."""
+    from .training import _validate_inputs as validate_training
+
+    structures = inputs["structures"]
+    if not structures.labelled:  # labelled by the loop first: checked when the first fit starts
+        return None
+    training = {**inputs["training"], "training_set": structures, "test_fraction": inputs["test_fraction"]}
+    if "test_set" in inputs:
+        training["test_set"] = inputs["test_set"]
+    message = validate_training(training, None)
+    return f"training: {message}" if message else None
+
+
 def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistake
     """Refuse what cannot work, before any job."""
     structures = inputs.get("structures")
@@ -159,7 +203,7 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
         return "more than one round needs an oracle to label what exploration finds: give the labeling namespace"
     if inputs["explore_count"].value < 1:
         return f"explore_count must be at least 1, got {inputs['explore_count'].value}"
-    return None
+    return _validate_training(inputs)
 
 
 class ActiveLearningWorkChain(WorkChain):
@@ -234,6 +278,7 @@ class ActiveLearningWorkChain(WorkChain):
             ),
             namespace_options={"help": "Every round's TrainingWorkChain (no selection there, usually)."},
         )
+        spec.inputs["training"].validator = None  # run by `_validate_training` with the loop's data
         spec.expose_inputs(
             ExplorationCalculation,
             namespace="exploration",
@@ -290,6 +335,61 @@ class ActiveLearningWorkChain(WorkChain):
             "band: lower the temperatures or gamma_collect. The outputs of the rounds so far are attached.",
         )
 
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        codes: Mapping[str, orm.AbstractCode | str],
+        structures: TrainingSetData,
+        exploration: Mapping[str, Any],
+        *,
+        oracle: Mapping[str, Any] | None = None,
+        protocol: str | None = None,
+        training_overrides: Mapping[str, Any] | None = None,
+        max_structures: int = 10,
+        max_concurrent: int = 2,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with every input filled: the ``training`` namespace from
+        :meth:`TrainingWorkChain.get_builder_from_protocol` (``protocol``, ``training_overrides``; no selection inside
+        the fit: the loop selects), the exploration ``parameters`` (see ``ExplorationCalculation``), a per-round
+        budget of ``max_structures`` D-optimal picks, and the ``oracle`` (from :func:`~aiida_mlip_trainer.oracles.
+        ase_oracle` or :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`) with ``max_concurrent`` jobs at a time.
+
+        ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace``, ``pace_select`` and ``explore`` (the
+        ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``options`` go into
+        the ``metadata.options`` of every job of the plugin. Other keyword arguments (``test_set``, ``max_rounds``,
+        ``max_oracle_calls``, ``target_force_rmse``, ``explore_from``, ...) are set as they are."""
+        codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
+        missing = [name for name in ("pace_select", "explore") if name not in codes]
+        if missing:
+            raise ValueError(f"codes: give a code for {', '.join(missing)} (selection and exploration of each round)")
+        overrides = merge(dict(training_overrides or {}), {"selection": None})
+        training = TrainingWorkChain.get_builder_from_protocol(codes, structures, protocol, overrides, options=options)
+        excluded = {"training_set", "structures_file", "test_set", "test_fraction", "previous_potential", "metadata"}
+        builder = cls.get_builder()
+        builder.structures = structures
+        builder.training = {
+            key: value
+            for key, value in training._inputs(prune=True).items()
+            if key not in excluded  # noqa: SLF001
+        }
+        job_options = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, **dict(options or {})}
+        builder.exploration.code = codes["explore"]
+        builder.exploration.parameters = orm.Dict(dict(exploration))
+        builder.exploration.metadata.options = job_options
+        builder.selection.max_structures = orm.Int(max_structures)
+        builder.selection.pace_select.code = codes["pace_select"]
+        builder.selection.pace_select.metadata.options = job_options
+        builder.selection.pace_activeset.code = codes["pace_activeset"]
+        builder.selection.pace_activeset.metadata.options = job_options
+        if oracle is not None:
+            builder.labeling.oracle = dict(oracle)
+            builder.labeling.max_concurrent = orm.Int(max_concurrent)
+        for key, value in inputs.items():
+            builder[key] = value
+        return builder
+
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
         self.ctx.round = 0
@@ -306,6 +406,7 @@ class ActiveLearningWorkChain(WorkChain):
     def label_initial(self):
         inputs = AttributeDict(self.exposed_inputs(LabelingWorkChain, namespace="labeling"))
         inputs.pool = self.inputs.structures
+        inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": "initial_labeling"}
         node = self.submit(LabelingWorkChain, **inputs)
         self.report(f"labelling the {self.inputs.structures.num_structures} initial structures: <{node.pk}>")
         return ToContext(initial_labeling=node)
@@ -316,12 +417,8 @@ class ActiveLearningWorkChain(WorkChain):
             return self.exit_codes.ERROR_INITIAL_LABELING_FAILED.format(message=node.exit_message)
         self.ctx.data = node.outputs.labelled
         self.ctx.curve_inputs["initial_labeling"] = node.outputs.failures
-        self.ctx.oracle_calls += self._calls(node.outputs.failures)
+        self.ctx.oracle_calls += _calls(node.outputs.failures)
         return None
-
-    @staticmethod
-    def _calls(failures: orm.Dict) -> int:
-        return int(failures["num_labelled"]) + int(failures["num_failed"])
 
     def prepare_sets(self):
         """The fixed held-out set, and the starting structures of the exploration."""
@@ -403,8 +500,10 @@ class ActiveLearningWorkChain(WorkChain):
         if not collected and not halted:
             self.ctx.stop_reason = f"converged in round {k}: no frame reached gamma_collect and no trajectory halted"
         elif target is not None and metrics["force_rmse"] <= target.value:
-            f"converged in round {k}: held-out force RMSE {metrics['force_rmse']:.2f} meV/Å <= target "
-            f"{target.value}"
+            self.ctx.stop_reason = (
+                f"converged in round {k}: held-out force RMSE {metrics['force_rmse']:.2f} meV/Å <= target "
+                f"{target.value}"
+            )
         elif k + 1 >= self.inputs.max_rounds.value:
             self.ctx.stop_reason = f"max_rounds ({self.inputs.max_rounds.value}) reached"
         elif "max_oracle_calls" in self.inputs and self.ctx.oracle_calls >= self.inputs.max_oracle_calls.value:
@@ -460,7 +559,7 @@ class ActiveLearningWorkChain(WorkChain):
             return None
         node, k = self.ctx.labeling, self.ctx.round
         self.ctx.curve_inputs[f"labeling_{k}"] = node.outputs.failures
-        self.ctx.oracle_calls += self._calls(node.outputs.failures)
+        self.ctx.oracle_calls += _calls(node.outputs.failures)
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_LABELING_FAILED.format(round=k, message=node.exit_message)
         self.ctx.data = concatenate_structures(set_0=self.ctx.data, set_1=node.outputs.labelled)

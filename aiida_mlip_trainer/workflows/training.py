@@ -419,7 +419,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
-        used = [name for name in LEGACY_PORTS if name in self.inputs]
+        # an empty namespace (`codes` when no code was given through it) is not a use of it
+        used = [name for name in LEGACY_PORTS if name in self.inputs and self.inputs[name] != {}]
         if used:
             self.report(
                 f"deprecated input(s) {used}: use the namespaces training, selection, activeset and yace, "
