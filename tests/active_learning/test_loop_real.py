@@ -8,6 +8,7 @@ from aiida import orm
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.workflows.active_learning import CURVE_COLUMNS, ActiveLearningWorkChain
+from tests.test_cli import invoke
 
 pytestmark = pytest.mark.real_pacemaker
 
@@ -121,3 +122,12 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
     assert summary["stop_reason"] == "max_rounds (2) reached" or summary["stop_reason"].startswith(
         "converged in round 1"
     )
+
+    # `learn status` shows the same curve, read from the processes the loop called
+    status = invoke("learn", "status", node.pk)
+    assert status.exit_code == 0, status.output
+    rows = [line.split() for line in status.output.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(row[0]) for row in rows] == [0, 1]
+    assert [int(row[1]) for row in rows] == curve.get_array("oracle_calls").tolist()
+    assert [float(row[4]) for row in rows] == pytest.approx(curve.get_array("force_rmse").tolist(), abs=0.006)
+    assert f"stopped: {summary['stop_reason']}" in status.output
