@@ -204,12 +204,26 @@ def assemble_potential(
 MIN_TEST_STRUCTURES = 10
 
 
+def png_file(figure, filename: str) -> orm.SinglefileData:
+    """A matplotlib ``figure`` as a PNG file node named ``filename`` (laid out tightly, 100 dpi); the figure is
+    closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    buffer.seek(0)
+    return orm.SinglefileData(buffer, filename=filename)
+
+
 @calcfunction
 def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) -> dict:
     """Errors of the potential as it will be used (ACE plus its baseline) on a held-out test set with the original
     labels: energy (meV/atom), forces (meV/Å per component) and, when the set has stresses, stress (GPa), each next
     to the spread of the reference data. Returns ``metrics`` (Dict) and ``parity_plot`` (a PNG, SinglefileData)."""
-    import io
 
     from ase.units import GPa
 
@@ -278,12 +292,7 @@ def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) 
         axis.set_xlabel(f"reference {label}")
         axis.set_ylabel(f"predicted {label}")
     figure.suptitle(f"test set: E RMSE {metrics['energy_rmse']:.2f} meV/atom, F RMSE {metrics['force_rmse']:.1f} meV/Å")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    buffer.seek(0)
-    return {"metrics": orm.Dict(metrics), "parity_plot": orm.SinglefileData(buffer, filename="parity.png")}
+    return {"metrics": orm.Dict(metrics), "parity_plot": png_file(figure, "parity.png")}
 
 
 @calcfunction

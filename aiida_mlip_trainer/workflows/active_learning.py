@@ -15,7 +15,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
 
-from ..calcfunctions import split_training_set
+from ..calcfunctions import png_file, split_training_set
 from ..calculations.explore import ExplorationCalculation
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
@@ -89,7 +89,6 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
     Returns ``curve`` (ArrayData, one array per column of :data:`CURVE_COLUMNS`; energies in meV/atom, forces in
     meV/Å, NaN where a round did not explore), ``plot`` (PNG: held-out errors against cumulative oracle calls; max γ
     and the fraction of halted trajectories per round) and ``summary`` (Dict: the rounds and why the loop stopped)."""
-    import io
 
     import matplotlib
 
@@ -128,11 +127,6 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
     halted.set_ylim(0, 1)
     halted.set_ylabel("fraction of trajectories halted", color="tab:red")
     figure.suptitle(f"active learning: {count} rounds, {made} oracle calls")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    buffer.seek(0)
     summary = {
         "rounds": per_round,
         "oracle_calls": made,
@@ -141,7 +135,7 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
     }
     return {
         "curve": curve,
-        "plot": orm.SinglefileData(buffer, filename="learning_curve.png"),
+        "plot": png_file(figure, "learning_curve.png"),
         "summary": orm.Dict(summary),
     }
 
