@@ -4,6 +4,7 @@ pace_select and pace_activeset, two rounds; the graph it leaves is checked link 
 import numpy as np
 import pytest
 from aiida import orm
+from aiida.common.links import LinkType
 
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
@@ -131,3 +132,35 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
     assert [int(row[1]) for row in rows] == curve.get_array("oracle_calls").tolist()
     assert [float(row[4]) for row in rows] == pytest.approx(curve.get_array("force_rmse").tolist(), abs=0.006)
     assert f"stopped: {summary['stop_reason']}" in status.output
+
+
+def test_the_loop_survives_a_daemon_restart(loop_codes, copper_sets, started_daemon_client, submit_and_await):
+    """The daemon is stopped while the loop waits on its first fit and started again: the loop goes on from its
+    checkpoint and finishes (one round: fit and exploration). Each wait is for a state, with a generous limit."""
+    from aiida.engine import ProcessState
+
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
+        loop_codes,
+        copper_sets["initial"],
+        EXPLORATION,
+        protocol="fast",
+        training_overrides=SMALL_FIT,
+        test_set=copper_sets["test"],
+        explore_count=orm.Int(1),
+        max_rounds=orm.Int(1),
+    )
+    builder.training.short_range_check = orm.Str("warning")
+    node = submit_and_await(builder, state=ProcessState.WAITING, timeout=600)
+    # waiting on a child: the fit has been submitted
+    assert [link.link_label for link in node.base.links.get_outgoing(link_label_filter="training_0").all()]
+    started_daemon_client.stop_daemon(wait=True)
+    assert not node.is_terminated
+    started_daemon_client.start_daemon()
+    node = submit_and_await(node, timeout=1200)
+    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
+    calls = node.base.links.get_outgoing(link_type=LinkType.CALL_WORK, link_label_filter="training_%").all()
+    (fit,) = [link.node for link in calls]  # one fit: not submitted again after the restart
+    assert fit.is_finished_ok and node.outputs.potential.pk == fit.outputs.potential.pk
+    assert node.outputs.summary["stop_reason"] in ("max_rounds (1) reached",) or node.outputs.summary[
+        "stop_reason"
+    ].startswith("converged in round 0")
