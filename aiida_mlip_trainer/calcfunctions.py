@@ -6,6 +6,7 @@ from .workflows.functions.parameters import generate_training_parameters  # noqa
 from .workflows.functions.potential import (  # noqa: F401
     MIN_TEST_STRUCTURES,
     assemble_potential,
+    png_file,
     potential_file,
     validate_potential,
 )

@@ -1,4 +1,5 @@
-"""Watch a training: its pacemaker calculations and their learning curves, also while they run."""
+"""Watch a training (its pacemaker calculations and their learning curves) or an active-learning loop (its rounds),
+also while they run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aiida import orm
 from .formats.pacemaker_output import learning_curve as curve_from_tables
 from .formats.pacemaker_output import read_metrics_table
 
-__all__ = ("calculation_versions", "learning_curve", "training_calculations")
+__all__ = ("calculation_versions", "learning_curve", "loop_progress", "training_calculations")
 
 _TRAIN = "aiida.calculations:mlip_trainer.pace_train"
 
@@ -58,3 +59,43 @@ def calculation_versions(calc: orm.CalcJobNode) -> dict[str, str | None]:
     if "versions" in calc.outputs:
         return calc.outputs.versions.get_dict()
     return read_versions(_job_file(calc, VERSIONS_FILENAME)) or {}
+
+
+def loop_progress(node: orm.WorkflowNode) -> dict:
+    """Where an ``ActiveLearningWorkChain`` stands, from the processes it called (their link labels ``training_<k>``,
+    ``exploration_<k>``, ``labeling_<k>``, ``initial_labeling``), so also while it runs: ``rounds`` (the rows of
+    :func:`~aiida_mlip_trainer.workflows.active_learning.curve_rows` for every finished fit), ``reference`` (the
+    held-out set's force RMS in meV/Å and energy spread in meV/atom, from the first fit), ``running`` (the called
+    processes not yet finished, as ``(link label, node)``) and ``stop_reason`` (once it finished)."""
+    from aiida.common.links import LinkType
+
+    from .workflows.active_learning import curve_rows
+
+    links = node.base.links.get_outgoing(link_type=(LinkType.CALL_WORK, LinkType.CALL_CALC)).all()
+    called = {link.link_label: link.node for link in links}
+    metrics, structures, explorations, labelings = [], [], {}, {}
+    k = 0
+    while f"training_{k}" in called and "metrics" in called[f"training_{k}"].outputs:
+        training = called[f"training_{k}"]
+        metrics.append(training.outputs.metrics.get_dict())
+        structures.append(training.inputs.training_set.num_structures)
+        exploration, labeling = called.get(f"exploration_{k}"), called.get(f"labeling_{k}")
+        if exploration is not None and "summary" in exploration.outputs:
+            explorations[k] = exploration.outputs.summary.get_dict()
+        if labeling is not None and "failures" in labeling.outputs:
+            labelings[k] = labeling.outputs.failures.get_dict()
+        k += 1
+    initial = called.get("initial_labeling")
+    initial_calls = None
+    if initial is not None and "failures" in initial.outputs:
+        initial_calls = initial.outputs.failures.get_dict()
+    reference = metrics[0].get("reference", {}) if metrics else {}
+    return {
+        "rounds": curve_rows(metrics, structures, explorations, labelings, initial_calls),
+        "reference": {
+            "force_component_rms": reference.get("force_component_rms"),
+            "energy_per_atom_std": reference.get("energy_per_atom_std"),
+        },
+        "running": sorted((label, n) for label, n in called.items() if not n.is_terminated),
+        "stop_reason": node.outputs.summary["stop_reason"] if "summary" in node.outputs else None,
+    }

@@ -35,6 +35,10 @@ LAYER_OF = {
     "aiida_mlip_trainer.export": "face",
     "aiida_mlip_trainer.monitoring": "face",
     "aiida_mlip_trainer.launch": "face",
+    # Scripts that jobs run on their computer (no AiiDA): physics and file handling only.
+    "aiida_mlip_trainer.tools": "physics",
+    # The oracle contract: which AiiDA process labels a structure, and the adapters of their outputs.
+    "aiida_mlip_trainer.oracles": "workflows",
     # Old import paths, kept as thin re-exports for code written against them: nothing inside the package uses them.
     "aiida_mlip_trainer.baselines": "legacy",
     "aiida_mlip_trainer.short_range": "legacy",

@@ -193,25 +193,10 @@ def train_launch(inputs_file, daemon):
             f"{inputs_file}: structures_file",
             format_option=False,
         )
-    from aiida.engine import run_get_node, submit
-
-    if daemon:
-        from aiida.engine.daemon.client import get_daemon_client
-        from aiida.manage import get_manager
-
-        profile = get_manager().get_profile()
-        if profile.process_control_backend is None:
-            raise ValueError(
-                f"the profile {profile.name!r} has no broker, so nothing can be submitted to a daemon: run the "
-                "training here with --run (or give the profile a broker, e.g. verdi presto --use-zeromq)"
-            )
-        node = submit(builder)
-        click.echo(f"submitted TrainingWorkChain<{node.pk}> {node.uuid}")
-        if not get_daemon_client(profile.name).is_daemon_running:
-            click.echo("the daemon is not running: start it with `verdi daemon start`, or nothing will happen")
-        click.echo(f"watch it: aiida-mlip-trainer train status {node.pk}")
+    node = _launch(builder, daemon, "train")
+    if node is None:
         return
-    results, node = run_get_node(builder)
+    results = node.outputs
     click.echo(
         f"TrainingWorkChain<{node.pk}> {node.process_state.value} [{node.exit_status}] {node.exit_message or ''}"
     )
@@ -278,6 +263,117 @@ def train_status(identifier, every):
                 f"  {point['iteration']:9d} {point['loss']:11.4e} {point['energy_rmse']:9.3f} "
                 f"{point['force_rmse']:9.2f} {test_columns}"
             )
+
+
+@cli.group(context_settings=CONTEXT)
+def learn():
+    """Launch and watch active-learning loops (train, explore, select, label, retrain)."""
+
+
+@learn.command("launch", context_settings=CONTEXT)
+@click.argument("inputs_file", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option("--daemon/--run", default=True, show_default=True, help="Submit to the daemon, or run here and wait.")
+@clean_errors
+def learn_launch(inputs_file, daemon):
+    """Launch an ActiveLearningWorkChain from a YAML file of inputs (through get_builder_from_protocol).
+
+    \b
+    Keys: codes (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore -> code labels),
+    structures (pk/UUID of a TrainingSetData), exploration (temperatures, steps, gamma_collect, ...),
+    oracle ({type: ase, code, calculator} or {type: cp2k, code, elements, ...}), test_set and
+    explore_from (pk/UUID), protocol, training_overrides, options, max_structures (per round),
+    max_concurrent, max_rounds, max_oracle_calls, target_force_rmse (meV/Å), explore_count,
+    test_fraction, seed, fine_tune.
+    """
+    import yaml
+
+    from .learning_yaml import learning_builder_from_yaml
+
+    try:
+        builder = learning_builder_from_yaml(inputs_file)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{inputs_file} is not valid YAML: {yaml_problem(error)}") from None
+    node = _launch(builder, daemon, "learn")
+    if node is None:
+        return
+    click.echo(
+        f"ActiveLearningWorkChain<{node.pk}> {node.process_state.value} [{node.exit_status}] {node.exit_message or ''}"
+    )
+    _print_loop(node)
+    if not node.is_finished_ok:
+        sys.exit(1)
+
+
+@learn.command("status", context_settings=CONTEXT)
+@click.argument("identifier")
+@clean_errors
+def learn_status(identifier):
+    """State and learning curve of an ActiveLearningWorkChain, also while it runs: per round the oracle calls made
+    before its fit, the training structures, the held-out errors, the largest γ and the share of halted
+    trajectories of its exploration."""
+    from aiida import orm
+
+    node = _load(identifier, orm.WorkflowNode)
+    if node.process_label != "ActiveLearningWorkChain":
+        raise ValueError(f"node {identifier} is a {node.process_label}, not an ActiveLearningWorkChain")
+    state = node.process_state.value if node.process_state else "unknown"
+    click.echo(f"{node.process_label}<{node.pk}>: {state}" + (f" [{node.exit_status}]" if node.is_finished else ""))
+    _print_loop(node)
+
+
+def _print_loop(node) -> None:
+    """The learning curve of a loop so far, what runs now, and why it stopped."""
+    from ..monitoring import loop_progress
+
+    progress = loop_progress(node)
+    rows = progress["rounds"]
+    if not rows:
+        click.echo("no round finished its fit yet")
+    else:
+        reference = progress["reference"]
+        if reference["force_component_rms"] is not None:
+            click.echo(
+                f"held-out set: force RMS {reference['force_component_rms']:.1f} meV/Å, energy spread "
+                f"{reference['energy_per_atom_std']:.2f} meV/atom"
+            )
+        header = ("round", "oracle", "training", "test E", "test F", "max", "halted")
+        click.echo("{:>5s} {:>7s} {:>9s} {:>9s} {:>8s} {:>8s} {:>7s}".format(*header))
+        click.echo(f"{'':>5s} {'calls':>7s} {'structs':>9s} {'meV/atom':>9s} {'meV/Å':>8s} {'γ':>8s} {'':>7s}")
+        for row in rows:
+            gamma = f"{row['max_gamma']:8.2f}" if row["max_gamma"] is not None else f"{'-':>8s}"
+            halted = f"{row['fraction_halted']:7.0%}" if row["fraction_halted"] is not None else f"{'-':>7s}"
+            click.echo(
+                f"{row['round']:5d} {row['oracle_calls']:7d} {row['training_structures']:9d} "
+                f"{row['energy_rmse']:9.3f} {row['force_rmse']:8.2f} {gamma} {halted}"
+            )
+    for label, child in progress["running"]:
+        click.echo(f"running: {label}: {child.process_label}<{child.pk}>")
+    if progress["stop_reason"] is not None:
+        click.echo(f"stopped: {progress['stop_reason']}")
+
+
+def _launch(builder, daemon: bool, group: str):
+    """Submit ``builder`` to the daemon (returns None after saying how to watch it) or run it here (returns the
+    finished node)."""
+    from aiida.engine import run_get_node, submit
+
+    if not daemon:
+        return run_get_node(builder)[1]
+    from aiida.engine.daemon.client import get_daemon_client
+    from aiida.manage import get_manager
+
+    profile = get_manager().get_profile()
+    if profile.process_control_backend is None:
+        raise ValueError(
+            f"the profile {profile.name!r} has no broker, so nothing can be submitted to a daemon: run it here with "
+            "--run (or give the profile a broker, e.g. verdi presto --use-zeromq)"
+        )
+    node = submit(builder)
+    click.echo(f"submitted {node.process_label}<{node.pk}> {node.uuid}")
+    if not get_daemon_client(profile.name).is_daemon_running:
+        click.echo("the daemon is not running: start it with `verdi daemon start`, or nothing will happen")
+    click.echo(f"watch it: aiida-mlip-trainer {group} status {node.pk}")
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------- potential

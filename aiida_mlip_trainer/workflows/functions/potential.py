@@ -9,7 +9,7 @@ from aiida.engine import calcfunction
 from ...data.pace_potential import PacePotentialData
 from ...data.training_set import TrainingSetData
 
-__all__ = ("assemble_potential", "potential_file", "validate_potential")
+__all__ = ("assemble_potential", "png_file", "potential_file", "validate_potential")
 
 
 @calcfunction
@@ -32,6 +32,21 @@ def assemble_potential(
     )
 
 
+def png_file(figure, filename: str) -> orm.SinglefileData:
+    """A matplotlib ``figure`` as a PNG file node named ``filename`` (laid out tightly, 100 dpi); the figure is
+    closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    buffer.seek(0)
+    return orm.SinglefileData(buffer, filename=filename)
+
+
 # Below this many held-out structures an error estimate is too rough to read like the others (an energy RMSE over a
 # handful of numbers): the metrics then carry a `warning`, which the calcfunction also reports.
 MIN_TEST_STRUCTURES = 10
@@ -42,8 +57,6 @@ def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) 
     """Errors of the potential as it will be used (ACE plus its baseline) on a held-out test set with the original
     labels: energy (meV/atom), forces (meV/Å per component) and, when the set has stresses, stress (GPa), each next
     to the spread of the reference data. Returns ``metrics`` (Dict) and ``parity_plot`` (a PNG, SinglefileData)."""
-    import io
-
     from ase.units import GPa
 
     calculator = potential.get_calculator()
@@ -111,12 +124,7 @@ def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) 
         axis.set_xlabel(f"reference {label}")
         axis.set_ylabel(f"predicted {label}")
     figure.suptitle(f"test set: E RMSE {metrics['energy_rmse']:.2f} meV/atom, F RMSE {metrics['force_rmse']:.1f} meV/Å")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    buffer.seek(0)
-    return {"metrics": orm.Dict(metrics), "parity_plot": orm.SinglefileData(buffer, filename="parity.png")}
+    return {"metrics": orm.Dict(metrics), "parity_plot": png_file(figure, "parity.png")}
 
 
 @calcfunction

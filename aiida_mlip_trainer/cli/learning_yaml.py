@@ -1,0 +1,115 @@
+"""The YAML file of ``aiida-mlip-trainer learn``: its keys and the builder it gives (through
+``ActiveLearningWorkChain.get_builder_from_protocol``), with the oracle described in a few keys."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+from aiida import orm
+
+from ..data import TrainingSetData
+
+__all__ = ("LEARNING_INPUT_KEYS", "learning_builder_from_yaml")
+
+
+# Keys of `learn launch`'s YAML (ActiveLearningWorkChain.get_builder_from_protocol).
+LEARNING_INPUT_KEYS = (
+    "codes",
+    "structures",
+    "test_set",
+    "explore_from",
+    "protocol",
+    "training_overrides",
+    "options",
+    "exploration",
+    "oracle",
+    "max_structures",
+    "max_concurrent",
+    "max_rounds",
+    "max_oracle_calls",
+    "target_force_rmse",
+    "explore_count",
+    "test_fraction",
+    "seed",
+    "fine_tune",
+)
+ORACLE_TYPES = ("ase", "cp2k")
+ASE_ORACLE_KEYS = ("calculator", "parameters", "options")
+
+
+def _oracle_from_yaml(oracle: Any, where: str) -> dict:
+    """An oracle description from its YAML mapping: ``{type: ase, code, calculator, parameters, options}`` or
+    ``{type: cp2k, code, elements, kpoint_distance, options, <cp2k_parameters settings>}``."""
+    from ..oracles import ase_oracle, cp2k_oracle
+
+    if not isinstance(oracle, dict) or oracle.get("type") not in ORACLE_TYPES:
+        raise ValueError(f"{where}: `oracle` must be a mapping with type ase or cp2k (and code, ...)")
+    if "code" not in oracle:
+        raise ValueError(f"{where}: `oracle` needs the code label of the oracle (code: ...)")
+    oracle = dict(oracle)
+    kind, code = oracle.pop("type"), orm.load_code(oracle.pop("code"))
+    if kind == "ase":
+        unknown = sorted(set(oracle) - set(ASE_ORACLE_KEYS))
+        if unknown:
+            raise ValueError(f"{where}: unknown oracle key(s) {unknown}; allowed: calculator, parameters, options")
+        if "calculator" not in oracle:
+            raise ValueError(f"{where}: the ase oracle needs `calculator` (emt, lj, ...)")
+        return ase_oracle(code, oracle["calculator"], oracle.get("parameters"), oracle.get("options"))
+    if "elements" not in oracle:
+        raise ValueError(f"{where}: the cp2k oracle needs `elements` (the elements of the structures)")
+    return cp2k_oracle(code, oracle.pop("elements"), **oracle)
+
+
+def learning_builder_from_yaml(path: str | pathlib.Path):
+    """An ``ActiveLearningWorkChain`` builder from a YAML file, through its ``get_builder_from_protocol``.
+
+    Keys: ``codes`` (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore → code labels), ``structures``
+    (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation), ``oracle``
+    (``{type: ase, code, calculator}`` or ``{type: cp2k, code, elements, ...}``), optional ``test_set`` and
+    ``explore_from`` (pk or UUID), ``protocol``, ``training_overrides``, ``options``, ``max_structures``,
+    ``max_concurrent``, and the loop's ``max_rounds``, ``max_oracle_calls``, ``target_force_rmse``,
+    ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``. Unknown keys are refused."""
+    import yaml
+
+    from ..workflows.active_learning import ActiveLearningWorkChain
+
+    path = pathlib.Path(path)
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: expected a mapping of ActiveLearningWorkChain inputs")
+    unknown = sorted(set(spec) - set(LEARNING_INPUT_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(LEARNING_INPUT_KEYS)}")
+    for key in ("codes", "structures", "exploration"):
+        if key not in spec:
+            raise ValueError(f"{path}: `{key}` is missing (see `aiida-mlip-trainer learn launch --help`)")
+    if not isinstance(spec["codes"], dict):
+        raise ValueError(f"{path}: `codes` must map tool names (pacemaker, pace_select, explore, ...) to code labels")
+    if not isinstance(spec["exploration"], dict):
+        raise ValueError(f"{path}: `exploration` must be a mapping of exploration parameters (temperatures, ...)")
+    structures = orm.load_node(spec.pop("structures"))
+    if not isinstance(structures, TrainingSetData):
+        raise ValueError(f"{path}: `structures` is a {structures.__class__.__name__}, not a TrainingSetData")
+    oracle = _oracle_from_yaml(spec.pop("oracle"), str(path)) if "oracle" in spec else None
+    extra: dict[str, Any] = {key: orm.load_node(spec.pop(key)) for key in ("test_set", "explore_from") if key in spec}
+    for key in ("max_rounds", "max_oracle_calls", "explore_count", "seed"):
+        if key in spec:
+            extra[key] = orm.Int(spec.pop(key))
+    for key in ("target_force_rmse", "test_fraction"):
+        if key in spec:
+            extra[key] = orm.Float(spec.pop(key))
+    if "fine_tune" in spec:
+        extra["fine_tune"] = orm.Bool(spec.pop("fine_tune"))
+    return ActiveLearningWorkChain.get_builder_from_protocol(
+        spec.pop("codes"),
+        structures,
+        spec.pop("exploration"),
+        oracle=oracle,
+        protocol=spec.pop("protocol", None),
+        training_overrides=spec.pop("training_overrides", None),
+        max_structures=int(spec.pop("max_structures", 10)),
+        max_concurrent=int(spec.pop("max_concurrent", 2)),
+        options=spec.pop("options", None),
+        **extra,
+    )

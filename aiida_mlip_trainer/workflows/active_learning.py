@@ -1,0 +1,579 @@
+"""`ActiveLearningWorkChain`: train → explore with the extrapolation grade → select → label → retrain, in the graph.
+
+Every piece is a process of this plugin, composed the aiida-quantumespresso way: ``TrainingWorkChain`` (namespace
+``training``), ``ExplorationCalculation`` (``exploration``), ``SelectionWorkChain`` (``selection``, the budget of each
+round) and ``LabelingWorkChain`` (``labeling``: the oracle, any AiiDA process that labels a structure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
+
+from ..calculations.explore import ExplorationCalculation
+from ..data.operations import subset_arrays
+from ..data.pace_potential import PacePotentialData
+from ..data.training_set import TrainingSetData
+from .functions.potential import png_file
+from .functions.selection import concatenate_structures
+from .functions.training_set import split_training_set
+from .labeling import LabelingWorkChain
+from .protocols import merge
+from .selection import SelectionWorkChain
+from .training import LEGACY_PORTS, TrainingWorkChain
+
+__all__ = ("ActiveLearningWorkChain", "curve_rows", "learning_curve")
+
+LABEL_ARRAYS = ("energy", "forces", "stress")
+CURVE_COLUMNS = (
+    "round",
+    "oracle_calls",
+    "training_structures",
+    "energy_rmse",
+    "force_rmse",
+    "max_gamma",
+    "fraction_halted",
+    "candidates",
+)
+
+
+def _calls(failures: Mapping[str, Any]) -> int:
+    """Oracle calls of one labelling (its ``failures`` output): labelled and failed, both paid for."""
+    return int(failures["num_labelled"]) + int(failures["num_failed"])
+
+
+def curve_rows(
+    metrics: list[Mapping[str, Any]],
+    training_structures: list[int],
+    explorations: Mapping[int, Mapping[str, Any]],
+    labelings: Mapping[int, Mapping[str, Any]],
+    initial: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of the learning curve (one per fitted round ``k``, the columns of :data:`CURVE_COLUMNS`) from plain
+    dictionaries: the held-out ``metrics`` of each fit, its number of ``training_structures``, the exploration
+    summary of the rounds that explored and the ``failures`` output of the rounds that labelled (``initial``: the
+    labelling of the initial structures). ``oracle_calls`` of a round counts every call made before its fit; None
+    where a round did not explore."""
+    made = _calls(initial) if initial is not None else 0
+    rows = []
+    for k, (errors, structures) in enumerate(zip(metrics, training_structures, strict=True)):
+        exploration = explorations.get(k, {})
+        rows.append(
+            {
+                "round": k,
+                "oracle_calls": made,
+                "training_structures": int(structures),
+                "energy_rmse": float(errors["energy_rmse"]),
+                "force_rmse": float(errors["force_rmse"]),
+                "max_gamma": exploration.get("max_gamma"),
+                "fraction_halted": exploration.get("fraction_halted"),
+                "candidates": exploration.get("num_candidates"),
+            }
+        )
+        if k in labelings:
+            made += _calls(labelings[k])
+    return rows
+
+
+@calcfunction
+def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
+    """The learning curve of an active-learning loop. For round ``k`` pass ``metrics_k`` (the held-out validation of
+    that round's potential), ``training_set_k`` (what it was fitted on), ``exploration_k`` (the exploration summary,
+    when the round explored) and ``labeling_k`` (the ``failures`` output of its labelling, when it labelled; an
+    ``initial_labeling`` for the labelling of the initial structures). Oracle calls are counted from the labellings:
+    a round's figure is every call made before its fit (labelled and failed).
+
+    Returns ``curve`` (ArrayData, one array per column of :data:`CURVE_COLUMNS`; energies in meV/atom, forces in
+    meV/Å, NaN where a round did not explore), ``plot`` (PNG: held-out errors against cumulative oracle calls; max γ
+    and the fraction of halted trajectories per round) and ``summary`` (Dict: the rounds and why the loop stopped)."""
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = 1 + max(int(key.rsplit("_", 1)[1]) for key in rounds if key.startswith("metrics_"))
+    labelings = {k: rounds[f"labeling_{k}"].get_dict() for k in range(count) if f"labeling_{k}" in rounds}
+    initial = rounds["initial_labeling"].get_dict() if "initial_labeling" in rounds else None
+    per_round = curve_rows(
+        [rounds[f"metrics_{k}"].get_dict() for k in range(count)],
+        [rounds[f"training_set_{k}"].num_structures for k in range(count)],
+        {k: rounds[f"exploration_{k}"].get_dict() for k in range(count) if f"exploration_{k}" in rounds},
+        labelings,
+        initial,
+    )
+    columns = {name: [np.nan if row[name] is None else row[name] for row in per_round] for name in CURVE_COLUMNS}
+    made = sum(_calls(failures) for failures in labelings.values()) + (_calls(initial) if initial else 0)
+    curve = orm.ArrayData()
+    for name, values in columns.items():
+        curve.set_array(name, np.asarray(values, dtype=float))
+
+    figure, (errors, gamma) = plt.subplots(1, 2, figsize=(10, 4))
+    errors.plot(columns["oracle_calls"], columns["force_rmse"], "o-", color="tab:blue")
+    errors.set_xlabel("oracle calls before the fit (cumulative)")
+    errors.set_ylabel("held-out force RMSE (meV/Å)", color="tab:blue")
+    energy = errors.twinx()
+    energy.plot(columns["oracle_calls"], columns["energy_rmse"], "s--", color="tab:orange")
+    energy.set_ylabel("held-out energy RMSE (meV/atom)", color="tab:orange")
+    gamma.plot(columns["round"], columns["max_gamma"], "o-", color="tab:green")
+    gamma.set_yscale("log")
+    gamma.set_xlabel("round")
+    gamma.set_ylabel("largest extrapolation grade γ in exploration", color="tab:green")
+    halted = gamma.twinx()
+    halted.bar(columns["round"], columns["fraction_halted"], alpha=0.3, color="tab:red")
+    halted.set_ylim(0, 1)
+    halted.set_ylabel("fraction of trajectories halted", color="tab:red")
+    figure.suptitle(f"active learning: {count} rounds, {made} oracle calls")
+    summary = {
+        "rounds": per_round,
+        "oracle_calls": made,
+        "stop_reason": stop_reason.value,
+        "units": {"energy_rmse": "meV/atom", "force_rmse": "meV/Å"},
+    }
+    return {
+        "curve": curve,
+        "plot": png_file(figure, "learning_curve.png"),
+        "summary": orm.Dict(summary),
+    }
+
+
+@calcfunction
+def pick_starting_structures(structures: TrainingSetData, count: orm.Int, seed: orm.Int) -> TrainingSetData:
+    """``count`` structures of ``structures``, drawn at random with ``seed``, as the starting points of exploration
+    (labels dropped: exploration needs only the geometry)."""
+    order = np.random.default_rng(seed.value).permutation(structures.num_structures)[: count.value]
+    arrays = subset_arrays(structures.get_arrays(), sorted(int(i) for i in order))
+    return TrainingSetData(arrays={key: value for key, value in arrays.items() if key not in LABEL_ARRAYS})
+
+
+def _validate_training(inputs) -> str | None:
+    """TrainingWorkChain's checks on the ``training`` namespace with the loop's first data and held-out set (its own
+    namespace validator is switched off: it would ask for a training set, which the loop supplies every round).
+    The other namespaces keep their processes' validators (``expose_inputs`` carries them over)."""
+    from .training import _validate_inputs as validate_training
+
+    structures = inputs["structures"]
+    if not structures.labelled:  # labelled by the loop first: checked when the first fit starts
+        return None
+    training = {**inputs["training"], "training_set": structures, "test_fraction": inputs["test_fraction"]}
+    if "test_set" in inputs:
+        training["test_set"] = inputs["test_set"]
+    message = validate_training(training, None)
+    return f"training: {message}" if message else None
+
+
+def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistake
+    """Refuse what cannot work, before any job."""
+    structures = inputs.get("structures")
+    if structures is None:
+        return None
+    if not structures.labelled and "labeling" not in inputs:
+        return "the structures have no labels: give the oracle (labeling namespace) to label them first"
+    test_set = inputs.get("test_set")
+    if test_set is not None:
+        if not test_set.labelled:
+            return "the test_set has no labels: the learning curve needs a labelled held-out set"
+        if set(test_set.elements) - set(structures.elements):
+            return (
+                f"the test_set contains {sorted(set(test_set.elements) - set(structures.elements))}, which the "
+                "structures lack"
+            )
+    elif not 0 < inputs["test_fraction"].value < 1:
+        return f"test_fraction must be in (0, 1), got {inputs['test_fraction'].value}"
+    explore_from = inputs.get("explore_from")
+    if explore_from is not None and set(explore_from.elements) - set(structures.elements):
+        return (
+            f"explore_from contains {sorted(set(explore_from.elements) - set(structures.elements))}, which the "
+            "potential will not know: the structures must contain every element"
+        )
+    if inputs["max_rounds"].value < 1:
+        return f"max_rounds must be at least 1, got {inputs['max_rounds'].value}"
+    if "max_oracle_calls" in inputs and inputs["max_oracle_calls"].value < 1:
+        return f"max_oracle_calls must be at least 1, got {inputs['max_oracle_calls'].value}"
+    if inputs["max_rounds"].value > 1 and "labeling" not in inputs:
+        return "more than one round needs an oracle to label what exploration finds: give the labeling namespace"
+    if inputs["explore_count"].value < 1:
+        return f"explore_count must be at least 1, got {inputs['explore_count'].value}"
+    return _validate_training(inputs)
+
+
+class ActiveLearningWorkChain(WorkChain):
+    """Improve a potential where it is needed: train, run molecular dynamics with it and record the extrapolation
+    grade γ, select the frames it extrapolates on (the current active set counted as covered), label them with an
+    oracle (any AiiDA process: DFT through aiida-cp2k, an ASE calculator, ...), add them and retrain (fine-tuning from
+    the previous potential), until the potential is converged or a budget is spent.
+
+    Inputs: ``structures`` (labelled, or unlabelled with an oracle: labelled first), a fixed held-out ``test_set`` (or
+    ``test_fraction`` of the labelled structures, split once, seeded), ``explore_from`` (starting structures of the
+    exploration; default ``explore_count`` structures of the training data, seeded), the exposed namespaces
+    ``training``, ``exploration`` (temperatures, steps, ``gamma_collect``, ``gamma_halt``: see
+    ``ExplorationCalculation``; the seed changes every round), ``selection`` (the budget of each round, in structures
+    or atoms), ``labeling`` (the oracle and ``max_concurrent``), and the budget of the loop: ``max_rounds`` (number of
+    fits), ``max_oracle_calls``, ``target_force_rmse`` (meV/Å on the held-out set).
+
+    Converged: an exploration in which no frame reached ``gamma_collect`` and no trajectory halted (every frame is
+    interpolation for the potential), or the held-out force error at or below ``target_force_rmse``. Otherwise the
+    loop stops at ``max_rounds`` or when the next selection would exceed ``max_oracle_calls``, and says why.
+
+    Outputs: ``potential`` (the last one), ``potentials.round_<k>`` (every round's), ``training_set`` (the final
+    data, original labels), ``test_set``, ``learning_curve`` (ArrayData: cumulative oracle calls, held-out errors,
+    largest γ, fraction of halted trajectories and candidates per round), ``learning_curve_plot`` and ``summary``.
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structures", valid_type=TrainingSetData, help="Initial structures, labelled or not.")
+        spec.input("test_set", valid_type=TrainingSetData, required=False, help="Fixed, labelled held-out set.")
+        spec.input(
+            "test_fraction",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.1),
+            serializer=orm.to_aiida_type,
+            help="Without a test_set: the share of the labelled structures held out (once, seeded).",
+        )
+        spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(42), serializer=orm.to_aiida_type)
+        spec.input(
+            "explore_from",
+            valid_type=TrainingSetData,
+            required=False,
+            help="Starting structures of the exploration (default: explore_count of the training data).",
+        )
+        spec.input("explore_count", valid_type=orm.Int, default=lambda: orm.Int(2), serializer=orm.to_aiida_type)
+        spec.input("max_rounds", valid_type=orm.Int, default=lambda: orm.Int(5), serializer=orm.to_aiida_type)
+        spec.input("max_oracle_calls", valid_type=orm.Int, required=False, serializer=orm.to_aiida_type)
+        spec.input(
+            "target_force_rmse",
+            valid_type=orm.Float,
+            required=False,
+            serializer=orm.to_aiida_type,
+            help="Converged when the held-out force RMSE (meV/Å) is at or below this.",
+        )
+        spec.input(
+            "fine_tune",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(True),
+            serializer=orm.to_aiida_type,
+            help="Retrain from the previous round's potential (else from scratch every round).",
+        )
+        spec.expose_inputs(
+            TrainingWorkChain,
+            namespace="training",
+            exclude=(
+                "training_set",
+                "structures_file",
+                "test_set",
+                "test_fraction",
+                "previous_potential",
+                *LEGACY_PORTS,
+            ),
+            namespace_options={"help": "Every round's TrainingWorkChain (no selection there, usually)."},
+        )
+        spec.inputs["training"].validator = None  # run by `_validate_training` with the loop's data
+        spec.expose_inputs(
+            ExplorationCalculation,
+            namespace="exploration",
+            exclude=("potential", "structures"),
+            namespace_options={"help": "The MD of each round: code, parameters (temperatures, gamma thresholds)."},
+        )
+        spec.expose_inputs(
+            SelectionWorkChain,
+            namespace="selection",
+            exclude=("pool", "potential", "parameters", "covered"),
+            namespace_options={"help": "What each round labels: the budget, strategy and pace_select job."},
+        )
+        spec.expose_inputs(
+            LabelingWorkChain,
+            namespace="labeling",
+            exclude=("pool",),
+            namespace_options={"required": False, "populate_defaults": False, "help": "The oracle."},
+        )
+        spec.inputs.validator = _validate_inputs
+
+        spec.outline(
+            cls.setup,
+            if_(cls.needs_initial_labels)(cls.label_initial, cls.inspect_initial),
+            cls.prepare_sets,
+            while_(cls.should_train)(
+                cls.train,
+                cls.inspect_training,
+                cls.explore,
+                cls.inspect_exploration,
+                if_(cls.should_label)(cls.select, cls.inspect_selection, cls.label, cls.inspect_labeling),
+            ),
+            cls.results,
+        )
+        spec.output("potential", valid_type=PacePotentialData, help="The potential of the last round.")
+        spec.output_namespace("potentials", valid_type=PacePotentialData, dynamic=True, help="Every round's.")
+        spec.output("training_set", valid_type=TrainingSetData, help="The final training data (original labels).")
+        spec.output("test_set", valid_type=TrainingSetData, help="The fixed held-out set of the learning curve.")
+        spec.output("learning_curve", valid_type=orm.ArrayData, help="Oracle calls, errors, γ per round.")
+        spec.output("learning_curve_plot", valid_type=orm.SinglefileData, help="The learning curve (PNG).")
+        spec.output("summary", valid_type=orm.Dict, help="The rounds and why the loop stopped.")
+        spec.exit_code(
+            300, "ERROR_INITIAL_LABELING_FAILED", message="no initial structure could be labelled: {message}"
+        )
+        spec.exit_code(410, "ERROR_TRAINING_FAILED", message="round {round}: the training failed: {message}")
+        spec.exit_code(420, "ERROR_EXPLORATION_FAILED", message="round {round}: the exploration failed: {message}")
+        spec.exit_code(430, "ERROR_SELECTION_FAILED", message="round {round}: the selection failed: {message}")
+        spec.exit_code(
+            440, "ERROR_LABELING_FAILED", message="round {round}: no selected structure got a label: {message}"
+        )
+        spec.exit_code(
+            450,
+            "ERROR_NOTHING_TO_LABEL",
+            message="round {round}: exploration halted ({halted} trajectories) before any frame reached the collect "
+            "band: lower the temperatures or gamma_collect. The outputs of the rounds so far are attached.",
+        )
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        codes: Mapping[str, orm.AbstractCode | str],
+        structures: TrainingSetData,
+        exploration: Mapping[str, Any],
+        *,
+        oracle: Mapping[str, Any] | None = None,
+        protocol: str | None = None,
+        training_overrides: Mapping[str, Any] | None = None,
+        max_structures: int = 10,
+        max_concurrent: int = 2,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with every input filled: the ``training`` namespace from
+        :meth:`TrainingWorkChain.get_builder_from_protocol` (``protocol``, ``training_overrides``; no selection inside
+        the fit: the loop selects), the exploration ``parameters`` (see ``ExplorationCalculation``), a per-round
+        budget of ``max_structures`` D-optimal picks, and the ``oracle`` (from :func:`~aiida_mlip_trainer.oracles.
+        ase_oracle` or :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`) with ``max_concurrent`` jobs at a time.
+
+        ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace``, ``pace_select`` and ``explore`` (the
+        ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``options`` go into
+        the ``metadata.options`` of every job of the plugin. Other keyword arguments (``test_set``, ``max_rounds``,
+        ``max_oracle_calls``, ``target_force_rmse``, ``explore_from``, ...) are set as they are."""
+        codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
+        missing = [name for name in ("pace_select", "explore") if name not in codes]
+        if missing:
+            raise ValueError(f"codes: give a code for {', '.join(missing)} (selection and exploration of each round)")
+        overrides = merge(dict(training_overrides or {}), {"selection": None})
+        training = TrainingWorkChain.get_builder_from_protocol(codes, structures, protocol, overrides, options=options)
+        excluded = {"training_set", "structures_file", "test_set", "test_fraction", "previous_potential", "metadata"}
+        builder = cls.get_builder()
+        builder.structures = structures
+        builder.training = {
+            key: value
+            for key, value in training._inputs(prune=True).items()
+            if key not in excluded  # noqa: SLF001
+        }
+        job_options = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, **dict(options or {})}
+        builder.exploration.code = codes["explore"]
+        builder.exploration.parameters = orm.Dict(dict(exploration))
+        builder.exploration.metadata.options = job_options
+        builder.selection.max_structures = orm.Int(max_structures)
+        builder.selection.pace_select.code = codes["pace_select"]
+        builder.selection.pace_select.metadata.options = job_options
+        builder.selection.pace_activeset.code = codes["pace_activeset"]
+        builder.selection.pace_activeset.metadata.options = job_options
+        if oracle is not None:
+            builder.labeling.oracle = dict(oracle)
+            builder.labeling.max_concurrent = orm.Int(max_concurrent)
+        for key, value in inputs.items():
+            builder[key] = value
+        return builder
+
+    # ------------------------------------------------------------------------------------------------------ steps
+    def setup(self):
+        self.ctx.round = 0
+        self.ctx.stop_reason = None
+        self.ctx.halted_without_frames = None  # [round, halted trajectories]: the loop cannot go on
+        self.ctx.curve_inputs = {}
+        self.ctx.oracle_calls = 0
+        self.ctx.potential = None
+        self.ctx.data = self.inputs.structures
+
+    def needs_initial_labels(self):
+        return not self.inputs.structures.labelled
+
+    def label_initial(self):
+        inputs = AttributeDict(self.exposed_inputs(LabelingWorkChain, namespace="labeling"))
+        inputs.pool = self.inputs.structures
+        inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": "initial_labeling"}
+        node = self.submit(LabelingWorkChain, **inputs)
+        self.report(f"labelling the {self.inputs.structures.num_structures} initial structures: <{node.pk}>")
+        return ToContext(initial_labeling=node)
+
+    def inspect_initial(self):
+        node = self.ctx.initial_labeling
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_INITIAL_LABELING_FAILED.format(message=node.exit_message)
+        self.ctx.data = node.outputs.labelled
+        self.ctx.curve_inputs["initial_labeling"] = node.outputs.failures
+        self.ctx.oracle_calls += _calls(node.outputs.failures)
+        return None
+
+    def prepare_sets(self):
+        """The fixed held-out set, and the starting structures of the exploration."""
+        if "test_set" in self.inputs:
+            self.ctx.test = self.inputs.test_set
+        else:
+            split = split_training_set(self.ctx.data, self.inputs.test_fraction, self.inputs.seed)
+            self.ctx.data, self.ctx.test = split["train"], split["test"]
+        if "explore_from" in self.inputs:
+            self.ctx.explore_from = self.inputs.explore_from
+        else:
+            count = orm.Int(min(self.inputs.explore_count.value, self.ctx.data.num_structures))
+            self.ctx.explore_from = pick_starting_structures(self.ctx.data, count, self.inputs.seed)
+
+    def should_train(self):
+        return self.ctx.stop_reason is None
+
+    def train(self):
+        inputs = AttributeDict(self.exposed_inputs(TrainingWorkChain, namespace="training"))
+        inputs.training_set = self.ctx.data
+        inputs.test_set = self.ctx.test
+        if self.ctx.potential is not None and self.inputs.fine_tune.value:
+            inputs.previous_potential = self.ctx.potential
+        inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": f"training_{self.ctx.round}"}
+        node = self.submit(TrainingWorkChain, **inputs)
+        self.report(
+            f"round {self.ctx.round}: training on {self.ctx.data.num_structures} structures "
+            f"({self.ctx.oracle_calls} oracle calls so far): <{node.pk}>"
+        )
+        return ToContext(training=node)
+
+    def inspect_training(self):
+        node, k = self.ctx.training, self.ctx.round
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_TRAINING_FAILED.format(
+                round=k, message=f"[{node.exit_status}] {node.exit_message}"
+            )
+        self.ctx.potential = node.outputs.potential
+        self.out(f"potentials.round_{k}", self.ctx.potential)
+        metrics = node.outputs.metrics
+        self.ctx.curve_inputs.update({f"metrics_{k}": metrics, f"training_set_{k}": self.ctx.data})
+        self.report(
+            f"round {k}: held-out errors E {metrics['energy_rmse']:.2f} meV/atom, F {metrics['force_rmse']:.1f} meV/Å "
+            f"(reference RMS {metrics['reference']['force_component_rms']:.1f})"
+        )
+        return None
+
+    def explore(self):
+        inputs = AttributeDict(self.exposed_inputs(ExplorationCalculation, namespace="exploration"))
+        parameters = inputs.parameters.get_dict()
+        # every round explores anew: another seed, recorded in the job's parameters
+        parameters["seed"] = int(parameters.get("seed", 42)) + self.ctx.round
+        inputs.update(
+            potential=self.ctx.potential,
+            structures=self.ctx.explore_from,
+            parameters=orm.Dict(parameters),
+            metadata={**inputs.get("metadata", {}), "call_link_label": f"exploration_{self.ctx.round}"},
+        )
+        node = self.submit(ExplorationCalculation, **inputs)
+        self.report(f"round {self.ctx.round}: exploration <{node.pk}>")
+        return ToContext(exploration=node)
+
+    def inspect_exploration(self):
+        """Converged, stop, or go on to select and label."""
+        node, k = self.ctx.exploration, self.ctx.round
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_EXPLORATION_FAILED.format(
+                round=k, message=f"[{node.exit_status}] {node.exit_message}"
+            )
+        summary = node.outputs.summary
+        self.ctx.curve_inputs[f"exploration_{k}"] = summary
+        halted, collected = summary["num_halted"], summary["num_candidates"]
+        self.report(
+            f"round {k}: exploration: largest γ {summary['max_gamma']:.2f}, {halted} of {summary['num_trajectories']} "
+            f"trajectories halted, {collected} frames in the collect band"
+        )
+        metrics = self.ctx.training.outputs.metrics
+        target = self.inputs.get("target_force_rmse")
+        if not collected and not halted:
+            self.ctx.stop_reason = f"converged in round {k}: no frame reached gamma_collect and no trajectory halted"
+        elif target is not None and metrics["force_rmse"] <= target.value:
+            self.ctx.stop_reason = (
+                f"converged in round {k}: held-out force RMSE {metrics['force_rmse']:.2f} meV/Å <= target "
+                f"{target.value}"
+            )
+        elif k + 1 >= self.inputs.max_rounds.value:
+            self.ctx.stop_reason = f"max_rounds ({self.inputs.max_rounds.value}) reached"
+        elif "max_oracle_calls" in self.inputs and self.ctx.oracle_calls >= self.inputs.max_oracle_calls.value:
+            self.ctx.stop_reason = f"max_oracle_calls ({self.inputs.max_oracle_calls.value}) spent"
+        elif not collected:
+            self.ctx.stop_reason = f"round {k}: exploration halted before any frame reached the collect band"
+            self.ctx.halted_without_frames = [k, halted]
+        return None
+
+    def should_label(self):
+        return self.ctx.stop_reason is None
+
+    def select(self):
+        inputs = AttributeDict(self.exposed_inputs(SelectionWorkChain, namespace="selection"))
+        inputs.update(
+            pool=self.ctx.exploration.outputs.candidates,
+            potential=self.ctx.potential,
+            covered=self.ctx.data,
+            metadata={**inputs.get("metadata", {}), "call_link_label": f"selection_{self.ctx.round}"},
+        )
+        if "max_oracle_calls" in self.inputs:
+            left = self.inputs.max_oracle_calls.value - self.ctx.oracle_calls
+            current = inputs["max_structures"].value if "max_structures" in inputs else left
+            inputs.max_structures = orm.Int(min(current, left))
+        node = self.submit(SelectionWorkChain, **inputs)
+        self.report(f"round {self.ctx.round}: selecting from the frames: <{node.pk}>")
+        return ToContext(selection=node)
+
+    def inspect_selection(self):
+        node, k = self.ctx.selection, self.ctx.round
+        if node.exit_status == SelectionWorkChain.exit_codes.ERROR_NOTHING_SELECTED.status:
+            self.ctx.stop_reason = f"converged in round {k}: no frame extends the active set ({node.exit_message})"
+            return None
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_SELECTION_FAILED.format(
+                round=k, message=f"[{node.exit_status}] {node.exit_message}"
+            )
+        return None
+
+    def label(self):
+        if self.ctx.stop_reason is not None:
+            return None
+        inputs = AttributeDict(self.exposed_inputs(LabelingWorkChain, namespace="labeling"))
+        inputs.pool = self.ctx.selection.outputs.selected
+        inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": f"labeling_{self.ctx.round}"}
+        node = self.submit(LabelingWorkChain, **inputs)
+        self.report(f"round {self.ctx.round}: labelling {inputs.pool.num_structures} structures: <{node.pk}>")
+        return ToContext(labeling=node)
+
+    def inspect_labeling(self):
+        """Add the new labels (a calcfunction: every new structure links back to the job that labelled it)."""
+        if self.ctx.stop_reason is not None:
+            return None
+        node, k = self.ctx.labeling, self.ctx.round
+        self.ctx.curve_inputs[f"labeling_{k}"] = node.outputs.failures
+        self.ctx.oracle_calls += _calls(node.outputs.failures)
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_LABELING_FAILED.format(round=k, message=node.exit_message)
+        self.ctx.data = concatenate_structures(set_0=self.ctx.data, set_1=node.outputs.labelled)
+        self.ctx.round += 1
+        return None
+
+    def results(self):
+        curve = learning_curve(stop_reason=orm.Str(self.ctx.stop_reason or ""), **self.ctx.curve_inputs)
+        self.out("potential", self.ctx.potential)
+        self.out("training_set", self.ctx.data)
+        self.out("test_set", self.ctx.test)
+        self.out("learning_curve", curve["curve"])
+        self.out("learning_curve_plot", curve["plot"])
+        self.out("summary", curve["summary"])
+        self.report(
+            f"stopped after {self.ctx.round + 1} rounds, {self.ctx.oracle_calls} oracle calls: {self.ctx.stop_reason}"
+        )
+        if self.ctx.halted_without_frames is not None:
+            k, halted = self.ctx.halted_without_frames
+            return self.exit_codes.ERROR_NOTHING_TO_LABEL.format(round=k, halted=halted)
+        return None

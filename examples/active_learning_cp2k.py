@@ -1,0 +1,83 @@
+"""A small active-learning loop on silicon labelled by DFT (CP2K through aiida-cp2k): the oracle labels six
+near-equilibrium 8-atom cells, a first potential is fitted, MD with it finds the frames where it extrapolates, CP2K
+labels the D-optimal picks among them, and the potential is fine-tuned on the grown set; two rounds.
+
+Small on purpose (minutes on two cores): 8-atom cells at the Γ point with CP2K's default cutoffs of the plugin
+(`formats.cp2k.CP2K_DEFAULTS`), a 40-function ACE basis and 60 fit iterations per round. For a real study
+use k-points (drop `kpoint_distance=None`), larger cells, more rounds and the "moderate" protocol.
+
+Needs Debian's CP2K (`apt-get install cp2k`: `cp2k.psmp`), and the pacemaker tools of this environment.
+Run with:  verdi run examples/active_learning_cp2k.py
+
+Measured on a busy 2-core machine (2026-11-26), about 8 minutes: 8 + 3 CP2K calls (about 20 s each), held-out force
+RMSE 64 then 92 meV/Å (two held-out cells: a rough figure), largest γ 27.7 and 27.3, stopped at max_rounds. The
+held-out *energy* error is about 106 eV/atom: CP2K's total energies (about -108 eV/atom for silicon with GTH
+pseudopotentials) are fitted as they are, and a 60-iteration fit does not reach that offset. Fitting cohesive
+energies (a per-element reference energy subtracted, pacemaker's ``data: reference_energy``) is the remedy; it is
+not yet carried through validation by the plugin, so read the energy column of this example with that in mind.
+"""
+
+import sys
+
+import numpy as np
+from aiida import orm
+from aiida.engine import run_get_node
+from ase.build import bulk
+
+from aiida_mlip_trainer.data import TrainingSetData
+from aiida_mlip_trainer.launch import get_or_create_code
+from aiida_mlip_trainer.oracles import cp2k_oracle
+from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
+
+rng = np.random.default_rng(7)
+cells = []
+for index in range(8):
+    atoms = bulk("Si", "diamond", a=5.43 * (1 + rng.uniform(-0.02, 0.02)), cubic=True)  # 8 atoms
+    atoms.rattle(0.05, seed=int(rng.integers(2**31)))
+    atoms.info["name"] = f"Si_diamond_{index}"
+    cells.append(atoms)
+structures = TrainingSetData(cells, labelled=False).store()  # the loop labels them first, with the oracle
+
+tools = {
+    "pacemaker": "mlip_trainer.pace_train",
+    "pace_activeset": "mlip_trainer.pace_activeset",
+    "pace_yaml2yace": "core.shell",
+    "pace_select": "mlip_trainer.pace_select",
+}
+codes = {name: get_or_create_code(name, plugin) for name, plugin in tools.items()}
+codes["explore"] = get_or_create_code("mlip-trainer-explore", "mlip_trainer.explore")
+cp2k = get_or_create_code("cp2k.psmp", "cp2k")
+
+builder = ActiveLearningWorkChain.get_builder_from_protocol(
+    codes,
+    structures,
+    # one trajectory per temperature from one starting cell; frames with γ ≥ 2 are candidates (a first potential on
+    # six cells extrapolates early: the documented γ 5 would halt most trajectories before collecting anything)
+    {"temperatures": [300, 900], "steps": 200, "timestep": 1.0, "sample_interval": 10, "gamma_collect": 2.0},
+    oracle=cp2k_oracle(cp2k, ["Si"], kpoint_distance=None, options={"max_wallclock_seconds": 1800}),
+    protocol="fast",
+    training_overrides={"training": {"pace": {"parameters": {"fit": {"maxiter": 60}}}, "max_iterations": 1}},
+    max_structures=3,
+    max_concurrent=1,  # CP2K jobs one at a time on a small machine
+    test_fraction=orm.Float(0.25),
+    explore_count=orm.Int(1),
+    max_rounds=orm.Int(2),
+)
+builder.training.short_range_check = orm.Str("warning")  # a 60-iteration fit: report, do not fail on it
+results, node = run_get_node(builder)
+print(f"ActiveLearningWorkChain<{node.pk}>: [{node.exit_status}] {node.exit_message or 'finished'}")
+if "summary" not in results:
+    sys.exit(1)
+summary = results["summary"].get_dict()
+print(f"{'round':>5s} {'CP2K calls':>10s} {'structures':>10s} {'E meV/atom':>10s} {'F meV/Å':>9s} {'max γ':>7s}")
+for row in summary["rounds"]:
+    gamma = f"{row['max_gamma']:7.2f}" if row["max_gamma"] is not None else f"{'-':>7s}"
+    print(
+        f"{row['round']:5d} {row['oracle_calls']:10d} {row['training_structures']:10d} {row['energy_rmse']:10.2f} "
+        f"{row['force_rmse']:9.1f} {gamma}"
+    )
+print(f"stopped: {summary['stop_reason']} ({summary['oracle_calls']} CP2K calls)")
+print(f"final potential: {results['potential'].uuid}; learning curve plot: {results['learning_curve_plot'].pk}")
+print("see it while it runs, when submitted instead: aiida-mlip-trainer learn status", node.pk)
+if not node.is_finished_ok:
+    sys.exit(1)

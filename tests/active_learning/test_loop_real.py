@@ -1,0 +1,166 @@
+"""ActiveLearningWorkChain end to end through the daemon: EMT copper, the ASE (EMT) oracle, real pacemaker,
+pace_select and pace_activeset, two rounds; the graph it leaves is checked link by link."""
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+
+from aiida_mlip_trainer.data import TrainingSetData
+from aiida_mlip_trainer.oracles import ase_oracle
+from aiida_mlip_trainer.workflows.active_learning import CURVE_COLUMNS, ActiveLearningWorkChain
+from tests.test_cli import invoke
+
+pytestmark = pytest.mark.real_pacemaker
+
+# Hot, short MD from one near-equilibrium cell; gamma_collect low enough that the first, small potential finds frames
+# to label in round 0 (its training cells are barely rattled), the halt threshold the documented 25.
+EXPLORATION = {
+    "temperatures": [300, 1200],
+    "steps": 60,
+    "timestep": 2.0,
+    "sample_interval": 5,
+    "gamma_collect": 1.5,
+    "gamma_halt": 25.0,
+    "max_frames": 6,
+}
+SMALL_FIT = {"training": {"pace": {"parameters": {"fit": {"maxiter": 40}}}, "max_iterations": 1}}
+ORACLE_JOB = "aiida.calculations:mlip_trainer.ase_oracle"
+
+
+def child(node: orm.WorkflowNode, link_label: str) -> orm.ProcessNode:
+    """The process ``node`` called under ``link_label``."""
+    (found,) = [link.node for link in node.base.links.get_outgoing(link_label_filter=link_label).all()]
+    return found
+
+
+def oracle_jobs(node: orm.ProcessNode) -> set[int]:
+    """The pks of the oracle jobs that finished well under ``node``."""
+    return {
+        n.pk
+        for n in node.called_descendants
+        if isinstance(n, orm.CalcJobNode) and n.process_type == ORACLE_JOB and n.is_finished_ok
+    }
+
+
+def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await):
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
+        loop_codes,
+        copper_sets["initial"],
+        EXPLORATION,
+        oracle=ase_oracle(loop_codes["ase_oracle"], "emt"),
+        protocol="fast",
+        training_overrides=SMALL_FIT,
+        max_structures=3,
+        test_set=copper_sets["test"],
+        explore_count=orm.Int(1),
+        max_rounds=orm.Int(2),
+    )
+    builder.training.short_range_check = orm.Str("warning")  # a 40-iteration fit: reported, not fatal
+    node = submit_and_await(builder, timeout=1800)
+    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
+    outputs = node.outputs
+
+    # every round's potential is an output; the last one is `potential`
+    assert set(outputs.potentials) == {"round_0", "round_1"}
+    assert outputs.potential.pk == outputs.potentials.round_1.pk
+    first, second = child(node, "training_0"), child(node, "training_1")
+    assert first.outputs.potential.pk == outputs.potentials.round_0.pk
+    assert second.outputs.potential.pk == outputs.potentials.round_1.pk
+    # round 1 fine-tunes from round 0's potential; round 0 starts from scratch
+    assert "previous_potential" not in first.inputs
+    assert second.inputs.previous_potential.pk == outputs.potentials.round_0.pk
+    # the fixed held-out set is the same for both fits, and is an output
+    assert first.inputs.test_set.pk == second.inputs.test_set.pk == outputs.test_set.pk == copper_sets["test"].pk
+
+    # exploration of round 0 found frames, selection picked within the budget, the oracle labelled them
+    exploration = child(node, "exploration_0")
+    assert exploration.outputs.summary["num_candidates"] > 0
+    assert child(node, "exploration_1").inputs.parameters["seed"] == exploration.inputs.parameters["seed"] + 1
+    selected = child(node, "selection_0").outputs.selected
+    assert 0 < selected.num_structures <= 3
+    labeling = child(node, "labeling_0")
+    labelled = labeling.outputs.labelled
+    assert labelled.num_structures == selected.num_structures == labeling.outputs.failures["num_labelled"]
+
+    # the training set grows by the labelled structures; the final one is what round 1 was fitted on
+    initial = copper_sets["initial"].num_structures
+    assert first.inputs.training_set.pk == copper_sets["initial"].pk
+    assert second.inputs.training_set.num_structures == initial + labelled.num_structures
+    assert outputs.training_set.pk == second.inputs.training_set.pk
+    names = list(outputs.training_set.get_arrays()["names"])
+    assert names[:initial] == list(copper_sets["initial"].get_arrays()["names"])
+
+    # each new training structure links back to the oracle job that labelled it
+    jobs = oracle_jobs(labeling)
+    assert len(jobs) == labelled.num_structures
+    ancestors = orm.QueryBuilder()
+    ancestors.append(TrainingSetData, filters={"id": outputs.training_set.pk}, tag="final")
+    ancestors.append(orm.CalcJobNode, filters={"process_type": ORACLE_JOB}, with_descendants="final", project="id")
+    assert {pk for (pk,) in ancestors.all()} == jobs
+    structures = outputs.training_set.to_atoms()
+    assert set(names[initial:]) == {orm.load_node(pk).inputs.structure.label for pk in jobs}
+    for pk in jobs:  # the job's structure is the frame it labelled, and its energy the label in the training set
+        job = orm.load_node(pk)
+        atoms = structures[names.index(job.inputs.structure.label)]
+        assert np.allclose(atoms.positions, job.inputs.structure.get_ase().positions)
+
+    # the learning curve: one row per round, cumulative oracle calls, errors in meV, γ
+    curve = outputs.learning_curve
+    assert set(curve.get_arraynames()) == set(CURVE_COLUMNS)
+    assert curve.get_array("round").tolist() == [0, 1]
+    assert curve.get_array("oracle_calls").tolist() == [0, labelled.num_structures]
+    assert curve.get_array("training_structures").tolist() == [initial, initial + labelled.num_structures]
+    for k, fit in enumerate((first, second)):
+        assert curve.get_array("force_rmse")[k] == pytest.approx(fit.outputs.metrics["force_rmse"])
+        assert curve.get_array("energy_rmse")[k] == pytest.approx(fit.outputs.metrics["energy_rmse"])
+    assert curve.get_array("max_gamma")[0] == pytest.approx(exploration.outputs.summary["max_gamma"])
+    assert curve.get_array("max_gamma")[0] >= EXPLORATION["gamma_collect"]
+    assert outputs.learning_curve_plot.get_content(mode="rb").startswith(b"\x89PNG")
+    summary = outputs.summary.get_dict()
+    assert summary["units"] == {"energy_rmse": "meV/atom", "force_rmse": "meV/Å"}
+    assert summary["oracle_calls"] == labelled.num_structures
+    assert summary["stop_reason"] == "max_rounds (2) reached" or summary["stop_reason"].startswith(
+        "converged in round 1"
+    )
+
+    # `learn status` shows the same curve, read from the processes the loop called
+    status = invoke("learn", "status", node.pk)
+    assert status.exit_code == 0, status.output
+    rows = [line.split() for line in status.output.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(row[0]) for row in rows] == [0, 1]
+    assert [int(row[1]) for row in rows] == curve.get_array("oracle_calls").tolist()
+    assert [float(row[4]) for row in rows] == pytest.approx(curve.get_array("force_rmse").tolist(), abs=0.006)
+    assert f"stopped: {summary['stop_reason']}" in status.output
+
+
+def test_the_loop_survives_a_daemon_restart(loop_codes, copper_sets, started_daemon_client, submit_and_await):
+    """The daemon is stopped while the loop waits on its first fit and started again: the loop goes on from its
+    checkpoint and finishes (one round: fit and exploration). Each wait is for a state, with a generous limit."""
+    from aiida.engine import ProcessState
+
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
+        loop_codes,
+        copper_sets["initial"],
+        EXPLORATION,
+        protocol="fast",
+        training_overrides=SMALL_FIT,
+        test_set=copper_sets["test"],
+        explore_count=orm.Int(1),
+        max_rounds=orm.Int(1),
+    )
+    builder.training.short_range_check = orm.Str("warning")
+    node = submit_and_await(builder, state=ProcessState.WAITING, timeout=600)
+    # waiting on a child: the fit has been submitted
+    assert [link.link_label for link in node.base.links.get_outgoing(link_label_filter="training_0").all()]
+    started_daemon_client.stop_daemon(wait=True)
+    assert not node.is_terminated
+    started_daemon_client.start_daemon()
+    node = submit_and_await(node, timeout=1200)
+    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
+    calls = node.base.links.get_outgoing(link_type=LinkType.CALL_WORK, link_label_filter="training_%").all()
+    (fit,) = [link.node for link in calls]  # one fit: not submitted again after the restart
+    assert fit.is_finished_ok and node.outputs.potential.pk == fit.outputs.potential.pk
+    assert node.outputs.summary["stop_reason"] in ("max_rounds (1) reached",) or node.outputs.summary[
+        "stop_reason"
+    ].startswith("converged in round 0")
