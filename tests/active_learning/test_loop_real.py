@@ -134,33 +134,34 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
     assert f"stopped: {summary['stop_reason']}" in status.output
 
 
-def test_the_loop_survives_a_daemon_restart(loop_codes, copper_sets, started_daemon_client, submit_and_await):
-    """The daemon is stopped while the loop waits on its first fit and started again: the loop goes on from its
-    checkpoint and finishes (one round: fit and exploration). Each wait is for a state, with a generous limit."""
-    from aiida.engine import ProcessState
+def test_learn_launch_submits_to_the_daemon(loop_codes, copper_sets, started_daemon_client, submit_and_await, tmp_path):
+    """`learn launch` (to the daemon, the default) with a YAML file: the loop runs one round (fit and exploration)
+    with the YAML's settings and finishes."""
+    import yaml
 
-    builder = ActiveLearningWorkChain.get_builder_from_protocol(
-        loop_codes,
-        copper_sets["initial"],
-        EXPLORATION,
-        protocol="fast",
-        training_overrides=SMALL_FIT,
-        test_set=copper_sets["test"],
-        explore_count=orm.Int(1),
-        max_rounds=orm.Int(1),
-    )
-    builder.training.short_range_check = orm.Str("warning")
-    node = submit_and_await(builder, state=ProcessState.WAITING, timeout=600)
-    # waiting on a child: the fit has been submitted
-    assert [link.link_label for link in node.base.links.get_outgoing(link_label_filter="training_0").all()]
-    started_daemon_client.stop_daemon(wait=True)
-    assert not node.is_terminated
-    started_daemon_client.start_daemon()
+    spec = {
+        "codes": {name: code.full_label for name, code in loop_codes.items() if name != "ase_oracle"},
+        "structures": copper_sets["initial"].uuid,
+        "test_set": copper_sets["test"].pk,
+        "exploration": EXPLORATION,
+        "protocol": "fast",
+        "training_overrides": SMALL_FIT,
+        "explore_count": 1,
+        "max_rounds": 1,
+    }
+    path = tmp_path / "learn.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = invoke("learn", "launch", path)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("watch it: aiida-mlip-trainer learn status ")
+    node = orm.load_node(int(result.output.split("ActiveLearningWorkChain<")[1].split(">")[0]))
+    assert node.inputs.training.training.pace.parameters["fit"]["maxiter"] == 40  # the YAML's overrides arrived
+    assert node.inputs.exploration.parameters.get_dict() == EXPLORATION
     node = submit_and_await(node, timeout=1200)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     calls = node.base.links.get_outgoing(link_type=LinkType.CALL_WORK, link_label_filter="training_%").all()
-    (fit,) = [link.node for link in calls]  # one fit: not submitted again after the restart
+    (fit,) = [link.node for link in calls]
     assert fit.is_finished_ok and node.outputs.potential.pk == fit.outputs.potential.pk
-    assert node.outputs.summary["stop_reason"] in ("max_rounds (1) reached",) or node.outputs.summary[
-        "stop_reason"
-    ].startswith("converged in round 0")
+    assert "previous_potential" not in fit.inputs
+    reason = node.outputs.summary["stop_reason"]
+    assert reason == "max_rounds (1) reached" or reason.startswith("converged in round 0"), reason
