@@ -5,17 +5,30 @@ prediction time (in Python with :func:`baseline_calculator`, in LAMMPS with :fun
 pacemaker has no baseline of its own, so the baseline has to be evaluated here, and it must be exactly the same
 function in Python and in LAMMPS: each baseline below implements, formula for formula, an existing LAMMPS pair style.
 
-A baseline is a plain, JSON-serialisable dict (so that it can be stored in an AiiDA ``Dict``)::
+A baseline is a plain, JSON-serialisable dict (so that it can be stored in an AiiDA ``Dict``). Its parameters are
+given either once for every element pair (the *flat* form)::
 
     {"type": "lj", "params": {"epsilon": 0.0104, "sigma": 3.4, "cutoff": 7.0}}
     {"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": 2.0}}
+
+or *per element pair*, with ``ALL`` as the default for the pairs not named (pair keys are two element symbols
+joined by ``-``, in any order; a pair entry may give only some parameters, the rest come from ``ALL``)::
+
+    {"type": "zbl", "params": {"ALL": {"inner_cutoff": 1.4, "cutoff": 1.9},
+                               "H-H": {"inner_cutoff": 1.1, "cutoff": 1.5}}}
+    {"type": "lj", "params": {"ALL": {"epsilon": 0.01, "sigma": 3.4, "cutoff": 7.0}, "Kr-Ar": {"cutoff": 6.0}}}
+
+A ZBL baseline may leave windows out: ``{"type": "zbl"}`` (no ``params``) or a per-pair dict without ``ALL``. The
+missing windows are then derived from the training data by :func:`derive_baseline` (each pair's own shortest
+distance, see there); evaluating such a baseline on a pair it has no window for raises :class:`BaselineError`.
 
 Units: eV, Å, eV/Å; stress in eV/Å³, Voigt order (xx, yy, zz, yz, xz, xy), ASE sign convention
 (``atoms.get_stress()``: negative under compression).
 
 ``lj`` -- Lennard-Jones, shifted-force (LAMMPS ``pair_style lj/smooth/linear``)
     ``E(r) = V(r) - V(rc) - (r - rc) V'(rc)`` for ``r < rc`` (zero beyond), with ``V(r) = 4 eps [(s/r)^12 - (s/r)^6]``:
-    energy *and* force go to zero continuously at ``rc``. ``epsilon`` (eV, >= 0) and ``sigma`` (Å, > 0) are each
+    energy *and* force go to zero continuously at ``rc``. In the flat form (and in ``ALL``), ``epsilon`` (eV, >= 0)
+    and ``sigma`` (Å, > 0) are each
 
     - one number, used for every pair of elements;
     - a dict per element, ``{"Ar": 3.4, "Kr": 3.65}``: unlike pairs are mixed with the Lorentz-Berthelot rules,
@@ -23,7 +36,7 @@ Units: eV, Å, eV/Å; stress in eV/Å³, Voigt order (xx, yy, zz, yz, xz, xy), A
     - a dict with pair keys ``"Ar-Kr"`` (order-insensitive), alone or together with element keys: a pair given
       explicitly overrides the mixing.
 
-    ``cutoff`` (Å) is one number for all pairs.
+    ``cutoff`` (Å) is one number; per pair it is set in the per-pair form (LAMMPS: a per-pair ``pair_coeff`` cutoff).
 ``zbl`` -- Ziegler-Biersack-Littmark universal screened nuclear repulsion (LAMMPS ``pair_style zbl inner outer``)
     ``E_ZBL(r) = Zi Zj e^2/(4 pi eps0) / r * phi(r/a)``, ``a = 0.46850 / (Zi^0.23 + Zj^0.23)`` Å,
     ``phi(x) = 0.18175 e^{-3.19980 x} + 0.50986 e^{-0.94229 x} + 0.28022 e^{-0.40290 x} + 0.02817 e^{-0.20162 x}``,
@@ -31,35 +44,50 @@ Units: eV, Å, eV/Å; stress in eV/Å³, Voigt order (xx, yy, zz, yz, xz, xy), A
     polynomial in ``t = r - inner_cutoff`` is added to the force (a quartic to the energy) so that energy, force and
     its derivative all vanish at ``cutoff``; the whole curve is shifted by the constant that makes ``E(cutoff) = 0``.
     The nuclear charges come from the chemical symbols: any element works, no per-element parameter is needed.
+    Per-pair windows become one ``zbl inner outer`` sub-style per distinct window in LAMMPS.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 from matscipy.neighbours import neighbour_list as matscipy_neighbour_list
 
 __all__ = [
     "BASELINE_TYPES",
+    "DERIVED_INNER_FRACTION",
     "BaselineCalculator",
     "BaselineError",
     "baseline_calculator",
     "baseline_cutoff",
+    "default_pair_distance",
+    "derive_baseline",
     "evaluate_baseline",
     "lammps_pair_commands",
+    "missing_pairs",
+    "pair_key",
+    "pair_min_distances",
+    "pair_parameters",
     "validate_baseline",
 ]
 
 BASELINE_TYPES = ("lj", "zbl")
 _PARAM_KEYS = {"lj": ("epsilon", "sigma", "cutoff"), "zbl": ("inner_cutoff", "cutoff")}
 _LAMMPS_STYLE = {"lj": "lj/smooth/linear", "zbl": "zbl"}
+DEFAULT_KEY = "ALL"
+
+# A derived ZBL window is [DERIVED_INNER_FRACTION * d, d] for a pair whose shortest training distance is d (see
+# derive_baseline for why); a pair absent from the data gets d = the sum of the two covalent radii.
+DERIVED_INNER_FRACTION = 0.75
+# Pairs farther apart than this everywhere in the data count as absent (pair_min_distances' default search radius).
+MIN_DISTANCE_SEARCH_CUTOFF = 5.0
 
 # Constants of LAMMPS's pair_zbl (pair_zbl_const.h) and of its `units metal` (qqr2e * qelectron^2), so that the
 # Python and LAMMPS curves are the same function to rounding.
@@ -102,14 +130,24 @@ def _element(where: str, symbol) -> str:
     return symbol.strip()
 
 
-def _pair_key(a: str, b: str) -> str:
-    """Canonical, order-insensitive key of an element pair."""
+def pair_key(a: str, b: str) -> str:
+    """The canonical, order-insensitive key of an element pair: ``pair_key("Ni", "Cu") == "Cu-Ni"``."""
     return "-".join(sorted((a, b)))
 
 
-def _lj_parameter(name: str, value, *, allow_zero: bool) -> float | dict[str, float]:
+def _parse_pair(where: str, key) -> str | None:
+    """The canonical pair of a key like ``"Ni-Cu"``; None when the key is not two element symbols."""
+    if not isinstance(key, str):
+        return None
+    parts = key.split("-")
+    if len(parts) != 2:
+        return None
+    return pair_key(*(_element(f"{where} key {key!r}", part) for part in parts))
+
+
+def _lj_parameter(name: str, value, *, allow_zero: bool, where: str = "lj params") -> float | dict[str, float]:
     """Normalise one LJ parameter: a number, or a dict keyed by elements ("Ar") and/or pairs ("Ar-Kr")."""
-    where = f"lj params['{name}']"
+    where = f"{where}['{name}']"
     if not isinstance(value, Mapping):
         return _number(where, value, allow_equal=allow_zero)
     if not value:
@@ -122,7 +160,7 @@ def _lj_parameter(name: str, value, *, allow_zero: bool) -> float | dict[str, fl
         if len(parts) == 1:
             canonical = _element(f"{where} key {key!r}", parts[0])
         elif len(parts) == 2:
-            canonical = _pair_key(*(_element(f"{where} key {key!r}", part) for part in parts))
+            canonical = pair_key(*(_element(f"{where} key {key!r}", part) for part in parts))
         else:
             raise BaselineError(f"{where}: key {key!r} is not an element symbol or a pair like 'Ar-Kr'")
         if canonical in normalised:
@@ -131,12 +169,82 @@ def _lj_parameter(name: str, value, *, allow_zero: bool) -> float | dict[str, fl
     return normalised
 
 
+def _flat_params(kind: str, params: Mapping, where: str, *, per_pair_values: bool = False) -> dict:
+    """Check the parameters of one entry (the flat form, ``ALL``, or one pair with ``per_pair_values``: numbers only
+    and any subset of the keys) and return them normalised."""
+    unknown = sorted(set(params) - set(_PARAM_KEYS[kind]), key=str)
+    if unknown:
+        raise BaselineError(f"{where}: unknown params {unknown} (allowed: {list(_PARAM_KEYS[kind])})")
+    if not per_pair_values:
+        missing = [key for key in _PARAM_KEYS[kind] if key not in params]
+        if missing:
+            raise BaselineError(f"{where}: missing params {missing} (needs {list(_PARAM_KEYS[kind])})")
+    normalised = {}
+    for key in _PARAM_KEYS[kind]:
+        if key not in params:
+            continue
+        if kind == "lj" and key in ("epsilon", "sigma") and not per_pair_values:
+            normalised[key] = _lj_parameter(key, params[key], allow_zero=key == "epsilon", where=where)
+        else:
+            normalised[key] = _number(f"{where}['{key}']", params[key], allow_equal=kind == "lj" and key == "epsilon")
+    return normalised
+
+
+def _check_window(where: str, params: Mapping) -> None:
+    inner, outer = params["inner_cutoff"], params["cutoff"]
+    # LAMMPS accepts inner == outer but then divides by zero when it builds the switching polynomial.
+    if inner >= outer:
+        raise BaselineError(f"{where}['inner_cutoff'] ({inner!r}) must be smaller than 'cutoff' ({outer!r})")
+
+
+def _per_pair_params(kind: str, params: Mapping) -> dict:
+    """Check and normalise the per-pair form ``{"ALL": {...}, "A-B": {...}}`` (``ALL`` optional)."""
+    normalised: dict[str, dict] = {}
+    if DEFAULT_KEY in params:
+        if not isinstance(params[DEFAULT_KEY], Mapping):
+            raise BaselineError(f"{kind} params['ALL'] must be a dict of {list(_PARAM_KEYS[kind])}")
+        normalised[DEFAULT_KEY] = _flat_params(kind, params[DEFAULT_KEY], f"{kind} params['ALL']")
+        if kind == "zbl":
+            _check_window(f"{kind} params['ALL']", normalised[DEFAULT_KEY])
+    pairs: dict[str, dict] = {}
+    for key, entry in params.items():
+        if key == DEFAULT_KEY:
+            continue
+        where = f"{kind} params"
+        canonical = _parse_pair(where, key)
+        if canonical is None:
+            hint = f" (for one element write '{key}-{key}')" if isinstance(key, str) and key in _ELEMENTS else ""
+            raise BaselineError(
+                f"{where}: key {key!r} is not one of {list(_PARAM_KEYS[kind])}, 'ALL' or a pair of two element "
+                f"symbols like 'Cu-Ni'{hint}"
+            )
+        if canonical in pairs:
+            raise BaselineError(f"{where}: the pair {canonical} is given twice")
+        where = f"{kind} params['{key}']"
+        if not isinstance(entry, Mapping) or not entry:
+            raise BaselineError(f"{where} must be a non-empty dict of {list(_PARAM_KEYS[kind])}, got {entry!r}")
+        values = _flat_params(kind, entry, where, per_pair_values=True)
+        if DEFAULT_KEY not in normalised:
+            missing = [name for name in _PARAM_KEYS[kind] if name not in values]
+            if missing:
+                raise BaselineError(f"{where} lacks {missing} and there is no 'ALL' entry to take them from")
+        pairs[canonical] = values
+    normalised.update(sorted(pairs.items()))
+    spec = {"type": kind, "params": normalised}
+    # Every given pair must make sense together with the defaults it inherits (e.g. inner < cutoff).
+    for canonical in pairs:
+        pair_parameters(spec, *canonical.split("-"))
+    return normalised
+
+
 def validate_baseline(spec: Mapping) -> dict:
     """Check a baseline spec and return a normalised copy.
 
-    Pass a dict ``{"type": "lj" | "zbl", "params": {...}}`` (see the module docstring for the parameters). The copy
-    has the type in lower case, every number as a float, and pair keys of per-pair dicts written in a canonical order
-    ("Ar-Kr", never "Kr-Ar"). Raises :class:`BaselineError` with a message naming the offending key.
+    Pass a dict ``{"type": "lj" | "zbl", "params": {...}}`` in the flat or the per-pair form (see the module
+    docstring); for ZBL ``params`` may be left out (windows derived from the data later, :func:`derive_baseline`).
+    The copy has the type in lower case, every number as a float, pair keys in a canonical order ("Ar-Kr", never
+    "Kr-Ar"; ``ALL`` first, then the pairs sorted) and, for ZBL without params, ``"params": {}``. Raises
+    :class:`BaselineError` with a message naming the offending key.
     """
     if not isinstance(spec, Mapping):
         raise BaselineError(f"a baseline must be a dict like {{'type': 'lj', 'params': {{...}}}}, got {spec!r}")
@@ -148,34 +256,86 @@ def validate_baseline(spec: Mapping) -> dict:
         raise BaselineError(f"baseline 'type' is {kind!r}; known types: {', '.join(BASELINE_TYPES)}")
     kind = kind.strip().lower()
     params = spec.get("params")
+    if kind == "zbl" and params is None:
+        params = {}
     if not isinstance(params, Mapping):
-        raise BaselineError(f"baseline 'params' must be a dict with keys {list(_PARAM_KEYS[kind])}, got {params!r}")
-    missing = [key for key in _PARAM_KEYS[kind] if key not in params]
-    if missing:
-        raise BaselineError(f"{kind} baseline: missing params {missing} (needs {list(_PARAM_KEYS[kind])})")
-    unknown = sorted(set(params) - set(_PARAM_KEYS[kind]), key=str)
-    if unknown:
-        raise BaselineError(f"{kind} baseline: unknown params {unknown} (allowed: {list(_PARAM_KEYS[kind])})")
-
-    if kind == "lj":
-        normalised = {
-            "epsilon": _lj_parameter("epsilon", params["epsilon"], allow_zero=True),
-            "sigma": _lj_parameter("sigma", params["sigma"], allow_zero=False),
-            "cutoff": _number("lj params['cutoff']", params["cutoff"]),
-        }
+        raise BaselineError(
+            f"baseline 'params' must be a dict with keys {list(_PARAM_KEYS[kind])} (or per pair, with 'ALL' as "
+            f"the default), got {params!r}"
+        )
+    flat_keys = set(params) & set(_PARAM_KEYS[kind])
+    if flat_keys or not params and kind == "lj":
+        other = sorted(set(params) - set(_PARAM_KEYS[kind]), key=str)
+        if any(key == DEFAULT_KEY or (isinstance(key, str) and key.count("-") == 1) for key in other):
+            raise BaselineError(
+                f"{kind} params mix the flat keys {sorted(flat_keys)} with per-pair keys {other}: put the defaults "
+                "under 'ALL'"
+            )
+        normalised = _flat_params(kind, params, f"{kind} params")
+        if kind == "zbl":
+            _check_window(f"{kind} params", normalised)
     else:
-        inner = _number("zbl params['inner_cutoff']", params["inner_cutoff"])
-        outer = _number("zbl params['cutoff']", params["cutoff"])
-        # LAMMPS accepts inner == outer but then divides by zero when it builds the switching polynomial.
-        if inner >= outer:
-            raise BaselineError(f"zbl params['inner_cutoff'] ({inner!r}) must be smaller than 'cutoff' ({outer!r})")
-        normalised = {"inner_cutoff": inner, "cutoff": outer}
+        normalised = _per_pair_params(kind, params)
     return {"type": kind, "params": normalised}
 
 
+def _is_per_pair(spec: Mapping) -> bool:
+    """True for the per-pair form (and for a ZBL spec without params), False for the flat form."""
+    return not set(spec["params"]) & set(_PARAM_KEYS[spec["type"]])
+
+
+def pair_parameters(spec: Mapping, a: str, b: str) -> dict[str, float]:
+    """The baseline's parameters for the element pair (a, b), as numbers: ``{"inner_cutoff", "cutoff"}`` for ZBL,
+    ``{"epsilon", "sigma", "cutoff"}`` for LJ (mixing and per-pair entries applied). ``spec`` must be normalised
+    (:func:`validate_baseline`). Raises :class:`BaselineError` when the spec has nothing for this pair."""
+    kind, params = spec["type"], spec["params"]
+    pair = pair_key(a, b)
+    if not _is_per_pair(spec):
+        base, entry = params, {}
+    else:
+        base, entry = params.get(DEFAULT_KEY), params.get(pair, {})
+    resolved = {}
+    if base is not None:
+        resolved = {"cutoff": base["cutoff"]}
+        if kind == "zbl":
+            resolved["inner_cutoff"] = base["inner_cutoff"]
+        else:
+            for name in ("epsilon", "sigma"):
+                if name not in entry:  # a pair value replaces the default: no need to resolve (or cover) it
+                    resolved[name] = _lj_pair_value(name, base[name], a, b)
+    resolved.update(entry)
+    missing = [name for name in _PARAM_KEYS[kind] if name not in resolved]
+    if missing:
+        derive = " or derive the missing windows from the data (derive_baseline)" if kind == "zbl" else ""
+        raise BaselineError(f"the {kind} baseline has no parameters for the pair {pair}: add {pair!r} or 'ALL'{derive}")
+    if kind == "zbl":
+        _check_window(f"zbl params['{pair}']", resolved)
+    return {name: resolved[name] for name in _PARAM_KEYS[kind]}
+
+
+def missing_pairs(spec: Mapping, elements: Iterable[str]) -> list[str]:
+    """The element pairs of ``elements`` for which ``spec`` has no parameters (e.g. ZBL windows still to derive)."""
+    spec = validate_baseline(spec)
+    symbols = sorted(set(elements))
+    missing = []
+    for index, a in enumerate(symbols):
+        for b in symbols[index:]:
+            try:
+                pair_parameters(spec, a, b)
+            except BaselineError:
+                missing.append(pair_key(a, b))
+    return missing
+
+
 def baseline_cutoff(spec: Mapping) -> float:
-    """The largest distance (Å) at which the baseline of ``spec`` has a non-zero energy or force."""
-    return validate_baseline(spec)["params"]["cutoff"]
+    """The largest distance (Å) at which the baseline of ``spec`` has a non-zero energy or force, over all pairs."""
+    spec = validate_baseline(spec)
+    params = spec["params"]
+    entries = [params] if not _is_per_pair(spec) else list(params.values())
+    cutoffs = [entry["cutoff"] for entry in entries if "cutoff" in entry]
+    if not cutoffs:
+        raise BaselineError(f"the {spec['type']} baseline has no cutoff yet: derive its windows (derive_baseline)")
+    return max(cutoffs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -184,20 +344,25 @@ def baseline_cutoff(spec: Mapping) -> float:
 
 
 class _PairModel:
-    """A radial pair potential: ``tables`` gives per species-pair coefficients, ``pair_terms`` phi and dphi/dr."""
+    """A radial pair potential: ``tables`` gives per species-pair coefficients (among them ``rc``, the pair's cutoff),
+    ``pair_terms`` phi and dphi/dr."""
 
-    def __init__(self, params: dict):
-        self.params = params
-        self.cutoff: float = params["cutoff"]
+    def __init__(self, spec: dict):
+        self.spec = spec
         self._cache: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
 
     def tables(self, numbers: tuple[int, ...]) -> dict[str, np.ndarray]:
         """Coefficient tables, shape (k, k), for the sorted distinct atomic numbers ``numbers`` of a structure."""
         if numbers not in self._cache:
-            self._cache[numbers] = self._tables(numbers)
+            symbols = [chemical_symbols[z] for z in numbers]
+            params = [[pair_parameters(self.spec, a, b) for b in symbols] for a in symbols]
+            table = {name: np.array([[p[name] for p in row] for row in params]) for name in _PARAM_KEYS[self.kind]}
+            self._cache[numbers] = {"rc": table["cutoff"], **self._tables(numbers, table)}
         return self._cache[numbers]
 
-    def _tables(self, numbers: tuple[int, ...]) -> dict[str, np.ndarray]:
+    kind = ""
+
+    def _tables(self, numbers: tuple[int, ...], table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
     def pair_terms(self, r: np.ndarray, c: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +373,7 @@ def _lj_pair_value(name: str, value: float | dict[str, float], a: str, b: str) -
     """epsilon or sigma for the element pair (a, b): explicit pair first, then Lorentz-Berthelot mixing."""
     if not isinstance(value, dict):
         return value
-    pair = _pair_key(a, b)
+    pair = pair_key(a, b)
     if pair in value:
         return value[pair]
     if a == b and a in value:
@@ -227,11 +392,10 @@ def _lj_pair_value(name: str, value: float | dict[str, float], a: str, b: str) -
 class _LennardJones(_PairModel):
     """Shifted-force LJ, the function of LAMMPS ``pair_style lj/smooth/linear``."""
 
-    def _tables(self, numbers):
-        symbols = [chemical_symbols[z] for z in numbers]
-        eps = np.array([[_lj_pair_value("epsilon", self.params["epsilon"], a, b) for b in symbols] for a in symbols])
-        sigma = np.array([[_lj_pair_value("sigma", self.params["sigma"], a, b) for b in symbols] for a in symbols])
-        rc = self.cutoff
+    kind = "lj"
+
+    def _tables(self, numbers, table):
+        eps, sigma, rc = table["epsilon"], table["sigma"], table["cutoff"]
         a12 = 4.0 * eps * sigma**12
         a6 = 4.0 * eps * sigma**6
         return {
@@ -245,7 +409,7 @@ class _LennardJones(_PairModel):
         inv6 = r**-6
         v = inv6 * (c["a12"] * inv6 - c["a6"])
         dv = inv6 * (-12.0 * c["a12"] * inv6 + 6.0 * c["a6"]) / r
-        phi = v - c["v_rc"] - (r - self.cutoff) * c["dv_rc"]
+        phi = v - c["v_rc"] - (r - c["rc"]) * c["dv_rc"]
         return phi, dv - c["dv_rc"]
 
 
@@ -264,31 +428,34 @@ def _zbl_raw(r: np.ndarray, zz: np.ndarray, ainv: np.ndarray) -> tuple[np.ndarra
 
 
 class _ZBL(_PairModel):
-    """ZBL with the switching of LAMMPS ``pair_style zbl inner outer``."""
+    """ZBL with the switching of LAMMPS ``pair_style zbl inner outer`` (a window per pair)."""
 
-    def _tables(self, numbers):
+    kind = "zbl"
+
+    def _tables(self, numbers, table):
         z = np.asarray(numbers, dtype=float)
         zz = _ZBL_E2 * np.outer(z, z)
         ainv = np.add.outer(z**_ZBL_POWER, z**_ZBL_POWER) / _ZBL_A0
         # The force gets A t^2 + B t^3 (t = r - inner) added above `inner`, the energy its integral A/3 t^3 + B/4 t^4
         # plus a constant C everywhere. A, B, C make E, E' and E'' vanish at the outer cutoff (t = tc).
-        tc = self.cutoff - self.params["inner_cutoff"]
-        e_c, de_c, d2e_c = _zbl_raw(np.full_like(zz, self.cutoff), zz, ainv)
+        inner, outer = table["inner_cutoff"], table["cutoff"]
+        tc = outer - inner
+        e_c, de_c, d2e_c = _zbl_raw(outer, zz, ainv)
         a = (-3.0 * de_c + tc * d2e_c) / tc**2
         b = (2.0 * de_c - tc * d2e_c) / tc**3
         shift = -e_c + tc / 2.0 * de_c - tc**2 / 12.0 * d2e_c
-        return {"zz": zz, "ainv": ainv, "sw_a": a, "sw_b": b, "shift": shift}
+        return {"zz": zz, "ainv": ainv, "inner": inner, "sw_a": a, "sw_b": b, "shift": shift}
 
     def pair_terms(self, r, c):
         e, de, _ = _zbl_raw(r, c["zz"], c["ainv"])
-        t = np.maximum(r - self.params["inner_cutoff"], 0.0)  # the polynomial is 0 below inner, as in LAMMPS
+        t = np.maximum(r - c["inner"], 0.0)  # the polynomial is 0 below inner, as in LAMMPS
         phi = e + c["shift"] + t**3 * (c["sw_a"] / 3.0 + c["sw_b"] / 4.0 * t)
         dphi = de + t**2 * (c["sw_a"] + c["sw_b"] * t)
         return phi, dphi
 
 
 def _build_model(spec: dict) -> _PairModel:
-    return {"lj": _LennardJones, "zbl": _ZBL}[spec["type"]](spec["params"])
+    return {"lj": _LennardJones, "zbl": _ZBL}[spec["type"]](spec)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -296,12 +463,12 @@ def _build_model(spec: dict) -> _PairModel:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _neighbours(atoms: Atoms, cutoff: float):
-    """Directed pairs (i, j, |D|, D) with D = r_j - r_i (+ lattice shift), both directions listed."""
+def _neighbours(atoms: Atoms, cutoff: float, quantities: str = "ijdD"):
+    """Directed pairs (by default i, j, |D|, D with D = r_j - r_i (+ lattice shift)), both directions listed."""
     # matscipy is the fast one, but it inverts the cell: a molecule with no cell goes through ASE's list instead.
     if abs(np.linalg.det(atoms.cell.array)) > 1e-12:
-        return matscipy_neighbour_list("ijdD", atoms, cutoff)
-    return ase_neighbor_list("ijdD", atoms, cutoff)
+        return matscipy_neighbour_list(quantities, atoms, cutoff)
+    return ase_neighbor_list(quantities, atoms, cutoff)
 
 
 def _is_3d_periodic(atoms: Atoms) -> bool:
@@ -315,14 +482,15 @@ def _evaluate(model: _PairModel, atoms: Atoms, with_stress: bool) -> dict:
     species, index = np.unique(numbers, return_inverse=True)
     tables = model.tables(tuple(int(z) for z in species))
 
-    i, j, d, vec = _neighbours(atoms, model.cutoff)
-    inside = d < model.cutoff  # strict, like LAMMPS (rsq < cutsq); both functions are 0 at the cutoff anyway
-    i, j, d, vec = i[inside], j[inside], d[inside], vec[inside]
+    # One neighbour list out to the largest cutoff of the pairs present, then each pair cut at its own cutoff.
+    i, j, d, vec = _neighbours(atoms, float(tables["rc"].max()))
+    flat = index[i] * len(species) + index[j]
+    inside = d < tables["rc"].ravel()[flat]  # strict, like LAMMPS (rsq < cutsq); both functions are 0 there anyway
+    i, j, d, vec, flat = i[inside], j[inside], d[inside], vec[inside], flat[inside]
     if d.size and d.min() < 1e-8:
         k = int(np.argmin(d))
         raise BaselineError(f"atoms {i[k]} and {j[k]} overlap (distance {d[k]:.3g} Å): the baseline diverges")
 
-    flat = index[i] * len(species) + index[j]
     coefficients = {name: table.ravel()[flat] for name, table in tables.items()}
     phi, dphi = model.pair_terms(d, coefficients)
 
@@ -339,6 +507,17 @@ def _evaluate(model: _PairModel, atoms: Atoms, with_stress: bool) -> dict:
     return result
 
 
+def _evaluable(spec: Mapping) -> dict:
+    """The normalised spec, refused when it has no parameters at all (a ZBL spec whose windows are still to derive)."""
+    spec = validate_baseline(spec)
+    if not spec["params"]:
+        raise BaselineError(
+            "the zbl baseline has no windows yet: derive them from the training data (derive_baseline) or give "
+            "params, e.g. {'inner_cutoff': 1.0, 'cutoff': 2.0}"
+        )
+    return spec
+
+
 class BaselineCalculator(Calculator):
     """ASE calculator of a baseline: energy, free_energy (the same) and forces always, stress for 3D-periodic cells.
 
@@ -352,7 +531,7 @@ class BaselineCalculator(Calculator):
     def __init__(self, spec: Mapping, **kwargs):
         """``spec``: a baseline dict (see :func:`validate_baseline`). ``kwargs`` go to ASE's ``Calculator``."""
         super().__init__(**kwargs)
-        self.spec = validate_baseline(spec)
+        self.spec = _evaluable(spec)
         self._model = _build_model(self.spec)
 
     def todict(self) -> dict:
@@ -368,8 +547,9 @@ class BaselineCalculator(Calculator):
 def baseline_calculator(spec: Mapping) -> BaselineCalculator:
     """An ASE calculator for the baseline ``spec`` (``{"type": ..., "params": {...}}``).
 
-    Raises :class:`BaselineError` at once for an invalid spec, and when a structure has an element that per-element
-    LJ parameters do not cover. Add it to an ACE calculator with ``ase.calculators.mixing.SumCalculator``.
+    Raises :class:`BaselineError` at once for an invalid spec, and when a structure has an element pair that the
+    spec does not cover (per-element LJ parameters without that element, per-pair params without that pair and
+    without ``ALL``). Add it to an ACE calculator with ``ase.calculators.mixing.SumCalculator``.
     """
     return BaselineCalculator(spec)
 
@@ -381,7 +561,7 @@ def evaluate_baseline(spec: Mapping, structures: Sequence[Atoms]) -> dict[str, n
     forces concatenated in order; ``stress`` (n, 6) in eV/Å³ (Voigt, ASE sign), a row of NaN for a structure that is
     not periodic in all three directions; ``natoms`` (n,), to split ``forces`` with ``np.cumsum(natoms)[:-1]``.
     """
-    model = _build_model(validate_baseline(spec))
+    model = _build_model(_evaluable(spec))
     n = len(structures)
     energy = np.empty(n)
     stress = np.full((n, 6), np.nan)
@@ -400,6 +580,94 @@ def evaluate_baseline(spec: Mapping, structures: Sequence[Atoms]) -> dict[str, n
         "stress": stress,
         "natoms": natoms,
     }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Windows from the data
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def pair_min_distances(structures: Iterable[Atoms], cutoff: float = MIN_DISTANCE_SEARCH_CUTOFF) -> dict[str, float]:
+    """The shortest distance (Å) of every element pair in ``structures``, periodic images included.
+
+    Returns ``{"Cu-Ni": 2.21, ...}`` with canonical pair keys (:func:`pair_key`), sorted. A pair whose atoms are
+    nowhere closer than ``cutoff`` (Å) is left out. One neighbour list per structure (matscipy; ASE's for a
+    structure without a cell), reduced per pair of atomic numbers with ``np.minimum.at``.
+    """
+    size = len(chemical_symbols)
+    shortest = np.full((size, size), np.inf)
+    for atoms in structures:
+        if len(atoms) < 2 and not atoms.pbc.any():
+            continue
+        i, j, d = _neighbours(atoms, cutoff, "ijd")
+        if d.size:
+            zi, zj = atoms.numbers[i], atoms.numbers[j]
+            np.minimum.at(shortest, (np.minimum(zi, zj), np.maximum(zi, zj)), d)
+    low, high = np.nonzero(np.isfinite(shortest))
+    found = {
+        pair_key(chemical_symbols[a], chemical_symbols[b]): float(shortest[a, b])
+        for a, b in zip(low, high, strict=True)
+    }
+    return dict(sorted(found.items()))
+
+
+def default_pair_distance(a: str, b: str) -> float:
+    """The stand-in for the shortest distance of a pair absent from the data: the sum of the covalent radii (Å,
+    ``ase.data.covalent_radii``), a typical bond length."""
+    return float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]])
+
+
+def derive_baseline(
+    spec: Mapping,
+    min_distances: Mapping[str, float],
+    elements: Iterable[str],
+    *,
+    inner_fraction: float = DERIVED_INNER_FRACTION,
+) -> dict:
+    """A ZBL baseline with a window for every pair of ``elements``: the given ones kept, the missing ones derived.
+
+    ``spec``: a baseline dict; ``{"type": "zbl"}`` derives every window, a per-pair dict without ``ALL`` the pairs
+    it does not name. A spec with nothing missing (flat, with ``ALL``, or LJ) comes back normalised and unchanged.
+    ``min_distances``: each pair's shortest distance in the training data (:func:`pair_min_distances`).
+
+    The rule, for a pair with shortest training distance ``d``: ``cutoff = d`` (floored to 0.001 Å) and
+    ``inner_cutoff = inner_fraction * cutoff`` (0.75 by default). Why: the fitted ACE part is switched off over the
+    same window (pacemaker ``r_in`` = ``cutoff``, ``delta_in`` = its width), so the outer end must not be above any
+    training distance of the pair, or ACE could not fit those data; and it should be no lower, or ACE is left alone
+    between the window and the data, where it has nothing to go by (what one window for all pairs did, at the
+    shortest distance of any pair). Below ``inner_cutoff`` the pair is pure ZBL; a quarter of ``d`` gives the
+    switching polynomial room to stay smooth (its force terms scale with 1/width²) while ZBL takes over well above
+    the distances (around half of ``d``) that an MD step can reach from the data. A pair absent from the data (never
+    closer than the search radius of :func:`pair_min_distances`) gets ``d`` = the sum of the two covalent radii
+    (``ase.data.covalent_radii``), a typical bond length: nothing says the pair comes closer, and with no data
+    nothing is lost by switching ACE off there. Returns a fully explicit per-pair spec (no ``ALL``) that validates.
+    """
+    spec = validate_baseline(spec)
+    symbols = sorted(set(elements))
+    for symbol in symbols:
+        _element("derive_baseline elements", symbol)
+    missing = missing_pairs(spec, symbols)
+    if not missing:
+        return spec
+    if not 0 < inner_fraction < 1:
+        raise BaselineError(f"inner_fraction must be in (0, 1), got {inner_fraction!r}")
+    distances = {}
+    for key, value in min_distances.items():
+        canonical = _parse_pair("min_distances", key)
+        if canonical is None:
+            raise BaselineError(f"min_distances: key {key!r} is not a pair of two element symbols like 'Cu-Ni'")
+        distances[canonical] = _number(f"min_distances['{key}']", value)
+    params = {}
+    for index, a in enumerate(symbols):
+        for b in symbols[index:]:
+            pair = pair_key(a, b)
+            if pair not in missing:
+                params[pair] = pair_parameters(spec, a, b)
+                continue
+            shortest = distances.get(pair, default_pair_distance(a, b))
+            outer = math.floor(shortest * 1000) / 1000
+            params[pair] = {"inner_cutoff": round(inner_fraction * outer, 3), "cutoff": outer}
+    return validate_baseline({"type": "zbl", "params": params})
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -423,39 +691,59 @@ def lammps_pair_commands(spec: Mapping, elements: Sequence[str], ace_file: str |
         pair_coeff 1 1 lj/smooth/linear 0.0104 3.4
         ...
 
-    and for ZBL ``pair_style hybrid/overlay pace zbl INNER OUTER`` with ``pair_coeff i j zbl Zi Zj``. Every type pair
-    gets an explicit coefficient line (mixing is done here, so LAMMPS's own mixing rule never applies). With
+    (with per-pair cutoffs, each ``pair_coeff`` line ends with its pair's cutoff and the ``pair_style`` cutoff is
+    the largest), and for ZBL ``pair_style hybrid/overlay pace zbl INNER OUTER`` with ``pair_coeff i j zbl Zi Zj``.
+    Per-pair ZBL windows give one ``zbl INNER OUTER`` sub-style per distinct window (``hybrid/overlay`` may hold a
+    sub-style several times) and ``pair_coeff i j zbl K Zi Zj``, K the number of the pair's sub-style. Every type
+    pair gets an explicit coefficient line (mixing is done here, so LAMMPS's own mixing rule never applies). With
     ``ace_file=None`` the lines describe the baseline alone (``pair_style lj/smooth/linear 7.0``,
-    ``pair_coeff 1 1 0.0104 3.4``, ...): that form runs in any LAMMPS, also one built without ML-PACE.
+    ``pair_coeff 1 1 0.0104 3.4``, ...; several ZBL windows as ``hybrid/overlay zbl ... zbl ...``): that form runs in
+    any LAMMPS, also one built without ML-PACE.
     """
-    spec = validate_baseline(spec)
+    spec = _evaluable(spec)
     if isinstance(elements, str) or not elements:
         raise BaselineError(f"elements must be a non-empty list of element symbols, got {elements!r}")
     elements = [_element("lammps_pair_commands elements", symbol) for symbol in elements]
     if len(set(elements)) != len(elements):
         raise BaselineError(f"elements {elements} contain a duplicate: give each element one atom type")
-    params = spec["params"]
     kind = spec["type"]
     style = _LAMMPS_STYLE[kind]
-    if kind == "lj":
-        style_args = _lammps_number(params["cutoff"])
-    else:
-        style_args = f"{_lammps_number(params['inner_cutoff'])} {_lammps_number(params['cutoff'])}"
+    pairs = [
+        (i, j, pair_parameters(spec, a, b))
+        for i, a in enumerate(elements, start=1)
+        for j, b in enumerate(elements[i - 1 :], start=i)
+    ]
 
+    # Sub-styles: (style, its pair_style arguments); coefficients: (i, j, sub-style number, pair_coeff arguments).
+    substyles: list[str] = []
     coefficients = []
-    for i, a in enumerate(elements, start=1):
-        for j, b in enumerate(elements[i - 1 :], start=i):
-            if kind == "lj":
-                eps = _lj_pair_value("epsilon", params["epsilon"], a, b)
-                sigma = _lj_pair_value("sigma", params["sigma"], a, b)
-                args = f"{_lammps_number(eps)} {_lammps_number(sigma)}"
-            else:
-                args = f"{atomic_numbers[a]} {atomic_numbers[b]}"
-            coefficients.append((i, j, args))
+    if kind == "lj":
+        cutoffs = {params["cutoff"] for _, _, params in pairs}
+        substyles.append(_lammps_number(max(cutoffs)))
+        for i, j, params in pairs:
+            args = f"{_lammps_number(params['epsilon'])} {_lammps_number(params['sigma'])}"
+            if len(cutoffs) > 1:
+                args += f" {_lammps_number(params['cutoff'])}"
+            coefficients.append((i, j, 1, args))
+    else:
+        for i, j, params in pairs:
+            window = f"{_lammps_number(params['inner_cutoff'])} {_lammps_number(params['cutoff'])}"
+            if window not in substyles:
+                substyles.append(window)
+            z = f"{atomic_numbers[elements[i - 1]]} {atomic_numbers[elements[j - 1]]}"
+            coefficients.append((i, j, substyles.index(window) + 1, z))
 
+    numbered = len(substyles) > 1  # a sub-style used several times is addressed by its number in pair_coeff
+
+    def coefficient_line(i: int, j: int, k: int, args: str) -> str:
+        return f"pair_coeff {i} {j} {style} {f'{k} ' if numbered else ''}{args}"
+
+    overlay = " ".join(f"{style} {args}" for args in substyles)
     if ace_file is None:
-        return [f"pair_style {style} {style_args}"] + [f"pair_coeff {i} {j} {args}" for i, j, args in coefficients]
+        if not numbered:
+            return [f"pair_style {overlay}"] + [f"pair_coeff {i} {j} {args}" for i, j, _, args in coefficients]
+        return [f"pair_style hybrid/overlay {overlay}"] + [coefficient_line(*c) for c in coefficients]
     return [
-        f"pair_style hybrid/overlay pace {style} {style_args}",
+        f"pair_style hybrid/overlay pace {overlay}",
         f"pair_coeff * * pace {ace_file} {' '.join(elements)}",
-    ] + [f"pair_coeff {i} {j} {style} {args}" for i, j, args in coefficients]
+    ] + [coefficient_line(*c) for c in coefficients]

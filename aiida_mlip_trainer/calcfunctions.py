@@ -11,6 +11,8 @@ from .data.training_set import TrainingSetData
 
 __all__ = (
     "assemble_potential",
+    "check_short_range",
+    "derive_baseline",
     "generate_training_parameters",
     "import_training_set",
     "potential_file",
@@ -56,21 +58,96 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
 
 
 @calcfunction
+def derive_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> orm.Dict:
+    """The baseline with every window it leaves out derived from ``training_set`` (the original structures the
+    potential will be fitted on): ``{"type": "zbl"}`` gets a window for every element pair of the set, a per-pair
+    dict without ``ALL`` one for each pair it does not name, each from that pair's shortest distance in the data
+    (:func:`aiida_mlip_trainer.baselines.derive_baseline` gives the rule). A baseline with nothing missing comes back
+    as it is (normalised). The result is the explicit spec that ``subtract_baseline`` and the potential then carry,
+    so the graph shows which numbers a potential was fitted with and from which data they came."""
+    from .baselines import derive_baseline as derive
+    from .baselines import missing_pairs, validate_baseline
+
+    spec = validate_baseline(baseline.get_dict())
+    elements = training_set.elements
+    if not missing_pairs(spec, elements):
+        return orm.Dict(spec)
+    return orm.Dict(derive(spec, training_set.pair_min_distances(), elements))
+
+
+@calcfunction
+def check_short_range(potential: PacePotentialData, training_set: TrainingSetData) -> dict:
+    """Is the potential, as it is used (ACE plus its baseline), repulsive below each element pair's shortest distance
+    in ``training_set`` (the structures it was fitted on)? Dimer scans for every pair of the potential's elements and
+    compressed fcc for each element (:func:`aiida_mlip_trainer.short_range.scan_short_range` says what is measured).
+
+    A pair absent from the data is scanned around the sum of its covalent radii (``source`` says which). Returns
+    ``report`` (Dict: ``all_repulsive``, ``not_repulsive``, per pair the verdicts, the ranges that do not rise, the
+    well depth and the energy at half the shortest distance, and the baseline's window for the pair), ``curves``
+    (ArrayData, one ``(n, 2)`` array per curve) and ``plot`` (a PNG, SinglefileData)."""
+    import io
+
+    from .baselines import default_pair_distance, pair_key, pair_parameters, validate_baseline
+    from .short_range import plot_short_range, scan_short_range
+
+    found = training_set.pair_min_distances()
+    elements = sorted(potential.elements)
+    distances, sources = {}, {}
+    for index, a in enumerate(elements):
+        for b in elements[index:]:
+            key = pair_key(a, b)
+            distances[key] = found.get(key, default_pair_distance(a, b))
+            sources[key] = "data" if key in found else "covalent radii (absent from the data)"
+    result = scan_short_range(potential.get_calculator(), distances)
+    report = result["report"]
+    baseline = None if potential.baseline is None else validate_baseline(potential.baseline)
+    for key, entry in report["pairs"].items():
+        entry["source"] = sources[key]
+        if baseline is not None and baseline["type"] == "zbl":
+            window = pair_parameters(baseline, *key.split("-"))
+            entry["window"] = [window["inner_cutoff"], window["cutoff"]]
+    report["baseline"] = potential.baseline
+    curves = orm.ArrayData()
+    for name, array in result["curves"].items():
+        curves.set_array(name, array)
+    verdict = (
+        "all pairs repulsive" if report["all_repulsive"] else f"NOT repulsive: {', '.join(report['not_repulsive'])}"
+    )
+    png = plot_short_range(result, title=f"below the shortest training distance: {verdict}")
+    return {
+        "report": orm.Dict(report),
+        "curves": curves,
+        "plot": orm.SinglefileData(io.BytesIO(png), filename="short_range.png"),
+    }
+
+
+@calcfunction
 def import_training_set(file: orm.SinglefileData) -> TrainingSetData | ExitCode:
     """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`.
 
     A file that cannot be read or holds unusable structures finishes this step with exit status 300 and the reason,
     instead of an exception: the graph records what was wrong with the data."""
+    try:
+        return training_set_from_file(file)
+    except Exception as error:  # noqa: BLE001 - ASE raises many types for a malformed file; all are bad input
+        return ExitCode(300, f"{file.filename!r} cannot be read as labelled structures: {error}")
+
+
+def training_set_from_file(file: orm.SinglefileData) -> TrainingSetData:
+    """The structures of a file node as an unstored `TrainingSetData` (what :func:`import_training_set` records).
+
+    The stored file name is never used as a path (a node from an archive may call itself ``../x``): the content is
+    written to a fixed name, with the original suffix only when it is a plain one, so that ASE still recognises the
+    format by it."""
     import pathlib
     import tempfile
 
+    from .names import plain_suffix
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / file.filename
+        path = pathlib.Path(tmp) / f"structures{plain_suffix(file.filename)}"
         path.write_bytes(file.get_content(mode="rb"))
-        try:
-            return TrainingSetData.from_file(path)
-        except Exception as error:  # noqa: BLE001 - ASE raises many types for a malformed file; all are bad input
-            return ExitCode(300, f"{file.filename!r} cannot be read as labelled structures: {error}")
+        return TrainingSetData.from_file(path)
 
 
 @calcfunction
@@ -108,12 +185,23 @@ def assemble_potential(
 ) -> PacePotentialData:
     """One deployable potential: the fitted ``.yaml``, its LAMMPS ``.yace``, the ``.asi`` active set (taken from
     ``active_set``, the same potential with its active set attached) and the baseline."""
+    from .data.pace_potential import ASI_FILENAME
+
     asi = None
     if active_set is not None:
-        asi = active_set.base.repository.get_object_content("potential.asi", mode="rb")
+        asi = active_set.read_file(ASI_FILENAME)
     return PacePotentialData(
-        potential.get_yaml().encode(), yace=yace.get_content(mode="rb"), active_set=asi, baseline=potential.baseline
+        potential.get_yaml().encode(),
+        yace=yace.get_content(mode="rb"),
+        active_set=asi,
+        baseline=potential.baseline,
+        fitted_with=potential.fitted_with,
     )
+
+
+# Below this many held-out structures an error estimate is too rough to read like the others (an energy RMSE over a
+# handful of numbers): the metrics then carry a `warning`, which the calcfunction also reports.
+MIN_TEST_STRUCTURES = 10
 
 
 @calcfunction
@@ -161,6 +249,14 @@ def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) 
         },
         "baseline": potential.baseline,
     }
+    if len(structures) < MIN_TEST_STRUCTURES:
+        metrics["warning"] = (
+            f"only {len(structures)} test structures (fewer than {MIN_TEST_STRUCTURES}): these errors are rough "
+            "estimates; hold out more structures (test_fraction) or give a larger test_set"
+        )
+        from aiida.engine import Process
+
+        Process.current().report(metrics["warning"])
     if s_ref:
         s_ref, s_pred = np.array(s_ref) / GPa, np.array(s_pred) / GPa
         metrics.update(stress_rmse=rmse(s_pred, s_ref), stress_mae=mae(s_pred, s_ref))

@@ -11,12 +11,23 @@ import sys
 
 import click
 
+from .names import printable
+
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 def _fail(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line a user can act on: its message, with the exception's name when the message alone
+    would be a bare word (``KeyError: 'Xx'``, ``UnknownFileTypeError: txt``), line breaks and escapes shown escaped."""
+    message = str(error)
+    if isinstance(error, KeyError) or len(message.split()) < 2:
+        message = f"{error.__class__.__name__}: {message}" if message else error.__class__.__name__
+    return printable(" ".join(message.split()) if "\n" in message else message)
 
 
 def clean_errors(function):
@@ -29,9 +40,30 @@ def clean_errors(function):
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as error:  # noqa: BLE001 - the point: no traceback for the user
-            _fail(f"{error.__class__.__name__}: {error}" if not str(error) else str(error))
+            _fail(one_line(error))
 
     return wrapper
+
+
+def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: bool = True):
+    """``read()`` (which reads the structure file at ``path``), with what went wrong said in one line that names
+    the file (after ``what``): an unknown format, an unknown chemical symbol, refused data or the reader's error."""
+    from ase.io.formats import UnknownFileTypeError
+
+    from .data import TrainingSetError
+
+    name = f"{what} {path}" if what else str(path)
+    try:
+        return read()
+    except UnknownFileTypeError as error:
+        hint = "give a known suffix (.extxyz, .xyz, .db, ...)" + (" or --format" if format_option else "")
+        raise ValueError(f"{name}: ASE cannot tell its format ({error}): {hint}") from None
+    except KeyError as error:
+        raise ValueError(f"{name}: {error} is not a chemical symbol ASE knows") from None
+    except TrainingSetError as error:
+        raise ValueError(f"{name}: {error}") from None
+    except (OSError, ValueError, IndexError, AssertionError, StopIteration) as error:
+        raise ValueError(f"{name} cannot be read: {one_line(error)}") from None
 
 
 @click.group(context_settings=CONTEXT)
@@ -44,6 +76,15 @@ def cli(profile):
         load_profile(profile, allow_switch=True)
     except Exception as error:  # noqa: BLE001
         _fail(f"cannot load the AiiDA profile {profile or '(default)'}: {error}")
+
+
+def yaml_problem(error) -> str:
+    """A YAML parser error as ``line L, column C: problem``, without the parser's dump of the text."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(error, "context", None)
+    return f"{where}{problem}" + (f" ({context})" if context else "")
 
 
 def _load(identifier: str, expected: type | tuple[type, ...]):
@@ -79,15 +120,18 @@ def data_import(path, file_format, unlabelled, energy_key, forces_key, stress_ke
 
     from .data import TrainingSetData
 
-    frames = iread(str(path), index=":", format=file_format)
-    structures = list(tqdm(frames, desc=f"reading {path.name}", unit=" structures", disable=quiet, file=sys.stderr))
-    node = TrainingSetData(
-        structures,
-        labelled=not unlabelled,
-        energy_key=energy_key,
-        forces_key=forces_key,
-        stress_key=stress_key,
-    )
+    def read():
+        frames = iread(str(path), index=":", format=file_format)
+        structures = tqdm(frames, desc=f"reading {path.name}", unit=" structures", disable=quiet, file=sys.stderr)
+        return TrainingSetData(
+            list(structures),
+            labelled=not unlabelled,
+            energy_key=energy_key,
+            forces_key=forces_key,
+            stress_key=stress_key,
+        )
+
+    node = read_structures(path, read)
     if label:
         node.label = label
     node.store()
@@ -108,7 +152,7 @@ def data_show(identifier):
 
     node = _load(identifier, TrainingSetData)
     for key, value in sorted(node.base.attributes.all.items()):
-        click.echo(f"{key:24s} {value}")
+        click.echo(f"{printable(key):24s} {printable(value)}")  # attributes of an imported node may hold escapes
 
 
 # ----------------------------------------------------------------------------------------------------------- train
@@ -130,14 +174,41 @@ def train_launch(inputs_file, daemon):
     protocol, e.g. {selection: {max_structures: 100}}), options (scheduler options of every job),
     test_set and previous_potential (pk/UUID), physics_baseline.
     """
-    from aiida.engine import run_get_node, submit
+    import yaml
 
     from .launch import training_builder_from_yaml
 
-    builder = training_builder_from_yaml(inputs_file)
+    try:
+        builder = training_builder_from_yaml(inputs_file)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{inputs_file} is not valid YAML: {yaml_problem(error)}") from None
+    if "structures_file" in builder:
+        # Read it here, as the work chain's import will: bad data is refused in one line before anything starts.
+        from .calcfunctions import training_set_from_file
+
+        file_node = builder.structures_file
+        read_structures(
+            pathlib.Path(file_node.filename),
+            lambda: training_set_from_file(file_node),
+            f"{inputs_file}: structures_file",
+            format_option=False,
+        )
+    from aiida.engine import run_get_node, submit
+
     if daemon:
+        from aiida.engine.daemon.client import get_daemon_client
+        from aiida.manage import get_manager
+
+        profile = get_manager().get_profile()
+        if profile.process_control_backend is None:
+            raise ValueError(
+                f"the profile {profile.name!r} has no broker, so nothing can be submitted to a daemon: run the "
+                "training here with --run (or give the profile a broker, e.g. verdi presto --use-zeromq)"
+            )
         node = submit(builder)
         click.echo(f"submitted TrainingWorkChain<{node.pk}> {node.uuid}")
+        if not get_daemon_client(profile.name).is_daemon_running:
+            click.echo("the daemon is not running: start it with `verdi daemon start`, or nothing will happen")
         click.echo(f"watch it: aiida-mlip-trainer train status {node.pk}")
         return
     results, node = run_get_node(builder)
@@ -157,14 +228,20 @@ def train_launch(inputs_file, daemon):
 
 @train.command("status", context_settings=CONTEXT)
 @click.argument("identifier")
-@click.option("--every", default=10, show_default=True, help="Show every n-th iteration of the learning curve.")
+@click.option(
+    "--every",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Show every n-th iteration of the learning curve (1: all).",
+)
 @clean_errors
 def train_status(identifier, every):
     """State and learning curve of a training (TrainingWorkChain, PaceTrainBaseWorkChain or PaceTrainCalculation),
     also while it runs."""
     from aiida import orm
 
-    from .monitoring import learning_curve, training_calculations
+    from .monitoring import calculation_versions, learning_curve, training_calculations
 
     node = _load(identifier, orm.ProcessNode)
     state = node.process_state.value if node.process_state else "unknown"
@@ -180,6 +257,9 @@ def train_status(identifier, every):
             + (f", exit {calc.exit_status}" if calc.is_finished else "")
             + ")"
         )
+        versions = calculation_versions(calc)
+        if versions:
+            click.echo(f"  fitted with {format_versions(versions)}")
         curve = learning_curve(calc)
         if not curve["train"]:
             click.echo("  no metrics yet")
@@ -206,6 +286,77 @@ def potential():
     """Potentials."""
 
 
+@potential.command("show", context_settings=CONTEXT)
+@click.argument("identifier")
+@clean_errors
+def potential_show(identifier):
+    """A potential (pk, UUID or label; or a training, for its potential): its attributes, files, baseline, the
+    versions of the software that fitted it, and the fit that made it."""
+    import json
+
+    from aiida import orm
+
+    from .data import PacePotentialData
+
+    node = _potential_of(_load(identifier, (PacePotentialData, orm.ProcessNode)))
+    attributes = node.base.attributes.all
+    click.echo(f"PacePotentialData<{node.pk}> {node.uuid}" + (f" {printable(node.label)!r}" if node.label else ""))
+    click.echo(f"{'elements':24s} {' '.join(node.elements)}")  # checked to be chemical symbols
+    for key in ("cutoff", "num_functions", "has_yace", "has_active_set", "content_hash"):
+        click.echo(f"{key:24s} {printable(attributes.get(key))}")
+    baseline = node.baseline  # checked to be a valid baseline
+    click.echo(f"{'baseline':24s} {json.dumps(baseline) if baseline else 'none'}")
+    names = node.base.repository.list_object_names()
+    sizes = ", ".join(
+        f"{printable(name)} ({len(node.base.repository.get_object_content(name, mode='rb'))} bytes)" for name in names
+    )
+    click.echo(f"{'files':24s} {sizes}")
+    versions = node.fitted_with
+    click.echo(f"{'fitted with':24s} {format_versions(versions) if versions else 'unknown'}")
+    fit = _fit_of(node)
+    made_by = f"{fit.process_label}<{fit.pk}>" if fit is not None else "no fit in this profile"
+    click.echo(f"{'made by':24s} {made_by}")
+
+
+def format_versions(versions: dict) -> str:
+    """``python-ace 0.4.0rc1, tensorpotential 0.6.2.1, tensorflow 2.20.0, ...`` (unknown ones as ``?``)."""
+    from .calculations.versions import PACKAGES
+
+    order = [*PACKAGES, "python"]
+    names = sorted(versions, key=lambda name: order.index(name) if name in order else len(order))
+    return ", ".join(f"{printable(name)} {printable(versions[name]) if versions[name] else '?'}" for name in names)
+
+
+def _potential_of(node):
+    """The potential itself, or the `potential` output of a training."""
+    from aiida import orm
+
+    if isinstance(node, orm.ProcessNode):  # a training: its potential
+        if "potential" not in node.outputs:
+            raise ValueError(f"{node.process_label}<{node.pk}> has no `potential` output (yet)")
+        return node.outputs.potential
+    return node
+
+
+def _fit_of(potential):
+    """The PaceTrainCalculation that fitted ``potential``, following the steps that copy a potential (assembling,
+    attaching an active set) back to it; None when there is none in this profile."""
+    from .data import PacePotentialData
+
+    node = potential
+    for _ in range(10):
+        creator = node.creator
+        if creator is None:
+            return None
+        if creator.process_type == "aiida.calculations:mlip_trainer.pace_train":
+            return creator
+        parents = [n for n in creator.base.links.get_incoming().all_nodes() if isinstance(n, PacePotentialData)]
+        if not parents:
+            return None
+        node = parents[0]
+    return None
+
+
 @potential.command("export", context_settings=CONTEXT)
 @click.argument("identifier")
 @click.option("--format", "target", type=click.Choice(["lammps", "ase"]), default="lammps", show_default=True)
@@ -227,11 +378,7 @@ def potential_export(identifier, target, output, name):
     from .data import PacePotentialData
     from .export import export_potential
 
-    node = _load(identifier, (PacePotentialData, orm.ProcessNode))
-    if isinstance(node, orm.ProcessNode):  # a training: export its potential
-        if "potential" not in node.outputs:
-            raise ValueError(f"{node.process_label}<{node.pk}> has no `potential` output (yet)")
-        node = node.outputs.potential
+    node = _potential_of(_load(identifier, (PacePotentialData, orm.ProcessNode)))
     for path in export_potential(node, output, target=target, name=name):
         click.echo(f"wrote {path}")
 

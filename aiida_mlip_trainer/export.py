@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import uuid
 
 from .data.pace_potential import PacePotentialData
+from .names import check_file_stem
 
 __all__ = ("export_potential",)
 
@@ -19,7 +22,16 @@ def export_potential(
     ``<name>.lammps`` with the exact ``pair_style``/``pair_coeff`` lines (``hybrid/overlay`` with the baseline's
     own LAMMPS style when the potential was fitted on a baseline). ``ase``: ``<name>.yaml``, ``<name>.asi`` and
     ``<name>_calculator.py``, a snippet that builds the same calculator as ``PacePotentialData.get_calculator()``.
+
+    ``name`` must be a plain file stem (letters, digits, ``_``, ``-``, ``.``): ``directory`` is the only directory
+    written into. What is read from the node (element symbols, baseline, files) is checked first: a node from an
+    archive can carry anything, and these lines are run by LAMMPS and Python.
     """
+    name = check_file_stem(name, "--name")
+    if target not in ("lammps", "ase"):
+        raise ValueError(f"unknown export target {target!r}: use 'lammps' or 'ase'")
+    elements, baseline = potential.elements, potential.baseline  # checked: symbols, and a valid baseline
+    identifier = str(uuid.UUID(potential.uuid))  # a UUID and nothing else, in a comment or a docstring
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     files = {suffix: path for suffix, path in potential.write_files(directory, stem=name).items()}
@@ -32,8 +44,8 @@ def export_potential(
         lines = potential.lammps_commands(files["yace"].name)
         script = directory / f"{name}.lammps"
         header = [
-            f"# ACE potential {potential.uuid} (elements {' '.join(potential.elements)}; atom types in this order)",
-            f"# baseline: {potential.baseline}" if potential.baseline else "# no baseline",
+            f"# ACE potential {identifier} (elements {' '.join(elements)}; atom types in this order)",
+            f"# baseline: {json.dumps(baseline)}" if baseline else "# no baseline",
         ]
         script.write_text("\n".join(header + lines) + "\n")
         return sorted([*files.values(), script])
@@ -41,8 +53,8 @@ def export_potential(
         files.pop("yace", None) and (directory / f"{name}.yace").unlink()
         snippet = directory / f"{name}_calculator.py"
         body = [
-            f'"""ASE calculator of ACE potential {potential.uuid}: ACE from {name}.yaml'
-            + (" plus its baseline." if potential.baseline else ".")
+            f'"""ASE calculator of ACE potential {identifier}: ACE from {name}.yaml'
+            + (" plus its baseline." if baseline else ".")
             + '"""',
             "from pyace import PyACECalculator",
             "",
@@ -50,14 +62,15 @@ def export_potential(
         ]
         if "asi" in files:
             body.append(f'calculator.set_active_set("{name}.asi")  # per-atom extrapolation grade: results["gamma"]')
-        if potential.baseline:
+        if baseline:
+            # A validated baseline holds only known keys, element symbols and finite numbers: its repr is a literal.
             body += [
                 "",
                 "from ase.calculators.mixing import SumCalculator",
                 "from aiida_mlip_trainer.baselines import baseline_calculator",
                 "",
-                f"calculator = SumCalculator([calculator, baseline_calculator({potential.baseline!r})])",
+                f"calculator = SumCalculator([calculator, baseline_calculator({baseline!r})])",
             ]
         snippet.write_text("\n".join(body) + "\n")
         return sorted([*files.values(), snippet])
-    raise ValueError(f"unknown export target {target!r}: use 'lammps' or 'ase'")
+    raise AssertionError("unreachable: the target was checked above")  # pragma: no cover

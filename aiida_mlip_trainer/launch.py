@@ -234,6 +234,7 @@ TRAINING_INPUT_KEYS = (
     "structures_file",
     "test_set",
     "physics_baseline",
+    "short_range_check",
     "previous_potential",
     "codes",
     "protocol",
@@ -294,6 +295,8 @@ def training_builder_from_yaml(path: str | pathlib.Path):
     extra = {key: orm.load_node(spec.pop(key)) for key in ("test_set", "previous_potential") if key in spec}
     if "physics_baseline" in spec:
         extra["physics_baseline"] = orm.Dict(spec.pop("physics_baseline"))
+    if "short_range_check" in spec:
+        extra["short_range_check"] = orm.Str(spec.pop("short_range_check"))
     return TrainingWorkChain.get_builder_from_protocol(
         codes,
         structures,

@@ -15,7 +15,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from ase.io import write
 
-from aiida_mlip_trainer.reference_data import copper_emt, shortest_distance
+from aiida_mlip_trainer.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 
 if len(sys.argv) > 1:
@@ -25,9 +25,6 @@ else:
     write(path, copper_emt(40, seed=1) + copper_emt(20, seed=2, vacancies=1, strain=0.05), format="extxyz")
     print(f"wrote {path}: 60 labelled copper cells (EMT)")
 
-from ase.io import read  # noqa: E402
-
-d_min = shortest_distance(read(path, index=":"))
 CODES = {name: f"{name}@localhost" for name in ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")}
 # Every input comes from the "fast" protocol; the builder can be read and edited before it runs.
 builder = TrainingWorkChain.get_builder_from_protocol(
@@ -35,8 +32,9 @@ builder = TrainingWorkChain.get_builder_from_protocol(
     orm.SinglefileData(path.absolute()),
     protocol="fast",
     overrides={"test_fraction": 0.2, "selection": {"max_structures": 30}},
-    # ZBL takes over below the shortest distance in the data: the potential stays repulsive where data end
-    physics_baseline=orm.Dict({"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": round(d_min, 2)}}),
+    # ZBL takes over below each element pair's shortest distance in the data (a window per pair, derived by a
+    # calcfunction): the potential stays repulsive where the data end, which the work chain checks at the end
+    physics_baseline=orm.Dict({"type": "zbl"}),
 )
 results, node = run_get_node(builder)
 if not node.is_finished_ok:

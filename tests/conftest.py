@@ -14,7 +14,7 @@ pytest_plugins = ["aiida.tools.pytest_fixtures"]
 
 TESTS = pathlib.Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
-MOCK_PACEMAKER = TESTS / "mock_codes" / "mock_pacemaker.py"
+MOCK_CODES = TESTS / "mock_codes"
 
 
 def _debian_server_storage(tmp_path_factory) -> dict | None:
@@ -126,11 +126,44 @@ def pacemaker_code(installed_code):
     return installed_code("pacemaker", shutil.which("pacemaker"), "mlip_trainer.pace_train")
 
 
+@pytest.fixture(scope="session")
+def mock_executable(tmp_path_factory):
+    """An executable that runs a mock script of tests/mock_codes with this Python (which has pandas and PyYAML),
+    whatever PATH the job sees: a Python script with this interpreter in its #! line, as pip writes the real tools
+    (the job script reads the versions of the fitting software with that interpreter)."""
+    import sys
+
+    folder = tmp_path_factory.mktemp("mock_codes")
+
+    def factory(script: str) -> str:
+        wrapper = folder / script.removesuffix(".py")
+        wrapper.write_text(
+            f"#!{sys.executable}\nimport runpy, sys\nsys.path.insert(0, {str(MOCK_CODES)!r})\n"
+            f"runpy.run_path({str(MOCK_CODES / script)!r}, run_name='__main__')\n"
+        )
+        wrapper.chmod(0o755)
+        return str(wrapper)
+
+    return factory
+
+
 @pytest.fixture
-def mock_pacemaker_code(installed_code):
-    """A stand-in for `pacemaker` that writes real pacemaker output (recorded) and can fail on request through
-    the MOCK_PACEMAKER_MODE environment variable: success, walltime, nan, crash, bad_input."""
-    return installed_code("mock-pacemaker", str(MOCK_PACEMAKER), "mlip_trainer.pace_train")
+def mock_pacemaker_code(installed_code, mock_executable):
+    """A stand-in for `pacemaker` that replays the real fit recorded for exactly its inputs (tests/mock_codes/replay.py;
+    unknown inputs fail) and can fail on request through MOCK_PACEMAKER_MODE: walltime, nan, crash, bad_input."""
+    return installed_code("mock-pacemaker", mock_executable("mock_pacemaker.py"), "mlip_trainer.pace_train")
+
+
+@pytest.fixture
+def mock_pace_select_code(installed_code, mock_executable):
+    """A stand-in for pace_select: replay of recorded runs, failures on request (MOCK_PACE_MODE)."""
+    return installed_code("mock-pace-select", mock_executable("mock_pace_tools.py"), "mlip_trainer.pace_select")
+
+
+@pytest.fixture
+def mock_pace_activeset_code(installed_code, mock_executable):
+    """A stand-in for pace_activeset: replay of recorded runs, failures on request (MOCK_PACE_MODE)."""
+    return installed_code("mock-pace-activeset", mock_executable("mock_pace_tools.py"), "mlip_trainer.pace_activeset")
 
 
 @pytest.fixture

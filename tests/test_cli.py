@@ -37,6 +37,7 @@ def invoke(*args):
         ["train", "status"],
         ["potential"],
         ["potential", "export"],
+        ["potential", "show"],
     ],
 )
 def test_every_command_has_help(command):
@@ -65,7 +66,7 @@ def test_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["data", "import", str(unlabelled), "--quiet"])
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert result.output.strip().splitlines()[-1].startswith("Error: structure 0")
+    assert result.output.strip().splitlines()[-1].startswith(f"Error: {unlabelled}: structure 0")
     missing = CliRunner().invoke(cli, ["data", "show", "999999999"])
     assert missing.exit_code == 1 and missing.output.count("\n") == 1 and missing.output.startswith("Error:")
     wrong_type = CliRunner().invoke(cli, ["potential", "export", str(orm.Int(1).store().pk)])
@@ -123,6 +124,7 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
         "test_set": argon_sets["test"].pk,
         "preset": "fast",
         "parameter_overrides": {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}},
+        "short_range_check": "warning",
         "codes": {
             "pacemaker": mock_pacemaker_code.full_label,
             **{name: code.full_label for name, code in pace_tool_codes.items()},
@@ -139,8 +141,30 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
     assert status.exit_code == 0, status.output
     assert "PaceTrainCalculation<" in status.output
     rows = [line.split() for line in status.output.splitlines() if line.strip().split(" ")[0].isdigit()]
-    assert [int(r[0]) for r in rows] == [0, 10, 20, 30]
-    assert rows[1][4:] == ["0.915", "3.33"]  # the recorded test errors at iteration 10
+    # every 10th iteration of the learning curve and the last one, with the test errors where pacemaker made them
+    (calc,) = [n for n in orm.load_node(pk).called_descendants if n.process_label == "PaceTrainCalculation"]
+    curve = calc.outputs.learning_curve
+    iterations = curve.get_array("train_iteration").tolist()
+    assert [int(r[0]) for r in rows] == sorted(set(iterations[::10]) | {iterations[-1]})
+    tested = dict(zip(curve.get_array("test_iteration").tolist(), curve.get_array("test_force_rmse"), strict=True))
+    for row in rows:
+        if int(row[0]) in tested:
+            assert float(row[5]) == pytest.approx(tested[int(row[0])], abs=0.006)
+        else:
+            assert row[4:] == ["-", "-"]
+    assert "fitted with python-ace 0.4.0rc1, tensorpotential 0.6.2.1" in status.output
+
+    shown = invoke("potential", "show", pk)
+    assert shown.exit_code == 0, shown.output
+    lines = dict(line.split(None, 1) if " " in line else (line, "") for line in shown.output.splitlines()[1:])
+    potential = orm.load_node(pk).outputs.potential
+    assert shown.output.startswith(f"PacePotentialData<{potential.pk}> {potential.uuid}")
+    assert "elements                 Ar" in shown.output and "num_functions            36" in shown.output
+    assert all(f"potential.{suffix} (" in shown.output for suffix in ("yaml", "yace", "asi"))
+    assert "fitted with              python-ace 0.4.0rc1, tensorpotential 0.6.2.1" in shown.output
+    fit = next(n for n in orm.load_node(pk).called_descendants if n.process_label == "PaceTrainCalculation")
+    assert f"made by                  PaceTrainCalculation<{fit.pk}>" in shown.output
+    assert lines  # every line is `key value`
 
 
 def test_train_launch_refuses_unknown_keys(tmp_path):
@@ -171,3 +195,89 @@ def test_status_of_a_running_training_reads_the_working_directory(aiida_localhos
 
 def test_the_console_script_is_installed():
     assert pathlib.Path(shutil.which("aiida-mlip-trainer")).exists()
+
+
+def _one_error_line(result, *fragments):
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("Error: "), result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def test_read_errors_say_what_and_which_file(tmp_path):
+    """They were bare words: `Error: txt`, `Error: 'Xx'`; a NaN coordinate read as "no energy"."""
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    _one_error_line(invoke("data", "import", text, "--quiet"), str(text), "cannot tell its format", "--format")
+    unknown = tmp_path / "xx.extxyz"
+    unknown.write_text('1\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1 pbc="F F F"\nXx 0 0 0 0 0 0\n')
+    _one_error_line(invoke("data", "import", unknown, "--quiet"), str(unknown), "'Xx' is not a chemical symbol")
+    nan = tmp_path / "nan.extxyz"
+    nan.write_text(
+        '2\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.0 pbc="F F F"\n'
+        "Cu 0.0 0.0 0.0 0.1 0.0 0.0\nCu nan 0.0 2.5 -0.1 0.0 0.0\n"
+    )
+    _one_error_line(invoke("data", "import", nan, "--quiet"), "positions contains NaN or inf (atom 1)")
+
+
+def test_malformed_yaml_is_one_line_with_the_file_and_the_place(tmp_path):
+    spec = tmp_path / "train.yaml"
+    spec.write_text("preset: fast\n  codes: [\n")
+    _one_error_line(invoke("train", "launch", spec), str(spec), "not valid YAML: line 2, column 8")
+
+
+def _all_codes(pacemaker, tools):
+    return {"pacemaker": pacemaker.full_label, **{name: code.full_label for name, code in tools.items()}}
+
+
+def test_launch_refuses_an_unreadable_structures_file_before_any_process(
+    tmp_path, mock_pacemaker_code, pace_tool_codes
+):
+    """It printed two tracebacks and left an Excepted work chain."""
+    (tmp_path / "dft.txt").write_text("not a structure file\n")
+    spec = tmp_path / "train.yaml"
+    codes = _all_codes(mock_pacemaker_code, pace_tool_codes)
+    spec.write_text(yaml.safe_dump({"structures_file": "dft.txt", "codes": codes}))
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    for mode in ("--run", "--daemon"):
+        _one_error_line(invoke("train", "launch", spec, mode), "structures_file dft.txt", "cannot tell its format")
+    bad = tmp_path / "bad.extxyz"
+    bad.write_text('1\nProperties=species:S:1:pos:R:3 pbc="F F F"\nAr 0 0 0\n')  # no labels
+    spec.write_text(yaml.safe_dump({"structures_file": "bad.extxyz", "codes": codes}))
+    _one_error_line(invoke("train", "launch", spec, "--run"), "structures_file bad.extxyz: structure 0", "no energy")
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
+def test_launch_names_the_missing_codes(tmp_path, argon_sets, mock_pacemaker_code):
+    spec = tmp_path / "train.yaml"
+    spec.write_text(yaml.safe_dump({"training_set": argon_sets["train"].pk, "codes": {"pacemaker": "mock-pacemaker"}}))
+    _one_error_line(invoke("train", "launch", spec), "give a code for pace_activeset, pace_yaml2yace")
+
+
+def test_launch_without_a_broker_says_to_run_here(
+    tmp_path, monkeypatch, argon_sets, mock_pacemaker_code, pace_tool_codes
+):
+    from aiida.manage.configuration.profile import Profile
+
+    spec = tmp_path / "train.yaml"
+    codes = _all_codes(mock_pacemaker_code, pace_tool_codes)
+    spec.write_text(yaml.safe_dump({"training_set": argon_sets["train"].pk, "codes": codes}))
+    monkeypatch.setattr(Profile, "process_control_backend", property(lambda self: None))
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    _one_error_line(invoke("train", "launch", spec), "has no broker", "--run")
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
+@pytest.mark.parametrize("every", ["0", "-1"])
+def test_status_every_must_be_positive(every):
+    result = CliRunner().invoke(cli, ["train", "status", "1", "--every", every])
+    assert result.exit_code == 2 and "x>=1" in result.output and "Traceback" not in result.output
+
+
+def test_potential_show_without_a_fit(tmp_path):
+    node = PacePotentialData(POTENTIAL, baseline=LJ).store()
+    result = invoke("potential", "show", node.pk)
+    assert result.exit_code == 0, result.output
+    assert '"type": "lj"' in result.output and "fitted with              unknown" in result.output
+    assert "made by                  no fit in this profile" in result.output

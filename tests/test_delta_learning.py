@@ -74,6 +74,60 @@ def test_zbl_baseline_switches_ace_off_inside_the_zbl_window(small_parameters):
     assert validate_parameters(small_parameters) is None  # pacemaker's own ZBL core is fine for a direct fit
 
 
+ZBL_PER_PAIR = {
+    "type": "zbl",
+    "params": {
+        "ALL": {"inner_cutoff": 1.5, "cutoff": 2.0},
+        "Ni-Cu": {"inner_cutoff": 1.6, "cutoff": 2.1},
+        "Ni-Ni": {"inner_cutoff": 1.7, "cutoff": 2.25},
+    },
+}
+
+
+def test_per_pair_zbl_switches_ace_off_per_bond(small_parameters):
+    """Per-pair windows become one bond block per element pair (python-ace's "A B" keys), over the ALL block."""
+    config = build_input_yaml(
+        small_parameters, elements=["Ni", "Cu"], train_filename="t.pckl.gzip", baseline=ZBL_PER_PAIR
+    )
+    bonds = config["potential"]["bonds"]
+    assert bonds["ALL"] == small_parameters["potential"]["bonds"]["ALL"]  # the defaults untouched
+    windows = {
+        key: (b["inner_cutoff_type"], b["r_in"], round(b["delta_in"], 12)) for key, b in bonds.items() if key != "ALL"
+    }
+    assert windows == {
+        "Cu Cu": ("distance", 2.0, 0.5),
+        "Cu Ni": ("distance", 2.1, 0.5),
+        "Ni Ni": ("distance", 2.25, 0.55),
+    }
+
+
+def test_per_pair_zbl_merges_into_the_users_blocks_and_respects_their_r_in(small_parameters):
+    bonds = small_parameters["potential"]["bonds"]
+    bonds["Ni Cu"] = {"rcut": 6.0}  # the user's own block for the pair, in the other order than the plugin writes
+    bonds["Ni"] = {"r_in": 1.9, "delta_in": 0.2}  # the user chose Ni-Ni's inner cutoff: left alone
+    config = build_input_yaml(
+        small_parameters, elements=["Cu", "Ni"], train_filename="t.pckl.gzip", baseline=ZBL_PER_PAIR
+    )
+    written = config["potential"]["bonds"]
+    assert written["Ni Cu"] == {
+        "rcut": 6.0,
+        "inner_cutoff_type": "distance",
+        "r_in": 2.1,
+        "delta_in": written["Ni Cu"]["delta_in"],
+    }
+    assert written["Ni"] == {"r_in": 1.9, "delta_in": 0.2}
+    assert set(written) == {"ALL", "Ni Cu", "Ni", "Cu Cu"}
+    # an r_in in ALL applies to every pair: nothing is added
+    small_parameters["potential"]["bonds"] = {"ALL": {**bonds["ALL"], "r_in": 1.0, "delta_in": 0.1}}
+    config = build_input_yaml(
+        small_parameters, elements=["Cu", "Ni"], train_filename="t.pckl.gzip", baseline=ZBL_PER_PAIR
+    )
+    assert set(config["potential"]["bonds"]) == {"ALL"}
+    # and pacemaker's own ZBL core is still refused on a (per-pair) ZBL residual
+    small_parameters["potential"]["bonds"]["Cu Ni"] = {"inner_cutoff_type": "zbl"}
+    assert "count the repulsion twice" in validate_parameters(small_parameters, baseline=ZBL_PER_PAIR)
+
+
 def test_potential_with_baseline_predicts_ace_plus_baseline(argon_structures):
     plain = PacePotentialData(POTENTIAL)
     delta = PacePotentialData(POTENTIAL, baseline=LJ)

@@ -9,7 +9,9 @@ from aiida.engine import CalcJob
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..selection import ACTIVESET_PARAMETERS, basis_layout, check_environments, validate_tool_parameters
-from .pace_select import tool_options
+from .pace_select import number_argument, tool_options
+from .untrusted import refuses_altered_nodes
+from .versions import VERSIONS_FILENAME, version_probe
 
 __all__ = ("PaceActivesetCalculation",)
 
@@ -58,7 +60,7 @@ class PaceActivesetCalculation(CalcJob):
             required=False,
             help=f"pace_activeset options: {', '.join(ACTIVESET_PARAMETERS)}.",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_activeset"
 
@@ -66,6 +68,12 @@ class PaceActivesetCalculation(CalcJob):
             "potential",
             valid_type=PacePotentialData,
             help="The same potential with its active set (.asi): gamma per atom in its calculator.",
+        )
+        spec.output(
+            "versions",
+            valid_type=orm.Dict,
+            required=False,
+            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
         )
         spec.output("summary", valid_type=orm.Dict, help="Active set shape and gamma_max per element, atoms used.")
         spec.default_output_node = "summary"
@@ -175,7 +183,7 @@ class PaceActivesetCalculation(CalcJob):
         if parameters.get("all_atoms", False):
             cmdline.append("-a")
         if "force_error_threshold" in parameters:
-            cmdline += ["-e", str(parameters["force_error_threshold"])]
+            cmdline += ["-e", number_argument(parameters["force_error_threshold"], "force_error_threshold")]
 
         codeinfo = datastructures.CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
@@ -185,11 +193,13 @@ class PaceActivesetCalculation(CalcJob):
 
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
+        calcinfo.prepend_text = version_probe(self.inputs.code)
         calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
         calcinfo.retrieve_list = [
             self.STDOUT_FILENAME,
             self.STDERR_FILENAME,
             self.EXIT_STATUS_FILENAME,
+            VERSIONS_FILENAME,
             self.ACTIVE_SET_FILENAME,
             self.NONLINEAR_ACTIVE_SET_FILENAME,
         ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
-from ..data.pace_potential import PacePotentialData
+from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..selection import (
     COMMON_PARAMETERS,
@@ -15,6 +18,8 @@ from ..selection import (
     parse_memory_limit,
     validate_tool_parameters,
 )
+from .untrusted import refuses_altered_nodes
+from .versions import VERSIONS_FILENAME, version_probe
 
 __all__ = ("PaceSelectCalculation",)
 
@@ -76,7 +81,7 @@ class PaceSelectCalculation(CalcJob):
             required=False,
             help=f"pace_select options: {', '.join(COMMON_PARAMETERS)}.",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_select"
 
@@ -88,6 +93,12 @@ class PaceSelectCalculation(CalcJob):
         )
         spec.output(
             "indices", valid_type=orm.List, help="Positions of the selected structures in the pool, best first."
+        )
+        spec.output(
+            "versions",
+            valid_type=orm.Dict,
+            required=False,
+            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
         )
         spec.output("summary", valid_type=orm.Dict, help="Requested vs returned, the reason for a shortfall, options.")
         spec.default_output_node = "summary"
@@ -177,7 +188,7 @@ class PaceSelectCalculation(CalcJob):
             handle.write(potential.get_yaml())
         cmdline = ["-p", self.POTENTIAL_FILENAME]
         if self.inputs.use_active_set.value:
-            content = potential.base.repository.get_object_content("potential.asi", mode="rb")
+            content = potential.read_file(ASI_FILENAME)
             with folder.open(self.ACTIVE_SET_FILENAME, "wb") as handle:
                 handle.write(content)
             cmdline += ["-a", self.ACTIVE_SET_FILENAME]
@@ -193,15 +204,24 @@ class PaceSelectCalculation(CalcJob):
 
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
+        calcinfo.prepend_text = version_probe(self.inputs.code)
         calcinfo.append_text = f"echo $? > {self.EXIT_STATUS_FILENAME}"
-        calcinfo.retrieve_list = [self.STDOUT_FILENAME, self.STDERR_FILENAME, self.EXIT_STATUS_FILENAME]
+        calcinfo.retrieve_list = [
+            self.STDOUT_FILENAME,
+            self.STDERR_FILENAME,
+            self.EXIT_STATUS_FILENAME,
+            VERSIONS_FILENAME,
+        ]
         # A pandas pickle is read once by the parser and never kept: the `indices` output says what was picked.
         calcinfo.retrieve_temporary_list = [self.OUTPUT_FILENAME]
         return calcinfo
 
 
 def tool_options(parameters: dict, *, memory_flag: str) -> list[str]:
-    """The command-line options of pace_select / pace_activeset for the options the user set (others: defaults)."""
+    """The command-line options of pace_select / pace_activeset for the options the user set (others: defaults).
+
+    Every value is written by the plugin as a plain number: pace_select passes its memory limit to Python's
+    ``eval``, so no string from the parameters may ever reach these arguments."""
     options = []
     for key, flag in (
         ("gamma_tolerance", "-g"),
@@ -210,8 +230,15 @@ def tool_options(parameters: dict, *, memory_flag: str) -> list[str]:
         ("maxvol_refinement", "-r"),
     ):
         if key in parameters:
-            options += [flag, str(parameters[key])]
+            options += [flag, number_argument(parameters[key], key)]
     if "memory_limit" in parameters:
         # The tools' limit is soft (seen overshot about twofold): pass half, as a plain integer of bytes.
-        options += [memory_flag, str(parse_memory_limit(parameters["memory_limit"]) // 2)]
+        options += [memory_flag, number_argument(parse_memory_limit(parameters["memory_limit"]) // 2, "memory_limit")]
     return options
+
+
+def number_argument(value, name: str) -> str:
+    """``value`` as a command-line number (``"100"``, ``"1.01"``), or ValueError when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return str(int(value)) if isinstance(value, numbers.Integral) else repr(float(value))

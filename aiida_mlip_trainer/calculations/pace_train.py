@@ -10,6 +10,8 @@ from aiida.engine import CalcJob
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..pacemaker_input import build_input_yaml, validate_parameters
+from .untrusted import refuses_altered_nodes
+from .versions import VERSIONS_FILENAME, version_probe
 
 __all__ = ("PaceTrainCalculation",)
 
@@ -32,6 +34,8 @@ class PaceTrainCalculation(CalcJob):
     STDERR_FILENAME = "pacemaker.err"
     # Written by the job script right after pacemaker returns; absent when the job was killed from outside.
     EXIT_STATUS_FILENAME = "pacemaker.exit_status"
+    # Written by the watchdog when it stops pacemaker at the soft walltime (so a stop of ours is told from others).
+    SOFT_WALLTIME_FILENAME = "mlip_trainer.soft_walltime"
 
     @classmethod
     def define(cls, spec):
@@ -55,12 +59,18 @@ class PaceTrainCalculation(CalcJob):
             required=False,
             help="Start from this potential's coefficients (pacemaker -p): continue or fine-tune.",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.pace_train"
 
         spec.output("potential", valid_type=PacePotentialData, help="The fitted potential (interim one on walltime).")
         spec.output("metrics", valid_type=orm.Dict, help="Train/test errors (meV/atom, meV/Å), iterations, loss.")
+        spec.output(
+            "versions",
+            valid_type=orm.Dict,
+            required=False,
+            help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
+        )
         spec.output(
             "learning_curve",
             valid_type=orm.ArrayData,
@@ -103,8 +113,15 @@ class PaceTrainCalculation(CalcJob):
             400,
             "ERROR_OUT_OF_WALLTIME",
             invalidates_cache=True,
-            message="pacemaker was stopped before it finished (walltime); the last interim potential "
+            message="pacemaker was stopped before it finished ({reason}); the last interim potential "
             "({filename}, iteration {iteration}) is returned as `potential`.",
+        )
+        spec.exit_code(
+            405,
+            "ERROR_KILLED_BEFORE_INTERIM",
+            invalidates_cache=True,
+            message="pacemaker was stopped ({reason}) before it saved its first interim potential: there is nothing "
+            "to continue from.",
         )
         spec.exit_code(
             410,
@@ -201,15 +218,19 @@ class PaceTrainCalculation(CalcJob):
         # The exit status must be read first thing after pacemaker returns (a user's options.append_text comes
         # before ours in the job script and would overwrite $?: the parser then judges by the files alone).
         append = [f"echo $? > {self.EXIT_STATUS_FILENAME}"]
+        prepend = [version_probe(self.inputs.code)]
         soft_limit = self.soft_walltime(self.node.get_option("max_wallclock_seconds"))
         if soft_limit is not None:
             # pacemaker has no time limit of its own: a watchdog stops it (SIGTERM) a margin before the scheduler
             # would kill the whole job, so that the interim potential and the logs are retrieved and the fit can
-            # continue from them. It matches only the job script's own child started on our input file.
-            calcinfo.prepend_text = (
-                f"( sleep {soft_limit} && pkill -TERM -P $$ -f {self.INPUT_FILENAME} ) &\nMLIP_TRAINER_WATCHDOG=$!"
+            # continue from them. It matches only the job script's own child started on our input file, and leaves
+            # a file behind, so that the parser can tell its stop from a kill by someone else.
+            prepend.append(
+                f"( sleep {soft_limit} && touch {self.SOFT_WALLTIME_FILENAME} && "
+                f"pkill -TERM -P $$ -f {self.INPUT_FILENAME} ) &\nMLIP_TRAINER_WATCHDOG=$!"
             )
             append.append('pkill -P "$MLIP_TRAINER_WATCHDOG" 2>/dev/null || true')
+        calcinfo.prepend_text = "\n".join(line for line in prepend if line)
         calcinfo.append_text = "\n".join(append)
         calcinfo.retrieve_list = [
             self.INPUT_FILENAME,
@@ -217,6 +238,8 @@ class PaceTrainCalculation(CalcJob):
             self.STDOUT_FILENAME,
             self.STDERR_FILENAME,
             self.EXIT_STATUS_FILENAME,
+            self.SOFT_WALLTIME_FILENAME,
+            VERSIONS_FILENAME,
             self.OUTPUT_POTENTIAL,
             "interim_potential_*.yaml",
             "metrics.txt",

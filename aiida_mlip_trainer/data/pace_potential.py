@@ -1,4 +1,9 @@
-"""`PacePotentialData`: a fitted ACE potential (pacemaker ``.yaml``), optionally its ``.yace`` and ``.asi``."""
+"""`PacePotentialData`: a fitted ACE potential (pacemaker ``.yaml``), optionally its ``.yace`` and ``.asi``.
+
+A stored node is untrusted when it is read again (it may come from an archive): its element symbols are checked to
+be chemical symbols and its baseline to be a valid baseline whenever they are read (they reach LAMMPS lines and
+pacemaker's input), and its files are compared with its ``content_hash`` before they are written anywhere.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,19 @@ from typing import Any
 
 from aiida import orm
 
-__all__ = ("PacePotentialData", "basis_layout_of")
+from ..names import UnsafeNameError, check_element_symbols, check_file_stem
+
+__all__ = ("PacePotentialData", "PotentialError", "basis_layout_of")
 
 YAML_FILENAME = "potential.yaml"
 YACE_FILENAME = "potential.yace"
 ASI_FILENAME = "potential.asi"
+# The only repository files a potential has; nothing else is ever read from the repository or written out.
+FILENAMES = (YAML_FILENAME, YACE_FILENAME, ASI_FILENAME)
+
+
+class PotentialError(ValueError):
+    """A potential node is corrupt or was altered: the message names the node and what does not hold."""
 
 
 def _read_bytes(source: str | os.PathLike | bytes) -> bytes:
@@ -81,7 +94,10 @@ class PacePotentialData(orm.Data):
     ``potential.yace`` (LAMMPS ``pair_style pace``) and ``potential.asi`` (the active set, for the extrapolation
     grade gamma). Attributes: ``elements``, ``cutoff`` (Å), ``num_functions``, ``basis_layout`` (per element: its
     number of functions, i.e. the size of its active set, and ``ndensity``), ``has_yace``, ``has_active_set``,
-    ``baseline`` (the physical baseline the potential was fitted on top of, or None) and ``content_hash``.
+    ``baseline`` (the physical baseline the potential was fitted on top of, or None), ``content_hash`` and, for a
+    potential a fit produced, ``fitted_with``: the versions of python-ace, tensorpotential and TensorFlow that ran
+    the fit, read on the machine where it ran (query them:
+    ``QueryBuilder().append(PacePotentialData, filters={"attributes.fitted_with.tensorflow": "2.20.0"})``).
     """
 
     def __init__(
@@ -91,6 +107,7 @@ class PacePotentialData(orm.Data):
         yace: str | os.PathLike | bytes | None = None,
         active_set: str | os.PathLike | bytes | None = None,
         baseline: dict | None = None,
+        fitted_with: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -100,19 +117,22 @@ class PacePotentialData(orm.Data):
         yace_bytes = None if yace is None else _read_bytes(yace)
         asi_bytes = None if active_set is None else _read_bytes(active_set)
         summary = _basis_summary(yaml_bytes)
+        if baseline is not None:
+            baseline = _valid_baseline(baseline, "baseline")
 
         for filename, content in ((YAML_FILENAME, yaml_bytes), (YACE_FILENAME, yace_bytes), (ASI_FILENAME, asi_bytes)):
             if content is not None:
                 self.base.repository.put_object_from_bytes(content, filename)
-        self.base.attributes.set_many(
-            {
-                **summary,
-                "has_yace": yace_bytes is not None,
-                "has_active_set": asi_bytes is not None,
-                "baseline": baseline,
-                "content_hash": potential_hash(yaml_bytes, yace_bytes, asi_bytes, baseline),
-            }
-        )
+        attributes = {
+            **summary,
+            "has_yace": yace_bytes is not None,
+            "has_active_set": asi_bytes is not None,
+            "baseline": baseline,
+            "content_hash": potential_hash(yaml_bytes, yace_bytes, asi_bytes, baseline),
+        }
+        if fitted_with:
+            attributes["fitted_with"] = _versions(fitted_with)
+        self.base.attributes.set_many(attributes)
 
     @classmethod
     def get_or_create(
@@ -122,9 +142,10 @@ class PacePotentialData(orm.Data):
         yace: str | os.PathLike | bytes | None = None,
         active_set: str | os.PathLike | bytes | None = None,
         baseline: dict | None = None,
+        fitted_with: dict | None = None,
     ) -> PacePotentialData:
         """Return the stored node with exactly these files (same content hash), or store a new one."""
-        candidate = cls(potential, yace=yace, active_set=active_set, baseline=baseline)
+        candidate = cls(potential, yace=yace, active_set=active_set, baseline=baseline, fitted_with=fitted_with)
         query = orm.QueryBuilder().append(
             cls, filters={"attributes.content_hash": candidate.base.attributes.get("content_hash")}
         )
@@ -132,9 +153,17 @@ class PacePotentialData(orm.Data):
         return existing if existing is not None else candidate.store()
 
     # ------------------------------------------------------------------------------------------------ attributes
+    def _where(self) -> str:
+        return f"PacePotentialData<{self.pk}> ({self.uuid})" if self.is_stored else "an unstored PacePotentialData"
+
     @property
     def elements(self) -> list[str]:
-        return list(self.base.attributes.get("elements"))
+        """The chemical symbols of the potential, in pacemaker's order (LAMMPS atom types are numbered in it);
+        checked to be chemical symbols, since they reach LAMMPS lines and pacemaker's input."""
+        try:
+            return check_element_symbols(self.base.attributes.get("elements"), f"{self._where()} attribute 'elements'")
+        except UnsafeNameError as error:
+            raise PotentialError(f"{error}: the node is corrupt or was altered; do not use it") from None
 
     @property
     def cutoff(self) -> float:
@@ -155,7 +184,10 @@ class PacePotentialData(orm.Data):
 
     @property
     def baseline(self) -> dict | None:
-        return self.base.attributes.get("baseline")
+        """The physical baseline (``{"type": ..., "params": ...}``) the potential was fitted on top of, or None;
+        checked to be a valid baseline, since it reaches LAMMPS lines and Python snippets."""
+        baseline = self.base.attributes.get("baseline", None)
+        return None if baseline is None else _valid_baseline(baseline, f"{self._where()} attribute 'baseline'")
 
     @property
     def has_active_set(self) -> bool:
@@ -165,18 +197,59 @@ class PacePotentialData(orm.Data):
     def content_hash(self) -> str:
         return self.base.attributes.get("content_hash")
 
+    @property
+    def fitted_with(self) -> dict[str, str | None]:
+        """Versions of the fitting software (``python-ace``, ``tensorpotential``, ``tensorflow``, ...), ``{}``
+        when unknown (a potential not made by a fit of this plugin)."""
+        return dict(self.base.attributes.get("fitted_with", None) or {})
+
+    def verify(self) -> PacePotentialData:
+        """Check what reaches other programs (element symbols, baseline, files against the content hash) and
+        return the node; :class:`PotentialError` naming the node when it is corrupt or was altered."""
+        self.elements, self.baseline, self._verified_files()  # noqa: B018 - each read is a check
+        return self
+
     # --------------------------------------------------------------------------------------------------- files
+    def read_file(self, filename: str) -> bytes:
+        """The content of one of the potential's files (``potential.yaml``, ``.yace`` or ``.asi``), after all files
+        were compared with the node's ``content_hash`` (a node from an archive may have been altered)."""
+        if filename not in FILENAMES:
+            raise ValueError(f"a potential has only the files {list(FILENAMES)}, not {filename!r}")
+        return self._verified_files()[filename]
+
+    def _verified_files(self) -> dict[str, bytes]:
+        present = set(self.base.repository.list_object_names())
+        files = {
+            name: self.base.repository.get_object_content(name, mode="rb") for name in FILENAMES if name in present
+        }
+        if YAML_FILENAME not in files:
+            raise PotentialError(f"{self._where()} has no {YAML_FILENAME}: the node is corrupt or was altered")
+        expected = potential_hash(
+            files[YAML_FILENAME],
+            files.get(YACE_FILENAME),
+            files.get(ASI_FILENAME),
+            self.base.attributes.get("baseline", None),
+        )
+        if expected != self.content_hash:
+            raise PotentialError(
+                f"{self._where()}: its files and baseline do not match its content_hash attribute: the node is "
+                "corrupt or was altered (e.g. in an archive); do not use it"
+            )
+        return files
+
     def get_yaml(self) -> str:
-        return self.base.repository.get_object_content(YAML_FILENAME, mode="r")
+        return self.read_file(YAML_FILENAME).decode()
 
     def write_files(self, directory: str | os.PathLike, stem: str = "potential") -> dict[str, pathlib.Path]:
-        """Write the stored files as ``<stem>.yaml`` / ``.yace`` / ``.asi`` into ``directory``; return their paths."""
+        """Write the stored files as ``<stem>.yaml`` / ``.yace`` / ``.asi`` into ``directory``; return their paths
+        by suffix. ``stem`` must be a plain file stem (no directory): only ``directory`` is written into."""
+        stem = check_file_stem(stem, "file stem")
         directory = pathlib.Path(directory)
         written = {}
-        for filename in self.base.repository.list_object_names():
+        for filename, content in self._verified_files().items():
             suffix = pathlib.Path(filename).suffix
             target = directory / f"{stem}{suffix}"
-            target.write_bytes(self.base.repository.get_object_content(filename, mode="rb"))
+            target.write_bytes(content)
             written[suffix.lstrip(".")] = target
         return written
 
@@ -210,8 +283,33 @@ class PacePotentialData(orm.Data):
         """The LAMMPS ``pair_style``/``pair_coeff`` lines for this potential as trained: ``pair_style pace`` alone,
         or ``hybrid/overlay`` of ``pace`` and the baseline's own LAMMPS style. Atom types are numbered in the
         order of :attr:`elements`."""
-        if self.baseline is None:
-            return ["pair_style pace", f"pair_coeff * * {yace_filename} {' '.join(self.elements)}"]
+        check_file_stem(yace_filename, "the .yace file name")
+        elements, baseline = self.elements, self.baseline  # both checked: only symbols and numbers reach LAMMPS
+        if baseline is None:
+            return ["pair_style pace", f"pair_coeff * * {yace_filename} {' '.join(elements)}"]
         from ..baselines import lammps_pair_commands
 
-        return lammps_pair_commands(self.baseline, self.elements, ace_file=yace_filename)
+        return lammps_pair_commands(baseline, elements, ace_file=yace_filename)
+
+
+def _valid_baseline(baseline, where: str) -> dict:
+    """The baseline normalised by :func:`~aiida_mlip_trainer.baselines.validate_baseline`, or PotentialError."""
+    from ..baselines import BaselineError, validate_baseline
+
+    try:
+        return validate_baseline(baseline)
+    except BaselineError as error:
+        raise PotentialError(f"{where}: {error}") from None
+
+
+# What `fitted_with` may hold: package name -> version string (or None when it could not be read).
+_VERSION_KEYS = ("python-ace", "tensorpotential", "tensorflow", "tf-keras", "numpy", "python")
+
+
+def _versions(versions: dict) -> dict[str, str | None]:
+    """Only the known package names, each a short version string or None."""
+    return {
+        key: (str(versions[key])[:64] if versions.get(key) is not None else None)
+        for key in _VERSION_KEYS
+        if key in versions
+    }

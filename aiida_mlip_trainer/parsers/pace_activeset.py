@@ -32,6 +32,7 @@ class PaceActivesetParser(PaceToolParser):
 
     def parse(self, **kwargs):
         stderr, detail, exit_status = self._stderr_and_status(Calc)
+        self._output_versions()
         if exit_status is None or exit_status in KILLED_STATUSES:
             return self.exit_codes.ERROR_KILLED.format(status=exit_status, detail=detail)
         potential = self.node.inputs.potential
@@ -58,11 +59,15 @@ class PaceActivesetParser(PaceToolParser):
         self.out("summary", orm.Dict(self._summary(stderr, shapes, full, parameters)))
         yace = None
         if potential.base.attributes.get("has_yace", False):
-            yace = potential.base.repository.get_object_content(YACE_FILENAME, mode="rb")
+            yace = potential.read_file(YACE_FILENAME)
         self.out(
             "potential",
             PacePotentialData(
-                potential.get_yaml().encode(), yace=yace, active_set=content, baseline=potential.baseline
+                potential.get_yaml().encode(),
+                yace=yace,
+                active_set=content,
+                baseline=potential.baseline,
+                fitted_with=potential.fitted_with,
             ),
         )
         return None

@@ -33,6 +33,7 @@ class PaceSelectParser(PaceToolParser):
 
     def parse(self, **kwargs):
         stderr, detail, exit_status = self._stderr_and_status(Calc)
+        self._output_versions()
         if exit_status is None or exit_status in KILLED_STATUSES:
             return self.exit_codes.ERROR_KILLED.format(status=exit_status, detail=detail)
         if exit_status != 0:

@@ -5,12 +5,27 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from aiida import orm
 from aiida.parsers import Parser
 
-__all__ = ("KILLED_STATUSES", "PaceToolParser", "last_error_line", "read_exit_status", "under_determined_detail")
+from ..calculations.versions import VERSIONS_FILENAME, read_versions
+
+__all__ = (
+    "KILLED_STATUSES",
+    "PaceToolParser",
+    "last_error_line",
+    "read_exit_status",
+    "stop_reason",
+    "under_determined_detail",
+)
 
 # Exit statuses of a process stopped from outside: coreutils timeout, SIGKILL (also the kernel's OOM killer), SIGTERM.
 KILLED_STATUSES = (124, 137, 143)
+# What pacemaker's log.txt says about the versions, for a job whose executable could not be asked (a wrapper).
+_LOG_VERSIONS = {
+    "python-ace": re.compile(r"pacemaker/pyace version: (\S+)"),
+    "tensorpotential": re.compile(r"tensorpot_version: (\S+)"),
+}
 
 _UNDER_DETERMINED = re.compile(
     r"Insufficient atomic environments to determine active set for species type (\d+).*?"
@@ -32,6 +47,28 @@ def last_error_line(stderr: str) -> str:
     if errors:
         return errors[-1]
     return lines[-1] if lines else "(nothing on stderr)"
+
+
+def stop_reason(exit_status: int | None, *, soft_walltime: bool = False, scheduler_stderr: str = "") -> str:
+    """What stopped a tool that did not finish by itself, in words: the plugin's own soft walltime, SIGKILL,
+    SIGTERM, a timeout, or (no exit status recorded: the whole job was killed) the scheduler, as far as its stderr
+    tells."""
+    if soft_walltime:
+        return "the soft walltime: the plugin stopped it with SIGTERM ahead of the scheduler's time limit"
+    if exit_status == 137:
+        return "killed with SIGKILL, exit status 137: kill -9, or the kernel's out-of-memory killer"
+    if exit_status == 143:
+        return "terminated with SIGTERM from outside, exit status 143: kill, scancel or the scheduler"
+    if exit_status == 124:
+        return "stopped by a timeout command, exit status 124"
+    if "TIME LIMIT" in scheduler_stderr:
+        return "killed by the scheduler at the job's time limit"
+    if "CANCELLED" in scheduler_stderr:
+        return "cancelled through the scheduler (e.g. scancel)"
+    return (
+        "the job was killed before it could record the exit status: the scheduler's time limit, a cancellation or "
+        "a node failure"
+    )
 
 
 def under_determined_detail(stderr: str, elements: Sequence[str] = ()) -> str | None:
@@ -58,3 +95,20 @@ class PaceToolParser(Parser):
         """``(stderr, its error line, exit status)`` of the tool run by ``calculation`` (the CalcJob class)."""
         stderr = self._read(calculation.STDERR_FILENAME) or ""
         return stderr, last_error_line(stderr), read_exit_status(self._read(calculation.EXIT_STATUS_FILENAME))
+
+    def _scheduler_stderr(self) -> str:
+        return self._read(self.node.get_option("scheduler_stderr") or "_scheduler-stderr.txt") or ""
+
+    def _output_versions(self, log: str | None = None) -> dict | None:
+        """Output ``versions`` (a Dict) from the job's ``versions.json``, with python-ace and tensorpotential as
+        pacemaker's own ``log`` names them when given (what really ran, also behind a wrapper script). Returns what
+        was output, or None."""
+        versions = read_versions(self._read(VERSIONS_FILENAME)) or {}
+        for key, pattern in _LOG_VERSIONS.items():
+            match = pattern.search(log or "")
+            if match is not None:
+                versions[key] = match.group(1)[:64]
+        if not versions:
+            return None
+        self.out("versions", orm.Dict(versions))
+        return versions

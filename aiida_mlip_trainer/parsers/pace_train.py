@@ -16,7 +16,7 @@ from ..pacemaker_output import (
     log_wall_time,
     read_metrics_table,
 )
-from .pace_tools import KILLED_STATUSES, PaceToolParser
+from .pace_tools import KILLED_STATUSES, PaceToolParser, stop_reason
 
 __all__ = ("PaceTrainParser",)
 
@@ -28,18 +28,36 @@ _INTERIM = re.compile(r"^interim_potential_(\d+)\.yaml$")
 class PaceTrainParser(PaceToolParser):
     """Turn a pacemaker working directory into a `PacePotentialData` and a metrics `Dict`.
 
-    The table, from the first check to the last: no ``log.txt`` (300); pacemaker stopped before fitting with a
-    non-zero status (310, unreadable input); NaN or inf loss (410); stopped from outside, e.g. by the walltime
-    (400, the last interim potential is still returned); other non-zero status (320); no potential (330);
-    an unreadable potential (340); a loss that grew (420).
+    The table, from the first check to the last: no ``log.txt`` (300; 405 when the job was killed that early);
+    pacemaker stopped before fitting with a non-zero status (310, unreadable input); NaN or inf loss (410); stopped
+    from outside, e.g. by the walltime (400, the last interim potential is still returned; 405 when there was none
+    yet, so that nothing can be continued); other non-zero status (320); finished without a potential (330); an
+    unreadable potential (340); a loss that grew (420). What stopped a job is said in words (``metrics['stopped_by']``
+    and the exit message): the plugin's soft walltime, SIGKILL, SIGTERM, or the scheduler.
     """
+
+    _versions: dict | None = None
 
     def parse(self, **kwargs):
         files = set(self.retrieved.base.repository.list_object_names())
         stderr, detail, exit_status = self._stderr_and_status(Calc)
+        killed = exit_status is None or exit_status in KILLED_STATUSES
+        reason = (
+            stop_reason(
+                exit_status,
+                soft_walltime=Calc.SOFT_WALLTIME_FILENAME in files,
+                scheduler_stderr=self._scheduler_stderr(),
+            )
+            if killed
+            else None
+        )
 
         log = self._read(Calc.LOG_FILENAME)
+        self._versions = self._output_versions(log)
         if log is None:
+            if killed:  # stopped while Python and TensorFlow were still starting: a restart can fix that
+                self.out("metrics", orm.Dict({"exit_status": exit_status, "iterations": 0, "stopped_by": reason}))
+                return self.exit_codes.ERROR_KILLED_BEFORE_INTERIM.format(reason=reason)
             return self.exit_codes.ERROR_NO_LOG.format(detail=detail)
 
         rows = read_metrics_table(self._read("metrics.txt") or "")
@@ -47,7 +65,6 @@ class PaceTrainParser(PaceToolParser):
         metrics = self._metrics(log, rows, test_rows, exit_status)
         self._output_learning_curve(rows, test_rows)
 
-        killed = exit_status is None or exit_status in KILLED_STATUSES
         if exit_status not in (0, None) and not killed and not rows:
             self.out("metrics", orm.Dict(metrics))
             return self.exit_codes.ERROR_UNREADABLE_INPUT.format(detail=detail)
@@ -58,10 +75,11 @@ class PaceTrainParser(PaceToolParser):
             return self.exit_codes.ERROR_NAN_LOSS.format(iteration=int(non_finite.get("iter_num", -1)))
 
         if killed:
+            metrics["stopped_by"] = reason
             interim = sorted((int(m.group(1)), name) for name in files if (m := _INTERIM.match(name)) is not None)
             if not interim:
                 self.out("metrics", orm.Dict(metrics))
-                return self.exit_codes.ERROR_NO_OUTPUT_POTENTIAL
+                return self.exit_codes.ERROR_KILLED_BEFORE_INTERIM.format(reason=reason)
             filename = interim[-1][1]
             metrics["interim"] = True
             metrics["potential_file"] = filename
@@ -69,7 +87,9 @@ class PaceTrainParser(PaceToolParser):
             failure = self._output_potential(filename)
             if failure is not None:
                 return failure
-            return self.exit_codes.ERROR_OUT_OF_WALLTIME.format(filename=filename, iteration=metrics["iterations"])
+            return self.exit_codes.ERROR_OUT_OF_WALLTIME.format(
+                reason=reason, filename=filename, iteration=metrics["iterations"]
+            )
 
         self.out("metrics", orm.Dict(metrics))
         if exit_status != 0:
@@ -89,7 +109,7 @@ class PaceTrainParser(PaceToolParser):
         # A residual training set (see subtract_baseline) records the baseline that predictions must add back.
         baseline = self.node.inputs.training_set.base.attributes.get("baseline", None)
         try:
-            potential = PacePotentialData(content, baseline=baseline)
+            potential = PacePotentialData(content, baseline=baseline, fitted_with=self._versions)
         except ValueError as exc:
             return self.exit_codes.ERROR_INVALID_OUTPUT_POTENTIAL.format(detail=str(exc))
         self.out("potential", potential)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 from aiida import orm
 from aiida.common import AttributeDict
@@ -23,6 +24,9 @@ UNRECOVERABLE = {
         "ERROR_INVALID_OUTPUT_POTENTIAL",
     )
 }
+# How many jobs in a row may be stopped before their first interim potential (restarted from the same start each
+# time) before the work chain says that the time limit is too short.
+MAX_RESTARTS_WITHOUT_PROGRESS = 2
 
 # Safer fit settings for a restart after a NaN or diverging loss, applied one level per restart.
 SAFER_FIT = (
@@ -39,9 +43,18 @@ def _scaled_regularisation(fit: dict, factor: float) -> dict:
 
 
 class PaceTrainBaseWorkChain(BaseRestartWorkChain):
-    """Train with pacemaker and recover by itself: out of walltime → continue from the last interim potential with
-    the iterations left; NaN or diverging loss → restart with safer fit settings; a crash → one retry with half
-    the batch size (memory is the usual cause); input errors → stop at once with the calculation's exit code."""
+    """Train with pacemaker and recover by itself.
+
+    - Stopped from outside (walltime, scheduler, kill) after an interim potential: continue from it with the
+      iterations left (a restart with progress).
+    - Stopped before the first interim potential (the job's time went on starting Python and TensorFlow and building
+      neighbour lists): restart from the same start, at most ``max_restarts_without_progress`` times in a row
+      (default 2), then stop with 440 and say that the time limit is too short. With ``max_walltime`` (seconds) the
+      work chain may double the job's ``max_wallclock_seconds`` for such a restart, up to that limit, as it does when
+      the iterations done per job are too few to finish within ``max_iterations``.
+    - NaN or diverging loss: restart with safer fit settings; a crash: one retry with half the batch size (memory
+      is the usual cause); input errors: stop at once with the calculation's exit code and message.
+    """
 
     _process_class = PaceTrainCalculation
 
@@ -49,6 +62,24 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.expose_inputs(PaceTrainCalculation, namespace="pace")
+        spec.input(
+            "max_restarts_without_progress",
+            valid_type=orm.Int,
+            serializer=orm.to_aiida_type,
+            default=lambda: orm.Int(MAX_RESTARTS_WITHOUT_PROGRESS),
+            validator=_non_negative,
+            help="How many jobs in a row may be stopped before their first interim potential (each restarted from "
+            "the same start) before the work chain stops and says the time limit is too short.",
+        )
+        spec.input(
+            "max_walltime",
+            valid_type=orm.Int,
+            serializer=orm.to_aiida_type,
+            required=False,
+            validator=_positive,
+            help="Allow the work chain to double pace.metadata.options.max_wallclock_seconds, up to this many "
+            "seconds, when a job was too short to make progress (or to finish within max_iterations).",
+        )
         spec.expose_outputs(PaceTrainCalculation)
         spec.outline(
             cls.setup,
@@ -56,9 +87,15 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
             cls.results,
         )
         for label, code in UNRECOVERABLE.items():
-            spec.exit_code(code.status, label, message=f"the pacemaker calculation failed: {code.message}")
+            spec.exit_code(code.status, label, message="the pacemaker calculation failed: {message}")
         spec.exit_code(
             430, "ERROR_FIT_UNSTABLE", message="the loss stayed NaN or diverging even with the safest fit settings."
+        )
+        spec.exit_code(
+            440,
+            "ERROR_TIME_LIMIT_TOO_SHORT",
+            message="the job's time limit is too short for pacemaker to make progress: {count} jobs in a row were "
+            "stopped before pacemaker saved its first interim potential (last: {reason}). {advice}",
         )
 
     def setup(self):
@@ -69,10 +106,27 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
         self.ctx.iterations_done = 0
         self.ctx.safer_level = 0
         self.ctx.crashes = 0
+        self.ctx.restarts_with_progress = 0
+        self.ctx.restarts_without_progress = 0  # in a row: a restart with progress resets it
 
     def _set_parameters(self, parameters: dict) -> None:
         self.ctx.parameters = parameters
         self.ctx.inputs.parameters = orm.Dict(parameters)
+
+    def _walltime(self) -> int | None:
+        return self.ctx.inputs.get("metadata", {}).get("options", {}).get("max_wallclock_seconds")
+
+    def _raise_walltime(self) -> int | None:
+        """Double the job's max_wallclock_seconds up to ``max_walltime``, when the user allowed it; return the new
+        value, or None when it was not raised."""
+        walltime, limit = self._walltime(), self.inputs.get("max_walltime")
+        if walltime is None or limit is None or walltime >= limit.value:
+            return None
+        raised = min(2 * int(walltime), limit.value)
+        metadata = dict(self.ctx.inputs.get("metadata", {}))
+        metadata["options"] = {**metadata.get("options", {}), "max_wallclock_seconds": raised}
+        self.ctx.inputs.metadata = metadata
+        return raised
 
     @process_handler(
         priority=600,
@@ -80,15 +134,59 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
     )
     def handle_unrecoverable(self, node):
         """Nothing a restart could change (no log, unreadable input, no or an unreadable potential): stop at once
-        with the calculation's own exit code."""
+        with the calculation's own exit code and its message."""
         self.report(f"{node.process_label}<{node.pk}> failed unrecoverably: {node.exit_message}")
         label = next(label for label, code in UNRECOVERABLE.items() if code.status == node.exit_status)
-        return ProcessHandlerReport(True, self.exit_codes[label])
+        return ProcessHandlerReport(True, self.exit_codes[label].format(message=node.exit_message))
+
+    def _without_progress(self, node, reason: str) -> ProcessHandlerReport | None:
+        """Count a job that made no progress; past ``max_restarts_without_progress`` in a row, the report that stops
+        the work chain with 440 and says why, else None (and the walltime raised where the user allowed it)."""
+        self.ctx.restarts_without_progress += 1
+        count, limit = self.ctx.restarts_without_progress, self.inputs.max_restarts_without_progress.value
+        if count > limit:
+            walltime = self._walltime()
+            advice = (
+                f"Give the job more time than max_wallclock_seconds={walltime} s"
+                if walltime
+                else "Give the job more time (max_wallclock_seconds, or the scheduler's time limit)"
+            ) + (
+                ": pacemaker needs time to start Python and TensorFlow and to build the neighbour lists before its "
+                "first iteration"
+                + ("" if "max_walltime" in self.inputs else ", or let the work chain raise it with max_walltime")
+                + "."
+            )
+            exit_code = self.exit_codes.ERROR_TIME_LIMIT_TOO_SHORT.format(count=count, reason=reason, advice=advice)
+            self.report(exit_code.message)
+            return ProcessHandlerReport(True, exit_code)
+        raised = self._raise_walltime()
+        self.report(
+            f"{node.process_label}<{node.pk}> made no progress ({reason}): restart {count} of at most {limit} "
+            "without progress" + (f", with max_wallclock_seconds raised to {raised} s" if raised else "")
+        )
+        return None
+
+    @process_handler(priority=550, exit_codes=[Exit.ERROR_KILLED_BEFORE_INTERIM])
+    def handle_killed_before_interim(self, node):
+        """Stopped before the first interim potential: nothing to continue from, so run the same job again from
+        its start; after ``max_restarts_without_progress`` such restarts in a row, stop and say why (440)."""
+        metrics = node.outputs.metrics.get_dict() if "metrics" in node.outputs else {}
+        reason = metrics.get("stopped_by") or "stopped from outside"
+        stop = self._without_progress(node, f"stopped before its first interim potential: {reason}")
+        return stop if stop is not None else ProcessHandlerReport(True)
 
     @process_handler(priority=500, exit_codes=[Exit.ERROR_OUT_OF_WALLTIME])
     def handle_out_of_walltime(self, node):
         """Continue from the interim potential (pacemaker -p), with only the iterations still to do."""
         done = int(node.outputs.metrics["iterations"])
+        reason = node.outputs.metrics.get("stopped_by", "stopped from outside")
+        if done == 0:
+            stop = self._without_progress(node, f"an interim potential but no iteration: {reason}")
+            if stop is not None:
+                return stop
+        else:
+            self.ctx.restarts_with_progress += 1
+            self.ctx.restarts_without_progress = 0
         self.ctx.iterations_done += done
         left = max(1, self.ctx.maxiter - self.ctx.iterations_done)
         parameters = copy.deepcopy(self.ctx.parameters)
@@ -96,9 +194,23 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
         self._set_parameters(parameters)
         self.ctx.inputs.previous_potential = node.outputs.potential
         self.report(
-            f"{node.process_label}<{node.pk}> stopped at the walltime after {done} iterations "
-            f"({self.ctx.iterations_done} of {self.ctx.maxiter} done): continuing from its interim potential"
+            f"{node.process_label}<{node.pk}> was stopped after {done} iterations ({reason}); "
+            f"{self.ctx.iterations_done} of {self.ctx.maxiter} done: continuing from its interim potential "
+            f"(restart {self.ctx.restarts_with_progress} with progress)"
         )
+        jobs_left = self.inputs.max_iterations.value - self.ctx.iteration
+        if done > 0 and done * jobs_left < left:
+            needed = math.ceil(left / done)
+            raised = self._raise_walltime()
+            self.report(
+                f"at {done} iterations per job, the {left} iterations left need about {needed} more jobs but at most "
+                f"{jobs_left} remain (max_iterations): "
+                + (
+                    f"max_wallclock_seconds raised to {raised} s"
+                    if raised
+                    else "give the jobs more time (max_wallclock_seconds), or raise max_iterations"
+                )
+            )
         return ProcessHandlerReport(True)
 
     @process_handler(priority=400, exit_codes=[Exit.ERROR_NAN_LOSS, Exit.ERROR_LOSS_DIVERGED])
@@ -132,3 +244,15 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
             f"{backend['batch_size']}"
         )
         return ProcessHandlerReport(True)
+
+
+def _non_negative(value, _):
+    if value is not None and value.value < 0:
+        return f"must be >= 0, got {value.value}"
+    return None
+
+
+def _positive(value, _):
+    if value is not None and value.value <= 0:
+        return f"must be a positive number of seconds, got {value.value}"
+    return None

@@ -19,8 +19,11 @@ from aiida.engine import ToContext, WorkChain, if_
 from aiida_shell import ShellJob
 from aiida_shell.launch import prepare_shell_job_inputs
 
+from ..baselines import missing_pairs
 from ..calcfunctions import (
     assemble_potential,
+    check_short_range,
+    derive_baseline,
     generate_training_parameters,
     import_training_set,
     potential_file,
@@ -52,6 +55,9 @@ LEGACY_PORTS = (
     "max_iterations",
 )
 TOOLS = ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")
+# What a potential that is not repulsive below its training data does to the work chain: exit code 440 (all outputs
+# attached), or a warning in the report only.
+SHORT_RANGE_CHECKS = ("error", "warning")
 
 
 def _legacy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,6 +88,10 @@ def _legacy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     else:
         mapped.pop("selection")
     return mapped
+
+
+def _empty(value: Any) -> bool:
+    return isinstance(value, Mapping) and not value
 
 
 def _effective(inputs: Mapping[str, Any], namespace: str) -> dict[str, Any]:
@@ -152,6 +162,10 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
         return f"training parameters: {message}"
 
     previous = inputs.get("previous_potential")
+    if previous is not None and baseline is not None and missing_pairs(baseline, previous.elements):
+        return (
+            "fine-tuning keeps the baseline: give physics_baseline=previous_potential.baseline, not windows to derive"
+        )
     if previous is not None:
         if elements is not None and sorted(elements) != sorted(previous.elements):
             return (
@@ -197,6 +211,8 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
         too_few = check_environments(training_set, layout, role="training data")
         if too_few:
             return too_few
+    if inputs["short_range_check"].value not in SHORT_RANGE_CHECKS:
+        return f"short_range_check must be one of {list(SHORT_RANGE_CHECKS)}, got {inputs['short_range_check'].value!r}"
     return None
 
 
@@ -236,7 +252,16 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             valid_type=orm.Dict,
             required=False,
             serializer=orm.to_aiida_type,
-            help='Delta learning: e.g. {"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": 2.0}}.',
+            help='Delta learning: e.g. {"type": "zbl"} (a window per element pair, derived from the training data), '
+            '{"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": 2.0}} or per pair with "ALL" as the default.',
+        )
+        spec.input(
+            "short_range_check",
+            valid_type=orm.Str,
+            default=lambda: orm.Str("error"),
+            serializer=orm.to_aiida_type,
+            help="A potential not repulsive below its training data (dimer and fcc scans): 'error' (exit code 440, "
+            "every output still attached) or 'warning' (reported, exit 0).",
         )
         spec.input("previous_potential", valid_type=PacePotentialData, required=False, help="Fine-tune from it.")
         spec.expose_inputs(
@@ -302,6 +327,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         spec.output("test_set", valid_type=TrainingSetData, help="The held-out structures, original labels.")
         spec.output("parity_plot", valid_type=orm.SinglefileData, help="Parity plot of the validation (PNG).")
         spec.output("selection_summary", valid_type=orm.Dict, required=False)
+        spec.output("short_range", valid_type=orm.Dict, help="Dimer/fcc scans below each pair's shortest distance.")
+        spec.output("short_range_plot", valid_type=orm.SinglefileData, help="The short-range curves (PNG).")
 
         spec.exit_code(300, "ERROR_INVALID_STRUCTURES", message="the structures could not be used: {message}")
         spec.exit_code(
@@ -313,6 +340,13 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(410, "ERROR_SELECTION_FAILED", message="the structure selection failed: {message}")
         spec.exit_code(420, "ERROR_TRAINING_FAILED", message="the training failed: {message}")
         spec.exit_code(430, "ERROR_FINALISATION_FAILED", message="the {step} step failed: {message}")
+        spec.exit_code(
+            440,
+            "ERROR_SHORT_RANGE_NOT_REPULSIVE",
+            message="the potential is not repulsive below the shortest training distance of {pairs} (see the "
+            "short_range output; every output is attached): use a ZBL baseline with windows from the data "
+            "(physics_baseline={{'type': 'zbl'}}), or accept it with short_range_check='warning'",
+        )
 
     @classmethod
     def get_builder_from_protocol(
@@ -336,6 +370,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         (``physics_baseline``, ``previous_potential``, ``test_set``) are set as they are.
         """
         values = cls.get_protocol_inputs(protocol, overrides)
+        missing = [name for name in ("pacemaker", "pace_activeset", "pace_yaml2yace") if name not in codes]
+        if missing:
+            raise ValueError(f"codes: give a code for {', '.join(missing)} (the fit, its active set and its .yace)")
         codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
         if options:
             for path in (("selection", "pace_select"), ("selection", "pace_activeset"), ("training", "pace"),
@@ -386,7 +423,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
-        used = [name for name in LEGACY_PORTS if name in self.inputs]
+        # an empty `codes` namespace is always there: only what was given counts
+        used = [name for name in LEGACY_PORTS if name in self.inputs and not _empty(self.inputs[name])]
         if used:
             self.report(
                 f"deprecated input(s) {used}: use the namespaces training, selection, activeset and yace, "
@@ -430,6 +468,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             split = split_training_set(self.ctx.data, self.inputs.test_fraction, self.inputs.seed)
             train, self.ctx.test = split["train"], split["test"]
         if self.ctx.baseline is not None:
+            if missing_pairs(self.ctx.baseline.get_dict(), train.elements):  # windows left to the data
+                self.ctx.baseline = derive_baseline(train, self.ctx.baseline)
+                self.report(f"baseline derived from the training data: {self.ctx.baseline.get_dict()}")
             for name, structures in (("train", train), ("train_test", self.ctx.test)):
                 result, node = subtract_baseline.run_get_node(structures, self.ctx.baseline)
                 if not node.is_finished_ok:
@@ -546,3 +587,22 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         self.out("parameters", self.ctx.parameters)
         self.out("training_set", self.ctx.train)
         self.out("test_set", self.ctx.test)
+
+        short_range = check_short_range(self.ctx.potential, self.ctx.train)
+        self.out("short_range", short_range["report"])
+        self.out("short_range_plot", short_range["plot"])
+        failing = short_range["report"]["not_repulsive"]
+        compression = short_range["report"].get("compression_not_rising", [])
+        if compression:
+            self.report(
+                f"short range, warning: compressed fcc {', '.join(compression)} does not rise at every step below the "
+                "shortest training distance (the ACE embedding at densities far above the data; add compressed "
+                "structures or set embeddings rho_core_cut/drho_core_cut)"
+            )
+        if not failing:
+            self.report("short range: every element pair is repulsive below its shortest training distance")
+            return None
+        self.report(f"short range: NOT repulsive below the shortest training distance for {', '.join(failing)}")
+        if self.inputs.short_range_check.value == "error":
+            return self.exit_codes.ERROR_SHORT_RANGE_NOT_REPULSIVE.format(pairs=", ".join(failing))
+        return None

@@ -28,8 +28,9 @@ def test_get_or_create_does_not_duplicate():
     second = PacePotentialData.get_or_create(POTENTIAL.read_bytes())
     assert first.is_stored and second.uuid == first.uuid
     assert count(first.content_hash) == stored >= 1
-    other_baseline = PacePotentialData.get_or_create(POTENTIAL, baseline={"type": "zbl", "params": {}})
-    assert other_baseline.uuid != first.uuid and other_baseline.baseline == {"type": "zbl", "params": {}}
+    zbl = {"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": 2.0}}
+    other_baseline = PacePotentialData.get_or_create(POTENTIAL, baseline=zbl)
+    assert other_baseline.uuid != first.uuid and other_baseline.baseline == zbl
 
 
 def test_calculator_predicts(argon_structures):

@@ -205,3 +205,167 @@ def _with_info(atoms, name=None, energy=None, forces=None):
     if forces is not None:
         atoms.arrays["forces"] = forces
     return atoms
+
+
+# --------------------------------------------------------------------------------- geometry and labels (issue 9)
+def _cu(positions=None, cell=None, pbc=True, energy=-3.5, forces=None, name=None):
+    atoms = Atoms(
+        "Cu2", positions=positions if positions is not None else [[0, 0, 0], [1.8, 1.8, 0]], cell=cell, pbc=pbc
+    )
+    if cell is None and pbc is not False:
+        atoms.cell = np.eye(3) * 3.6
+    if name is not None:
+        atoms.info["name"] = name
+    return labelled(atoms, energy=energy, forces=forces)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: [_cu(), _cu(pbc=[True, True, False], name="slab")],
+            r"structure 1 \('slab'\): pbc \(True, True, False\) is mixed; pacemaker fits only fully periodic or "
+            r"non-periodic structures: pad .* with vacuum",
+        ),
+        (
+            lambda: [_cu(positions=[[0, 0, 0], [0.05, 0, 0]], name="dup")],
+            r"structure 0 \('dup'\): atoms 0 and 1 are 0.05 Å apart .*min_distance=0.1 Å",
+        ),
+        (  # closer through the periodic boundary than inside the cell
+            lambda: [_cu(positions=[[0.01, 1, 1], [3.55, 1, 1]], name="image")],
+            r"structure 0 \('image'\): atoms 0 and 1 are 0.06 Å apart \(periodic images included\)",
+        ),
+        (
+            lambda: [_cu(positions=[[0, 0, 0], [0, 0, 0.02]], pbc=False, cell=np.zeros((3, 3)), name="molecule")],
+            r"structure 0 \('molecule'\): atoms 0 and 1 are 0.02 Å apart",
+        ),
+        (
+            lambda: [_cu(cell=[[3.6, 0, 0], [3.6, 0, 0], [0, 0, 3.6]], name="flat")],
+            r"structure 0 \('flat'\): the periodic cell is flat or degenerate",
+        ),
+        (
+            lambda: [_cu(), _cu(energy=1e30, name="huge")],
+            r"structure 1 \('huge'\): energy 1e\+30 eV is 5e\+29 eV/atom .*max_energy_per_atom=1e\+07",
+        ),
+        (
+            lambda: [_cu(forces=np.array([[0, 0, 0], [0, 2e5, 0]]), name="kick")],
+            r"structure 0 \('kick'\): atom 1 has a force of 2e\+05 eV/Å, beyond max_force=1e\+05",
+        ),
+        (
+            lambda: [_cu(name="two\nlines")],
+            r"structure 0 \('two\\nlines'\): the name contains a line break",
+        ),
+    ],
+)
+def test_unfittable_geometry_and_labels_are_refused_naming_the_structure(make, message):
+    with pytest.raises(TrainingSetError, match=message):
+        TrainingSetData(make())
+
+
+def test_the_suggested_fix_for_a_slab_is_accepted():
+    slab = Atoms("Cu2", positions=[[0, 0, 0], [1.8, 1.8, 0]], cell=np.eye(3) * 3.6, pbc=[True, True, False])
+    slab.center(vacuum=10.0, axis=2)
+    slab.pbc = True
+    assert TrainingSetData([labelled(slab)]).num_structures == 1
+
+
+def test_thresholds_can_be_overridden_and_are_recorded():
+    close = [_cu(positions=[[0, 0, 0], [0.05, 0, 0]]), _cu(energy=-2e7)]
+    node = TrainingSetData(close, min_distance=0.01, max_energy_per_atom=2e7).store()
+    assert node.base.attributes.get("checks") == {"min_distance": 0.01, "max_energy_per_atom": 2e7, "max_force": 1e5}
+    # a derived set is built with the same thresholds
+    derived = TrainingSetData(arrays=node.get_arrays(), **node.checks)
+    assert derived.content_hash == node.content_hash
+    with pytest.raises(TrainingSetError, match="closer than min_distance=0.1"):
+        TrainingSetData(arrays=node.get_arrays())
+    assert TrainingSetData([close[0]], min_distance=None).num_structures == 1
+    with pytest.raises(TrainingSetError, match="max_force must be a finite number >= 0"):
+        TrainingSetData(close, max_force=-1)
+
+
+def test_names_are_printed_as_plain_strings():
+    """Not as np.str_('x'): the messages of arrays-built sets name structures like the others."""
+    arrays = {key: value for key, value in _arrays_of([_cu(name="x"), _cu(energy=float("nan"), name="y")]).items()}
+    with pytest.raises(TrainingSetError) as error:
+        TrainingSetData(arrays=arrays)
+    assert "structure 1 ('y')" in str(error.value) and "np.str_" not in str(error.value)
+
+
+def _arrays_of(structures):
+    from aiida_mlip_trainer.data.training_set import arrays_from_atoms
+
+    return arrays_from_atoms(structures)
+
+
+# ------------------------------------------------------------------------------------------ labels kept (issue 9)
+def _pacemaker_frame(structures, references):
+    """A DataFrame as pace_collect writes it: total `energy`, and `energy_corrected` less per-element references."""
+    import pandas as pd
+
+    energy = [a.get_potential_energy() for a in structures]
+    shift = [sum(references[s] for s in a.get_chemical_symbols()) for a in structures]
+    return pd.DataFrame(
+        {
+            "name": [a.info["name"] for a in structures],
+            "ase_atoms": [a.copy() for a in structures],
+            "energy": energy,
+            "energy_corrected": [e - s for e, s in zip(energy, shift, strict=True)],
+            "forces": [a.get_forces() for a in structures],
+            "energy_corrected_per_atom": [(e - s) / len(a) for e, s, a in zip(energy, shift, structures, strict=True)],
+            "w_energy": [1.0] * len(structures),
+        }
+    )
+
+
+def _alloy(count=6):
+    from ase.build import bulk
+
+    structures = []
+    rng = np.random.default_rng(3)
+    for index in range(count):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        symbols = atoms.get_chemical_symbols()
+        for k in rng.choice(4, size=index % 4, replace=False):
+            symbols[k] = "Ni"
+        atoms.set_chemical_symbols(symbols)
+        atoms.rattle(0.05, seed=index)
+        atoms.calc = EMT()
+        atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+        atoms.info["name"] = f"alloy_{index}"
+        structures.append(atoms)
+    return structures
+
+
+def test_both_energy_columns_of_a_pacemaker_pickle_are_kept(tmp_path):
+    """It kept only `energy_corrected` (as `energy`) and dropped `energy` without a word."""
+    structures = _alloy()
+    references = {"Cu": -1500.25, "Ni": -1700.5}
+    frame = _pacemaker_frame(structures, references)
+    path = tmp_path / "data.pckl.gzip"
+    frame.to_pickle(path, compression="gzip", protocol=4)
+    node = TrainingSetData.from_pacemaker_pickle(path, trusted=True).store()
+    attributes = node.base.attributes.all
+    assert attributes["energy_column"] == "energy_corrected"
+    np.testing.assert_allclose(node.get_arrays()["energy"], frame["energy_corrected"])
+    other = attributes["other_energy"]
+    assert other["column"] == "energy"
+    assert other["per_element_shift"] == pytest.approx(references)
+    np.testing.assert_array_equal(node.get_other_energies()["energy"], frame["energy"].to_numpy())
+    assert attributes["dropped_columns"] == ["energy_corrected_per_atom", "w_energy"]
+
+    total = TrainingSetData.from_dataframe(frame, energy_column="energy")
+    assert total.base.attributes.get("energy_column") == "energy"
+    np.testing.assert_allclose(total.get_arrays()["energy"], frame["energy"])
+    assert total.base.attributes.get("other_energy")["per_element_shift"] == pytest.approx(
+        {key: -value for key, value in references.items()}
+    )
+
+
+def test_a_shift_that_is_not_per_element_is_kept_per_structure():
+    structures = _alloy()
+    frame = _pacemaker_frame(structures, {"Cu": -1.0, "Ni": -2.0})
+    frame.loc[2, "energy_corrected"] += 0.5  # one structure off any per-element rule
+    node = TrainingSetData.from_dataframe(frame)
+    assert node.base.attributes.get("other_energy") == {"column": "energy", "per_element_shift": None}
+    np.testing.assert_array_equal(node.get_other_energies()["energy"], frame["energy"].to_numpy())

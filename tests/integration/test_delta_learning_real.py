@@ -1,14 +1,22 @@
 """Real pacemaker fits on residuals (labels minus a physical baseline), predicted as ACE + baseline."""
 
+import re
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
+import yaml
 from aiida import orm
 from aiida.engine import run_get_node
 from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
 
 from aiida_mlip_trainer.calcfunctions import subtract_baseline
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
+from aiida_mlip_trainer.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.reference_data import copper_emt, shortest_distance
 
 pytestmark = pytest.mark.real_pacemaker
@@ -72,3 +80,57 @@ def test_zbl_residual_fit_is_repulsive_at_short_range(pacemaker_code, small_para
     energies = np.array(energies)
     assert np.all(np.diff(energies) > 0), energies  # rises at every step as the distance shrinks
     assert energies[-1] > energies[0] + 100.0  # and strongly: hundreds of eV at 0.5 Å
+
+
+def test_per_pair_windows_land_in_the_written_potential(tmp_path, small_parameters):
+    """A real `pacemaker -dr` on the generated input.yaml: every bond of the unfitted potential (both orders of the
+    unlike pair) has its own pair's r_in and delta_in, and `pace_yaml2yace` carries them into the .yace LAMMPS reads."""
+    structures = []
+    for seed in range(3):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+        atoms.symbols[::2] = "Ni"
+        atoms.rattle(0.1, seed=seed)
+        atoms.calc = EMT()
+        structures.append(atoms)
+    TrainingSetData(structures).write_pacemaker_pickle(tmp_path / "data.pkl.gz")
+    baseline = {
+        "type": "zbl",
+        "params": {
+            "Cu-Cu": {"inner_cutoff": 1.5, "cutoff": 2.0},
+            "Ni-Cu": {"inner_cutoff": 1.6, "cutoff": 2.1},
+            "Ni-Ni": {"inner_cutoff": 1.7, "cutoff": 2.25},
+        },
+    }
+    small_parameters["potential"]["bonds"]["ALL"]["rcut"] = 5.0
+    config = build_input_yaml(small_parameters, elements=["Cu", "Ni"], train_filename="data.pkl.gz", baseline=baseline)
+    (tmp_path / "input.yaml").write_text(yaml.safe_dump(config))
+    subprocess.run([shutil.which("pacemaker"), "-dr", "input.yaml"], cwd=tmp_path, check=True, capture_output=True)
+
+    from pyace import BBasisConfiguration
+
+    written = {
+        tuple(block.elements_vec): (block.inner_cutoff_type, block.r_in, block.delta_in)
+        for block in BBasisConfiguration(str(tmp_path / "target_potential.yaml")).funcspecs_blocks
+    }
+    expected = {
+        ("Cu", "Cu"): (2.0, 0.5),
+        ("Cu", "Ni"): (2.1, 0.5),
+        ("Ni", "Cu"): (2.1, 0.5),
+        ("Ni", "Ni"): (2.25, 0.55),
+    }
+    assert set(written) == set(expected)
+    for pair, (r_in, delta_in) in expected.items():
+        assert written[pair][0] == "distance" and written[pair][1:] == pytest.approx((r_in, delta_in), abs=1e-12), pair
+
+    subprocess.run(
+        [shutil.which("pace_yaml2yace"), "target_potential.yaml", "-o", "potential.yace"], cwd=tmp_path, check=True
+    )
+    # The .yace is YAML with flow-sequence keys ("[0, 1]: {...}"), which safe_load refuses: read the bond lines.
+    bonds = re.findall(
+        r"\[(\d), (\d)\]: \{.*rcut_in: ([\d.]+), dcut_in: ([\d.]+)", (tmp_path / "potential.yace").read_text()
+    )
+    elements = ["Cu", "Ni"]  # the .yace numbers elements in this (sorted) order
+    in_yace = {(elements[int(i)], elements[int(j)]): (float(r), float(d)) for i, j, r, d in bonds}
+    assert set(in_yace) == set(expected)
+    for pair, window in expected.items():
+        assert in_yace[pair] == pytest.approx(window, abs=1e-12), pair

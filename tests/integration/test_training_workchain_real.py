@@ -7,7 +7,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
-from aiida_mlip_trainer.reference_data import argon_lennard_jones, copper_emt, shortest_distance
+from aiida_mlip_trainer.reference_data import alloy_emt, argon_lennard_jones, copper_emt, shortest_distance
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 
 pytestmark = pytest.mark.real_pacemaker
@@ -17,9 +17,11 @@ ARGON = {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}, "fit": {"maxiter": 80}}
 
 def fast(codes, structures, parameters=ARGON, **overrides):
     """The fast protocol with these pacemaker ``parameters`` merged in, and other ``overrides``."""
-    return TrainingWorkChain.get_builder_from_protocol(
+    builder = TrainingWorkChain.get_builder_from_protocol(
         codes, structures, "fast", {"training": {"pace": {"parameters": parameters}}, **overrides}
     )
+    builder.short_range_check = orm.Str("warning")  # direct fits: the check reports, the chain does not fail on it
+    return builder
 
 
 @pytest.fixture
@@ -104,3 +106,30 @@ def test_submit_through_a_real_daemon(codes, argon_sets, submit_and_await):
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     assert node.outputs.potential.base.attributes.get("has_yace") and node.outputs.potential.has_active_set
     assert training_calculation(node).outputs.metrics["iterations"] == 20
+
+
+def test_real_chain_with_windows_from_the_data_is_repulsive_for_every_pair(codes):
+    """physics_baseline={"type": "zbl"} on a binary alloy whose pairs have different shortest distances: the work
+    chain derives a window per pair from the training part of the split, fits, and its own short-range check (under
+    the default short_range_check='error') finds every pair repulsive below its data."""
+    structures = alloy_emt(40, elements=("Cu", "Au"), seed=3)
+    parameters = {
+        "potential": {"functions": {"ALL": {"nradmax_by_orders": [6, 2], "lmax_by_orders": [0, 1]}}},
+        "fit": {"maxiter": 60},
+    }
+    builder = fast(codes, TrainingSetData(structures).store(), parameters, test_fraction=0.2, selection=None)
+    builder.physics_baseline = orm.Dict({"type": "zbl"})
+    builder.short_range_check = orm.Str("error")
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
+    report = results["short_range"].get_dict()
+    assert report["all_repulsive"] and set(report["pairs"]) == {"Au-Au", "Au-Cu", "Cu-Cu"}
+    minima = results["training_set"].pair_min_distances()
+    assert len({round(d, 2) for d in minima.values()}) == 3  # three different shortest distances, three windows
+    for pair, entry in report["pairs"].items():
+        assert entry["source"] == "data" and entry["data_min"] == pytest.approx(minima[pair])
+        outer = entry["window"][1]
+        assert outer <= minima[pair] < outer + 0.001  # at the pair's own shortest distance, never above it
+        assert entry["dimer"]["rise_below_minimum"] > 10  # eV: a wall, not a bump
+    assert results["potential"].baseline == results["training_set"].base.attributes.get("baseline")
+    assert len(results["potential"].lammps_commands()[0].split(" zbl ")) == 4  # three zbl sub-styles

@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import FIXTURES
 
-MOCK_PACE_TOOLS = pathlib.Path(__file__).parent.parent / "mock_codes" / "mock_pace_tools.py"
 # A real pacemaker fit of LJ argon (cutoff 7 Å, 36 functions) on argon_lennard_jones(16, seed=1).
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
 # Positions in the pool built by `argon_pool` that are clearly new for that potential.
@@ -88,17 +87,6 @@ def pace_select_code(installed_code):
 @pytest.fixture
 def pace_activeset_code(installed_code):
     return installed_code("pace_activeset", _executable("pace_activeset"), "mlip_trainer.pace_activeset")
-
-
-@pytest.fixture
-def mock_pace_select_code(installed_code):
-    """A stand-in for pace_select that fails on request (MOCK_PACE_MODE, see tests/mock_codes/mock_pace_tools.py)."""
-    return installed_code("mock-pace-select", str(MOCK_PACE_TOOLS), "mlip_trainer.pace_select")
-
-
-@pytest.fixture
-def mock_pace_activeset_code(installed_code):
-    return installed_code("mock-pace-activeset", str(MOCK_PACE_TOOLS), "mlip_trainer.pace_activeset")
 
 
 def recorded_indices(case: str) -> list[int]:

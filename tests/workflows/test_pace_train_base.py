@@ -1,13 +1,14 @@
 """PaceTrainBaseWorkChain: each handler against a mocked pacemaker that fails in the matching way."""
 
 import pytest
+from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.workflows import PaceTrainBaseWorkChain
 
 
-def run_base(code, sets, parameters, mode, state_path):
+def run_base(code, sets, parameters, mode, state_path, options=None, **extra):
     inputs = {
         "pace": {
             "code": code,
@@ -16,12 +17,18 @@ def run_base(code, sets, parameters, mode, state_path):
             "parameters": parameters,
             "metadata": {
                 "options": {
-                    "environment_variables": {"MOCK_PACEMAKER_MODE": mode, "MOCK_PACEMAKER_STATE": str(state_path)}
+                    "environment_variables": {"MOCK_PACEMAKER_MODE": mode, "MOCK_PACEMAKER_STATE": str(state_path)},
+                    **(options or {}),
                 }
             },
-        }
+        },
+        **extra,
     }
     return run_get_node(PaceTrainBaseWorkChain, **inputs)
+
+
+def reports(node):
+    return [log.message for log in orm.Log.collection.get_logs_for(node)]
 
 
 def children(node):
@@ -78,7 +85,89 @@ def test_bad_input_stops_at_once_with_the_calculation_exit_code(
     _, node = run_base(mock_pacemaker_code, argon_sets, small_parameters, "bad_input", tmp_path / "s")
     code = PaceTrainCalculation.exit_codes.ERROR_UNREADABLE_INPUT
     assert node.exit_status == code.status
+    # the calculation's message, with its detail: it showed a literal "{detail}"
+    assert "{" not in node.exit_message and "yaml.scanner.ScannerError" in node.exit_message, node.exit_message
     assert PaceTrainBaseWorkChain.exit_codes.ERROR_UNREADABLE_INPUT.status == code.status
     assert len(children(node)) == 1
     # nothing is lost: the failed child's logs are retrieved
     assert "pacemaker.err" in children(node)[0].outputs.retrieved.base.repository.list_object_names()
+
+
+# ------------------------------------------------------------------ jobs stopped before any progress (issue 9)
+EXIT = PaceTrainCalculation.exit_codes
+
+
+@pytest.mark.parametrize("early", ["killed_early", "killed_starting"])
+def test_killed_before_the_first_interim_restarts_from_the_start(
+    mock_pacemaker_code, argon_sets, small_parameters, tmp_path, early
+):
+    results, node = run_base(mock_pacemaker_code, argon_sets, small_parameters, f"{early}-once", tmp_path / "s")
+    assert node.is_finished_ok, node.exit_message
+    first, second = children(node)
+    assert first.exit_status == EXIT.ERROR_KILLED_BEFORE_INTERIM.status
+    assert "SIGKILL" in first.exit_message
+    # the same job again: same settings, no previous potential, all iterations still to do
+    assert "previous_potential" not in second.inputs
+    assert second.inputs.parameters.get_dict() == small_parameters
+    assert any("restart 1 of at most 2 without progress" in line for line in reports(node))
+
+
+def test_a_time_limit_too_short_to_make_progress_is_said_plainly(
+    mock_pacemaker_code, argon_sets, small_parameters, tmp_path
+):
+    _, node = run_base(mock_pacemaker_code, argon_sets, small_parameters, "killed_early", tmp_path / "s")
+    assert node.exit_status == PaceTrainBaseWorkChain.exit_codes.ERROR_TIME_LIMIT_TOO_SHORT.status
+    assert len(children(node)) == 3  # the first job and two restarts without progress
+    assert "time limit is too short" in node.exit_message and "3 jobs in a row" in node.exit_message
+    assert "max_walltime" in node.exit_message and "SIGKILL" in node.exit_message
+
+
+def test_the_walltime_is_raised_where_the_user_allows_it(mock_pacemaker_code, argon_sets, small_parameters, tmp_path):
+    _, node = run_base(
+        mock_pacemaker_code,
+        argon_sets,
+        small_parameters,
+        "killed_early",
+        tmp_path / "s",
+        options={"max_wallclock_seconds": 100},
+        max_walltime=300,
+    )
+    assert node.exit_status == PaceTrainBaseWorkChain.exit_codes.ERROR_TIME_LIMIT_TOO_SHORT.status
+    walltimes = [child.get_option("max_wallclock_seconds") for child in children(node)]
+    assert walltimes == [100, 200, 300]
+    assert "Give the job more time than max_wallclock_seconds=300 s" in node.exit_message
+
+
+def test_restarts_with_progress_are_counted_apart(mock_pacemaker_code, argon_sets, small_parameters, tmp_path):
+    """Two no-progress jobs, one with progress, two no-progress again: the limit of 2 applies to jobs in a row."""
+    modes = "killed_early,killed_early,walltime,killed_early,killed_early,success"
+    results, node = run_base(mock_pacemaker_code, argon_sets, small_parameters, modes, tmp_path / "s", max_iterations=6)
+    assert node.is_finished_ok, node.exit_message
+    statuses = [child.exit_status for child in children(node)]
+    assert statuses == [405, 405, 400, 405, 405, 0]
+    lines = reports(node)
+    assert sum("without progress" in line for line in lines) == 4
+    assert any("restart 1 with progress" in line for line in lines)
+    last = children(node)[-1]
+    # the restarts after the kill with progress continue from its interim potential, with the iterations left
+    assert last.inputs.previous_potential.pk == children(node)[2].outputs.potential.pk
+    assert last.inputs.parameters["fit"]["maxiter"] == 100 - 10
+
+
+def test_too_few_iterations_per_job_is_said_before_max_iterations(
+    mock_pacemaker_code, argon_sets, small_parameters, tmp_path
+):
+    _, node = run_base(
+        mock_pacemaker_code,
+        argon_sets,
+        small_parameters,
+        "walltime",
+        tmp_path / "s",
+        options={"max_wallclock_seconds": 100},
+        max_walltime=150,
+        max_iterations=3,
+    )
+    assert node.exit_status == PaceTrainBaseWorkChain.exit_codes.ERROR_MAXIMUM_ITERATIONS_EXCEEDED.status
+    lines = reports(node)
+    assert any("at 10 iterations per job, the 90 iterations left need about 9 more jobs" in line for line in lines)
+    assert [child.get_option("max_wallclock_seconds") for child in children(node)] == [100, 150, 150]

@@ -4,7 +4,9 @@ real)."""
 import io
 import re
 
+import numpy as np
 import pytest
+import yaml
 from aiida import orm
 from aiida.engine import run_get_node
 
@@ -26,11 +28,14 @@ def codes(mock_pacemaker_code, pace_tool_codes):
     return {"pacemaker": mock_pacemaker_code, **pace_tool_codes}
 
 
-def builder_for(codes, structures, **overrides):
-    """The fast protocol with the mock's rcut, plus ``overrides`` merged in."""
+def builder_for(codes, structures, short_range_check="warning", **overrides):
+    """The fast protocol with the mock's rcut, plus ``overrides`` merged in. The recorded fits are direct fits, not
+    repulsive below their data: the short-range check only warns unless a test is about it."""
     from aiida_mlip_trainer.workflows.protocols import merge
 
-    return TrainingWorkChain.get_builder_from_protocol(codes, structures, "fast", merge(OVERRIDES, overrides))
+    builder = TrainingWorkChain.get_builder_from_protocol(codes, structures, "fast", merge(OVERRIDES, overrides))
+    builder.short_range_check = orm.Str(short_range_check)
+    return builder
 
 
 def test_protocols_fill_every_namespace_and_scale_with_the_elements(codes, argon_sets):
@@ -75,11 +80,13 @@ def test_number_of_functions_per_element_caps_the_basis_for_five_elements(small_
 
 def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     data = TrainingSetData(argon_structures["train"] + argon_structures["test"]).store()
-    builder = builder_for(codes, data, test_fraction=0.25, selection={"max_structures": 12})
+    builder = builder_for(codes, data, "error", test_fraction=0.25, selection={"max_structures": 12})
     builder.physics_baseline = orm.Dict(LJ)
     builder.selection.pace_select.metadata.options.max_wallclock_seconds = 777
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
+    # built from the protocol: nothing deprecated was given, and nothing says so
+    assert not [log for log in orm.Log.collection.get_logs_for(node) if "deprecated" in log.message]
     potential = results["potential"]
     assert potential.base.attributes.get("has_yace") and potential.has_active_set
     assert potential.baseline["type"] == "lj"
@@ -103,6 +110,12 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     assert results["training_set"].base.attributes.get("baseline")["type"] == "lj"
 
     metrics = results["metrics"].get_dict()
+    # the LJ wall keeps ACE + LJ repulsive below the data: checked by the work chain itself, on what was fitted
+    short_range = results["short_range"].get_dict()
+    assert short_range["all_repulsive"] and short_range["pairs"]["Ar-Ar"]["source"] == "data"
+    check = results["short_range"].creator
+    assert check.process_label == "check_short_range" and check.inputs.training_set.pk == results["training_set"].pk
+    assert results["short_range_plot"].get_content(mode="rb")[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["reference"]["force_component_rms"] > 0
     assert results["parity_plot"].get_content(mode="rb")[:8] == b"\x89PNG\r\n\x1a\n"
     # the exact configuration is an input node of the chain, filled by the protocol
@@ -125,6 +138,7 @@ def test_deprecated_inputs_still_work_and_say_what_replaces_them(codes, argon_se
         parameter_overrides=PARAMETERS,
         max_structures=8,
         selection_chunk_size=6,
+        short_range_check="warning",  # a direct fit (see test_direct_fit_not_repulsive_exits_440)
         codes=codes,
     )
     assert node.is_finished_ok, node.exit_message
@@ -173,6 +187,51 @@ def test_too_few_atoms_for_the_active_set_after_selection_stop_before_the_fit(co
     assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status, node.exit_message
     assert "selected training set has 32 Ar atoms but the potential has 36 basis functions" in node.exit_message
     assert not [n for n in node.called_descendants if n.process_label == "PaceTrainCalculation"]
+
+
+def test_direct_fit_not_repulsive_below_its_data_exits_440_with_every_output(codes, argon_sets):
+    """The recorded argon fit (real pacemaker, no baseline) has a dip of about 7 meV in the dimer from about 1.4 Å
+    (its data start at 3.2 Å): exit code 440, and every output is still there to inspect."""
+    builder = builder_for(codes, argon_sets["train"], "error", selection=None)
+    builder.test_set = argon_sets["test"]
+    results, node = run_get_node(builder)
+    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_SHORT_RANGE_NOT_REPULSIVE.status == 440
+    assert "not repulsive below the shortest training distance of Ar-Ar" in node.exit_message
+    assert {"potential", "metrics", "parity_plot", "short_range", "short_range_plot", "training_set"} <= set(results)
+    report = results["short_range"].get_dict()
+    assert not report["all_repulsive"] and report["not_repulsive"] == ["Ar-Ar"]
+    dimer = report["pairs"]["Ar-Ar"]["dimer"]
+    (start, end), *_ = dimer["not_rising"]
+    assert 1.0 < start < end < report["pairs"]["Ar-Ar"]["data_min"] and dimer["well_depth"] > 0.005
+    curves = results["short_range"].creator.outputs.curves
+    assert set(curves.get_arraynames()) == {"dimer_Ar_Ar", "fcc_Ar"}
+
+    # downgraded to a warning: the same verdict, exit 0
+    builder.short_range_check = orm.Str("warning")
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok and results["short_range"]["not_repulsive"] == ["Ar-Ar"]
+
+
+def test_zbl_windows_are_derived_from_the_training_data(codes, argon_sets):
+    """physics_baseline={"type": "zbl"}: a calcfunction derives the Ar-Ar window from the training structures; the
+    residual set, the input.yaml of the fit and the potential all carry the derived, explicit numbers."""
+    builder = builder_for(codes, argon_sets["train"], selection=None)  # the check warns: the mock fit is direct
+    builder.test_set = argon_sets["test"]
+    builder.physics_baseline = orm.Dict({"type": "zbl"})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    (derive,) = [n for n in node.called if n.process_label == "derive_baseline"]
+    assert derive.inputs.training_set.pk == argon_sets["train"].pk
+    d_min = argon_sets["train"].pair_min_distances()["Ar-Ar"]
+    outer = float(np.floor(d_min * 1000) / 1000)
+    expected = {"type": "zbl", "params": {"Ar-Ar": {"inner_cutoff": round(0.75 * outer, 3), "cutoff": outer}}}
+    assert derive.outputs.result.get_dict() == expected
+    assert results["potential"].baseline == expected
+    assert results["training_set"].base.attributes.get("baseline") == expected
+    (calc,) = [n for n in node.called_descendants if n.process_label == "PaceTrainCalculation"]
+    config = yaml.safe_load(calc.outputs.retrieved.base.repository.get_object_content("input.yaml"))
+    assert config["potential"]["bonds"]["Ar Ar"]["r_in"] == outer
+    assert results["short_range"]["pairs"]["Ar-Ar"]["window"] == [round(0.75 * outer, 3), outer]
 
 
 def _copper_set():
@@ -230,6 +289,15 @@ def _unset(namespace, key):
             lambda b: b.update(training_set=TrainingSetData(b.training_set.to_atoms()[:1]), test_set=b.training_set),
             r"training data has 32 Ar atoms but the potential has 36 basis functions",
         ),
+        (lambda b: b.update(short_range_check="maybe"), r"short_range_check must be one of \['error', 'warning'\]"),
+        (
+            lambda b: b.update(previous_potential=PacePotentialData(POTENTIAL), physics_baseline={"type": "zbl"}),
+            "give physics_baseline=previous_potential.baseline",
+        ),
+        (
+            lambda b: b.update(physics_baseline={"type": "zbl", "params": {"Ar": {"cutoff": 3.0}}}),
+            "physics_baseline: .*key 'Ar' is not .* write 'Ar-Ar'",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_job(codes, argon_sets, change, message):
@@ -247,3 +315,18 @@ def test_selection_namespace_is_the_selection_work_chain(codes, argon_sets):
     exposed = set(TrainingWorkChain.spec().inputs["selection"])
     own = set(SelectionWorkChain.spec().inputs) - {"pool", "potential", "parameters", "covered", "metadata"}
     assert own <= exposed
+
+
+def test_too_few_atoms_in_an_imported_file_stop_before_any_job(codes, argon_structures):
+    """From a file the atoms can only be counted after the import: two argon cells, one held out, leave 32 Ar atoms
+    for 36 functions; an exit code says so before any job (and no child is left behind)."""
+    from ase.io import write
+
+    buffer = io.StringIO()
+    write(buffer, argon_structures["train"][:2], format="extxyz")
+    file = orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename="two.extxyz")
+    _, node = run_get_node(builder_for(codes, file, selection=None, test_fraction=0.5))
+    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status, node.exit_message
+    assert "training data has 32 Ar atoms but the potential has 36 basis functions" in node.exit_message
+    assert not [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
+    assert all(n.is_finished_ok for n in node.called_descendants)
