@@ -1,0 +1,132 @@
+"""`ExplorationCalculation`: MD with an ACE potential and its active set; frames where it extrapolates come back."""
+
+from __future__ import annotations
+
+import json
+
+from aiida import orm
+
+from ..data.pace_potential import ASI_FILENAME, PacePotentialData
+from ..data.training_set import TrainingSetData
+from ..tools.explore import check_settings
+from ..tools.structures import write_structures
+from .script import ScriptCalculation
+
+__all__ = ("ExplorationCalculation",)
+
+
+class ExplorationCalculation(ScriptCalculation):
+    """Run ``mlip-trainer-explore`` (a script installed with this plugin): molecular dynamics from each starting
+    structure at each temperature (and pressure) with the potential's ACE calculator (plus its baseline), recording
+    the extrapolation grade γ of every sampled frame.
+
+    Pass the ``potential`` (a :class:`PacePotentialData` **with** its active set, as ``TrainingWorkChain`` and
+    ``PaceActivesetCalculation`` return it), the starting ``structures`` (a :class:`TrainingSetData`; labels are not
+    needed), ``parameters`` (see below) and a ``code`` for the ``mlip-trainer-explore`` executable on the computer
+    that runs the job. You get:
+
+    - ``candidates``: the frames whose γ lies in ``[gamma_collect, gamma_halt)``, an unlabelled
+      :class:`TrainingSetData` pool for selection and labelling (absent when no frame was in that band);
+    - ``gamma``: an ``ArrayData`` with ``gamma``, ``temperature`` (K) and ``energy_per_atom`` (eV) of shape
+      (trajectories, samples), NaN after a trajectory stopped, ``steps`` (samples,), ``max_gamma`` (trajectories,)
+      and ``halt_step`` (trajectories,; -1 when it ran to the end);
+    - ``summary``: the settings used, and per trajectory its structure, temperature, pressure, ensemble, seed, steps
+      run, whether it halted (and where, at which γ), its largest γ and the steps of the frames kept; totals.
+
+    ``parameters``: ``temperatures`` (K, required), ``pressures`` (GPa; NPT for cells periodic in all directions),
+    ``steps`` (1000), ``timestep`` (fs, 1), ``sample_interval`` (steps, 10), ``gamma_collect`` (5), ``gamma_halt``
+    (25), ``seed`` (42), ``max_frames`` (kept per trajectory, 10), ``friction`` (1/fs, 0.01), ``taut``/``taup`` (fs)
+    and ``compressibility`` (1/GPa) for NPT. The thresholds 5 and 25 are those pacemaker's and LAMMPS's
+    documentation give for collecting a structure and for stopping a run; see :mod:`aiida_mlip_trainer.tools.explore`.
+    """
+
+    SCRIPT = "mlip-trainer-explore"
+    SETTINGS_FILENAME = "settings.json"
+    STRUCTURES_FILENAME = "structures.json"
+    POTENTIAL_FILENAME = "potential.yaml"
+    ACTIVE_SET_FILENAME = "potential.asi"
+    BASELINE_FILENAME = "baseline.json"
+    OUTPUT_FILENAME = "exploration.json"
+    CANDIDATES_FILENAME = "candidates.json"
+    STDOUT_FILENAME = "explore.out"
+    STDERR_FILENAME = "explore.err"
+    EXIT_STATUS_FILENAME = "explore.exit_status"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("potential", valid_type=PacePotentialData, help="The potential, with its active set (.asi).")
+        spec.input("structures", valid_type=TrainingSetData, help="Starting structures (labels not needed).")
+        spec.input(
+            "parameters",
+            valid_type=orm.Dict,
+            serializer=orm.to_aiida_type,
+            help="temperatures (K), pressures (GPa), steps, timestep (fs), sample_interval, gamma_collect, "
+            "gamma_halt, seed, max_frames, friction, taut, taup, compressibility.",
+        )
+        spec.inputs.validator = cls.validate_inputs
+        spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.explore"
+
+        spec.output(
+            "candidates",
+            valid_type=TrainingSetData,
+            required=False,
+            help="Frames in the collect band [gamma_collect, gamma_halt): an unlabelled pool.",
+        )
+        spec.output("gamma", valid_type=orm.ArrayData, help="γ, temperature and energy along each trajectory.")
+        spec.output("summary", valid_type=orm.Dict, help="Per trajectory: settings, halted or not, largest γ, kept.")
+        spec.default_output_node = "summary"
+
+    @staticmethod
+    def validate_inputs(inputs, _):
+        """Refuse bad input before any job runs: parameters, a potential without active set, foreign elements."""
+        if "parameters" in inputs:
+            try:
+                check_settings(inputs["parameters"].get_dict())
+            except ValueError as exc:
+                return str(exc)
+        potential = inputs.get("potential")
+        if potential is not None and not potential.has_active_set:
+            return (
+                "the potential has no active set (.asi), so no extrapolation grade: compute it with "
+                "PaceActivesetCalculation (the potential TrainingWorkChain returns has one)"
+            )
+        structures = inputs.get("structures")
+        if potential is not None and structures is not None:
+            foreign = sorted(set(structures.elements) - set(potential.elements))
+            if foreign:
+                return f"the structures contain {foreign}, which the potential (elements {potential.elements}) lacks"
+        return None
+
+    def prepare_for_submission(self, folder):
+        settings = check_settings(self.inputs.parameters.get_dict())
+        with folder.open(self.SETTINGS_FILENAME, "w", encoding="utf8") as handle:
+            json.dump(settings, handle)
+        structures = self.inputs.structures.to_atoms()
+        write_structures(folder.get_abs_path(self.STRUCTURES_FILENAME), structures)
+        potential = self.inputs.potential
+        with folder.open(self.POTENTIAL_FILENAME, "w", encoding="utf8") as handle:
+            handle.write(potential.get_yaml())
+        with folder.open(self.ACTIVE_SET_FILENAME, "wb") as handle:
+            handle.write(potential.base.repository.get_object_content(ASI_FILENAME, mode="rb"))
+
+        cmdline = [
+            "--settings",
+            self.SETTINGS_FILENAME,
+            "--structures",
+            self.STRUCTURES_FILENAME,
+            "--potential",
+            self.POTENTIAL_FILENAME,
+            "--active-set",
+            self.ACTIVE_SET_FILENAME,
+            "--output",
+            self.OUTPUT_FILENAME,
+            "--candidates",
+            self.CANDIDATES_FILENAME,
+        ]
+        if potential.baseline is not None:
+            with folder.open(self.BASELINE_FILENAME, "w", encoding="utf8") as handle:
+                json.dump(potential.baseline, handle)
+            cmdline += ["--baseline", self.BASELINE_FILENAME]
+
+        return self.script_calcinfo(cmdline, [self.OUTPUT_FILENAME, self.CANDIDATES_FILENAME])

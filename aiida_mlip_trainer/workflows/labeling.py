@@ -1,0 +1,257 @@
+"""`LabelingWorkChain`: label every structure of a pool with an oracle, skipping (and reporting) failed labels."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.engine import WorkChain, calcfunction, while_
+
+from ..data.training_set import TrainingSetData
+from ..oracles import (
+    adapter_arguments,
+    job_inputs,
+    load_adapter,
+    load_input_generator,
+    load_oracle_process,
+    read_labels,
+    validate_oracle,
+)
+
+__all__ = ("LabelingWorkChain", "merge_labels", "split_pool")
+
+
+@calcfunction
+def split_pool(pool: TrainingSetData) -> dict:
+    """The structures of a pool as ``StructureData`` nodes, ``structure_<i>`` for pool position ``i`` (labels of the
+    pool, if any, are left behind: the oracle labels afresh)."""
+    outputs = {}
+    for index, atoms in enumerate(pool.to_atoms()):
+        atoms.calc = None
+        structure = orm.StructureData(ase=atoms)
+        structure.label = atoms.info["name"]
+        outputs[f"structure_{index}"] = structure
+    return outputs
+
+
+@calcfunction
+def merge_labels(pool: TrainingSetData, **labelled) -> dict:
+    """A labelled ``TrainingSetData`` from ``structure_<i>`` and ``labels_<i>`` pairs (``i``: the pool position; the
+    name comes from the pool), and ``indices``, the pool positions in order. Stress is kept only when every label
+    has it (a training set has stress for all structures or for none)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    indices = sorted(int(key.removeprefix("labels_")) for key in labelled if key.startswith("labels_"))
+    names = pool.get_arrays()["names"]
+    entries = []
+    for index in indices:
+        atoms = labelled[f"structure_{index}"].get_ase()
+        energy, forces, stress = read_labels(labelled[f"labels_{index}"])
+        entries.append((index, atoms, energy, forces, stress))
+    with_stress = all(entry[4] is not None for entry in entries)
+    structures = []
+    for index, atoms, energy, forces, stress in entries:
+        results = {"energy": energy, "forces": forces}
+        if with_stress:
+            results["stress"] = stress
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        atoms.info["name"] = str(names[index])
+        structures.append(atoms)
+    return {"labelled": TrainingSetData(structures), "indices": orm.List(indices)}
+
+
+class LabelingWorkChain(WorkChain):
+    """Label the structures of a pool with an oracle (see :mod:`aiida_mlip_trainer.oracles` for the contract).
+
+    Pass the ``pool`` (a :class:`TrainingSetData`; labels it may have are ignored), the ``oracle`` (``process``,
+    ``structure_port``, ``adapter``, ``inputs``, ``options``, optional ``structure_inputs``; build it with
+    :func:`~aiida_mlip_trainer.oracles.ase_oracle` or :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`) and
+    ``max_concurrent``, how many oracle jobs run at once (in waves: the next wave starts when the current one has
+    finished).
+
+    Outline: the pool is cut into ``StructureData`` nodes (a calcfunction); each structure gets its oracle job; the
+    adapter (a calcfunction) turns each finished job's outputs into labels; the labels are merged into one
+    ``TrainingSetData`` by a calcfunction, so that every labelled structure links back, through its labels and the
+    adapter, to the job that computed them. A job that fails, or whose output the adapter refuses (SCF not
+    converged, missing forces), is recorded in ``failures`` and skipped. Outputs: ``labelled``, ``indices`` (the
+    pool positions that got a label) and ``failures`` (``{"failures": [{"index", "name", "process_pk", "reason"}],
+    "num_labelled", "num_failed"}``). Only when no label at all could be made does it fail (exit code 400).
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("pool", valid_type=TrainingSetData, help="The structures to label (labels, if any, are ignored).")
+        spec.input_namespace("oracle", help="The oracle: see aiida_mlip_trainer.oracles.")
+        spec.input(
+            "oracle.process",
+            valid_type=orm.Str,
+            serializer=orm.to_aiida_type,
+            help="Entry point of the process: 'aiida.calculations:<name>' or 'aiida.workflows:<name>'.",
+        )
+        spec.input(
+            "oracle.structure_port",
+            valid_type=orm.Str,
+            serializer=orm.to_aiida_type,
+            default=lambda: orm.Str("structure"),
+            help="The input port that gets the structure (dots for namespaces).",
+        )
+        spec.input(
+            "oracle.adapter",
+            valid_type=orm.Str,
+            serializer=orm.to_aiida_type,
+            help="Name of the adapter in the entry-point group mlip_trainer.oracle_adapters.",
+        )
+        spec.input_namespace(
+            "oracle.inputs", dynamic=True, help="The fixed inputs of every oracle job (code, parameters, ...)."
+        )
+        spec.input(
+            "oracle.options",
+            valid_type=orm.Dict,
+            serializer=orm.to_aiida_type,
+            required=False,
+            help="metadata.options of every oracle job (calculation oracles).",
+        )
+        spec.input_namespace("oracle.structure_inputs", required=False, help="Inputs made for each structure.")
+        spec.input(
+            "oracle.structure_inputs.generator",
+            valid_type=orm.Str,
+            serializer=orm.to_aiida_type,
+            required=False,
+            help="Name of the generator in the entry-point group mlip_trainer.oracle_inputs.",
+        )
+        spec.input(
+            "oracle.structure_inputs.parameters",
+            valid_type=orm.Dict,
+            serializer=orm.to_aiida_type,
+            required=False,
+            help="Parameters of the generator.",
+        )
+        spec.input(
+            "max_concurrent",
+            valid_type=orm.Int,
+            serializer=orm.to_aiida_type,
+            default=lambda: orm.Int(2),
+            help="How many oracle jobs run at the same time.",
+        )
+        spec.inputs.validator = cls.validate_inputs
+
+        spec.outline(cls.setup, while_(cls.has_structures_left)(cls.run_oracles, cls.collect_labels), cls.results)
+
+        spec.output("labelled", valid_type=TrainingSetData, required=False, help="The structures that got labels.")
+        spec.output("indices", valid_type=orm.List, required=False, help="Their positions in the pool.")
+        spec.output("failures", valid_type=orm.Dict, help="Structures without a label: which job, and why.")
+        spec.exit_code(
+            400,
+            "ERROR_ALL_LABELS_FAILED",
+            message="no structure of the pool got a label ({num_failed} failed); the first failure: {reason}",
+        )
+
+    @staticmethod
+    def validate_inputs(inputs, _):
+        """Refuse an oracle that cannot run, before any job: see :func:`aiida_mlip_trainer.oracles.validate_oracle`."""
+        if "max_concurrent" in inputs and inputs["max_concurrent"].value < 1:
+            return f"max_concurrent must be at least 1, got {inputs['max_concurrent'].value}"
+        oracle = inputs.get("oracle")
+        if oracle is None or "process" not in oracle or "adapter" not in oracle:
+            return None
+        structure_inputs = oracle.get("structure_inputs", {})
+        generator = structure_inputs.get("generator")
+        if structure_inputs and generator is None:
+            return "oracle.structure_inputs needs a generator (an entry point of mlip_trainer.oracle_inputs)"
+        return validate_oracle(
+            oracle["process"].value,
+            oracle["structure_port"].value if "structure_port" in oracle else "structure",
+            oracle["adapter"].value,
+            oracle.get("inputs", {}),
+            oracle["options"].get_dict() if "options" in oracle else None,
+            generator.value if generator is not None else None,
+        )
+
+    def setup(self):
+        """Cut the pool into structures; every pool position is to be labelled, in order."""
+        # Context keys are strings: the context is checkpointed as YAML.
+        self.ctx.structures = {
+            label.removeprefix("structure_"): node.uuid for label, node in split_pool(self.inputs.pool).items()
+        }
+        self.ctx.todo = sorted(self.ctx.structures, key=int)
+        self.ctx.labels = {}
+        self.ctx.failures = []
+        self.ctx.batch = []
+
+    def has_structures_left(self):
+        return bool(self.ctx.todo)
+
+    def run_oracles(self):
+        """Start the next wave of at most ``max_concurrent`` oracle jobs."""
+        oracle = self.inputs.oracle
+        process_class = load_oracle_process(oracle.process.value)
+        options = oracle.options.get_dict() if "options" in oracle else None
+        generator = None
+        if "generator" in oracle.get("structure_inputs", {}):
+            generator = load_input_generator(oracle.structure_inputs.generator.value)
+            generator_parameters = oracle.structure_inputs.get("parameters", orm.Dict())
+        self.ctx.batch, self.ctx.todo = (
+            self.ctx.todo[: self.inputs.max_concurrent.value],
+            self.ctx.todo[self.inputs.max_concurrent.value :],
+        )
+        for index in self.ctx.batch:
+            structure = orm.load_node(self.ctx.structures[index])
+            extra = {}
+            if generator is not None:
+                extra = generator(structure=structure, parameters=generator_parameters)
+            inputs = job_inputs(
+                process_class, dict(oracle.inputs), oracle.structure_port.value, structure, options, extra
+            )
+            inputs.setdefault("metadata", {})["call_link_label"] = f"oracle_{index}"
+            node = self.submit(process_class, **inputs)
+            self.report(f"structure {index} ({structure.label!r}): oracle job <{node.pk}>")
+            self.to_context(**{f"oracle_{index}": node})
+
+    def collect_labels(self):
+        """Turn each finished job of the wave into labels with the adapter; record and skip what failed."""
+        adapter = load_adapter(self.inputs.oracle.adapter.value)
+        for index in self.ctx.batch:
+            node = self.ctx[f"oracle_{index}"]
+            structure = orm.load_node(self.ctx.structures[index])
+            if not node.is_finished_ok:
+                state = f"exit status {node.exit_status}" if node.is_finished else node.process_state.value
+                reason = f"the oracle job {state}: {node.exit_message or 'no message'}"
+                self._fail(index, structure, node, reason)
+                continue
+            outputs = {
+                link.link_label: link.node
+                for link in node.base.links.get_outgoing(link_type=(LinkType.CREATE, LinkType.RETURN)).all()
+            }
+            try:
+                labels = adapter(**adapter_arguments(adapter, structure, outputs))
+            except Exception as exc:  # the adapter's message says why the output is not a label; never fatal
+                self._fail(index, structure, node, f"the adapter refused the output: {exc}")
+                continue
+            self.ctx.labels[index] = labels.uuid
+
+    def _fail(self, index: int, structure, node, reason: str) -> None:
+        self.report(f"structure {index} ({structure.label!r}), job <{node.pk}>: skipped, {reason}")
+        failure = {"index": int(index), "name": structure.label, "process_pk": node.pk, "reason": reason}
+        self.ctx.failures.append(failure)
+
+    def results(self):
+        failures = orm.Dict(
+            {
+                "failures": self.ctx.failures,
+                "num_labelled": len(self.ctx.labels),
+                "num_failed": len(self.ctx.failures),
+            }
+        ).store()
+        self.out("failures", failures)
+        if not self.ctx.labels:
+            first = self.ctx.failures[0]["reason"] if self.ctx.failures else "nothing to label"
+            return self.exit_codes.ERROR_ALL_LABELS_FAILED.format(num_failed=len(self.ctx.failures), reason=first)
+        pairs = {}
+        for index, uuid in self.ctx.labels.items():
+            pairs[f"structure_{index}"] = orm.load_node(self.ctx.structures[index])
+            pairs[f"labels_{index}"] = orm.load_node(uuid)
+        merged = merge_labels(pool=self.inputs.pool, **pairs)
+        self.out("labelled", merged["labelled"])
+        self.out("indices", merged["indices"])
+        self.report(f"{len(self.ctx.labels)} structures labelled, {len(self.ctx.failures)} skipped")
+        return None

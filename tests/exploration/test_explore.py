@@ -1,0 +1,247 @@
+"""ExplorationCalculation on argon with the real recorded potential and its real active set: validation before any
+job, γ stays low at low temperature, hot or compressed starts give frames in the collect band, a low halt threshold
+stops the trajectory, the seed reproduces the run, NPT with a baseline, and the parser's failure modes."""
+
+import json
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+
+from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
+from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
+from tests.conftest import FIXTURES
+from tests.exploration.conftest import argon_start
+from tests.selection.conftest import POTENTIAL
+
+ACTIVE_SET = FIXTURES / "pace_activeset_success" / "potential.asi"
+SHORT = {"steps": 200, "timestep": 5.0, "sample_interval": 10}
+
+
+def _explore(code, potential, structures, **parameters):
+    results, node = run_get_node(
+        ExplorationCalculation,
+        code=code,
+        potential=potential,
+        structures=structures,
+        parameters={**SHORT, **parameters},
+    )
+    assert node.is_finished_ok, node.exit_message
+    return results, node
+
+
+def _max_gamma(potential, atoms_list) -> list[float]:
+    """The largest γ of each structure, evaluated here by pyace with the potential's own active set."""
+    calculator = potential.get_ace_calculator()
+    grades = []
+    for atoms in atoms_list:
+        atoms.calc = calculator
+        atoms.get_potential_energy()
+        grades.append(float(np.max(calculator.results["gamma"])))
+    return grades
+
+
+def test_input_folder_and_command_line(generate_calc_job, explore_code, starts):
+    potential = PacePotentialData(
+        POTENTIAL,
+        active_set=ACTIVE_SET,
+        baseline={"type": "lj", "params": {"epsilon": 0.01, "sigma": 3.4, "cutoff": 7.0}},
+    ).store()
+    folder, calcinfo = generate_calc_job(
+        ExplorationCalculation,
+        {
+            "code": explore_code,
+            "potential": potential,
+            "structures": starts["equilibrium"],
+            "parameters": {"temperatures": [10]},
+        },
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "baseline.json",
+        "potential.asi",
+        "potential.yaml",
+        "settings.json",
+        "structures.json",
+    ]
+    settings = json.loads((folder / "settings.json").read_text())
+    assert settings["gamma_collect"] == 5.0 and settings["gamma_halt"] == 25.0 and settings["seed"] == 42
+    assert json.loads((folder / "baseline.json").read_text())["type"] == "lj"
+    assert (folder / "potential.asi").read_bytes() == ACTIVE_SET.read_bytes()
+    params = calcinfo.codes_info[0].cmdline_params
+    assert params[:2] == ["--settings", "settings.json"] and params[-2:] == ["--baseline", "baseline.json"]
+    assert {"exploration.json", "candidates.json", "explore.err"} <= set(calcinfo.retrieve_list)
+
+
+def _jobs() -> int:
+    return orm.QueryBuilder().append(orm.CalcJobNode, filters={"process_type": {"like": "%explore"}}).count()
+
+
+@pytest.mark.parametrize(
+    "parameters, message",
+    [
+        ({"temperatures": []}, "temperatures must be a non-empty list"),
+        ({"temperatures": [300], "gamma_collect": 30}, "gamma_halt .25.0. must be above gamma_collect"),
+        ({"temperatures": [300], "steps": 0}, "steps must be an integer >= 1"),
+        ({"temperatures": [300], "timestep": 1000}, "timestep is in fs"),
+        ({"temperatures": [300], "pressures": ["high"]}, "each pressure"),
+        ({"temperatures": [300], "thermostat": "nose"}, "unknown exploration parameters"),
+    ],
+)
+def test_bad_parameters_refused_before_any_job(explore_code, potential_with_active_set, starts, parameters, message):
+    before = _jobs()
+    with pytest.raises(ValueError, match=message):
+        run_get_node(
+            ExplorationCalculation,
+            code=explore_code,
+            potential=potential_with_active_set,
+            structures=starts["equilibrium"],
+            parameters=parameters,
+        )
+    assert _jobs() == before
+
+
+def test_potential_without_active_set_or_with_other_elements_refused(
+    explore_code, fitted_potential, potential_with_active_set
+):
+    from ase.build import bulk
+
+    argon = TrainingSetData([argon_start()], labelled=False).store()
+    with pytest.raises(ValueError, match="no active set"):
+        run_get_node(
+            ExplorationCalculation,
+            code=explore_code,
+            potential=fitted_potential,
+            structures=argon,
+            parameters={"temperatures": [10]},
+        )
+    copper = TrainingSetData([bulk("Cu", cubic=True)], labelled=False).store()
+    with pytest.raises(ValueError, match=r"contain \['Cu'\]"):
+        run_get_node(
+            ExplorationCalculation,
+            code=explore_code,
+            potential=potential_with_active_set,
+            structures=copper,
+            parameters={"temperatures": [10]},
+        )
+
+
+def test_low_temperature_stays_in_the_training_domain(explore_code, potential_with_active_set, starts):
+    results, node = _explore(explore_code, potential_with_active_set, starts["equilibrium"], temperatures=[10])
+    summary = results["summary"].get_dict()
+    assert summary["num_candidates"] == 0 and summary["num_halted"] == 0
+    assert "candidates" not in results
+    assert summary["max_gamma"] < 2  # interpolation: γ around 1
+    gamma = results["gamma"]
+    assert gamma.get_array("gamma").shape == (1, 21)
+    assert np.array_equal(gamma.get_array("steps"), np.arange(0, 201, 10))
+    assert np.isfinite(gamma.get_array("gamma")).all()
+    assert gamma.get_array("halt_step").tolist() == [-1]
+    (trajectory,) = summary["trajectories"]
+    assert trajectory["ensemble"] == "NVT" and trajectory["steps_run"] == 200 and trajectory["seed"] == [42, 0]
+
+
+@pytest.mark.parametrize("start, temperature", [("equilibrium", 200), ("compressed", 20)])
+def test_hot_or_compressed_starts_give_frames_in_the_band(
+    explore_code, potential_with_active_set, starts, start, temperature
+):
+    results, node = _explore(explore_code, potential_with_active_set, starts[start], temperatures=[temperature])
+    candidates = results["candidates"]
+    summary = results["summary"].get_dict()
+    assert candidates.num_structures == summary["num_candidates"] > 0
+    assert not candidates.labelled
+    assert candidates.num_structures <= 10  # max_frames per trajectory
+    # Checked independently: pyace with the same active set puts every kept frame in [gamma_collect, gamma_halt).
+    grades = _max_gamma(potential_with_active_set, candidates.to_atoms())
+    assert all(5.0 <= grade < 25.0 for grade in grades), grades
+    kept = summary["trajectories"][0]["kept"]
+    steps = results["gamma"].get_array("steps").tolist()
+    recorded = results["gamma"].get_array("gamma")[0]
+    assert [recorded[steps.index(step)] for step in kept] == pytest.approx(grades, rel=1e-9)
+
+
+def test_halt_threshold_stops_the_trajectory(explore_code, potential_with_active_set, starts):
+    results, node = _explore(
+        explore_code,
+        potential_with_active_set,
+        starts["equilibrium"],
+        temperatures=[10],
+        gamma_collect=0.3,
+        gamma_halt=0.7,
+    )
+    summary = results["summary"].get_dict()
+    (trajectory,) = summary["trajectories"]
+    assert trajectory["halted"] and summary["num_halted"] == 1 and summary["fraction_halted"] == 1.0
+    assert trajectory["halt_gamma"] >= 0.7 and trajectory["steps_run"] == trajectory["halt_step"] < 200
+    gamma = results["gamma"]
+    assert gamma.get_array("halt_step").tolist() == [trajectory["halt_step"]]
+    row = gamma.get_array("gamma")[0]
+    # Sampled every 10 steps until the halt, and all of those below the threshold.
+    assert len(row) == len(range(0, trajectory["halt_step"], 10)) and (row < 0.7).all()
+    assert results["candidates"].num_structures == len(trajectory["kept"]) > 0
+
+
+def test_the_seed_reproduces_the_run(explore_code, potential_with_active_set, starts):
+    runs = [
+        _explore(explore_code, potential_with_active_set, starts["equilibrium"], temperatures=[60], seed=seed)[0]
+        for seed in (7, 7, 8)
+    ]
+    first, again, other = (run["gamma"].get_array("gamma") for run in runs)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert runs[0]["summary"]["trajectories"][0]["seed"] == [7, 0]
+
+
+def test_npt_with_baseline(explore_code, starts):
+    baseline = {"type": "lj", "params": {"epsilon": 0.0104, "sigma": 3.4, "cutoff": 7.0}}
+    potential = PacePotentialData(POTENTIAL, active_set=ACTIVE_SET, baseline=baseline).store()
+    results, _ = _explore(explore_code, potential, starts["equilibrium"], temperatures=[10, 20], pressures=[0.0, 0.2])
+    trajectories = results["summary"]["trajectories"]
+    assert [(t["temperature"], t["pressure"], t["ensemble"]) for t in trajectories] == [
+        (10.0, 0.0, "NPT"),
+        (10.0, 0.2, "NPT"),
+        (20.0, 0.0, "NPT"),
+        (20.0, 0.2, "NPT"),
+    ]
+    # The MD ran on ACE plus the baseline: the first sampled energy is that of the start with both.
+    start = starts["equilibrium"].to_atoms()[0]
+    start.calc = potential.get_calculator()
+    expected = start.get_potential_energy() / len(start)
+    assert results["gamma"].get_array("energy_per_atom")[:, 0] == pytest.approx(expected, abs=1e-9)
+    start.calc = potential.get_ace_calculator()
+    assert abs(start.get_potential_energy() / len(start) - expected) > 1e-3  # the baseline is not negligible
+
+
+def test_parser_failure_modes(explore_code, potential_with_active_set, starts, parse_retrieved_files):
+    results, node = _explore(explore_code, potential_with_active_set, starts["compressed"], temperatures=[20])
+    retrieved = node.outputs.retrieved
+    files = {
+        name: retrieved.base.repository.get_object_content(name, mode="rb")
+        for name in retrieved.base.repository.list_object_names()
+    }
+    inputs = {
+        "potential": potential_with_active_set,
+        "structures": starts["compressed"],
+        "parameters": orm.Dict({"temperatures": [20]}).store(),
+    }
+    codes = ExplorationCalculation.exit_codes
+
+    _, calcfunction = parse_retrieved_files(files, inputs)
+    assert calcfunction.is_finished_ok
+
+    cases = {
+        "killed": ({**files, "explore.exit_status": b"137\n"}, codes.ERROR_KILLED),
+        "not written": ({k: v for k, v in files.items() if k != "explore.exit_status"}, codes.ERROR_KILLED),
+        "failed": (
+            {**files, "explore.exit_status": b"1\n", "explore.err": b"Traceback ...\nValueError: unknown parameter\n"},
+            codes.ERROR_SCRIPT_FAILED,
+        ),
+        "no output": ({k: v for k, v in files.items() if k != "exploration.json"}, codes.ERROR_OUTPUT_MISSING),
+        "no candidates": ({k: v for k, v in files.items() if k != "candidates.json"}, codes.ERROR_OUTPUT_INVALID),
+        "not JSON": ({**files, "exploration.json": b"{"}, codes.ERROR_OUTPUT_INVALID),
+    }
+    for case, (doctored, expected) in cases.items():
+        _, calcfunction = parse_retrieved_files(doctored, inputs)
+        assert calcfunction.exit_status == expected.status, case
+    _, calcfunction = parse_retrieved_files(cases["failed"][0], inputs)
+    assert "ValueError: unknown parameter" in calcfunction.exit_message
