@@ -165,31 +165,26 @@ def read_dft(directory: pathlib.Path) -> tuple[list, list, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
-def errors(potential, structures, offset: float = 0.0) -> dict:
-    """Energy RMSE (meV/atom) and force RMSE per component (meV/Å); `offset` (eV/atom) is added to every predicted
-    energy per atom."""
+def residuals(potential, structures) -> tuple[list, list]:
+    """Per structure: the energy residual per atom (predicted minus reference, eV/atom) and the force residuals."""
     calculator = potential.get_calculator()
     de, df = [], []
     for atoms in structures:
         copy_ = atoms.copy()
         copy_.calc = calculator
-        de.append((copy_.get_potential_energy() - atoms.get_potential_energy()) / len(atoms) + offset)
+        de.append((copy_.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
         df.append(copy_.get_forces() - atoms.get_forces())
+    return de, df
+
+
+def errors(potential, structures, offset: float = 0.0) -> dict:
+    """Energy RMSE (meV/atom) and force RMSE per component (meV/Å); `offset` (eV/atom) is added to every predicted
+    energy per atom."""
+    de, df = residuals(potential, structures)
     return {
-        "E": 1000 * float(np.sqrt(np.mean(np.square(de)))),
+        "E": 1000 * float(np.sqrt(np.mean(np.square(np.asarray(de) + offset)))),
         "F": 1000 * float(np.sqrt(np.mean(np.concatenate(df) ** 2))),
     }
-
-
-def errors_signed(potential, structures) -> float:
-    """The mean per-atom energy residual (predicted minus reference, eV/atom) of a potential on these structures."""
-    calculator = potential.get_calculator()
-    residuals = []
-    for atoms in structures:
-        copy_ = atoms.copy()
-        copy_.calc = calculator
-        residuals.append((copy_.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
-    return float(np.mean(residuals))
 
 
 def fit(indices: list[int]) -> dict:
@@ -206,7 +201,7 @@ def fit(indices: list[int]) -> dict:
         # The potential's energies come back without pacemaker's reference energy (CP2K's are about -107 eV/atom):
         # the reference is restored as the mean per-atom residual over the training set, which is what pacemaker's
         # "auto" reference is for one element. Forces do not depend on it.
-        offset = -errors_signed(potential, [pool_structures[i] for i in indices])
+        offset = -float(np.mean(residuals(potential, [pool_structures[i] for i in indices])[0]))
     return {
         "pk": node.pk,
         "uuid": node.uuid,
