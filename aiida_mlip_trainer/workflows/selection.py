@@ -34,12 +34,15 @@ __all__ = ("SelectionWorkChain", "chunk_size_for_memory")
 
 STRATEGIES = ("dopt", "dopt+random")
 ROUND_MODES = ("extend", "layers")
-# Peak memory of one pace_select job, measured (docs/benchmarks.md, "Memory of selection"): a fixed part for the
-# interpreter, TensorFlow-free pyace and pandas, plus per atom of the pool its B-projections (8 bytes per basis
-# function of its element) and its ASE/pandas/neighbour-list share.
-SELECT_BASE_BYTES = 400 * 2**20
-SELECT_BYTES_PER_ATOM = 1100
-SELECT_BYTES_PER_ATOM_FUNCTION = 8
+# Peak memory of one pace_select job (docs/benchmarks.md, "Memory of selection"; measured by
+# benchmarks/selection_memory.py on pools of 10^3-5·10^4 copper cells of 32 atoms with 36 and 276 basis functions, rcut
+# 5 and 6 Å): a fixed part (interpreter, pyace, the basis), and per atom of the pool its ASE and pandas share and
+# atomic environment, plus about three float64 copies of its B-projections (one value per basis function of its
+# element). The constants are the upper envelope of the measurements (no measured peak above the model; the least
+# squares fit was up to 20 % below some), rounded up, so that chunks sized from them keep each job under its limit.
+SELECT_BASE_BYTES = 151 * 2**20
+SELECT_BYTES_PER_ATOM = 1028
+SELECT_BYTES_PER_ATOM_FUNCTION = 25
 
 
 def chunk_size_for_memory(memory_limit: int | str, mean_atoms: float, max_functions: int) -> int:

@@ -16,6 +16,19 @@ from aiida_mlip_trainer.selection import (
     unfitted_potential,
     validate_tool_parameters,
 )
+from aiida_mlip_trainer.workflows.selection import chunk_size_for_memory
+
+# Peaks of real pace_select jobs on pools of 32-atom copper cells (benchmarks/selection_memory.py, docs/benchmarks.md
+# "Memory of selection"): (structures, basis functions, peak RSS in MiB). The largest of each basis, and the one the
+# least squares fit underestimated most (36 functions at rcut 6 Å, 20000 cells).
+MEASURED_PEAKS = [(50000, 36, 2175), (20000, 36, 1307), (1000, 276, 385), (10000, 276, 2491), (20000, 276, 4833)]
+
+
+@pytest.mark.parametrize(("structures", "functions", "peak_mib"), MEASURED_PEAKS)
+def test_chunks_sized_from_the_cost_model_hold_the_measured_peaks(structures, functions, peak_mib):
+    """With a limit equal to a measured peak, the chunk size derived from the cost model is no larger than the pool
+    that peaked there: chunks sized from it keep a job under its limit."""
+    assert chunk_size_for_memory(peak_mib * 2**20, 32, functions) <= structures
 
 
 @pytest.mark.parametrize(
