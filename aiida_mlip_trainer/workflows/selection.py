@@ -140,6 +140,11 @@ def validate_inputs(inputs, ctx):  # noqa: PLR0911,PLR0912 - one clear message p
     return None
 
 
+def _nodes(pks: dict[str, int]) -> dict[str, orm.Data]:
+    """The nodes of a context dictionary of pks (the context keeps pks, not nodes: see ``run_round``)."""
+    return {key: orm.load_node(pk) for key, pk in pks.items()}
+
+
 class SelectionWorkChain(WorkChain):
     """Select the structures of a pool to label or fit next, by D-optimality (MaxVol, ``pace_select``), within a
     budget of structures and/or atoms.
@@ -365,9 +370,9 @@ class SelectionWorkChain(WorkChain):
         members = orm.List(list(range(start, stop)))
         chunk = take_structures(self.inputs.pool, members)
         if not self.ctx.use_asi and check_environments(chunk, self.ctx.layout, role="pool"):
-            self.ctx.chunk_parts[f"whole_{k}"] = members  # too few environments for MaxVol on its own: all goes on
+            self.ctx.chunk_parts[f"whole_{k}"] = members.pk  # too few environments for MaxVol on its own: all goes on
             return None
-        self.ctx.chunk_parts[f"map_{k}"] = members
+        self.ctx.chunk_parts[f"map_{k}"] = members.pk
         requested = self.ctx.dopt_structures or max(1, math.ceil(1.5 * self.ctx.dopt_atoms / self.ctx.mean_atoms))
         node = self.submit(
             PaceSelectCalculation, **self._select_inputs(chunk, requested, self.ctx.selector, self.ctx.use_asi)
@@ -388,13 +393,13 @@ class SelectionWorkChain(WorkChain):
                     pk=node.pk, status=node.exit_status, message=node.exit_message
                 )
             else:
-                self.ctx.chunk_parts[f"indices_{k}"] = node.outputs.indices
+                self.ctx.chunk_parts[f"indices_{k}"] = node.outputs.indices.pk
         if not self.ctx.chunks:
             if not self.ctx.chunk_parts:
                 self.ctx.candidates = []
                 self.ctx.stop_reason = "no chunk of the pool extends the active set"
             else:
-                self.ctx.candidates = merge_picks(**self.ctx.chunk_parts).get_list()
+                self.ctx.candidates = merge_picks(**_nodes(self.ctx.chunk_parts)).get_list()
             self.ctx.chunking["candidates"] = len(self.ctx.candidates)
         return None
 
@@ -486,7 +491,10 @@ class SelectionWorkChain(WorkChain):
             # D-optimal picks are larger than average: ask for 1.5 times what the average size would fill
             wanted.append(max(1, math.ceil(1.5 * (self.ctx.dopt_atoms - self.ctx.picked_atoms) / self.ctx.mean_atoms)))
         requested = max(1, min(min(wanted), len(remaining)))
-        self.ctx.round_map = mapping
+        # The context holds the pk of the mapping node and the indices as a plain list: a List node in the context
+        # is walked item by item (each item a database read) at every step, quadratic in the pool size.
+        mapping.store()
+        self.ctx.round_map, self.ctx.round_map_pk = list(remaining), mapping.pk
         inputs = self._select_inputs(round_pool, requested, self.ctx.round_selector, self.ctx.round_use_asi)
         node = self.submit(PaceSelectCalculation, **inputs)
         self.report(
@@ -511,7 +519,11 @@ class SelectionWorkChain(WorkChain):
             )
         k = self.ctx.round
         self.ctx.rounds.update(
-            {f"map_{k}": self.ctx.round_map, f"indices_{k}": node.outputs.indices, f"summary_{k}": node.outputs.summary}
+            {
+                f"map_{k}": self.ctx.round_map_pk,
+                f"indices_{k}": node.outputs.indices.pk,
+                f"summary_{k}": node.outputs.summary.pk,
+            }
         )
         natoms = self.inputs.pool.get_arrays()["natoms"]
         picks = [self.ctx.round_map[i] for i in node.outputs.indices.get_list()]
@@ -534,7 +546,7 @@ class SelectionWorkChain(WorkChain):
             budget=orm.Dict({**self.ctx.budget, "whole_pool": whole_pool}),
             stop_reason=orm.Str(self.ctx.stop_reason or ""),
             **extra,
-            **self.ctx.rounds,
+            **_nodes(self.ctx.rounds),
         )
         summary = outputs["summary"].get_dict()
         if not summary["returned"]:
