@@ -1,4 +1,4 @@
-"""Write a potential node to files for LAMMPS or ASE, baseline included."""
+"""Write a potential node to files for LAMMPS or ASE, baseline and reference energies included."""
 
 from __future__ import annotations
 
@@ -62,14 +62,26 @@ def export_potential(
         ]
         if "asi" in files:
             body.append(f'calculator.set_active_set("{name}.asi")  # per-atom extrapolation grade: results["gamma"]')
+        parts = ["calculator"]
         if baseline:
             # A validated baseline holds only known keys, element symbols and finite numbers: its repr is a literal.
             body += [
                 "",
-                "from ase.calculators.mixing import SumCalculator",
                 "from aiida_mlip_trainer.baselines import baseline_calculator",
+            ]
+            parts.append(f"baseline_calculator({baseline!r})")
+        reference = potential.reference_energy  # element symbols -> finite floats (checked): a literal too
+        if reference:
+            body += [
+                "# the energy per atom the fit subtracted from the labels (pacemaker's reference_energy), added back",
+                "from aiida_mlip_trainer.physics.reference_energy import ReferenceEnergyCalculator",
+            ]
+            parts.append(f"ReferenceEnergyCalculator({reference!r})")
+        if len(parts) > 1:
+            body += [
+                "from ase.calculators.mixing import SumCalculator",
                 "",
-                f"calculator = SumCalculator([calculator, baseline_calculator({baseline!r})])",
+                f"calculator = SumCalculator([{', '.join(parts)}])",
             ]
         snippet.write_text("\n".join(body) + "\n")
         return sorted([*files.values(), snippet])

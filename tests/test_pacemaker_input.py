@@ -14,9 +14,32 @@ def test_build_fills_in_what_the_plugin_owns(small_parameters):
     assert config["potential"]["elements"] == ["Ar"]
     assert config["cutoff"] == 7.0
     assert config["seed"] == 42
-    assert config["data"] == {"filename": "train.pckl.gzip", "test_filename": "test.pckl.gzip"}
+    assert config["data"] == {
+        "reference_energy": "auto",
+        "filename": "train.pckl.gzip",
+        "test_filename": "test.pckl.gzip",
+    }
     assert config["backend"]["evaluator"] == "tensorpot"
     assert "elements" not in small_parameters["potential"]  # the caller's dictionary is untouched
+
+
+@pytest.mark.parametrize(
+    ("given", "previous", "expected"),
+    [
+        (None, None, "auto"),  # a fresh fit: pacemaker's least-squares E0 per element
+        (None, {"Ar": -3.5}, {"Ar": -3.5}),  # fine-tuning keeps the previous potential's meaning of energy
+        (None, {}, None),  # ... also when that was no reference at all
+        ({"Ar": -1.0}, {"Ar": -3.5}, {"Ar": -1.0}),  # the user's choice wins
+        (0, None, 0),
+    ],
+)
+def test_reference_energy_default(small_parameters, given, previous, expected):
+    if given is not None:
+        small_parameters["data"] = {"reference_energy": given}
+    config = build_input_yaml(
+        small_parameters, elements=["Ar"], train_filename="t.pckl.gzip", previous_reference=previous
+    )
+    assert config["data"].get("reference_energy") == expected
 
 
 @pytest.mark.parametrize(

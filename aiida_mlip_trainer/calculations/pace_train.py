@@ -179,12 +179,14 @@ class PaceTrainCalculation(PaceToolCalculation):
         if test_set is not None:
             test_set.write_pacemaker_pickle(folder.get_abs_path(self.TEST_FILENAME))
 
+        previous = self.inputs.get("previous_potential")
         config = build_input_yaml(
             self.inputs.parameters.get_dict(),
             elements=training_set.elements,
             train_filename=self.TRAIN_FILENAME,
             test_filename=self.TEST_FILENAME if test_set is not None else None,
             baseline=training_set.base.attributes.get("baseline", None),
+            previous_reference=None if previous is None else previous.reference_energy,
         )
         with folder.open(self.INPUT_FILENAME, "w", encoding="utf8") as handle:
             yaml.safe_dump(config, handle, sort_keys=False)

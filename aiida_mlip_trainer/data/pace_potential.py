@@ -16,7 +16,7 @@ from typing import Any
 
 from aiida import orm
 
-from ..formats.basis import basis_layout_of
+from ..formats.basis import basis_layout_of, reference_energies_of, set_yace_reference_energies
 from ..names import UnsafeNameError, check_element_symbols, check_file_stem
 
 __all__ = ("PacePotentialData", "PotentialError", "basis_layout_of")
@@ -38,24 +38,36 @@ def _read_bytes(source: str | os.PathLike | bytes) -> bytes:
     return pathlib.Path(source).read_bytes()
 
 
-def _basis_summary(yaml_bytes: bytes) -> dict[str, Any]:
-    """Elements, cutoff, number of basis functions and the per-element layout, read by pyace itself (so a broken
-    file is refused here)."""
-    from pyace import ACEBBasisSet, BBasisConfiguration
+def _load_config(yaml_bytes: bytes):
+    """pyace's ``BBasisConfiguration`` of the file (so a broken file is refused here, ValueError)."""
+    from pyace import BBasisConfiguration
 
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / YAML_FILENAME
         path.write_bytes(yaml_bytes)
         try:
-            config = BBasisConfiguration(str(path))
-            basis = ACEBBasisSet(config)
+            return BBasisConfiguration(str(path))
         except Exception as exc:  # pyace raises plain RuntimeError/ValueError with the YAML detail
             raise ValueError(f"not a pacemaker potential YAML file: {exc}") from exc
+
+
+def _basis_summary(yaml_bytes: bytes) -> dict[str, Any]:
+    """Elements, cutoff, number of basis functions, the per-element layout and the reference energies (E0 per
+    element, ``{}`` for none), read by pyace itself."""
+    from pyace import ACEBBasisSet
+
+    config = _load_config(yaml_bytes)
+    try:
+        basis = ACEBBasisSet(config)
+    except Exception as exc:
+        raise ValueError(f"not a pacemaker potential YAML file: {exc}") from exc
+    elements = sorted(basis.elements_name)
     return {
-        "elements": sorted(basis.elements_name),
+        "elements": elements,
         "cutoff": float(basis.cutoffmax),
         "num_functions": int(config.total_number_of_functions),
         "basis_layout": basis_layout_of(basis),
+        "reference_energy": reference_energies_of(config, elements),
     }
 
 
@@ -80,7 +92,10 @@ class PacePotentialData(orm.Data):
     ``potential.yace`` (LAMMPS ``pair_style pace``) and ``potential.asi`` (the active set, for the extrapolation
     grade gamma). Attributes: ``elements``, ``cutoff`` (Å), ``num_functions``, ``basis_layout`` (per element: its
     number of functions, i.e. the size of its active set, and ``ndensity``), ``has_yace``, ``has_active_set``,
-    ``baseline`` (the physical baseline the potential was fitted on top of, or None), ``content_hash`` and, for a
+    ``baseline`` (the physical baseline the potential was fitted on top of, or None), ``reference_energy`` (the
+    energy per atom of each element that the fit subtracted from its labels, pacemaker's ``data: reference_energy``,
+    added back by :meth:`get_calculator` and written as the ``E0`` of the ``.yace``; ``{}`` for none),
+    ``content_hash`` and, for a
     potential a fit produced, ``fitted_with``: the versions of python-ace, tensorpotential and TensorFlow that ran
     the fit, read on the machine where it ran (query them:
     ``QueryBuilder().append(PacePotentialData, filters={"attributes.fitted_with.tensorflow": "2.20.0"})``).
@@ -103,6 +118,14 @@ class PacePotentialData(orm.Data):
         yace_bytes = None if yace is None else _read_bytes(yace)
         asi_bytes = None if active_set is None else _read_bytes(active_set)
         summary = _basis_summary(yaml_bytes)
+        if yace_bytes is not None and summary["reference_energy"]:
+            # pace_yaml2yace writes E0 = 0 whatever the fit subtracted: the .yace gets the .yaml's reference energies,
+            # so that both files of the node (and LAMMPS) predict the same total energies.
+            try:
+                yace_text = set_yace_reference_energies(yace_bytes.decode(), summary["reference_energy"])
+            except (UnicodeDecodeError, ValueError) as error:
+                raise ValueError(f"the .yace file: {error}") from None
+            yace_bytes = yace_text.encode()
         if baseline is not None:
             baseline = _valid_baseline(baseline, "baseline")
 
@@ -176,6 +199,12 @@ class PacePotentialData(orm.Data):
         return None if baseline is None else _valid_baseline(baseline, f"{self._where()} attribute 'baseline'")
 
     @property
+    def reference_energy(self) -> dict[str, float]:
+        """E0 per element (eV/atom) that the fit subtracted and predictions add back; ``{}`` for none. Read from the
+        potential file itself (checked against the content hash), not from the attribute, which is for queries."""
+        return reference_energies_of(_load_config(self.read_file(YAML_FILENAME)), self.elements)
+
+    @property
     def has_active_set(self) -> bool:
         return self.base.attributes.get("has_active_set")
 
@@ -241,8 +270,8 @@ class PacePotentialData(orm.Data):
 
     def get_ace_calculator(self, **kwargs):
         """The ACE part alone (:class:`pyace.PyACECalculator`): energy, forces, stress, and with an active set the
-        per-atom extrapolation grade in ``calc.results['gamma']``. Without the baseline: use
-        :meth:`get_calculator` for predictions."""
+        per-atom extrapolation grade in ``calc.results['gamma']``. Without the baseline and the reference energy:
+        use :meth:`get_calculator` for predictions."""
         from pyace import PyACECalculator
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -255,15 +284,23 @@ class PacePotentialData(orm.Data):
 
     def get_calculator(self, **kwargs):
         """A ready ASE calculator for predictions: ACE plus, when the potential was fitted on top of a physical
-        baseline, that baseline (an :class:`ase.calculators.mixing.SumCalculator`)."""
-        ace = self.get_ace_calculator(**kwargs)
-        if self.baseline is None:
-            return ace
+        baseline, that baseline, plus, when the fit subtracted reference energies, their sum (an
+        :class:`ase.calculators.mixing.SumCalculator` of the parts): total energies, as the labels were."""
+        parts = [self.get_ace_calculator(**kwargs)]
+        if self.baseline is not None:
+            from ..physics.baselines import baseline_calculator
+
+            parts.append(baseline_calculator(self.baseline))
+        reference = self.reference_energy
+        if reference:
+            from ..physics.reference_energy import ReferenceEnergyCalculator
+
+            parts.append(ReferenceEnergyCalculator(reference))
+        if len(parts) == 1:
+            return parts[0]
         from ase.calculators.mixing import SumCalculator
 
-        from ..physics.baselines import baseline_calculator
-
-        return SumCalculator([ace, baseline_calculator(self.baseline)])
+        return SumCalculator(parts)
 
     def lammps_commands(self, yace_filename: str = "potential.yace") -> list[str]:
         """The LAMMPS ``pair_style``/``pair_coeff`` lines for this potential as trained: ``pair_style pace`` alone,

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ("basis_layout_of", "unfitted_basis", "unfitted_basis_layout")
+__all__ = (
+    "basis_layout_of",
+    "reference_energies_of",
+    "set_yace_reference_energies",
+    "unfitted_basis",
+    "unfitted_basis_layout",
+)
 
 
 def basis_layout_of(basis) -> dict[str, dict[str, int]]:
@@ -46,3 +54,56 @@ def unfitted_basis_layout(parameters: Mapping[str, Any], elements: Sequence[str]
     from pyace import ACEBBasisSet
 
     return basis_layout_of(ACEBBasisSet(unfitted_basis(parameters, elements)))
+
+
+def reference_energies_of(config, elements: Sequence[str]) -> dict[str, float]:
+    """The E0 per element (eV/atom) that the fit of the pyace ``BBasisConfiguration`` ``config`` subtracted from its
+    labels, read from the ``reference_energy`` pacemaker records in the potential's metadata; ``{}`` when the fit
+    used none (the potential then predicts total energies as they were fitted).
+
+    pacemaker records a JSON dictionary (per element, and ``shift`` for ``auto``) or the name of one of its presets
+    of single-atom energies; both are turned into the energy to add back per atom. A value that is neither is
+    refused (ValueError): the potential's energies could not be made total again."""
+    from ..physics.reference_energy import ReferenceEnergyError, effective_reference_energies
+
+    recorded = dict(config.metadata).get("reference_energy")
+    if recorded is None:
+        return {}
+    try:
+        spec = json.loads(recorded)
+    except (TypeError, ValueError):
+        spec = recorded
+    if isinstance(spec, str):
+        from pyace.process_df import SINGLE_ATOM_ENERGY_DICT
+
+        if spec not in SINGLE_ATOM_ENERGY_DICT:
+            raise ValueError(f"the potential's metadata names an unknown reference energy {spec[:64]!r}")
+        spec = {element: SINGLE_ATOM_ENERGY_DICT[spec][element] for element in elements}
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"the potential's metadata has a reference energy that is not a dictionary: {spec!r:.64}")
+    try:
+        energies = effective_reference_energies(spec, list(elements))
+    except ReferenceEnergyError as error:
+        raise ValueError(f"the potential's metadata: {error}") from None
+    return energies if any(energies.values()) else {}
+
+
+_YACE_ELEMENTS = re.compile(r"^elements: \[(?P<names>[^\]\n]*)\]$", re.MULTILINE)
+_YACE_E0 = re.compile(r"^E0: \[[^\]\n]*\]$", re.MULTILINE)
+
+
+def set_yace_reference_energies(yace: str, reference_energies: Mapping[str, float]) -> str:
+    """The ``.yace`` text with its top-level ``E0`` list set to ``reference_energies`` (eV/atom per element), which
+    LAMMPS' ``pair_style pace`` (and pyace reading the ``.yace``) adds to every atom's energy. ``pace_yaml2yace``
+    writes zeros there whatever the fit subtracted; without this the ``.yace`` and the ``.yaml`` of one potential
+    would predict energies that differ by the reference. ValueError for a file without exactly one ``elements``
+    and one ``E0`` line, or an element of the file without a reference energy."""
+    elements_lines = _YACE_ELEMENTS.findall(yace)
+    if len(elements_lines) != 1 or len(_YACE_E0.findall(yace)) != 1:
+        raise ValueError("not a .yace file with one top-level `elements` and one `E0` line")
+    elements = [name.strip() for name in elements_lines[0].split(",")]
+    missing = [element for element in elements if element not in reference_energies]
+    if missing and any(reference_energies.values()):
+        raise ValueError(f"no reference energy for {missing} of the .yace file")
+    values = ", ".join(repr(float(reference_energies.get(element, 0.0))) for element in elements)
+    return _YACE_E0.sub(f"E0: [{values}]", yace, count=1)

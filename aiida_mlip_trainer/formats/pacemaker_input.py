@@ -488,10 +488,18 @@ def build_input_yaml(
     train_filename: str,
     test_filename: str | None = None,
     baseline: Mapping[str, Any] | None = None,
+    previous_reference: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The ``input.yaml`` content as a dictionary: the user's sections plus the plugin's file names, the elements
     of the training data (when not given), a fixed seed (reproducible fits) and the top-level ``cutoff``
     (deprecated in python-ace 0.4 but required by older versions, so both are written).
+
+    Reference energies (``data.reference_energy``, eV per atom of each element, subtracted from the labels before
+    the fit and added back by the potential node's calculator and its ``.yace``): the user's when given; else, when
+    the fit starts from a previous potential (``previous_reference`` is not None: fine-tuning, a continued fit),
+    that potential's own, so that its energies keep their meaning (none if it had none); else ``auto`` (pacemaker's
+    least-squares E0 per element), without which DFT total energies (about -100 eV/atom and more) leave the ACE
+    model, which has no constant term, a constant it cannot fit.
 
     On a ZBL ``baseline`` the ACE part is switched off over the same window in which the ZBL repulsion is
     switched on (``inner_cutoff_type: distance``, ``r_in`` = the ZBL outer cutoff, ``delta_in`` = its width),
@@ -517,6 +525,11 @@ def build_input_yaml(
     config.setdefault("cutoff", max_bond_cutoff(potential))
     config.setdefault("seed", DEFAULT_SEED)
     data = dict(config.get("data") or {})
+    if "reference_energy" not in data:
+        if previous_reference is None:
+            data["reference_energy"] = "auto"
+        elif previous_reference:
+            data["reference_energy"] = {element: float(value) for element, value in previous_reference.items()}
     data["filename"] = train_filename
     if test_filename is not None:
         data["test_filename"] = test_filename

@@ -5,28 +5,59 @@ About 40 s each on two cores. CI runs them: they are the proof that the plugin t
 
 import numpy as np
 import pytest
+import yaml
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 
 pytestmark = pytest.mark.real_pacemaker
 
+# Labels the size of DFT total energies (CP2K's silicon: about -107 eV/atom): an ACE model has no constant term, so
+# the fit needs pacemaker's reference energy, and predictions must add it back.
+DFT_LIKE_OFFSET = -107.0  # eV/atom
+
+
+def _offset(structures):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    shifted = []
+    for atoms in structures:
+        copy = atoms.copy()
+        results = {key: atoms.calc.results[key] for key in ("forces", "stress")}
+        copy.calc = SinglePointCalculator(
+            copy, energy=atoms.get_potential_energy() + DFT_LIKE_OFFSET * len(atoms), **results
+        )
+        shifted.append(copy)
+    return shifted
+
 
 @pytest.fixture
-def first_fit(pacemaker_code, argon_sets, small_parameters):
+def dft_like_structures(argon_structures):
+    return {name: _offset(structures) for name, structures in argon_structures.items()}
+
+
+@pytest.fixture
+def first_fit(pacemaker_code, dft_like_structures, small_parameters):
+    from aiida_mlip_trainer.data import TrainingSetData
+
     results, node = run_get_node(
         PaceTrainCalculation,
         code=pacemaker_code,
-        training_set=argon_sets["train"],
-        test_set=argon_sets["test"],
+        training_set=TrainingSetData(dft_like_structures["train"]).store(),
+        test_set=TrainingSetData(dft_like_structures["test"]).store(),
         parameters=small_parameters,
     )
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     return results, node
 
 
-def test_real_fit_is_accurate_and_predicts_in_ase(first_fit, argon_structures):
-    results, _ = first_fit
+def test_real_fit_is_accurate_and_predicts_in_ase(first_fit, dft_like_structures):
+    results, node = first_fit
+    # pacemaker subtracted its least-squares reference energy (input.yaml: auto); the potential carries it.
+    input_yaml = node.outputs.retrieved.base.repository.get_object_content("input.yaml")
+    assert "reference_energy: auto" in input_yaml
+    (reference,) = results["potential"].reference_energy.values()
+    assert reference == pytest.approx(DFT_LIKE_OFFSET, abs=0.1)  # LJ argon: about -0.07 eV/atom on top
     metrics = results["metrics"].get_dict()
     reference_rms = metrics["reference"]["test"]["force_component_rms"]
     test_rmse = metrics["test"]["force_rmse"]
@@ -36,26 +67,32 @@ def test_real_fit_is_accurate_and_predicts_in_ase(first_fit, argon_structures):
     assert metrics["iterations"] == 100
 
     # The potential node loads in ASE; its predictions on the test set reproduce pacemaker's own test errors.
+    # ... and its total energies: the reference energy is added back (without it they would be 107 eV/atom off).
     calculator = results["potential"].get_calculator()
-    predicted, reference = [], []
-    for atoms in argon_structures["test"]:
+    predicted, reference, energy_errors, energies = [], [], [], []
+    for atoms in dft_like_structures["test"]:
         reference.append(atoms.get_forces().ravel())
         copy = atoms.copy()
         copy.calc = calculator
         predicted.append(copy.get_forces().ravel())
+        energy_errors.append((copy.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
+        energies.append(atoms.get_potential_energy() / len(atoms))
     ase_rmse = 1000 * np.sqrt(np.mean((np.concatenate(predicted) - np.concatenate(reference)) ** 2))
     assert ase_rmse == pytest.approx(test_rmse, rel=0.02, abs=0.02)
+    energy_rmse = 1000 * np.sqrt(np.mean(np.square(energy_errors)))  # meV/atom
+    assert energy_rmse == pytest.approx(metrics["test"]["energy_rmse"], rel=0.05, abs=0.05)
+    assert energy_rmse < 0.2 * 1000 * np.std(energies), (energy_rmse, 1000 * np.std(energies))
 
 
-def test_real_continuation_starts_where_the_first_fit_ended(first_fit, pacemaker_code, argon_sets, small_parameters):
+def test_real_continuation_starts_where_the_first_fit_ended(first_fit, pacemaker_code, small_parameters):
     first_results, first_node = first_fit
     first = first_results["metrics"].get_dict()
     small_parameters["fit"]["maxiter"] = 10
     results, node = run_get_node(
         PaceTrainCalculation,
         code=pacemaker_code,
-        training_set=argon_sets["train"],
-        test_set=argon_sets["test"],
+        training_set=first_node.inputs.training_set,
+        test_set=first_node.inputs.test_set,
         parameters=small_parameters,
         previous_potential=first_results["potential"],
     )
@@ -65,6 +102,10 @@ def test_real_continuation_starts_where_the_first_fit_ended(first_fit, pacemaker
     assert second["initial_loss"] == pytest.approx(first["final_loss"], rel=0.02)
     assert second["initial_loss"] < 0.05 * first["initial_loss"]
     assert second["final_loss"] <= second["initial_loss"]
+    # The continuation subtracts the first fit's reference energy, not one of its own.
+    assert results["potential"].reference_energy == first_results["potential"].reference_energy
+    input_yaml = node.outputs.retrieved.base.repository.get_object_content("input.yaml")
+    assert yaml.safe_load(input_yaml)["data"]["reference_energy"] == first_results["potential"].reference_energy
     # provenance: the new fit's input is the first fit's output
     assert node.inputs.previous_potential.base.links.get_incoming().one().node.pk == first_node.pk
 

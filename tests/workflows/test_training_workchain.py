@@ -31,8 +31,9 @@ def codes(mock_pacemaker_code, pace_tool_codes):
 
 def errors_computed_here(potential, test_set, baseline_weight=1.0):
     """Energy (meV/atom) and force (meV/Å per component) RMSE of ACE + ``baseline_weight`` x baseline against the
-    labels of ``test_set``, computed here with pyace's calculator on the potential's YAML and the baseline's ASE
-    calculator: independent of how the work chain's validation combines them."""
+    labels of ``test_set``, computed here with pyace's calculator on the potential's ``.yace`` (whose ``E0`` carries the
+    reference energy the fit subtracted, as LAMMPS reads it) and the baseline's ASE calculator: independent of how the
+    work chain's validation combines them."""
     import pathlib
     import tempfile
 
@@ -41,8 +42,8 @@ def errors_computed_here(potential, test_set, baseline_weight=1.0):
     from aiida_mlip_trainer.physics.baselines import baseline_calculator
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / "potential.yaml"
-        path.write_text(potential.get_yaml())
+        path = pathlib.Path(tmp) / "potential.yace"
+        path.write_bytes(potential.read_file("potential.yace"))
         ace = PyACECalculator(str(path))
     baseline = baseline_calculator(potential.baseline)
     energy_errors, force_errors = [], []
@@ -149,7 +150,8 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     assert metrics["energy_rmse"] == pytest.approx(energy_rmse, rel=1e-6)
     assert metrics["force_rmse"] == pytest.approx(force_rmse, rel=1e-6)
     # the replayed fit is of the residual labels, so the errors are far below the spread of the data (measured:
-    # 0.20 meV/atom, 1.1 meV/Å against 2.3 and 53); LJ counted twice or not at all gives about 35 meV/atom, 25 meV/Å
+    # 0.20 meV/atom, 1.1 meV/Å against 2.3 and 53); LJ counted twice or not at all gives about 35 meV/atom, 25 meV/Å;
+    # the reference energy the fit subtracted (about 30 meV/atom here) left out would show in the energies
     assert metrics["energy_rmse"] < 0.5 * metrics["reference"]["energy_per_atom_std"]
     assert metrics["force_rmse"] < 0.1 * metrics["reference"]["force_component_rms"]
     twice = errors_computed_here(potential, results["test_set"], baseline_weight=2.0)
