@@ -148,6 +148,15 @@ def mock_executable(tmp_path_factory):
 
 
 @pytest.fixture
+def cp2k_code(installed_code):
+    """Debian's CP2K (`cp2k.psmp`, installed by scripts/cp2k.sh as root); the test skips without it."""
+    executable = shutil.which("cp2k.psmp")
+    if executable is None:
+        pytest.skip("no cp2k.psmp: scripts/cp2k.sh installs Debian's cp2k as root (as `make test` does)")
+    return installed_code("cp2k.psmp", executable, "cp2k")
+
+
+@pytest.fixture
 def mock_pacemaker_code(installed_code, mock_executable):
     """A stand-in for `pacemaker` that replays the real fit recorded for exactly its inputs (tests/mock_codes/replay.py;
     unknown inputs fail) and can fail on request through MOCK_PACEMAKER_MODE: walltime, nan, crash, bad_input."""

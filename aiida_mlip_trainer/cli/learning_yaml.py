@@ -33,6 +33,8 @@ LEARNING_INPUT_KEYS = (
     "test_fraction",
     "seed",
     "fine_tune",
+    "physics_baseline",
+    "short_range_check",
 )
 ORACLE_TYPES = ("ase", "cp2k")
 ASE_ORACLE_KEYS = ("calculator", "parameters", "options")
@@ -69,7 +71,9 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     (``{type: ase, code, calculator}`` or ``{type: cp2k, code, elements, ...}``), optional ``test_set`` and
     ``explore_from`` (pk or UUID), ``protocol``, ``training_overrides``, ``options``, ``max_structures``,
     ``max_concurrent``, and the loop's ``max_rounds``, ``max_oracle_calls``, ``target_force_rmse``,
-    ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``. Unknown keys are refused."""
+    ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``; for every fit ``physics_baseline`` (e.g.
+    ``{type: zbl}``: windows from the data) and ``short_range_check`` (``error``, ``warning`` or ``none``). Unknown
+    keys are refused."""
     import yaml
 
     from ..workflows.active_learning import ActiveLearningWorkChain
@@ -101,7 +105,10 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
             extra[key] = orm.Float(spec.pop(key))
     if "fine_tune" in spec:
         extra["fine_tune"] = orm.Bool(spec.pop("fine_tune"))
-    return ActiveLearningWorkChain.get_builder_from_protocol(
+    baseline, short_range = spec.pop("physics_baseline", None), spec.pop("short_range_check", None)
+    if baseline is not None and not isinstance(baseline, dict):
+        raise ValueError(f"{path}: `physics_baseline` must be a mapping such as {{type: zbl}}")
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
         spec.pop("codes"),
         structures,
         spec.pop("exploration"),
@@ -113,3 +120,8 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
         options=spec.pop("options", None),
         **extra,
     )
+    if baseline is not None:
+        builder.training.physics_baseline = orm.Dict(baseline)  # checked by TrainingWorkChain before any job
+    if short_range is not None:
+        builder.training.short_range_check = orm.Str(str(short_range))
+    return builder

@@ -47,6 +47,9 @@ def learn_yaml(tmp_path, loop_codes, copper_sets):
         ({"exploration": {"temperatures": [300], "thermostat": "nose"}}, ["unknown exploration parameters"]),
         ({"max_rounds": 0}, ["max_rounds must be at least 1, got 0"]),
         ({"oracle": None}, ["more than one round needs an oracle"]),
+        ({"physics_baseline": "zbl"}, ["`physics_baseline` must be a mapping such as {type: zbl}"]),
+        ({"physics_baseline": {"type": "morse"}}, ["physics_baseline", "morse"]),
+        ({"short_range_check": "sometimes"}, ["short_range_check"]),
     ],
 )
 def test_launch_refuses_bad_input_in_one_line(learn_yaml, changes, fragments):

@@ -4,7 +4,6 @@ pace_select and pace_activeset, two rounds; the graph it leaves is checked link 
 import numpy as np
 import pytest
 from aiida import orm
-from aiida.common.links import LinkType
 
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
@@ -134,20 +133,55 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
     assert f"stopped: {summary['stop_reason']}" in status.output
 
 
-def test_learn_launch_submits_to_the_daemon(loop_codes, copper_sets, started_daemon_client, submit_and_await, tmp_path):
-    """`learn launch` (to the daemon, the default) with a YAML file: the loop runs one round (fit and exploration)
-    with the YAML's settings and finishes."""
+def silicon_cells(count: int, seed: int) -> list:
+    """Unlabelled 8-atom diamond silicon cells, strained (±2 %) and rattled (0.05 Å)."""
+    from ase.build import bulk
+
+    rng = np.random.default_rng(seed)
+    cells = []
+    for k in range(count):
+        atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + np.diag(rng.uniform(-0.02, 0.02, 3))), scale_atoms=True)
+        atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+        atoms.info["name"] = f"si8_{seed}_{k}"
+        cells.append(atoms)
+    return cells
+
+
+CP2K_JOB = "aiida.calculations:cp2k"
+
+
+@pytest.mark.real_cp2k
+def test_learn_launch_runs_a_cp2k_labelled_round_through_the_daemon(
+    loop_codes, cp2k_code, started_daemon_client, submit_and_await, tmp_path
+):
+    """`learn launch` (to the daemon, the default) with a YAML file and real DFT: CP2K through aiida-cp2k labels the
+    unlabelled initial silicon cells, the first fit explores, its picks are labelled by CP2K and the second fit
+    fine-tunes on them. DFT total energies (about -107 eV/atom) come back as total energies: the potential carries
+    pacemaker's reference energy."""
     import yaml
 
+    structures = TrainingSetData(silicon_cells(7, seed=3), labelled=False).store()
     spec = {
         "codes": {name: code.full_label for name, code in loop_codes.items() if name != "ase_oracle"},
-        "structures": copper_sets["initial"].uuid,
-        "test_set": copper_sets["test"].pk,
-        "exploration": EXPLORATION,
+        "structures": structures.uuid,
+        "test_fraction": 0.3,
+        "exploration": {**EXPLORATION, "temperatures": [900], "steps": 40},
         "protocol": "fast",
         "training_overrides": SMALL_FIT,
+        # Γ-point CP2K at 120 Ry: seconds per 8-atom cell; the physics of the labels is checked in tests/oracles.
+        "oracle": {
+            "type": "cp2k",
+            "code": cp2k_code.full_label,
+            "elements": ["Si"],
+            "kpoint_distance": None,
+            "cutoff": 120.0,
+            "rel_cutoff": 30.0,
+        },
+        "max_structures": 2,
         "explore_count": 1,
-        "max_rounds": 1,
+        "max_rounds": 2,
+        "physics_baseline": {"type": "zbl"},  # windows from the data: DFT data has no short-range repulsion below it
     }
     path = tmp_path / "learn.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -156,12 +190,35 @@ def test_learn_launch_submits_to_the_daemon(loop_codes, copper_sets, started_dae
     assert result.output.splitlines()[-1].startswith("watch it: aiida-mlip-trainer learn status ")
     node = orm.load_node(int(result.output.split("ActiveLearningWorkChain<")[1].split(">")[0]))
     assert node.inputs.training.training.pace.parameters["fit"]["maxiter"] == 40  # the YAML's overrides arrived
-    assert node.inputs.exploration.parameters.get_dict() == EXPLORATION
-    node = submit_and_await(node, timeout=1200)
+    assert node.inputs.training.physics_baseline.get_dict() == {"type": "zbl"}
+    node = submit_and_await(node, timeout=2400)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
-    calls = node.base.links.get_outgoing(link_type=LinkType.CALL_WORK, link_label_filter="training_%").all()
-    (fit,) = [link.node for link in calls]
-    assert fit.is_finished_ok and node.outputs.potential.pk == fit.outputs.potential.pk
-    assert "previous_potential" not in fit.inputs
-    reason = node.outputs.summary["stop_reason"]
-    assert reason == "max_rounds (1) reached" or reason.startswith("converged in round 0"), reason
+    outputs = node.outputs
+
+    # every label is CP2K's: the initial cells first, then the picks of round 0; each links to its Cp2kCalculation
+    initial, picked = child(node, "initial_labeling"), child(node, "labeling_0")
+    assert initial.outputs.failures["num_labelled"] == 7
+    assert 1 <= picked.outputs.failures["num_labelled"] <= 2
+    jobs = {n.pk for n in node.called_descendants if n.process_type == CP2K_JOB and n.is_finished_ok}
+    assert len(jobs) == 7 + picked.outputs.failures["num_labelled"]
+    ancestors = orm.QueryBuilder()
+    ancestors.append(TrainingSetData, filters={"id": outputs.training_set.pk}, tag="final")
+    ancestors.append(orm.CalcJobNode, filters={"process_type": CP2K_JOB}, with_descendants="final", project="id")
+    assert {pk for (pk,) in ancestors.all()} == jobs
+    assert outputs.training_set.num_structures + outputs.test_set.num_structures == len(jobs)
+    second = child(node, "training_1")
+    assert second.inputs.previous_potential.pk == outputs.potentials.round_0.pk
+    assert outputs.potential.baseline["type"] == "zbl" and second.outputs.short_range["all_repulsive"]
+
+    # total energies: the fit subtracted pacemaker's reference energy (about the DFT energy per atom) and the
+    # potential adds it back, so the held-out energy error is meV/atom, not the 10⁵ meV/atom of a raw fit
+    (reference,) = outputs.potential.reference_energy.values()
+    assert -115.0 < reference < -100.0, reference
+    assert outputs.potentials.round_0.reference_energy == outputs.potential.reference_energy  # kept by fine-tuning
+    curve = outputs.learning_curve
+    assert curve.get_array("oracle_calls").tolist() == [7, 7 + picked.outputs.failures["num_labelled"]]
+    assert np.all(curve.get_array("energy_rmse") < 500.0), curve.get_array("energy_rmse")  # meV/atom
+    test_set = outputs.test_set.to_atoms()
+    atoms = test_set[0].copy()
+    atoms.calc = outputs.potential.get_calculator()
+    assert abs(atoms.get_potential_energy() - test_set[0].get_potential_energy()) / len(atoms) < 0.5  # eV/atom

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests.selection.conftest import _executable
@@ -13,15 +11,6 @@ from tests.selection.conftest import _executable
 def ase_oracle_code(installed_code):
     """The `mlip-trainer-ase-oracle` script this package installs, as a code on localhost."""
     return installed_code("mlip-trainer-ase-oracle", _executable("mlip-trainer-ase-oracle"), "mlip_trainer.ase_oracle")
-
-
-@pytest.fixture
-def cp2k_code(installed_code):
-    """Debian's CP2K (`cp2k.psmp`, installed by scripts/cp2k.sh as root); the test skips without it."""
-    executable = shutil.which("cp2k.psmp")
-    if executable is None:
-        pytest.skip("no cp2k.psmp: scripts/cp2k.sh installs Debian's cp2k as root (as `make test` does)")
-    return installed_code("cp2k.psmp", executable, "cp2k")
 
 
 def copper_cells(count: int, seed: int = 0) -> list:
