@@ -33,6 +33,8 @@ def test_training_work_chain_runs_as_slurm_jobs_through_the_daemon(slurm_codes, 
     assert {job.computer.scheduler_type for job in jobs} == {"core.slurm"}
     assert all(job.get_job_id() for job in jobs)  # each ran as a Slurm job with its own id
     assert node.outputs.potential.has_active_set and node.outputs.potential.base.attributes.get("has_yace")
+    (fit,) = [job for job in jobs if job.process_label == "PaceTrainCalculation"]
+    assert fit.outputs.metrics["iterations"] == ARGON["fit"]["maxiter"]  # the overrides reached the Slurm job
 
 
 def _iterations_per_second(log: str) -> float:

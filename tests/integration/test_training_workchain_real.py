@@ -99,15 +99,6 @@ def test_real_chain_with_zbl_baseline_and_selection(codes):
     assert any(line.startswith("pair_style hybrid/overlay pace zbl") for line in potential.lammps_commands())
 
 
-def test_submit_through_a_real_daemon(codes, argon_sets, submit_and_await):
-    builder = fast(codes, argon_sets["train"], {**ARGON, "fit": {"maxiter": 20}})
-    builder.test_set = argon_sets["test"]
-    node = submit_and_await(builder, timeout=600)
-    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
-    assert node.outputs.potential.base.attributes.get("has_yace") and node.outputs.potential.has_active_set
-    assert training_calculation(node).outputs.metrics["iterations"] == 20
-
-
 def test_real_chain_with_windows_from_the_data_is_repulsive_for_every_pair(codes):
     """physics_baseline={"type": "zbl"} on a binary alloy whose pairs have different shortest distances: the work
     chain derives a window per pair from the training part of the split, fits, and its own short-range check (under
