@@ -199,16 +199,19 @@ def pacemaker_output(tmp_path):
 def generate_calc_job_node(aiida_localhost):
     """A stored ``CalcJobNode`` of the CalcJob ``entry_point`` (e.g. ``mlip_trainer.pace_train``) with ``inputs``
     (linked, stored when they are not) and the files of ``folder`` as its ``retrieved`` output: what a parser sees
-    after a real run (aiida-quantumespresso's fixture of the same name). Files named in ``exclude`` are left out."""
+    after a real run (aiida-quantumespresso's fixture of the same name). Files named in ``exclude`` are left out;
+    ``folder=None`` gives a node with no ``retrieved`` output yet (a job still running)."""
     from aiida import orm
     from aiida.common.links import LinkType
 
-    def factory(entry_point: str, folder: pathlib.Path, inputs: dict, exclude: tuple[str, ...] = ()):
+    def factory(entry_point: str, folder: pathlib.Path | None, inputs: dict, exclude: tuple[str, ...] = ()):
         node = orm.CalcJobNode(computer=aiida_localhost, process_type=f"aiida.calculations:{entry_point}")
         node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
         for label, value in inputs.items():
             node.base.links.add_incoming(value.store(), link_type=LinkType.INPUT_CALC, link_label=label)
         node.store()
+        if folder is None:
+            return node
         retrieved = orm.FolderData()
         for path in sorted(pathlib.Path(folder).iterdir()):
             if path.name not in exclude:
