@@ -208,16 +208,19 @@ def pacemaker_output(tmp_path):
 def generate_calc_job_node(aiida_localhost):
     """A stored ``CalcJobNode`` of the CalcJob ``entry_point`` (e.g. ``mlip_trainer.pace_train``) with ``inputs``
     (linked, stored when they are not) and the files of ``folder`` as its ``retrieved`` output: what a parser sees
-    after a real run (aiida-quantumespresso's fixture of the same name). Files named in ``exclude`` are left out."""
+    after a real run (aiida-quantumespresso's fixture of the same name). Files named in ``exclude`` are left out;
+    ``folder=None`` gives a node with no ``retrieved`` output yet (a job still running)."""
     from aiida import orm
     from aiida.common.links import LinkType
 
-    def factory(entry_point: str, folder: pathlib.Path, inputs: dict, exclude: tuple[str, ...] = ()):
+    def factory(entry_point: str, folder: pathlib.Path | None, inputs: dict, exclude: tuple[str, ...] = ()):
         node = orm.CalcJobNode(computer=aiida_localhost, process_type=f"aiida.calculations:{entry_point}")
         node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
         for label, value in inputs.items():
             node.base.links.add_incoming(value.store(), link_type=LinkType.INPUT_CALC, link_label=label)
         node.store()
+        if folder is None:
+            return node
         retrieved = orm.FolderData()
         for path in sorted(pathlib.Path(folder).iterdir()):
             if path.name not in exclude:
@@ -337,3 +340,72 @@ def slurm_codes(tmp_path_factory):
                 label=name, computer=computer, filepath_executable=shutil.which(name), default_calc_job_plugin=plugin
             ).store()
     return codes
+
+
+# Attributes that differ between environments or runs, not between parser behaviours: left out of the regression files.
+_VOLATILE_ATTRIBUTES = frozenset({"fitted_with"})
+_VOLATILE_OUTPUTS = frozenset({"versions"})  # the python-ace / tensorpotential versions of this environment
+
+
+def _plain(value):
+    """``value`` made JSON/YAML-friendly and stable: numpy to Python, floats to 6 significant figures."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if np.isfinite(value) else str(value)
+    return value
+
+
+def _node_summary(node) -> dict | list:
+    """What a parser output says, without what is volatile: a Dict's content, a List's items, an ArrayData's
+    arrays (values when short, shape and rounded min/mean/max when long), other nodes' attributes."""
+    import numpy as np
+    from aiida import orm
+
+    if isinstance(node, orm.Dict):
+        return _plain(node.get_dict())
+    if isinstance(node, orm.List):
+        return _plain(node.get_list())
+    summary = {key: value for key, value in node.base.attributes.all.items() if key not in _VOLATILE_ATTRIBUTES}
+    if type(node) is orm.ArrayData:
+        summary = {}
+        for name in sorted(node.get_arraynames()):
+            array = node.get_array(name)
+            if array.size <= 12:
+                summary[name] = array.tolist()
+            else:
+                summary[name] = {
+                    "shape": list(array.shape),
+                    "min": np.min(array),
+                    "mean": np.mean(array),
+                    "max": np.max(array),
+                }
+    return _plain(summary)
+
+
+@pytest.fixture
+def parser_regression(data_regression):
+    """Pin what a parser returned, ``parser_regression(results, calcfunction)``, in a ``.yml`` file next to the test
+    (pytest-regressions; aiida-quantumespresso's parser tests): the exit status and message, and each output node
+    made JSON-friendly by :func:`_node_summary`."""
+
+    def check(results: dict, calcfunction) -> None:
+        data_regression.check(
+            {
+                "exit_status": calcfunction.exit_status,
+                "exit_message": calcfunction.exit_message,
+                "outputs": {
+                    label: _node_summary(node)
+                    for label, node in sorted(results.items())
+                    if label not in _VOLATILE_OUTPUTS
+                },
+            }
+        )
+
+    return check

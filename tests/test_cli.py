@@ -177,15 +177,14 @@ def test_train_launch_refuses_unknown_keys(tmp_path):
     assert result.exit_code == 1 and "unknown key(s) ['maxiter']" in result.output
 
 
-def test_status_of_a_running_training_reads_the_working_directory(aiida_localhost, tmp_path):
+def test_status_of_a_running_training_reads_the_working_directory(aiida_localhost, generate_calc_job_node, tmp_path):
     """A calculation still running has no retrieved files: the curve comes from its remote working directory."""
     workdir = tmp_path / "running"
     workdir.mkdir()
     lines = (FIXTURES / "pace_train_success" / "metrics.txt").read_text().splitlines()[:6]  # 5 iterations so far
     (workdir / "metrics.txt").write_text("\n".join(lines) + "\n")
-    node = orm.CalcJobNode(computer=aiida_localhost, process_type="aiida.calculations:mlip_trainer.pace_train")
+    node = generate_calc_job_node("mlip_trainer.pace_train", None, {})
     node.set_process_state("running")
-    node.store()
     remote = orm.RemoteData(computer=aiida_localhost, remote_path=str(workdir))
     remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="remote_folder")
     remote.store()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 from aiida import orm
@@ -25,6 +28,19 @@ DIVERGENCE_FACTOR = 10.0
 _INTERIM = re.compile(r"^interim_potential_(\d+)\.yaml$")
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the failure table of `PaceTrainParser` reads of one run."""
+
+    files: set[str]
+    exit_status: int | None
+    killed: bool
+    log: str | None
+    interim: str | None  # the name of the last interim potential, if any
+    rows: list = dataclasses.field(default_factory=list)
+    non_finite: dict | None = None
+
+
 class PaceTrainParser(PaceToolParser):
     """Turn a pacemaker working directory into a `PacePotentialData` and a metrics `Dict`.
 
@@ -37,6 +53,20 @@ class PaceTrainParser(PaceToolParser):
     """
 
     _versions: dict | None = None
+
+    # Ordered failure table (aiida-quantumespresso's error map): the first row whose condition holds on the run
+    # names the exit code. A run that no row matches goes on to the checks of its potential (340, 420); the walltime
+    # row (400) also returns the last interim potential, so that a restart can continue from it.
+    ERROR_TABLE: ClassVar[tuple[tuple[Callable[[_Run], bool], str], ...]] = (
+        (lambda run: run.log is None and run.killed, "ERROR_KILLED_BEFORE_INTERIM"),
+        (lambda run: run.log is None, "ERROR_NO_LOG"),
+        (lambda run: run.exit_status not in (0, None) and not run.killed and not run.rows, "ERROR_UNREADABLE_INPUT"),
+        (lambda run: run.non_finite is not None, "ERROR_NAN_LOSS"),
+        (lambda run: run.killed and run.interim is None, "ERROR_KILLED_BEFORE_INTERIM"),
+        (lambda run: run.killed, "ERROR_OUT_OF_WALLTIME"),
+        (lambda run: run.exit_status != 0, "ERROR_PACEMAKER_FAILED"),
+        (lambda run: Calc.OUTPUT_POTENTIAL not in run.files, "ERROR_NO_OUTPUT_POTENTIAL"),
+    )
 
     def parse(self, **kwargs):
         files = set(self.retrieved.base.repository.list_object_names())
@@ -51,54 +81,39 @@ class PaceTrainParser(PaceToolParser):
             if killed
             else None
         )
-
         log = self._read(Calc.LOG_FILENAME)
         self._versions = self._output_versions(log)
+        interim = sorted((int(m.group(1)), name) for name in files if (m := _INTERIM.match(name)) is not None)
+        run = _Run(files, exit_status, killed, log, interim[-1][1] if interim else None)
+
         if log is None:
-            if killed:  # stopped while Python and TensorFlow were still starting: a restart can fix that
-                self.out("metrics", orm.Dict({"exit_status": exit_status, "iterations": 0, "stopped_by": reason}))
-                return self.exit_codes.ERROR_KILLED_BEFORE_INTERIM.format(reason=reason)
-            return self.exit_codes.ERROR_NO_LOG.format(detail=detail)
-
-        rows = read_metrics_table(self._read("metrics.txt") or "")
-        test_rows = read_metrics_table(self._read("test_metrics.txt") or "")
-        metrics = self._metrics(log, rows, test_rows, exit_status)
-        self._output_learning_curve(rows, test_rows)
-
-        if exit_status not in (0, None) and not killed and not rows:
-            self.out("metrics", orm.Dict(metrics))
-            return self.exit_codes.ERROR_UNREADABLE_INPUT.format(detail=detail)
-
-        non_finite = first_non_finite(rows)
-        if non_finite is not None:
-            self.out("metrics", orm.Dict(metrics))
-            return self.exit_codes.ERROR_NAN_LOSS.format(iteration=int(non_finite.get("iter_num", -1)))
-
-        if killed:
+            metrics = {"exit_status": exit_status, "iterations": 0, "stopped_by": reason} if killed else None
+        else:
+            run.rows = read_metrics_table(self._read("metrics.txt") or "")
+            test_rows = read_metrics_table(self._read("test_metrics.txt") or "")
+            run.non_finite = first_non_finite(run.rows)
+            metrics = self._metrics(log, run.rows, test_rows, exit_status)
+            self._output_learning_curve(run.rows, test_rows)
+        name = next((name for condition, name in self.ERROR_TABLE if condition(run)), None)
+        if log is not None and killed and name != "ERROR_NAN_LOSS":
             metrics["stopped_by"] = reason
-            interim = sorted((int(m.group(1)), name) for name in files if (m := _INTERIM.match(name)) is not None)
-            if not interim:
-                self.out("metrics", orm.Dict(metrics))
-                return self.exit_codes.ERROR_KILLED_BEFORE_INTERIM.format(reason=reason)
-            filename = interim[-1][1]
-            metrics["interim"] = True
-            metrics["potential_file"] = filename
+        if name == "ERROR_OUT_OF_WALLTIME":  # the last interim potential is still returned, for a restart
+            metrics.update(interim=True, potential_file=run.interim)
+        if metrics is not None:
             self.out("metrics", orm.Dict(metrics))
-            failure = self._output_potential(filename)
-            if failure is not None:
-                return failure
-            return self.exit_codes.ERROR_OUT_OF_WALLTIME.format(
-                reason=reason, filename=filename, iteration=metrics["iterations"]
+        if name is not None and name != "ERROR_OUT_OF_WALLTIME":
+            iteration = int(run.non_finite.get("iter_num", -1)) if run.non_finite is not None else None
+            return getattr(self.exit_codes, name).format(
+                reason=reason, detail=detail, iteration=iteration, status=exit_status
             )
 
-        self.out("metrics", orm.Dict(metrics))
-        if exit_status != 0:
-            return self.exit_codes.ERROR_PACEMAKER_FAILED.format(status=exit_status, detail=detail)
-        if Calc.OUTPUT_POTENTIAL not in files:
-            return self.exit_codes.ERROR_NO_OUTPUT_POTENTIAL
-        failure = self._output_potential(Calc.OUTPUT_POTENTIAL)
+        failure = self._output_potential(run.interim if name else Calc.OUTPUT_POTENTIAL)
         if failure is not None:
             return failure
+        if name == "ERROR_OUT_OF_WALLTIME":
+            return self.exit_codes.ERROR_OUT_OF_WALLTIME.format(
+                reason=reason, filename=run.interim, iteration=metrics["iterations"]
+            )
         initial, final = metrics.get("initial_loss"), metrics.get("final_loss")
         if initial is not None and final is not None and final > DIVERGENCE_FACTOR * initial:
             return self.exit_codes.ERROR_LOSS_DIVERGED.format(initial=initial, final=final)

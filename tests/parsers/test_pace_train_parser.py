@@ -190,3 +190,25 @@ def test_unreadable_output_potential(pacemaker_output, parse_retrieved, argon_se
     (folder / "output_potential.yaml").write_text("species: {broken")
     _, calcfunction = parse(parse_retrieved, folder, argon_sets)
     assert calcfunction.exit_status == EXIT.ERROR_INVALID_OUTPUT_POTENTIAL.status
+
+
+# ------------------------------------------------------------------------------ outputs pinned with data_regression
+def test_success_outputs(pacemaker_output, parse_retrieved, argon_sets, parser_regression):
+    parser_regression(*parse(parse_retrieved, pacemaker_output(), argon_sets))
+
+
+def test_killed_with_interim_outputs(pacemaker_output, parse_retrieved, argon_sets, parser_regression):
+    """A walltime kill (exit status 124) after an interim potential: 400, with the interim potential and metrics."""
+    folder = pacemaker_output()
+    (folder / "output_potential.yaml").rename(folder / "interim_potential_1.yaml")
+    (folder / "pacemaker.exit_status").write_text("124")
+    parser_regression(*parse(parse_retrieved, folder, argon_sets))
+
+
+def test_no_log_outputs(pacemaker_output, parse_retrieved, argon_sets, parser_regression):
+    folder = pacemaker_output()
+    for name in ("log.txt", "metrics.txt", "test_metrics.txt", "output_potential.yaml"):
+        (folder / name).unlink()
+    (folder / "pacemaker.err").write_text("bash: pacemaker: command not found\n")
+    (folder / "pacemaker.exit_status").write_text("127\n")
+    parser_regression(*parse(parse_retrieved, folder, argon_sets))

@@ -136,11 +136,12 @@ def test_full_active_set_allowed_with_several_densities(
 
 
 # ---------------------------------------------------------------------------------------------------------- parser
-def test_parser_recorded_run(parse_job, argon_sets, argon_structures):
+def test_parser_recorded_run(parse_job, argon_sets, argon_structures, parser_regression):
     yace = b"# a .yace stand-in: it must travel with the potential\n"
     potential = PacePotentialData(POTENTIAL, yace=yace, baseline=LJ)
     training_set = _residual(argon_sets["train"])
     results, calcfunction = parse_job(ENTRY_POINT, RECORDED, {"potential": potential, "training_set": training_set})
+    parser_regression(results, calcfunction)
     assert calcfunction.is_finished_ok, calcfunction.exit_message
     out = results["potential"]
     assert out.has_active_set and out.get_yaml() == potential.get_yaml()
@@ -189,7 +190,9 @@ def test_recorded_active_set_grades_extrapolation(potential_with_active_set, arg
         ("pace_select_too_few", None, "ERROR_TOO_FEW_ENVIRONMENTS", "Ar: 32 atomic environments for 36"),
     ],
 )
-def test_parser_failures(parse_job, tmp_path, argon_sets, fitted_potential, case, break_it, exit_code, detail):
+def test_parser_failures(
+    parse_job, tmp_path, argon_sets, fitted_potential, parser_regression, case, break_it, exit_code, detail
+):
     folder = tmp_path / "retrieved"
     shutil.copytree(FIXTURES / case, folder)
     for name in folder.iterdir():
@@ -208,6 +211,7 @@ def test_parser_failures(parse_job, tmp_path, argon_sets, fitted_potential, case
             np.savez(handle, Ar=np.full((36, 36), np.nan))
     inputs = {"potential": fitted_potential, "training_set": argon_sets["train"]}
     results, calcfunction = parse_job(ENTRY_POINT, folder, inputs)
+    parser_regression(results, calcfunction)
     assert calcfunction.exit_status == PaceActivesetCalculation.exit_codes[exit_code].status
     assert detail in calcfunction.exit_message
     assert "potential" not in results

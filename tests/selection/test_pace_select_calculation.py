@@ -109,13 +109,16 @@ def test_an_empty_pool_cannot_even_be_made():
 
 
 # ---------------------------------------------------------------------------------------------------------- parser
-def test_parser_recorded_run_with_shortfall(parse_job, selected_pickle, argon_pool, fitted_potential, caplog):
+def test_parser_recorded_run_with_shortfall(
+    parse_job, selected_pickle, argon_pool, fitted_potential, caplog, parser_regression
+):
     indices = recorded_indices("pace_select_success")
     inputs = {"pool": argon_pool, "potential": fitted_potential, "max_structures": orm.Int(20)}
     with caplog.at_level(logging.WARNING):
         results, calcfunction = parse_job(
             ENTRY_POINT, FIXTURES / "pace_select_success", inputs, selected_pickle(argon_pool, indices)
         )
+    parser_regression(results, calcfunction)
     assert calcfunction.is_finished_ok, calcfunction.exit_message
     assert results["indices"].get_list() == indices == [8, 6, 7, 9, 0, 1]
     names = argon_pool.get_arrays()["names"]
@@ -169,10 +172,13 @@ def test_parser_with_active_set(parse_job, selected_pickle, argon_pool, potentia
         (None, None, "ERROR_NO_OUTPUT", "without writing selected.pkl.gz"),
     ],
 )
-def test_parser_failures(parse_job, selected_pickle, argon_pool, fitted_potential, indices, columns, exit_code, detail):
+def test_parser_failures(
+    parse_job, selected_pickle, argon_pool, fitted_potential, parser_regression, indices, columns, exit_code, detail
+):
     inputs = {"pool": argon_pool, "potential": fitted_potential, "max_structures": orm.Int(4)}
     temporary = selected_pickle(argon_pool, indices, columns=columns) if indices is not None else None
     results, calcfunction = parse_job(ENTRY_POINT, FIXTURES / "pace_select_success", inputs, temporary)
+    parser_regression(results, calcfunction)
     assert calcfunction.exit_status == PaceSelectCalculation.exit_codes[exit_code].status
     assert detail in calcfunction.exit_message
     if exit_code == "ERROR_NONE_SELECTED":
@@ -188,9 +194,10 @@ def test_parser_refuses_positions_outside_the_pool(parse_job, tmp_path, argon_po
     assert "[12] are outside the pool of 10" in calcfunction.exit_message
 
 
-def test_parser_under_determined_maxvol(parse_job, argon_pool, fitted_potential):
+def test_parser_under_determined_maxvol(parse_job, argon_pool, fitted_potential, parser_regression):
     inputs = {"pool": argon_pool, "potential": fitted_potential, "max_structures": orm.Int(4)}
-    _, calcfunction = parse_job(ENTRY_POINT, FIXTURES / "pace_select_too_few", inputs)
+    results, calcfunction = parse_job(ENTRY_POINT, FIXTURES / "pace_select_too_few", inputs)
+    parser_regression(results, calcfunction)
     assert calcfunction.exit_status == PaceSelectCalculation.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
     assert "Ar: 32 atomic environments for 36 basis functions" in calcfunction.exit_message
 
