@@ -9,12 +9,11 @@ use k-points (drop `kpoint_distance=None`), larger cells, more rounds and the "m
 Needs Debian's CP2K (`apt-get install cp2k`: `cp2k.psmp`), and the pacemaker tools of this environment.
 Run with:  verdi run examples/active_learning_cp2k.py
 
-Measured on a busy 2-core machine (2026-11-26), about 8 minutes: 8 + 3 CP2K calls (about 20 s each), held-out force
-RMSE 64 then 92 meV/Å (two held-out cells: a rough figure), largest γ 27.7 and 27.3, stopped at max_rounds. The
-held-out *energy* error is about 106 eV/atom: CP2K's total energies (about -108 eV/atom for silicon with GTH
-pseudopotentials) are fitted as they are, and a 60-iteration fit does not reach that offset. Fitting cohesive
-energies (a per-element reference energy subtracted, pacemaker's ``data: reference_energy``) is the remedy; it is
-not yet carried through validation by the plugin, so read the energy column of this example with that in mind.
+Measured on a busy 2-core machine (2026-11-27), about 12 minutes: 8 + 3 CP2K calls, held-out errors (two cells: a
+rough figure; their energy spread 67.2 meV/atom, force RMS 470 meV/Å) E 53.8 then 24.1 meV/atom, F 64.4 then
+91.9 meV/Å, largest γ 27.7 and 27.3, stopped at max_rounds. CP2K's total energies (about -108 eV/atom for silicon
+with GTH pseudopotentials) go in as they are: each fit subtracts a reference energy per element and the potential
+adds it back (before that, the same example's held-out energy error was about 106 eV/atom).
 """
 
 import sys
