@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from aiida import orm
@@ -26,12 +26,23 @@ __all__ = (
     "SelectionError",
     "TrainingError",
     "get_or_create_code",
+    "get_or_create_codes",
     "select_structures",
     "select_within_atoms",
     "train",
 )
 
 LOGGER = logging.getLogger("aiida.mlip_trainer.launch")
+
+# The plugin's tools, by their names in the builders' ``codes``: (executable, default calculation plugin).
+TOOL_CODES = {
+    "pacemaker": ("pacemaker", "mlip_trainer.pace_train"),
+    "pace_activeset": ("pace_activeset", "mlip_trainer.pace_activeset"),
+    "pace_select": ("pace_select", "mlip_trainer.pace_select"),
+    "pace_yaml2yace": ("pace_yaml2yace", "core.shell"),
+    "explore": ("mlip-trainer-explore", "mlip_trainer.explore"),
+}
+TRAINING_TOOLS = ("pacemaker", "pace_activeset", "pace_select", "pace_yaml2yace")
 
 
 class SelectionError(RuntimeError):
@@ -82,6 +93,15 @@ def get_or_create_code(executable: str, plugin: str, computer: orm.Computer | No
     return orm.InstalledCode(
         label=executable, computer=computer, filepath_executable=path, default_calc_job_plugin=plugin
     ).store()
+
+
+def get_or_create_codes(
+    names: Iterable[str] = TRAINING_TOOLS, computer: orm.Computer | None = None
+) -> dict[str, orm.InstalledCode]:
+    """The codes of the plugin's tools ``names`` (keys of :data:`TOOL_CODES`; default: those ``TrainingWorkChain``
+    needs, add ``"explore"`` for ``ActiveLearningWorkChain``), each by :func:`get_or_create_code`, as the ``codes``
+    dictionary the builders take."""
+    return {name: get_or_create_code(*TOOL_CODES[name], computer=computer) for name in names}
 
 
 def _as_pool(pool: TrainingSetData | Sequence) -> TrainingSetData:
@@ -273,12 +293,7 @@ def train(
     if not structures.is_stored:
         structures.store()
     if codes is None:
-        codes = {
-            "pacemaker": get_or_create_code("pacemaker", "mlip_trainer.pace_train"),
-            "pace_activeset": get_or_create_code("pace_activeset", "mlip_trainer.pace_activeset"),
-            "pace_select": get_or_create_code("pace_select", "mlip_trainer.pace_select"),
-            "pace_yaml2yace": get_or_create_code("pace_yaml2yace", "core.shell"),
-        }
+        codes = get_or_create_codes()
     builder = TrainingWorkChain.get_builder_from_protocol(
         codes, structures, protocol, overrides, options=options, **_as_nodes(inputs)
     )

@@ -42,20 +42,11 @@ from ase.neighborlist import neighbor_list
 
 from aiida_mlip_trainer.calcfunctions import validate_potential
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.launch import get_or_create_code
+from aiida_mlip_trainer.launch import TRAINING_TOOLS, get_or_create_code, get_or_create_codes
 from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
-
-TOOLS = {
-    "pacemaker": "mlip_trainer.pace_train",
-    "pace_activeset": "mlip_trainer.pace_activeset",
-    "pace_yaml2yace": "core.shell",
-    "pace_select": "mlip_trainer.pace_select",
-    "explore": "mlip_trainer.explore",
-}
-EXECUTABLES = {"explore": "mlip-trainer-explore"}
 
 
 def reference_md(temperature: float, frames: int, seed: int, interval: int = 20, timestep: float = 2.0) -> list:
@@ -197,7 +188,7 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, printed in order
     parser.add_argument("--plot", default=None, help="write the learning curves as a PNG here")
     args = parser.parse_args()
 
-    codes = {name: get_or_create_code(EXECUTABLES.get(name, name), plugin) for name, plugin in TOOLS.items()}
+    codes = get_or_create_codes([*TRAINING_TOOLS, "explore"])
     oracle = ase_oracle(get_or_create_code("mlip-trainer-ase-oracle", "mlip_trainer.ase_oracle"), "emt")
     low, high = min(args.temperatures), max(args.temperatures)
     pool = [frame for t in args.temperatures for frame in reference_md(t, 60, seed=1)]

@@ -5,19 +5,12 @@ from aiida import orm
 from aiida.engine import submit
 
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.launch import get_or_create_code
+from aiida_mlip_trainer.launch import TRAINING_TOOLS, get_or_create_code, get_or_create_codes
 from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.reference_data import copper_emt
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 
-tools = {
-    "pacemaker": "mlip_trainer.pace_train",
-    "pace_activeset": "mlip_trainer.pace_activeset",
-    "pace_yaml2yace": "core.shell",
-    "pace_select": "mlip_trainer.pace_select",
-}
-codes = {name: get_or_create_code(name, plugin) for name, plugin in tools.items()}
-codes["explore"] = get_or_create_code("mlip-trainer-explore", "mlip_trainer.explore")
+codes = get_or_create_codes([*TRAINING_TOOLS, "explore"])
 oracle_code = get_or_create_code("mlip-trainer-ase-oracle", "mlip_trainer.ase_oracle")
 initial = TrainingSetData(copper_emt(10, seed=21, rattle=0.05)).store()
 test = TrainingSetData(copper_emt(6, seed=22, rattle=0.1)).store()

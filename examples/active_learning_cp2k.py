@@ -24,7 +24,7 @@ from aiida.engine import run_get_node
 from ase.build import bulk
 
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.launch import get_or_create_code
+from aiida_mlip_trainer.launch import TRAINING_TOOLS, get_or_create_code, get_or_create_codes
 from aiida_mlip_trainer.oracles import cp2k_oracle
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 
@@ -37,14 +37,7 @@ for index in range(8):
     cells.append(atoms)
 structures = TrainingSetData(cells, labelled=False).store()  # the loop labels them first, with the oracle
 
-tools = {
-    "pacemaker": "mlip_trainer.pace_train",
-    "pace_activeset": "mlip_trainer.pace_activeset",
-    "pace_yaml2yace": "core.shell",
-    "pace_select": "mlip_trainer.pace_select",
-}
-codes = {name: get_or_create_code(name, plugin) for name, plugin in tools.items()}
-codes["explore"] = get_or_create_code("mlip-trainer-explore", "mlip_trainer.explore")
+codes = get_or_create_codes([*TRAINING_TOOLS, "explore"])
 cp2k = get_or_create_code("cp2k.psmp", "cp2k")
 
 builder = ActiveLearningWorkChain.get_builder_from_protocol(
