@@ -283,7 +283,7 @@ def learn_launch(inputs_file, daemon):
     oracle ({type: ase, code, calculator} or {type: cp2k, code, elements, ...}), test_set and
     explore_from (pk/UUID), protocol, training_overrides, options, max_structures (per round),
     max_concurrent, max_rounds, max_oracle_calls, target_force_rmse (meV/Å), explore_count,
-    test_fraction, seed, fine_tune.
+    test_fraction, seed, fine_tune, physics_baseline (e.g. {type: zbl}), short_range_check.
     """
     import yaml
 
