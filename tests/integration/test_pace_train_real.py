@@ -1,6 +1,7 @@
 """Real pacemaker (tensorpot backend, CPU) through PaceTrainCalculation: a fit, its quality, and a continuation.
 
-About 40 s each on two cores. CI runs them: they are the proof that the plugin trains for real.
+About 40 s each on two cores; the first fit is run once and shared. CI runs them: they are the proof that the plugin
+trains for real.
 """
 
 import numpy as np
@@ -36,19 +37,26 @@ def dft_like_structures(argon_structures):
     return {name: _offset(structures) for name, structures in argon_structures.items()}
 
 
+_FIRST_FIT: dict = {}
+
+
 @pytest.fixture
 def first_fit(pacemaker_code, dft_like_structures, small_parameters):
+    """One real fit for the tests of this module, run by the first that asks (about 40 s). Kept here rather than in a
+    module-scoped fixture, which could not use the function-scoped code and computer fixtures of aiida-core."""
     from aiida_mlip_trainer.data import TrainingSetData
 
-    results, node = run_get_node(
-        PaceTrainCalculation,
-        code=pacemaker_code,
-        training_set=TrainingSetData(dft_like_structures["train"]).store(),
-        test_set=TrainingSetData(dft_like_structures["test"]).store(),
-        parameters=small_parameters,
-    )
-    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
-    return results, node
+    if not _FIRST_FIT:
+        results, node = run_get_node(
+            PaceTrainCalculation,
+            code=pacemaker_code,
+            training_set=TrainingSetData(dft_like_structures["train"]).store(),
+            test_set=TrainingSetData(dft_like_structures["test"]).store(),
+            parameters=small_parameters,
+        )
+        assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
+        _FIRST_FIT.update(results=results, node=node)
+    return _FIRST_FIT["results"], _FIRST_FIT["node"]
 
 
 def test_real_fit_is_accurate_and_predicts_in_ase(first_fit, dft_like_structures):
