@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Lint, then run the whole test suite on a core.psql_dos profile backed by a real PostgreSQL server, with RabbitMQ
 # and a one-node Slurm cluster for the tests of the daemon and the scheduler, and CP2K for the DFT oracle.
+#
+# Two parts: the tests on MLIP_TRAINER_TEST_WORKERS pytest-xdist workers (2 by default; each worker has its own
+# profile, database and daemon; the tests of a module stay on one worker), then the tests marked `alone` (sized from
+# the speed of the machine measured just before, so nothing may run beside them). Arguments go to both parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check aiida_mlip_trainer tests examples benchmarks
@@ -8,4 +12,11 @@ eval "$(bash scripts/postgres.sh)"
 eval "$(bash scripts/services.sh)"
 bash scripts/cp2k.sh
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/pytest -ra "$@"
+
+# pytest's exit status 5 is "no test selected": arguments may select tests of one part only.
+status=0
+.venv/bin/pytest -ra -n "${MLIP_TRAINER_TEST_WORKERS:-2}" --dist loadscope -m "not alone" "$@" || status=$?
+alone=0
+.venv/bin/pytest -ra -m alone "$@" || alone=$?
+if [ "$status" -eq 5 ]; then status=$alone; elif [ "$alone" -ne 5 ] && [ "$alone" -ne 0 ]; then status=$alone; fi
+exit "$status"
