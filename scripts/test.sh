@@ -18,5 +18,6 @@ status=0
 .venv/bin/pytest -ra -n "${MLIP_TRAINER_TEST_WORKERS:-2}" --dist loadscope -m "not alone" "$@" || status=$?
 alone=0
 .venv/bin/pytest -ra -m alone "$@" || alone=$?
-if [ "$status" -eq 5 ]; then status=$alone; elif [ "$alone" -ne 5 ] && [ "$alone" -ne 0 ]; then status=$alone; fi
+# the first part's failure, else the second's
+if [ "$status" -eq 5 ] || { [ "$status" -eq 0 ] && [ "$alone" -ne 5 ]; }; then status=$alone; fi
 exit "$status"
