@@ -304,7 +304,7 @@ def _check_value(value, here: str, where: str) -> None:
     """A keyword value aiida-cp2k renders as plain text: a bool, a finite number, or a string of the plain set."""
     if isinstance(value, bool):
         return
-    if isinstance(value, int | float):
+    if isinstance(value, numbers.Real):
         if not math.isfinite(value):
             raise ValueError(f"{where}: {here} must be a finite number, got {value!r}")
         return

@@ -311,3 +311,11 @@ def test_the_rule_holds_for_the_cp2k_work_chain_and_subclasses(cp2k_stand_in):
     message = check_input_contents(SubclassedCp2k, {"parameters": orm.Dict(bad)})
     assert message is not None and "EXT_RESTART is refused" in message
     assert check_input_contents(SubclassedCp2k, {"parameters": orm.Dict(cp2k_parameters(["Si"]))}) is None
+
+
+def test_the_loop_refuses_the_same_oracle_before_it_starts():
+    """ActiveLearningWorkChain exposes LabelingWorkChain's inputs under `labeling`, validator included: a loop with a
+    refused oracle stops at its own launch, not at its first labelling."""
+    from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
+
+    assert ActiveLearningWorkChain.spec().inputs["labeling"].validator == LabelingWorkChain.validate_inputs
