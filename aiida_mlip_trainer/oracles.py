@@ -39,7 +39,8 @@ an ASE calculator chosen by name: EMT, Lennard-Jones) and :func:`cp2k_oracle` (D
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,14 +50,24 @@ from aiida.plugins import CalculationFactory, WorkflowFactory
 from aiida.plugins.entry_point import load_entry_point
 
 from .data.labels import LabelError, labels_array, read_labels
-from .formats.cp2k import CP2K_DEFAULTS, Cp2kOutputError, cp2k_parameters, kpoint_mesh, read_cp2k_output
+from .formats.cp2k import (
+    CP2K_DEFAULTS,
+    CP2K_SETTINGS,
+    Cp2kOutputError,
+    check_cp2k_parameters,
+    cp2k_parameters,
+    kpoint_mesh,
+    read_cp2k_output,
+)
 
 __all__ = (
     "ADAPTER_GROUP",
     "INPUTS_GROUP",
+    "INPUT_CHECKS",
     "LabelError",
     "ase_oracle",
     "ase_oracle_labels",
+    "check_input_contents",
     "cp2k_labels",
     "cp2k_oracle",
     "kpoints_mesh",
@@ -69,7 +80,16 @@ __all__ = (
 
 ADAPTER_GROUP = "mlip_trainer.oracle_adapters"
 INPUTS_GROUP = "mlip_trainer.oracle_inputs"
+# Below 0.05 /Å (2π included) a 2 Å cell gets 63 k-points per axis: no single point of a labelling finishes.
+MIN_KPOINT_DISTANCE = 0.05
 _PROCESS_FACTORIES = {"aiida.calculations": CalculationFactory, "aiida.workflows": WorkflowFactory}
+# Inputs that become another program's input file, checked by content before any job (the same rule for a Dict made
+# in Python and one read from the database or an archive): process entry point -> {input port: check}. A check takes
+# the plain dict and raises ValueError. Subclasses of these processes get the same checks.
+INPUT_CHECKS: dict[str, dict[str, Callable[[dict], None]]] = {
+    "aiida.calculations:cp2k": {"parameters": check_cp2k_parameters},
+    "aiida.workflows:cp2k.base": {"cp2k.parameters": check_cp2k_parameters},
+}
 
 
 # ------------------------------------------------------------------------------------------------------- adapters
@@ -237,6 +257,9 @@ def validate_oracle(
         return f"the input port {structure_port!r} of {process!r} does not take a StructureData (takes {valid})"
     if options and not issubclass(process_class, CalcJob):
         return f"{process!r} is a work chain: give its options inside inputs, not as oracle options"
+    error = check_input_contents(process_class, inputs)
+    if error is not None:
+        return error
     # A stand-in structure (never stored) so that the whole set of inputs is checked against the process's ports.
     placeholder = orm.StructureData(cell=np.eye(3).tolist())
     placeholder.append_atom(position=(0.0, 0.0, 0.0), symbols="H")
@@ -246,6 +269,34 @@ def validate_oracle(
     error = spec_inputs.validate(spec_inputs.pre_process(candidate))
     if error is not None:
         return f"the oracle inputs do not fit {process!r}: {error}"
+    return None
+
+
+def check_input_contents(process_class, inputs: Mapping) -> str | None:
+    """The checks of :data:`INPUT_CHECKS` that apply to ``process_class`` (its entry point's or a parent's), run on
+    the fixed ``inputs``: None, or a one-line message naming the input and the offending path. Never raises."""
+    for entry_point, checks in INPUT_CHECKS.items():
+        group, _, name = entry_point.partition(":")
+        try:
+            checked_class = _PROCESS_FACTORIES[group](name)
+        except Exception:  # the plugin is not installed: no oracle of it can run
+            continue
+        if not (isinstance(process_class, type) and issubclass(process_class, checked_class)):
+            continue
+        for port, check in checks.items():
+            value: Any = inputs
+            for part in port.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            if isinstance(value, orm.Dict):
+                value = value.get_dict()
+            elif isinstance(value, Mapping):
+                value = _as_dicts(value)
+            else:
+                continue  # absent, or not a Dict: the check against the process's ports says so
+            try:
+                check(value)
+            except Exception as exc:  # a validator returns a message, whatever the content
+                return f"oracle input {port!r} of {entry_point!r}: {exc}"
     return None
 
 
@@ -301,7 +352,25 @@ def cp2k_oracle(
     (``cutoff=300``, ...). Every structure gets its own k-point mesh with ``kpoint_distance`` (1/Å) between points
     (None: Γ only, for large cells or molecules). ``options`` update the job options: by default one MPI-less
     process with ``OMP_NUM_THREADS=1`` and one hour of walltime.
+
+    An unknown setting, a string for ``elements``, a name that is not one plain token (a newline, ``@``, ``&``, ...)
+    or a number out of range is refused with a one-line ValueError; ``kpoint_distance`` must be at least 0.05 /Å.
     """
+    unknown = sorted(set(settings) - set(CP2K_SETTINGS))
+    if unknown:
+        known = ", ".join(("elements", "kpoint_distance", "options", *CP2K_SETTINGS))
+        raise ValueError(f"unknown cp2k setting(s) {', '.join(map(str, unknown))}; known: {known}")
+    if kpoint_distance is not None and (
+        isinstance(kpoint_distance, bool)
+        or not isinstance(kpoint_distance, int | float)
+        or not math.isfinite(kpoint_distance)
+        or kpoint_distance < MIN_KPOINT_DISTANCE
+    ):
+        raise ValueError(
+            f"cp2k kpoint_distance must be a number of at least {MIN_KPOINT_DISTANCE} /Å (or None: Γ only), "
+            f"got {kpoint_distance!r}"
+        )
+    parameters = cp2k_parameters(elements, **settings)
     job_options = {
         "resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1},
         # Debian's cp2k.psmp runs without mpirun for one process (OpenMPI refuses to start as root without a flag).
@@ -314,7 +383,7 @@ def cp2k_oracle(
         "process": "aiida.calculations:cp2k",
         "structure_port": "structure",
         "adapter": "cp2k",
-        "inputs": {"code": code, "parameters": orm.Dict(cp2k_parameters(list(elements), **settings))},
+        "inputs": {"code": code, "parameters": orm.Dict(parameters)},
         "options": job_options,
     }
     if kpoint_distance is not None:

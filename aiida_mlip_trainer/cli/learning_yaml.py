@@ -60,7 +60,10 @@ def _oracle_from_yaml(oracle: Any, where: str) -> dict:
         return ase_oracle(code, oracle["calculator"], oracle.get("parameters"), oracle.get("options"))
     if "elements" not in oracle:
         raise ValueError(f"{where}: the cp2k oracle needs `elements` (the elements of the structures)")
-    return cp2k_oracle(code, oracle.pop("elements"), **oracle)
+    try:
+        return cp2k_oracle(code, oracle.pop("elements"), **oracle)
+    except (TypeError, ValueError) as exc:  # settings are checked by cp2k_oracle: say which file they came from
+        raise ValueError(f"{where}: oracle: {exc}") from None
 
 
 def learning_builder_from_yaml(path: str | pathlib.Path):
