@@ -434,9 +434,9 @@ def validation_lines(metrics: dict) -> tuple[str, str]:
         return format(value, digits) if isinstance(value, int | float) and not isinstance(value, bool) else "?"
 
     errors = (
-        f"E {number(metrics.get('energy_rmse'), '.3g')} meV/atom (spread "
-        f"{number(reference.get('energy_per_atom_std'), '.3g')}), F {number(metrics.get('force_rmse'), '.3g')} meV/Å "
-        f"(RMS {number(reference.get('force_component_rms'), '.3g')}) on {number(metrics.get('num_structures'), 'g')} "
+        f"E {number(metrics.get('energy_rmse'), '.4g')} meV/atom (spread "
+        f"{number(reference.get('energy_per_atom_std'), '.4g')}), F {number(metrics.get('force_rmse'), '.4g')} meV/Å "
+        f"(RMS {number(reference.get('force_component_rms'), '.4g')}) on {number(metrics.get('num_structures'), 'g')} "
         "structures"
     )
     judgement = judge_learning(metrics)

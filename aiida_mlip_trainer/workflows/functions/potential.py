@@ -122,8 +122,8 @@ def judge_learning(metrics: Mapping[str, Any]) -> dict[str, Any]:
         judged += 1
         if error >= fraction * scale:
             reasons.append(
-                f"test {name} RMSE {error:.3g} {unit} is at least {fraction:g} x the {against} ({scale:.3g} {unit}; "
-                f"predicting {naive} would give {scale:.3g})"
+                f"test {name} RMSE {error:.4g} {unit} is at least {fraction:g} x the {against} ({scale:.4g} {unit}; "
+                f"predicting {naive} would give {scale:.4g})"
             )
     learned = False if reasons else (True if judged else None)
     return {"learned": learned, "not_learned_reasons": reasons, "not_judged": not_judged}
