@@ -203,6 +203,7 @@ def train_launch(inputs_file, daemon):
     if node.is_finished_ok:
         metrics = results["metrics"].get_dict()
         click.echo(f"potential: {results['potential'].uuid}")
+        click.echo(f"learned: {validation_lines(metrics)[1]}")
         click.echo(
             f"test force RMSE: {metrics['force_rmse']:.2f} meV/Å "
             f"(reference force RMS: {metrics['reference']['force_component_rms']:.2f} meV/Å)"
