@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from .data.pace_potential import PacePotentialData
 from .data.training_set import TrainingSetData
 
 __all__ = (
+    "NotLearnedWarning",
     "SelectionError",
     "TrainingError",
     "get_or_create_code",
@@ -56,6 +58,12 @@ class TrainingError(RuntimeError):
     def __init__(self, message: str, node: orm.ProcessNode):
         super().__init__(message)
         self.node = node
+
+
+class NotLearnedWarning(UserWarning):
+    """:func:`train` finished, but the potential has not learned: its held-out errors are at least half the spread of
+    the data (``metrics["learned"]`` is False). ``warnings.simplefilter("error", NotLearnedWarning)`` makes it an
+    exception; ``require_learned=True`` makes the work chain fail instead (:class:`TrainingError`)."""
 
 
 def get_or_create_code(executable: str, plugin: str, computer: orm.Computer | None = None) -> orm.InstalledCode:
@@ -280,8 +288,13 @@ def train(
     or labels (default: each tool set up on this machine by :func:`get_or_create_code`). ``protocol`` (``fast``,
     ``moderate``, ``precise``), ``overrides`` and ``options`` are those of
     ``TrainingWorkChain.get_builder_from_protocol``; other keyword arguments (``test_set``, ``physics_baseline``,
-    ``previous_potential``, ``short_range_check``) are inputs of the work chain, plain values accepted. Raises
-    :class:`TrainingError` with the exit status and message when the training fails.
+    ``previous_potential``, ``short_range_check``, ``require_learned``) are inputs of the work chain, plain values
+    accepted. Raises :class:`TrainingError` with the exit status and message when the training fails.
+
+    A potential that has not learned (held-out energy or force errors at least half the spread of the data; see
+    ``metrics["learned"]`` and ``metrics["not_learned_reasons"]``) is returned with a :class:`NotLearnedWarning`;
+    with ``require_learned=True`` it raises :class:`TrainingError` (exit code 450), the outputs still on its node.
+    The ``fast`` protocol is for trying a pipeline only: its potentials are not meant to be used.
     """
     from .workflows.training import TrainingWorkChain
 
@@ -300,6 +313,15 @@ def train(
     results, node = run_get_node(builder)
     if not node.is_finished_ok:
         raise TrainingError(f"TrainingWorkChain<{node.pk}> failed [{node.exit_status}]: {node.exit_message}", node)
+    metrics = results["metrics"].get_dict()
+    if metrics.get("learned") is False:
+        hint = " (the 'fast' protocol is for trying a pipeline only)" if protocol == "fast" else ""
+        warnings.warn(
+            f"TrainingWorkChain<{node.pk}>: the potential has NOT LEARNED its data: "
+            f"{'; '.join(metrics.get('not_learned_reasons', []))}{hint}; require_learned=True makes this an error",
+            NotLearnedWarning,
+            stacklevel=2,
+        )
     return results
 
 

@@ -203,6 +203,7 @@ def train_launch(inputs_file, daemon):
     if node.is_finished_ok:
         metrics = results["metrics"].get_dict()
         click.echo(f"potential: {results['potential'].uuid}")
+        click.echo(f"learned: {validation_lines(metrics)[1]}")
         click.echo(
             f"test force RMSE: {metrics['force_rmse']:.2f} meV/Å "
             f"(reference force RMS: {metrics['reference']['force_component_rms']:.2f} meV/Å)"
@@ -231,6 +232,10 @@ def train_status(identifier, every):
     node = _load(identifier, orm.ProcessNode)
     state = node.process_state.value if node.process_state else "unknown"
     click.echo(f"{node.process_label}<{node.pk}>: {state}" + (f" [{node.exit_status}]" if node.is_finished else ""))
+    if node.process_label == "TrainingWorkChain" and "metrics" in node.outputs:
+        errors, learned = validation_lines(node.outputs.metrics.get_dict())
+        click.echo(f"held-out test: {errors}")
+        click.echo(f"learned: {learned}")
     calculations = training_calculations(node)
     if not calculations:
         click.echo("no training calculation yet")
@@ -345,6 +350,7 @@ def _print_loop(node) -> None:
             click.echo(
                 f"{row['round']:5d} {row['oracle_calls']:7d} {row['training_structures']:9d} "
                 f"{row['energy_rmse']:9.3f} {row['force_rmse']:8.2f} {gamma} {halted}"
+                + ("  not learned" if row.get("learned") is False else "")
             )
     for label, child in progress["running"]:
         click.echo(f"running: {label}: {child.process_label}<{child.pk}>")
@@ -412,6 +418,55 @@ def potential_show(identifier):
     fit = _fit_of(node)
     made_by = f"{fit.process_label}<{fit.pk}>" if fit is not None else "no fit in this profile"
     click.echo(f"{'made by':24s} {made_by}")
+    for validation in _validations_of(node):
+        errors, learned = validation_lines(validation.get_dict())
+        click.echo(f"{'held-out test':24s} {errors} (validate_potential<{validation.creator.pk}>)")
+        click.echo(f"{'learned':24s} {learned}")
+
+
+def validation_lines(metrics: dict) -> tuple[str, str]:
+    """The held-out errors of a validation next to the spread of the data, and whether the fit has learned, judged
+    again from the numbers (the metrics may come from an archive, or from before the flag existed)."""
+    from ..workflows.functions.potential import judge_learning
+
+    reference = metrics.get("reference") if isinstance(metrics.get("reference"), dict) else {}
+
+    def number(value, digits: str) -> str:
+        return format(value, digits) if isinstance(value, int | float) and not isinstance(value, bool) else "?"
+
+    errors = (
+        f"E {number(metrics.get('energy_rmse'), '.4g')} meV/atom (spread "
+        f"{number(reference.get('energy_per_atom_std'), '.4g')}), F {number(metrics.get('force_rmse'), '.4g')} meV/Å "
+        f"(RMS {number(reference.get('force_component_rms'), '.4g')}) on {number(metrics.get('num_structures'), 'g')} "
+        "structures"
+    )
+    judgement = judge_learning(metrics)
+    if judgement["learned"] is False:
+        learned = f"NO, NOT LEARNED: {printable('; '.join(judgement['not_learned_reasons']))}"
+    elif judgement["learned"] is None:
+        learned = f"cannot be judged: {printable('; '.join(judgement['not_judged']))}"
+    else:
+        learned = "yes (errors below half the spread of the data)" + (
+            f"; not judged: {printable('; '.join(judgement['not_judged']))}" if judgement["not_judged"] else ""
+        )
+    return errors, learned
+
+
+def _validations_of(potential) -> list:
+    """The ``metrics`` of every ``validate_potential`` of ``potential`` in this profile, oldest first."""
+    from aiida import orm
+
+    query = orm.QueryBuilder()
+    query.append(orm.Data, filters={"id": potential.pk}, tag="potential")
+    query.append(
+        orm.CalcFunctionNode,
+        with_incoming="potential",
+        filters={"attributes.process_label": "validate_potential"},
+        tag="validation",
+        project="ctime",
+    )
+    query.append(orm.Dict, with_incoming="validation", edge_filters={"label": "metrics"}, project="*")
+    return [metrics for _, metrics in sorted(query.all(), key=lambda row: row[0])]
 
 
 def format_versions(versions: dict) -> str:

@@ -19,7 +19,7 @@ from ..calculations.explore import ExplorationCalculation
 from ..data.operations import subset_arrays
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
-from .functions.potential import png_file
+from .functions.potential import judge_learning, png_file
 from .functions.selection import concatenate_structures
 from .functions.training_set import split_training_set
 from .labeling import LabelingWorkChain
@@ -58,7 +58,8 @@ def curve_rows(
     dictionaries: the held-out ``metrics`` of each fit, its number of ``training_structures``, the exploration
     summary of the rounds that explored and the ``failures`` output of the rounds that labelled (``initial``: the
     labelling of the initial structures). ``oracle_calls`` of a round counts every call made before its fit; None
-    where a round did not explore."""
+    where a round did not explore. ``learned`` (not a column of the curve) is :func:`judge_learning`'s verdict on the
+    round's held-out errors: False when they are at least half the spread of the held-out data."""
     made = _calls(initial) if initial is not None else 0
     rows = []
     for k, (errors, structures) in enumerate(zip(metrics, training_structures, strict=True)):
@@ -73,6 +74,8 @@ def curve_rows(
                 "max_gamma": exploration.get("max_gamma"),
                 "fraction_halted": exploration.get("fraction_halted"),
                 "candidates": exploration.get("num_candidates"),
+                # errors at least half the spread of the held-out data (judged again: older metrics have no flag)
+                "learned": judge_learning(errors)["learned"],
             }
         )
         if k in labelings:
@@ -467,6 +470,7 @@ class ActiveLearningWorkChain(WorkChain):
         self.report(
             f"round {k}: held-out errors E {metrics['energy_rmse']:.2f} meV/atom, F {metrics['force_rmse']:.1f} meV/Å "
             f"(reference RMS {metrics['reference']['force_component_rms']:.1f})"
+            + (": not learned yet" if metrics.get_dict().get("learned") is False else "")
         )
         return None
 

@@ -28,7 +28,12 @@ from ..formats.pacemaker_input import validate_parameters
 from ..physics.baselines import missing_pairs
 from .functions.baseline import check_short_range, derive_baseline, subtract_baseline
 from .functions.parameters import generate_training_parameters
-from .functions.potential import assemble_potential, potential_file, validate_potential
+from .functions.potential import (
+    assemble_potential,
+    not_learned_message,
+    potential_file,
+    validate_potential,
+)
 from .functions.training_set import import_training_set, split_training_set
 from .pace_train_base import PaceTrainBaseWorkChain
 from .protocols import TRAINING_PROTOCOLS, ProtocolMixin, get_preset_parameters, list_presets, merge
@@ -257,6 +262,15 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             help="A potential not repulsive below its training data (dimer and fcc scans): 'error' (exit code 440, "
             "every output still attached) or 'warning' (reported, exit 0).",
         )
+        spec.input(
+            "require_learned",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            serializer=orm.to_aiida_type,
+            help="A potential whose held-out errors are at least half the spread of the data has not learned: False "
+            "(default) reports it and flags it in `metrics` (exit 0), True ends with exit code 450, every output "
+            "still attached.",
+        )
         spec.input("previous_potential", valid_type=PacePotentialData, required=False, help="Fine-tune from it.")
         spec.expose_inputs(
             SelectionWorkChain,
@@ -312,9 +326,15 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             cls.run_finalisation,
             cls.inspect_finalisation,
             cls.validate,
+            cls.inspect_learning,
         )
         spec.output("potential", valid_type=PacePotentialData, help="The potential: .yaml, .yace, .asi, baseline.")
-        spec.output("metrics", valid_type=orm.Dict, help="Test errors with the baseline added back (E, F, stress).")
+        spec.output(
+            "metrics",
+            valid_type=orm.Dict,
+            help="Test errors with the baseline added back (E, F, stress); `learned`: False when they are at least "
+            "half the spread of the data.",
+        )
         spec.output("training_metrics", valid_type=orm.Dict, help="pacemaker's own train/test metrics.")
         spec.output("parameters", valid_type=orm.Dict, help="The exact pacemaker settings of the fit.")
         spec.output("training_set", valid_type=TrainingSetData, help="What was fitted: selected, residual.")
@@ -340,6 +360,11 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             message="the potential is not repulsive below the shortest training distance of {pairs} (see the "
             "short_range output; every output is attached): use a ZBL baseline with windows from the data "
             "(physics_baseline={{'type': 'zbl'}}), or accept it with short_range_check='warning'",
+        )
+        spec.exit_code(
+            450,
+            "ERROR_NOT_LEARNED",
+            message="{message} (every output is attached; require_learned=False accepts it with a warning)",
         )
 
     @classmethod
@@ -574,6 +599,10 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             f"(RMS {metrics['reference']['force_component_rms']:.1f})"
             + (f", stress {metrics['stress_rmse']:.3f} GPa" if "stress_rmse" in metrics else "")
         )
+        # Said here, next to the errors, and flagged in `metrics`: the chain goes on (a loop's early rounds may not
+        # have learned yet), `inspect_learning` fails it only when the user asked for that (require_learned).
+        if metrics.get("learned") is False:
+            self.report(not_learned_message(metrics))
         self.out("potential", self.ctx.potential)
         self.out("metrics", validation["metrics"])
         self.out("parity_plot", validation["parity_plot"])
@@ -599,4 +628,12 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         self.report(f"short range: NOT repulsive below the shortest training distance for {', '.join(failing)}")
         if self.inputs.short_range_check.value == "error":
             return self.exit_codes.ERROR_SHORT_RANGE_NOT_REPULSIVE.format(pairs=", ".join(failing))
+        return None
+
+    def inspect_learning(self):
+        """With ``require_learned``: a potential that has not learned ends the chain with exit code 450 (its outputs
+        are attached by then); otherwise `validate` has reported it and `metrics` flag it."""
+        metrics = self.outputs["metrics"].get_dict()  # judged by validate_potential, recorded in the graph
+        if metrics.get("learned") is False and self.inputs.require_learned.value:
+            return self.exit_codes.ERROR_NOT_LEARNED.format(message=not_learned_message(metrics))
         return None

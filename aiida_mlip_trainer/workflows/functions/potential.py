@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from aiida import orm
-from aiida.engine import calcfunction
+from aiida.engine import Process, calcfunction
 
 from ...data.pace_potential import PacePotentialData
 from ...data.training_set import TrainingSetData
 
-__all__ = ("assemble_potential", "png_file", "potential_file", "validate_potential")
+__all__ = (
+    "NOT_LEARNED_ENERGY_FRACTION",
+    "NOT_LEARNED_FORCE_FRACTION",
+    "assemble_potential",
+    "judge_learning",
+    "not_learned_message",
+    "png_file",
+    "potential_file",
+    "validate_potential",
+)
 
 
 @calcfunction
@@ -51,12 +64,89 @@ def png_file(figure, filename: str) -> orm.SinglefileData:
 # handful of numbers): the metrics then carry a `warning`, which the calcfunction also reports.
 MIN_TEST_STRUCTURES = 10
 
+# When a fit has not learned its data. Predicting the test set's mean energy per atom for every structure gives an
+# energy RMSE equal to the spread (standard deviation) of those energies; predicting zero forces gives a force RMSE
+# equal to their RMS. An error of half of either explains at most 3/4 of the variance (1 - 0.5²), where a usable
+# potential is at a few per cent of it: such a fit has learned next to nothing the test set can see, whatever its
+# training errors say. Deliberately lenient (it flags useless fits; it is not a quality target). At or above it
+# counts as not learned.
+NOT_LEARNED_ENERGY_FRACTION = 0.5
+NOT_LEARNED_FORCE_FRACTION = 0.5
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """A real number as a float (NaN and infinities kept), anything else (a bool, a string, a missing key) None: the
+    metrics may come from a node of someone else's archive."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def judge_learning(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether a fit has learned, from its validation ``metrics`` (as :func:`validate_potential` makes them: energy
+    RMSE in meV/atom and force RMSE in meV/Å next to the test set's ``reference`` energy spread and force RMS).
+
+    Returns ``{"learned": ..., "not_learned_reasons": [...], "not_judged": [...]}``: ``learned`` is False when the
+    energy RMSE is at least :data:`NOT_LEARNED_ENERGY_FRACTION` of the energy spread or the force RMSE at least
+    :data:`NOT_LEARNED_FORCE_FRACTION` of the force RMS (or an error is not finite), with one sentence per reason;
+    True when every criterion that can be judged passes; None when none can (``not_judged`` says why: a test set of
+    one structure has no energy spread, one without forces no force RMS). Never raises, whatever the metrics hold.
+    """
+    if not isinstance(metrics, Mapping):
+        metrics = {}
+    reference = metrics.get("reference")
+    if not isinstance(reference, Mapping):
+        reference = {}
+    criteria = (
+        ("energy", "energy_rmse", "energy_per_atom_std", NOT_LEARNED_ENERGY_FRACTION, "meV/atom", "spread of the test "
+         "energies per atom", "their mean"),
+        ("force", "force_rmse", "force_component_rms", NOT_LEARNED_FORCE_FRACTION, "meV/Å", "RMS of the test forces",
+         "zero forces"),
+    )  # fmt: skip
+    reasons, not_judged, judged = [], [], 0
+    for name, error_key, reference_key, fraction, unit, against, naive in criteria:
+        error, scale = _finite_or_none(metrics.get(error_key)), _finite_or_none(reference.get(reference_key))
+        if error is None or scale is None:
+            not_judged.append(f"{name}: the metrics have no {error_key} or reference {reference_key}")
+            continue
+        if not math.isfinite(error):
+            judged += 1
+            reasons.append(f"the test {name} RMSE is {error}")
+            continue
+        if not math.isfinite(scale) or scale <= 0:
+            # one test structure (or identical ones) has no energy spread: nothing to compare the error with
+            not_judged.append(
+                f"{name}: the {against} is {scale:g} {unit}, so the {name} error cannot be judged against it"
+            )
+            continue
+        judged += 1
+        if error >= fraction * scale:
+            reasons.append(
+                f"test {name} RMSE {error:.4g} {unit} is at least {fraction:g} x the {against} ({scale:.4g} {unit}; "
+                f"predicting {naive} would give {scale:.4g})"
+            )
+    learned = False if reasons else (True if judged else None)
+    return {"learned": learned, "not_learned_reasons": reasons, "not_judged": not_judged}
+
+
+def not_learned_message(judgement: Mapping[str, Any]) -> str:
+    """One line that says why a fit has not learned (from :func:`judge_learning`) and what to do."""
+    return (
+        f"the potential has NOT LEARNED its data: {'; '.join(judgement['not_learned_reasons'])}. It is not fit for "
+        "use: give more (or more varied) data, a larger basis or a longer fit (the 'fast' protocol is for trying a "
+        "pipeline only)"
+    )
+
 
 @calcfunction
 def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) -> dict:
     """Errors of the potential as it will be used (ACE plus its baseline) on a held-out test set with the original
     labels: energy (meV/atom), forces (meV/Å per component) and, when the set has stresses, stress (GPa), each next
-    to the spread of the reference data. Returns ``metrics`` (Dict) and ``parity_plot`` (a PNG, SinglefileData)."""
+    to the spread of the reference data. Returns ``metrics`` (Dict) and ``parity_plot`` (a PNG, SinglefileData).
+
+    ``metrics`` also say whether the fit has learned (:func:`judge_learning`): ``learned`` (False: an error at least
+    half the spread of the data; None: cannot be judged), ``not_learned_reasons`` and ``not_judged``; a fit that has
+    not learned is reported."""
     from ase.units import GPa
 
     calculator = potential.get_calculator()
@@ -100,9 +190,13 @@ def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) 
             f"only {len(structures)} test structures (fewer than {MIN_TEST_STRUCTURES}): these errors are rough "
             "estimates; hold out more structures (test_fraction) or give a larger test_set"
         )
-        from aiida.engine import Process
-
         Process.current().report(metrics["warning"])
+    judgement = judge_learning(metrics)
+    metrics.update(judgement)
+    if judgement["learned"] is False:
+        Process.current().report(not_learned_message(judgement))
+    for line in judgement["not_judged"]:
+        Process.current().report(f"not judged: {line}")
     if s_ref:
         s_ref, s_pred = np.array(s_ref) / GPa, np.array(s_pred) / GPa
         metrics.update(stress_rmse=rmse(s_pred, s_ref), stress_mae=mae(s_pred, s_ref))
@@ -123,7 +217,10 @@ def validate_potential(potential: PacePotentialData, test_set: TrainingSetData) 
         axis.scatter(reference, predicted, s=6)
         axis.set_xlabel(f"reference {label}")
         axis.set_ylabel(f"predicted {label}")
-    figure.suptitle(f"test set: E RMSE {metrics['energy_rmse']:.2f} meV/atom, F RMSE {metrics['force_rmse']:.1f} meV/Å")
+    figure.suptitle(
+        f"test set: E RMSE {metrics['energy_rmse']:.2f} meV/atom, F RMSE {metrics['force_rmse']:.1f} meV/Å"
+        + (": NOT LEARNED" if judgement["learned"] is False else "")
+    )
     return {"metrics": orm.Dict(metrics), "parity_plot": png_file(figure, "parity.png")}
 
 
