@@ -57,9 +57,6 @@ def _oracle_from_yaml(oracle: Any, where: str) -> dict:
     if "code" not in oracle:
         raise ValueError(f"{where}: `oracle` needs the code label of the oracle (code: ...)")
     oracle = dict(oracle)
-    message = check_data_options(oracle.get("options"), f"{where}: oracle.options", ORACLE_OPTIONS_HINT)
-    if message is not None:
-        raise ValueError(message)
     kind, code = oracle.pop("type"), orm.load_code(oracle.pop("code"))
     if kind == "ase":
         unknown = sorted(set(oracle) - set(ASE_ORACLE_KEYS))
@@ -107,8 +104,11 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
         raise ValueError(f"{path}: `codes` must map tool names (pacemaker, pace_select, explore, ...) to code labels")
     if not isinstance(spec["exploration"], dict):
         raise ValueError(f"{path}: `exploration` must be a mapping of exploration parameters (temperatures, ...)")
-    message = check_data_options(spec.get("options"), f"{path}: options", PYTHON_OPTIONS_HINT) or check_options_in(
-        spec.get("training_overrides"), f"{path}: training_overrides", PYTHON_OPTIONS_HINT
+    oracle_options = spec["oracle"].get("options") if isinstance(spec.get("oracle"), dict) else None
+    message = (
+        check_data_options(spec.get("options"), f"{path}: options", PYTHON_OPTIONS_HINT)
+        or check_data_options(oracle_options, f"{path}: oracle.options", ORACLE_OPTIONS_HINT)
+        or check_options_in(spec.get("training_overrides"), f"{path}: training_overrides", PYTHON_OPTIONS_HINT)
     )
     if message is not None:
         raise ValueError(message)
