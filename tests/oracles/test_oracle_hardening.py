@@ -127,7 +127,7 @@ def test_node_in_the_options_namespace_of_the_inputs_is_refused(ase_oracle_code)
     assert "prepend_text" in _validate(oracle)
 
 
-def test_options_dict_and_remote_folders_among_the_inputs_are_refused(aiida_localhost):
+def test_options_dict_and_remote_folders_among_the_inputs_are_refused(aiida_localhost, fake_cp2k):
     """A work chain oracle that takes its job options as a Dict node gets the rule of oracle.options; a RemoteData
     would link a folder of the computer into every job."""
     message = check_oracle_inputs({"cp2k": {"options": orm.Dict({"append_text": "id"})}})
@@ -135,6 +135,9 @@ def test_options_dict_and_remote_folders_among_the_inputs_are_refused(aiida_loca
     assert check_oracle_inputs({"options": orm.Dict({"max_wallclock_seconds": 60})}) is None
     remote = orm.RemoteData(computer=aiida_localhost, remote_path="/etc")
     assert "RemoteData" in check_oracle_inputs({"parent_calc_folder": remote})
+    oracle = cp2k_oracle(fake_cp2k, ["Si"])
+    oracle["inputs"]["parent_calc_folder"] = remote  # aiida-cp2k links it into the job folder
+    assert "oracle input parent_calc_folder is a RemoteData" in _validate(oracle)
 
 
 # ------------------------------------------------------------------------------------ item 3: settings retrieve
