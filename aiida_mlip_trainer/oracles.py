@@ -20,14 +20,34 @@ job runs, and loaded again without importing anything a node names:
 ``inputs``
     The fixed inputs of every job (a nested dict of nodes: ``code``, ``parameters``, ...).
 ``options``
-    ``metadata.options`` of every job (resources, walltime, environment variables), for calculation oracles; a work
-    chain oracle takes its options inside ``inputs``.
+    ``metadata.options`` of every job, for calculation oracles; a work chain oracle takes its options inside
+    ``inputs``. A description is data (stored, perhaps from someone else's archive), so its options are scheduler
+    requests only: ``resources``, ``max_wallclock_seconds``, ``max_memory_kb``, ``queue_name``, ``account``, ``qos``,
+    ``priority``, ``withmpi``, ``rerunnable`` and ``environment_variables`` limited to thread counts
+    (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ...) with positive integer values.
+    Job-script text (``prepend_text``, ``append_text``, ``custom_scheduler_commands``, ``mpirun_extra_params``, other
+    environment variables, file names) is given in Python only, to ``LabelingWorkChain``'s ``oracle_job_options``
+    (a plain dict, never stored, merged into every oracle job's ``metadata.options``)::
+
+        builder = LabelingWorkChain.get_builder()
+        builder.oracle = cp2k_oracle(code, ["Si"])
+        builder.oracle_job_options = {"prepend_text": "module load cp2k"}
+
 ``structure_inputs`` (optional)
     Inputs that depend on the structure: ``{"generator": <name>, "parameters": Dict}``, where ``<name>`` is an entry
-    point of the group ``mlip_trainer.oracle_inputs``: a calcfunction ``(structure, parameters)`` whose outputs
-    are added to the job's inputs under their link labels (``a__b`` for the port ``a.b``). Shipped:
+    point of the group ``mlip_trainer.oracle_inputs``: a calcfunction ``(structure, parameters)`` that returns one
+    node, of the type its ``output_type`` attribute declares, under the link label ``parameters["port"]`` (default:
+    its ``default_port`` attribute; ``a__b`` for the port ``a.b``), added to the job's inputs; its optional
+    ``check_parameters(parameters)`` returns a message for unusable parameters. The port must be a free input port
+    of the process (not the structure's, not a fixed input) that takes that type: checked before any job. Shipped:
     ``kpoints_mesh`` (a k-point mesh of the same density for every cell:
     :func:`~aiida_mlip_trainer.formats.cp2k.kpoint_mesh`).
+
+The fixed ``inputs`` are data too: an input named ``settings`` (aiida-cp2k's ``settings`` Dict, ...) may only name
+extra files to retrieve (``additional_retrieve_list``, ``additional_retrieve_temporary_list``), each a relative
+path inside the job folder; ``cmdline`` is refused, and so is a ``RemoteData`` (a folder of the computer linked into
+every job). The process may be any calculation or work chain that labels a structure, but not a command runner
+(aiida-core's own processes, aiida-shell's ``core.shell``) nor a step of this plugin other than the ASE oracle.
 
 Labels (the adapter's ``ArrayData``): ``energy`` shape (1,) in eV, ``forces`` (N, 3) in eV/Å and, optionally,
 ``stress`` (6,) in eV/Å³, Voigt order (xx, yy, zz, yz, xz, xy), ASE's sign (negative under compression).
@@ -40,6 +60,9 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
+import pathlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -49,6 +72,7 @@ from aiida.engine import CalcJob, WorkChain, calcfunction
 from aiida.plugins import CalculationFactory, WorkflowFactory
 from aiida.plugins.entry_point import load_entry_point
 
+from .calculations.job_options import check_data_options, check_environment_variable_names
 from .data.labels import LabelError, labels_array, read_labels
 from .formats.cp2k import (
     CP2K_DEFAULTS,
@@ -69,6 +93,11 @@ __all__ = (
     "ase_oracle_labels",
     "check_input_contents",
     "cp2k_labels",
+    "check_oracle_inputs",
+    "check_oracle_options",
+    "check_oracle_process",
+    "check_oracle_settings",
+    "check_structure_inputs",
     "cp2k_oracle",
     "kpoints_mesh",
     "labels_array",
@@ -90,6 +119,19 @@ INPUT_CHECKS: dict[str, dict[str, Callable[[dict], None]]] = {
     "aiida.calculations:cp2k": {"parameters": check_cp2k_parameters},
     "aiida.workflows:cp2k.base": {"cp2k.parameters": check_cp2k_parameters},
 }
+# Where to set what a stored oracle description may not carry: typed in Python, never stored as an input node.
+ORACLE_JOB_OPTIONS_HINT = (
+    "in Python with LabelingWorkChain's oracle_job_options (builder.oracle_job_options, or "
+    "builder.labeling.oracle_job_options of ActiveLearningWorkChain)"
+)
+# Keys of an oracle's `settings` Dict taken from a description: extra files to retrieve, inside the job folder.
+SETTINGS_KEYS = ("additional_retrieve_list", "additional_retrieve_temporary_list")
+# Processes that run a command line, a template or file copies named by their inputs (aiida-core's own
+# calculations and work flows, aiida-shell's ShellJob): an oracle description would drive them with data.
+_UNSAFE_PROCESS_MODULES = ("aiida.calculations", "aiida.workflows", "aiida_shell")
+# This plugin's processes: only the ASE oracle labels a structure.
+_PLUGIN_ORACLES = ("aiida_mlip_trainer.calculations.ase_oracle",)
+_LINK_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 # ------------------------------------------------------------------------------------------------------- adapters
@@ -139,6 +181,25 @@ def kpoints_mesh(structure: orm.StructureData, parameters: orm.Dict) -> dict:
     kpoints.set_cell_from_structure(structure)
     kpoints.set_kpoints_mesh(mesh)
     return {settings.get("port", "kpoints"): kpoints}
+
+
+def _check_kpoints_parameters(parameters: Mapping) -> str | None:
+    """None when the parameters of :func:`kpoints_mesh` are usable, else what to change."""
+    unknown = sorted(set(parameters) - {"distance", "port"})
+    if unknown:
+        return f"unknown kpoints_mesh parameter(s) {unknown}; allowed: distance, port"
+    distance = parameters.get("distance", CP2K_DEFAULTS["kpoint_distance"])
+    real = isinstance(distance, numbers.Real) and not isinstance(distance, bool)
+    if not (real and math.isfinite(distance) and distance >= 0.05):
+        return f"kpoints_mesh distance must be a number of at least 0.05 1/Å (default 0.3), got {distance!r}"
+    return None
+
+
+# What validate_oracle needs to know of a generator before any job: the port it fills by default, the type of node
+# it returns there, and a check of its parameters.
+kpoints_mesh.default_port = "kpoints"
+kpoints_mesh.output_type = orm.KpointsData
+kpoints_mesh.check_parameters = _check_kpoints_parameters
 
 
 # -------------------------------------------------------------------------------------------------- the contract
@@ -239,31 +300,61 @@ def validate_oracle(
     inputs: Mapping,
     options: Mapping | None = None,
     generator: str | None = None,
+    generator_parameters: Mapping | None = None,
+    job_options: Mapping | None = None,
 ) -> str | None:
-    """Check an oracle description before any job runs: the process and adapter load, the port takes a
-    ``StructureData``, and the fixed inputs and options fit the process's input ports. None, or a one-line message."""
+    """Check an oracle description before any job runs: the process is one an oracle may be (not a command runner
+    such as ``core.shell``) and it and the adapter load, the port takes a ``StructureData``, the ``options`` (from
+    the description: data) hold only scheduler requests, the ``settings`` among the ``inputs`` retrieve only files
+    inside the job folder, the per-structure ``generator`` (with its ``generator_parameters``) fills a free port of
+    the right type, and the fixed inputs, the options and the Python-only ``job_options`` fit the process's input
+    ports. None, or a one-line message; it never raises."""
+    try:
+        return _validate_oracle(
+            process, structure_port, adapter, inputs, options, generator, generator_parameters, job_options
+        )
+    except Exception as exc:  # a validator answers with a message, whatever the description holds
+        return f"the oracle description cannot be used: {type(exc).__name__}: {exc}"
+
+
+def _validate_oracle(  # noqa: PLR0911 - one clear message per mistake
+    process, structure_port, adapter, inputs, options, generator, generator_parameters, job_options
+) -> str | None:
     try:
         process_class = load_oracle_process(process)
         load_adapter(adapter)
-        if generator is not None:
-            load_input_generator(generator)
+        generator_function = load_input_generator(generator) if generator is not None else None
     except ValueError as exc:
         return str(exc)
+    message = check_oracle_process(process_class, process)
+    if message is not None:
+        return message
+    if not isinstance(structure_port, str) or not structure_port:
+        return f"structure_port must be the name of an input port, got {structure_port!r}"
     port = port_at(process_class, structure_port)
     if port is None or not hasattr(port, "valid_type"):
         return f"oracle process {process!r} has no input port {structure_port!r}: set structure_port"
     valid = port.valid_type
     if valid is not None and not issubclass(orm.StructureData, valid if isinstance(valid, tuple) else (valid,)):
         return f"the input port {structure_port!r} of {process!r} does not take a StructureData (takes {valid})"
-    if options and not issubclass(process_class, CalcJob):
-        return f"{process!r} is a work chain: give its options inside inputs, not as oracle options"
-    error = check_input_contents(process_class, inputs)
-    if error is not None:
-        return error
+    for check in (
+        lambda: check_oracle_options(process_class, process, options, job_options),
+        lambda: check_oracle_settings(inputs),
+        lambda: check_oracle_inputs(inputs),
+        lambda: check_input_contents(process_class, inputs),
+        lambda: check_structure_inputs(
+            process_class, process, inputs, structure_port, generator_function, generator_parameters
+        ),
+    ):
+        message = check()
+        if message is not None:
+            return message
     # A stand-in structure (never stored) so that the whole set of inputs is checked against the process's ports.
     placeholder = orm.StructureData(cell=np.eye(3).tolist())
     placeholder.append_atom(position=(0.0, 0.0, 0.0), symbols="H")
-    candidate = _as_dicts(job_inputs(process_class, inputs, structure_port, placeholder, options))
+    candidate = _as_dicts(
+        job_inputs(process_class, inputs, structure_port, placeholder, merge_inputs(options or {}, job_options or {}))
+    )
     # Defaults filled in as a launch would (metadata.options.resources of a calculation, ...), then validated.
     spec_inputs = process_class.spec().inputs
     error = spec_inputs.validate(spec_inputs.pre_process(candidate))
@@ -300,6 +391,172 @@ def check_input_contents(process_class, inputs: Mapping) -> str | None:
     return None
 
 
+def check_oracle_process(process_class: type, process: str) -> str | None:
+    """None when ``process_class`` may be driven as an oracle from a description, else why not: aiida-core's own
+    processes (arithmetic, template replacer, file transfer) and aiida-shell's ``core.shell`` run a command line, a
+    template or file copies named by their inputs, and this plugin's processes other than the ASE oracle are steps
+    of the training, not oracles."""
+    for cls in process_class.__mro__:
+        module = getattr(cls, "__module__", "") or ""
+        if module.startswith(_UNSAFE_PROCESS_MODULES):
+            return (
+                f"oracle process {process!r} ({cls.__name__}) runs a command, a template or a file copy given by its "
+                "inputs: it is not driven as an oracle; wrap the calculation in a CalcJob plugin of its own"
+            )
+    module = process_class.__module__ or ""
+    if module.startswith("aiida_mlip_trainer.") and module not in _PLUGIN_ORACLES:
+        return f"oracle process {process!r} is a step of aiida-mlip-trainer, not an oracle (it labels no structure)"
+    return None
+
+
+def check_oracle_options(
+    process_class: type, process: str, options: Mapping | None, job_options: Mapping | None
+) -> str | None:
+    """None when the job options of an oracle are allowed, else a one-line message.
+
+    ``options`` come from the description (``oracle.options``, a stored ``Dict``: data): only the scheduler requests
+    of :data:`~aiida_mlip_trainer.calculations.job_options.DATA_OPTIONS`, the environment limited to thread counts.
+    ``job_options`` were typed in Python (``oracle_job_options``, never stored): any ``metadata.options`` of the
+    process, job-script text included, with environment variable names that are identifiers."""
+    if (options or job_options) and not issubclass(process_class, CalcJob):
+        return f"{process!r} is a work chain: give its options inside inputs, not as oracle options"
+    message = check_data_options(options, "oracle.options", ORACLE_JOB_OPTIONS_HINT)
+    if message is not None:
+        return message
+    if job_options is not None:
+        if not isinstance(job_options, Mapping):
+            return f"oracle_job_options must be a mapping of metadata.options, got {type(job_options).__name__}"
+        if "environment_variables" in job_options:
+            message = check_environment_variable_names(job_options["environment_variables"])
+            if message is not None:
+                return f"oracle_job_options: {message}"
+    return None
+
+
+def _walk(inputs: Mapping, prefix: str = ""):
+    """``(dotted path, value)`` of every entry of nested ``inputs``, namespaces included."""
+    for key, value in inputs.items():
+        path = f"{prefix}{key}"
+        yield path, value
+        if isinstance(value, Mapping):
+            yield from _walk(value, f"{path}.")
+
+
+def _inside_job_folder(entry: Any) -> bool:
+    """A relative path that stays inside the job folder: no absolute path, no ``~``, no ``..``, no control
+    characters."""
+    if not isinstance(entry, str) or not entry.strip() or any(ord(char) < 32 for char in entry):
+        return False
+    if entry.startswith(("/", "~", "\\")) or re.match(r"^[A-Za-z]:", entry):
+        return False
+    return ".." not in pathlib.PurePosixPath(entry.replace("\\", "/")).parts
+
+
+def check_oracle_settings(inputs: Mapping) -> str | None:
+    """None when every input named ``settings`` among the oracle's fixed ``inputs`` is a ``Dict`` with only the keys
+    of :data:`SETTINGS_KEYS` (extra files to retrieve), each entry a path inside the job folder (a name or a
+    ``[remote, local, depth]`` triple of aiida's retrieve lists); else a one-line message. ``cmdline`` (words
+    added to the code's command line) is refused: an oracle description is data."""
+    for path, value in _walk(inputs):
+        if path.rsplit(".", 1)[-1] != "settings":
+            continue
+        if not isinstance(value, orm.Dict):
+            return f"oracle input {path} must be a Dict, got {type(value).__name__}"
+        for key, entries in value.get_dict().items():
+            if key == "cmdline":
+                return (
+                    f"oracle input {path}: `cmdline` is command-line text and is not taken from an oracle "
+                    "description; give the code its arguments where the code is set up"
+                )
+            if key not in SETTINGS_KEYS:
+                return f"oracle input {path}: key {key!r} is not taken from an oracle description; allowed: " + (
+                    ", ".join(SETTINGS_KEYS)
+                )
+            if not isinstance(entries, list | tuple):
+                return f"oracle input {path}: {key} must be a list of file names"
+            for entry in entries:
+                triple = isinstance(entry, list | tuple) and len(entry) == 3
+                paths = entry[:2] if triple else [entry]
+                depth_ok = not triple or (
+                    isinstance(entry[2], int) and not isinstance(entry[2], bool) and entry[2] >= 0
+                )
+                if not depth_ok or not all(_inside_job_folder(item) for item in paths):
+                    return (
+                        f"oracle input {path}: {key} entry {entry!r} is not a relative path inside the job folder "
+                        "(no absolute path, no ..)"
+                    )
+    return None
+
+
+def check_oracle_inputs(inputs: Mapping) -> str | None:
+    """None when the fixed inputs of an oracle carry no job-script text in disguise, else a one-line message: a
+    ``RemoteData`` would link a folder of the computer into every job, and a ``Dict`` named ``options`` (the job
+    options of a work chain that takes them as a node) gets the rule of ``oracle.options``."""
+    for path, value in _walk(inputs):
+        if isinstance(value, orm.RemoteData):
+            return (
+                f"oracle input {path} is a RemoteData: a folder of the computer is not linked into every oracle job "
+                "from a description"
+            )
+        if path.rsplit(".", 1)[-1] == "options" and isinstance(value, orm.Dict):
+            message = check_data_options(value.get_dict(), f"oracle input {path}", ORACLE_JOB_OPTIONS_HINT)
+            if message is not None:
+                return message
+    return None
+
+
+def check_structure_inputs(
+    process_class: type,
+    process: str,
+    inputs: Mapping,
+    structure_port: str,
+    generator: Any,
+    parameters: Mapping | None,
+) -> str | None:
+    """None when the per-structure input ``generator`` (a calcfunction of ``mlip_trainer.oracle_inputs``; None: no
+    generator) can fill its port, else a one-line message: its ``parameters`` pass its own check, and the port it
+    fills (``parameters["port"]``, or its ``default_port``; ``a__b`` for ``a.b``) is an input port of the process,
+    not the structure's, not one of the fixed inputs nor ``metadata``, that takes the generator's
+    ``output_type``."""
+    if generator is None:
+        return None
+    parameters = dict(parameters or {})
+    name = getattr(generator, "__name__", "the generator")
+    output_type = getattr(generator, "output_type", None)
+    if not (isinstance(output_type, type) and issubclass(output_type, orm.Data)):
+        return f"the structure_inputs generator {name!r} declares no output_type: it cannot be checked before a job"
+    check = getattr(generator, "check_parameters", None)
+    if check is not None:
+        message = check(parameters)
+        if message is not None:
+            return f"oracle.structure_inputs.parameters: {message}"
+    label = parameters.get("port", getattr(generator, "default_port", None))
+    if not isinstance(label, str) or not all(_LINK_LABEL.match(part) for part in label.split("__")):
+        return f"oracle.structure_inputs: port {label!r} must be a port name (a__b for the port a.b)"
+    path = label.replace("__", ".")
+    fixed = [key for key, _ in _walk(inputs)]
+    clashes = [
+        used
+        for used in (structure_port, *fixed)
+        if used == path or used.startswith(f"{path}.") or path.startswith(f"{used}.")
+    ]
+    if path.split(".")[0] == "metadata" or clashes:
+        return (
+            f"oracle.structure_inputs: the generator's port {path!r} is taken "
+            f"({clashes[0] if clashes else 'metadata'}): give it a port of its own"
+        )
+    port = port_at(process_class, path)
+    if port is None or not hasattr(port, "valid_type") or hasattr(port, "get"):
+        return f"oracle.structure_inputs: {process!r} has no input port {path!r} for the generator's output"
+    valid = port.valid_type
+    if valid is not None and not issubclass(output_type, valid if isinstance(valid, tuple) else (valid,)):
+        return (
+            f"oracle.structure_inputs: the port {path!r} of {process!r} takes {valid}, not the generator's "
+            f"{output_type.__name__}"
+        )
+    return None
+
+
 def _as_dicts(mapping: Mapping) -> dict:
     """Nested mappings (frozen ones included) as plain dicts; the values that are not mappings are kept."""
     return {key: _as_dicts(value) if isinstance(value, Mapping) else value for key, value in mapping.items()}
@@ -321,7 +578,8 @@ def ase_oracle(
 ) -> dict:
     """An oracle description for :class:`~aiida_mlip_trainer.calculations.ase_oracle.AseOracleCalculation`: the
     ASE calculator registered as ``calculator`` (``emt``, ``lj``, ...) with JSON keyword ``parameters``, run by
-    ``code`` (the ``mlip-trainer-ase-oracle`` executable on some computer)."""
+    ``code`` (the ``mlip-trainer-ase-oracle`` executable on some computer). ``options``: scheduler requests only
+    (see the module's ``options``; job-script text goes into ``LabelingWorkChain``'s ``oracle_job_options``)."""
     inputs: dict = {"code": code, "calculator": orm.Str(calculator)}
     if parameters:
         inputs["parameters"] = orm.Dict(parameters)
@@ -351,7 +609,9 @@ def cp2k_oracle(
     DZVP-MOLOPT-SR-GTH, 150/30 Ry, Fermi-Dirac smearing at 1000 K; measured on silicon), each overridable by keyword
     (``cutoff=300``, ...). Every structure gets its own k-point mesh with ``kpoint_distance`` (1/Å) between points
     (None: Γ only, for large cells or molecules). ``options`` update the job options: by default one MPI-less
-    process with ``OMP_NUM_THREADS=1`` and one hour of walltime.
+    process with ``OMP_NUM_THREADS=1`` and one hour of walltime. They are scheduler requests only (the description
+    is stored as data; see the module's ``options``): job-script text such as ``prepend_text`` goes into
+    ``LabelingWorkChain``'s ``oracle_job_options`` in Python.
 
     An unknown setting, a string for ``elements``, a name that is not one plain token (a newline, ``@``, ``&``, ...)
     or a number out of range is refused with a one-line ValueError; ``kpoint_distance`` must be at least 0.05 /Å.

@@ -13,6 +13,7 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from .job_options import guard_environment_variables
 from .untrusted import refuses_altered_nodes
 from .versions import VERSIONS_FILENAME, version_probe
 
@@ -133,6 +134,7 @@ class PaceToolCalculation(CalcJob):
         spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = cls.PARSER_NAME
+        guard_environment_variables(spec.inputs)  # names must be identifiers: aiida-core exports them unescaped
         spec.output(
             "versions",
             valid_type=orm.Dict,

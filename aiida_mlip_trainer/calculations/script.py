@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from .job_options import guard_environment_variables
+
 __all__ = ("ScriptCalculation", "tool_calcinfo")
 
 
@@ -47,6 +49,7 @@ class ScriptCalculation(CalcJob):
     def define(cls, spec):
         super().define(spec)
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        guard_environment_variables(spec.inputs)  # names must be identifiers: aiida-core exports them unescaped
         spec.exit_code(
             300,
             "ERROR_SCRIPT_FAILED",

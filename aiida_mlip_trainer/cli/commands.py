@@ -169,9 +169,11 @@ def train_launch(inputs_file, daemon):
     """Launch a TrainingWorkChain from a YAML file of inputs (through get_builder_from_protocol).
 
     \b
-    Keys: codes (name -> code label, e.g. pacemaker: pacemaker@localhost), structures_file (path)
-    or training_set (pk/UUID), protocol (fast, moderate, precise), overrides (merged into the
-    protocol, e.g. {selection: {max_structures: 100}}), options (scheduler options of every job),
+    Keys: codes (name -> code label, e.g. pacemaker: pacemaker@localhost), structures_file (a path
+    inside the YAML file's folder) or training_set (pk/UUID), protocol (fast, moderate, precise),
+    overrides (merged into the protocol, e.g. {selection: {max_structures: 100}}), options
+    (scheduler requests of every job: resources, max_wallclock_seconds, queue_name, account, qos,
+    max_memory_kb, withmpi, thread counts; job-script text such as prepend_text only from Python),
     test_set and previous_potential (pk/UUID), physics_baseline.
     """
     import yaml
@@ -286,7 +288,8 @@ def learn_launch(inputs_file, daemon):
     Keys: codes (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore -> code labels),
     structures (pk/UUID of a TrainingSetData), exploration (temperatures, steps, gamma_collect, ...),
     oracle ({type: ase, code, calculator} or {type: cp2k, code, elements, ...}), test_set and
-    explore_from (pk/UUID), protocol, training_overrides, options, max_structures (per round),
+    explore_from (pk/UUID), protocol, training_overrides, options (scheduler requests only, as the
+    oracle's; job-script text only from Python), max_structures (per round),
     max_concurrent, max_rounds, max_oracle_calls, target_force_rmse (meV/Å), explore_count,
     test_fraction, seed, fine_tune, physics_baseline (e.g. {type: zbl}), short_range_check.
     """

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiida import orm
 
+from ..calculations.job_options import check_data_options, check_options_in
 from ..data import TrainingSetData
 
 __all__ = ("LEARNING_INPUT_KEYS", "learning_builder_from_yaml")
@@ -38,6 +39,12 @@ LEARNING_INPUT_KEYS = (
 )
 ORACLE_TYPES = ("ase", "cp2k")
 ASE_ORACLE_KEYS = ("calculator", "parameters", "options")
+# Where job-script text is set instead of a YAML file: typed in Python on the builder.
+PYTHON_OPTIONS_HINT = (
+    "in Python on the builder of ActiveLearningWorkChain.get_builder_from_protocol(...), e.g. "
+    "builder.exploration.metadata.options.prepend_text or builder.training.training.pace.metadata.options"
+)
+ORACLE_OPTIONS_HINT = "in Python with builder.labeling.oracle_job_options (a plain dict, never stored)"
 
 
 def _oracle_from_yaml(oracle: Any, where: str) -> dict:
@@ -76,7 +83,12 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     ``max_concurrent``, and the loop's ``max_rounds``, ``max_oracle_calls``, ``target_force_rmse``,
     ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``; for every fit ``physics_baseline`` (e.g.
     ``{type: zbl}``: windows from the data) and ``short_range_check`` (``error``, ``warning`` or ``none``). Unknown
-    keys are refused."""
+    keys are refused.
+
+    A YAML file is data: ``options``, ``oracle.options`` and any ``metadata.options`` inside ``training_overrides``
+    hold only scheduler requests (resources, max_wallclock_seconds, queue_name, account, qos, max_memory_kb,
+    withmpi, thread counts); job-script text (prepend_text, append_text, ...) is set in Python on the builder
+    (``builder.labeling.oracle_job_options`` for the oracle jobs)."""
     import yaml
 
     from ..workflows.active_learning import ActiveLearningWorkChain
@@ -95,6 +107,14 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
         raise ValueError(f"{path}: `codes` must map tool names (pacemaker, pace_select, explore, ...) to code labels")
     if not isinstance(spec["exploration"], dict):
         raise ValueError(f"{path}: `exploration` must be a mapping of exploration parameters (temperatures, ...)")
+    oracle_options = spec["oracle"].get("options") if isinstance(spec.get("oracle"), dict) else None
+    message = (
+        check_data_options(spec.get("options"), f"{path}: options", PYTHON_OPTIONS_HINT)
+        or check_data_options(oracle_options, f"{path}: oracle.options", ORACLE_OPTIONS_HINT)
+        or check_options_in(spec.get("training_overrides"), f"{path}: training_overrides", PYTHON_OPTIONS_HINT)
+    )
+    if message is not None:
+        raise ValueError(message)
     structures = orm.load_node(spec.pop("structures"))
     if not isinstance(structures, TrainingSetData):
         raise ValueError(f"{path}: `structures` is a {structures.__class__.__name__}, not a TrainingSetData")

@@ -7,6 +7,8 @@ import pathlib
 
 from aiida import orm
 
+from ..calculations.job_options import check_data_options, check_options_in
+
 __all__ = ("LEGACY_KEYS", "TRAINING_INPUT_KEYS", "training_builder_from_yaml")
 
 
@@ -31,6 +33,30 @@ LEGACY_KEYS = {
     "test_fraction": ("overrides", "test_fraction"),
     "seed": ("overrides", "seed"),
 }
+# Where job-script text is set instead of a YAML file: typed in Python on the builder.
+PYTHON_OPTIONS_HINT = (
+    "in Python on the builder, e.g. builder.training.pace.metadata.options.prepend_text of "
+    "TrainingWorkChain.get_builder_from_protocol(...)"
+)
+
+
+def structures_file_path(spec_path: pathlib.Path, value: object) -> pathlib.Path:
+    """The file named by ``structures_file`` of the YAML file at ``spec_path``: a relative path inside the YAML
+    file's folder (its subfolders included). An absolute path, ``~``, ``..`` or a link out of that folder is
+    refused (ValueError): a YAML file may come from someone else, and would read any file of this machine."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{spec_path}: structures_file must be a file name relative to the YAML file")
+    relative = pathlib.PurePath(value)
+    if relative.is_absolute() or value.startswith("~") or ".." in relative.parts:
+        raise ValueError(
+            f"{spec_path}: structures_file {value!r} must be a path inside the YAML file's folder (no absolute "
+            "path, no ..): copy the file next to the YAML file, or import it first and give training_set"
+        )
+    folder = spec_path.parent.resolve()
+    file_path = (folder / relative).resolve()
+    if not file_path.is_relative_to(folder):
+        raise ValueError(f"{spec_path}: structures_file {value!r} leads out of the YAML file's folder (a link)")
+    return file_path
 
 
 def training_builder_from_yaml(path: str | pathlib.Path):
@@ -40,7 +66,12 @@ def training_builder_from_yaml(path: str | pathlib.Path):
     ``training_set`` (pk or UUID), optional ``protocol`` (fast, moderate, precise), ``overrides`` (merged into the
     protocol), ``options`` (every job's scheduler options), ``test_set`` and ``previous_potential`` (pk or UUID),
     ``physics_baseline``. The keys of the first releases (``preset``, ``parameter_overrides``, ``max_structures``,
-    ``max_iterations``, ``test_fraction``, ``seed``) are still read. Unknown keys are refused."""
+    ``max_iterations``, ``test_fraction``, ``seed``) are still read. Unknown keys are refused.
+
+    A YAML file is data: ``structures_file`` must lie inside the YAML file's folder, and ``options`` (and any
+    ``options`` inside ``overrides``) hold only scheduler requests (resources, max_wallclock_seconds, queue_name,
+    account, qos, max_memory_kb, withmpi, thread counts); job-script text (prepend_text, append_text, ...) is set in
+    Python on the builder."""
     import yaml
 
     from ..workflows.protocols import merge
@@ -64,8 +95,13 @@ def training_builder_from_yaml(path: str | pathlib.Path):
         raise ValueError(
             f"{path}: `codes` must map at least `pacemaker` (and pace_activeset, pace_yaml2yace, pace_select) to labels"
         )
+    message = check_data_options(spec.get("options"), f"{path}: options", PYTHON_OPTIONS_HINT) or check_options_in(
+        spec.get("overrides"), f"{path}: overrides", PYTHON_OPTIONS_HINT
+    )
+    if message is not None:
+        raise ValueError(message)
     if "structures_file" in spec:
-        file_path = (path.parent / spec.pop("structures_file")).resolve()
+        file_path = structures_file_path(path, spec.pop("structures_file"))
         if not file_path.is_file():
             raise ValueError(f"{path}: structures_file {file_path} does not exist")
         structures = orm.SinglefileData(file_path)

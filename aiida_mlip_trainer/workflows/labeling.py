@@ -13,6 +13,7 @@ from ..oracles import (
     load_adapter,
     load_input_generator,
     load_oracle_process,
+    merge_inputs,
     read_labels,
     validate_oracle,
 )
@@ -66,7 +67,10 @@ class LabelingWorkChain(WorkChain):
     ``structure_port``, ``adapter``, ``inputs``, ``options``, optional ``structure_inputs``; build it with
     :func:`~aiida_mlip_trainer.oracles.ase_oracle` or :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`) and
     ``max_concurrent``, how many oracle jobs run at once (in waves: the next wave starts when the current one has
-    finished).
+    finished). The description is data (it is stored, and may come from someone else's archive): its ``options``
+    hold only scheduler requests. Job-script text for the oracle jobs (``prepend_text``, ``append_text``,
+    ``custom_scheduler_commands``, other environment variables) goes into ``oracle_job_options``, a plain dict typed
+    in Python and never stored, merged into every oracle job's ``metadata.options``.
 
     Outline: the pool is cut into ``StructureData`` nodes (a calcfunction); each structure gets its oracle job; the
     adapter (a calcfunction) turns each finished job's outputs into labels; the labels are merged into one
@@ -109,7 +113,16 @@ class LabelingWorkChain(WorkChain):
             valid_type=orm.Dict,
             serializer=orm.to_aiida_type,
             required=False,
-            help="metadata.options of every oracle job (calculation oracles).",
+            help="metadata.options of every oracle job (calculation oracles): scheduler requests only (resources, "
+            "max_wallclock_seconds, queue_name, account, qos, max_memory_kb, withmpi, thread counts).",
+        )
+        spec.input(
+            "oracle_job_options",
+            valid_type=dict,
+            non_db=True,
+            required=False,
+            help="metadata.options merged into every oracle job's, typed in Python and never stored: the place for "
+            "job-script text (prepend_text, append_text, custom_scheduler_commands, other environment variables).",
         )
         spec.input_namespace("oracle.structure_inputs", required=False, help="Inputs made for each structure.")
         spec.input(
@@ -165,6 +178,8 @@ class LabelingWorkChain(WorkChain):
             oracle.get("inputs", {}),
             oracle["options"].get_dict() if "options" in oracle else None,
             generator.value if generator is not None else None,
+            structure_inputs["parameters"].get_dict() if "parameters" in structure_inputs else None,
+            inputs.get("oracle_job_options"),
         )
 
     def setup(self):
@@ -185,7 +200,10 @@ class LabelingWorkChain(WorkChain):
         """Start the next wave of at most ``max_concurrent`` oracle jobs."""
         oracle = self.inputs.oracle
         process_class = load_oracle_process(oracle.process.value)
-        options = oracle.options.get_dict() if "options" in oracle else None
+        # The description's scheduler requests, then what the user typed in Python (job-script text included).
+        options = merge_inputs(
+            oracle.options.get_dict() if "options" in oracle else {}, self.inputs.get("oracle_job_options") or {}
+        )
         generator = None
         if "generator" in oracle.get("structure_inputs", {}):
             generator = load_input_generator(oracle.structure_inputs.generator.value)

@@ -19,6 +19,7 @@ from aiida.engine import ToContext, WorkChain, if_
 from aiida_shell import ShellJob
 from aiida_shell.launch import prepare_shell_job_inputs
 
+from ..calculations.job_options import guard_environment_variables
 from ..calculations.pace_activeset import PaceActivesetCalculation
 from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
@@ -302,6 +303,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             namespace_options={"required": False, "help": "The LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."},
         )
         spec.inputs["yace"]["code"].required = False  # may come from the deprecated `codes`
+        guard_environment_variables(spec.inputs["yace"])  # aiida-shell's ShellJob does not check the names
         # Deprecated inputs of the first releases: still accepted (a warning says what replaces them).
         spec.input("preset", valid_type=orm.Str, required=False, serializer=orm.to_aiida_type, help="Deprecated.")
         spec.input(
