@@ -95,6 +95,7 @@ def _refused(launch, message: str, node) -> None:
     before = _processes()
     with pytest.raises(ValueError, match=rf"{node.__class__.__name__}<{node.pk}> .*{message}") as error:
         launch()
+    assert type(error.value) is ValueError  # plumpy's validation error, not a TrainingSetError raised out of it
     assert "Traceback" not in str(error.value)
     assert _processes() == before
 
