@@ -307,12 +307,19 @@ def _yaml_with_reference(text: str) -> bytes:
     return POTENTIAL.read_bytes().replace(b"metadata:\n", b"metadata:\n  reference_energy: " + recorded + b"\n", 1)
 
 
-DEEP = ['{"Ar": ' * 5000 + "1" + "}" * 5000, "[" * 100_000 + "]" * 100_000, '{"Ar": {"Ar": -1.0}}']
+UNBOUNDED = [
+    '{"Ar": ' * 5000 + "1" + "}" * 5000,
+    "[" * 100_000 + "]" * 100_000,
+    "[" * 3000 + "]" * 3000,  # short, and still deeper than json.loads can recurse
+    '{"Ar": {"Ar": -1.0}}',
+    "{" + ", ".join(f'"X{i}": 0.0' for i in range(2000)) + "}",  # flat, but no potential has 2000 elements
+]
 
 
-@pytest.mark.parametrize("text", DEEP, ids=["deep-object", "deep-list", "nested-two"])
+@pytest.mark.parametrize("text", UNBOUNDED, ids=["deep-object", "deep-list", "deep-short", "nested-two", "long"])
 def test_a_nested_reference_energy_is_refused_with_a_message(tmp_path, text, explore_code):  # noqa: F811
-    """A deeply nested ``reference_energy`` in the potential's metadata raised RecursionError."""
+    """A deeply nested ``reference_energy`` in the potential's metadata raised RecursionError; now only a flat
+    mapping (or a number, or a preset name) of at most 10 000 characters is parsed."""
     yaml = _yaml_with_reference(text)
     with pytest.raises(ValueError, match="not a number, a flat dictionary of energies per element or a preset"):
         PacePotentialData(yaml)
