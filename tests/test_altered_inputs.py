@@ -29,6 +29,7 @@ from tests.active_learning.conftest import copper_sets, loop_codes  # noqa: F401
 from tests.conftest import FIXTURES
 from tests.exploration.conftest import argon_start, explore_code  # noqa: F401 - explore_code is a fixture
 from tests.oracles.conftest import ase_oracle_code, copper_cells  # noqa: F401 - ase_oracle_code is a fixture
+from tests.selection.conftest import fitted_potential, parse_job  # noqa: F401 - fixtures
 from tests.test_untrusted_nodes import POTENTIAL, tampered
 
 ACTIVE_SET = FIXTURES / "pace_activeset_success" / "potential.asi"
@@ -288,7 +289,7 @@ def test_the_exploration_script_checks_the_active_set_it_loads(tmp_path, asi, me
 
 
 def test_the_real_active_set_passes_and_a_lying_element_attribute_does_not(tmp_path):
-    assert set(check_active_set(ACTIVE_SET.read_bytes(), {"Ar": 36})) == {"Ar"}
+    assert set(check_active_set(ACTIVE_SET.read_bytes(), {"Ar": {"num_functions": 36, "ndensity": 1}})) == {"Ar"}
     assert tampered(_with_asi(LJ), tmp_path).verify().has_active_set
     node = tampered(_with_asi(), tmp_path, attributes={"elements": ["Cu"]})
     with pytest.raises(PotentialError, match=rf"PacePotentialData<{node.pk}> .*'elements' \['Cu'\] but potential"):
@@ -341,3 +342,29 @@ def test_a_flat_reference_energy_or_a_single_number_is_read(text, expected):
 def test_a_reference_energy_that_is_not_a_number_is_refused():
     with pytest.raises(ValueError, match=r"reference energy of 'Ar' must be a finite number"):
         PacePotentialData(_yaml_with_reference('{"Ar": "}{["}'))
+
+
+def test_pace_activeset_output_that_is_singular_is_an_exit_code(tmp_path, parse_job, fitted_potential, argon_sets):  # noqa: F811
+    """The parser refuses what PacePotentialData would refuse: an exit code, not a parser that raises."""
+    import shutil
+
+    from aiida_mlip_trainer.calculations.pace_activeset import PaceActivesetCalculation
+
+    folder = tmp_path / "retrieved"
+    shutil.copytree(FIXTURES / "pace_activeset_success", folder)
+    (folder / "potential.asi").write_bytes(_npz(Ar=np.zeros((36, 36))))
+    inputs = {"potential": fitted_potential, "training_set": argon_sets["train"]}
+    _, calcfunction = parse_job("mlip_trainer.pace_activeset", folder, inputs)
+    assert calcfunction.exit_status == PaceActivesetCalculation.exit_codes.ERROR_INVALID_ACTIVE_SET.status
+    assert "element 'Ar': the matrix is singular" in calcfunction.exit_message
+
+
+def test_a_non_linear_active_set_is_accepted_but_not_mixed_with_a_linear_one():
+    """``pace_activeset -f`` writes matrices of side num_functions × ndensity; pyace needs one kind for all elements."""
+    layout = {"Ar": {"num_functions": 36, "ndensity": 2}, "Cu": {"num_functions": 10, "ndensity": 2}}
+    assert set(check_active_set(_npz(Ar=np.eye(72), Cu=np.eye(20)), layout)) == {"Ar", "Cu"}
+    assert set(check_active_set(_npz(Ar=np.eye(36), Cu=np.eye(10)), layout)) == {"Ar", "Cu"}
+    with pytest.raises(ActiveSetError, match="mixes linear and non-linear"):
+        check_active_set(_npz(Ar=np.eye(72), Cu=np.eye(10)), layout)
+    with pytest.raises(ActiveSetError, match=r"expected float \(36, 36\) or \(72, 72\)"):
+        check_active_set(_npz(Ar=np.eye(50), Cu=np.eye(10)), layout)

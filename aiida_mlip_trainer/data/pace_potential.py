@@ -131,7 +131,7 @@ class PacePotentialData(orm.Data):
             baseline = _valid_baseline(baseline, "baseline")
         if asi_bytes is not None:
             try:
-                check_active_set(asi_bytes, _active_set_sizes(summary))
+                check_active_set(asi_bytes, summary["basis_layout"])
             except ActiveSetError as error:
                 raise ValueError(f"the active set (.asi): {error}") from None
 
@@ -262,7 +262,7 @@ class PacePotentialData(orm.Data):
             raise PotentialError(f"{where}: attribute 'basis_layout' does not match potential.yaml: {altered}")
         if ASI_FILENAME in files:
             try:
-                check_active_set(files[ASI_FILENAME], _active_set_sizes(summary))
+                check_active_set(files[ASI_FILENAME], summary["basis_layout"])
             except ActiveSetError as error:
                 raise PotentialError(f"{where} {ASI_FILENAME} (the active set): {error}: {altered}") from None
         return self
@@ -356,11 +356,6 @@ class PacePotentialData(orm.Data):
         from ..physics.baselines import lammps_pair_commands
 
         return lammps_pair_commands(baseline, elements, ace_file=yace_filename)
-
-
-def _active_set_sizes(summary: dict) -> dict[str, int]:
-    """Per element, the side of its ``.asi`` matrix: its number of basis functions, read from the ``.yaml``."""
-    return {element: spec["num_functions"] for element, spec in summary["basis_layout"].items()}
 
 
 def _valid_baseline(baseline, where: str) -> dict:

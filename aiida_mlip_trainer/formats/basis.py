@@ -18,17 +18,10 @@ __all__ = (
 
 def basis_layout_of(basis) -> dict[str, dict[str, int]]:
     """Per element of a pyace ``ACEBBasisSet``: ``num_functions`` (the size of its active set, one MaxVol row per
-    function) and ``ndensity``."""
-    from pyace.activelearning import compute_number_of_functions
+    function) and ``ndensity``: the layout an active set is checked against (:mod:`..tools.active_set`)."""
+    from ..tools.active_set import basis_layout
 
-    counts = compute_number_of_functions(basis)
-    return {
-        name: {
-            "num_functions": int(counts[index]),
-            "ndensity": int(basis.map_embedding_specifications[index].ndensity),
-        }
-        for index, name in enumerate(basis.elements_name)
-    }
+    return basis_layout(basis)
 
 
 def unfitted_basis(parameters: Mapping[str, Any], elements: Sequence[str] | None = None):

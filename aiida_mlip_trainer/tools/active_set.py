@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ("ActiveSetError", "active_set_sizes", "check_active_set")
+__all__ = ("ActiveSetError", "basis_layout", "check_active_set")
 
 
 # The .npy header readers by format version (np.savez writes 1.0 for plain float arrays).
@@ -26,24 +26,30 @@ class ActiveSetError(ValueError):
     """An ``.asi`` that is not one finite, non-singular square matrix per element of the potential's basis."""
 
 
-def active_set_sizes(basis) -> dict[str, int]:
-    """Per element of a pyace ``ACEBBasisSet``: its number of basis functions, the side of its ``.asi`` matrix."""
+def basis_layout(basis) -> dict[str, dict[str, int]]:
+    """Per element of a pyace ``ACEBBasisSet``: ``num_functions`` (the side of its linear ``.asi`` matrix, one
+    MaxVol row per function) and ``ndensity`` (the non-linear ``.asi`` of ``pace_activeset -f`` has side
+    ``num_functions * ndensity``)."""
     from pyace.activelearning import compute_number_of_functions
 
     counts = compute_number_of_functions(basis)
-    return {name: int(count) for name, count in zip(basis.elements_name, counts, strict=True)}
+    return {
+        name: {"num_functions": int(counts[index]), "ndensity": int(basis.map_embedding_specifications[index].ndensity)}
+        for index, name in enumerate(basis.elements_name)
+    }
 
 
-def check_active_set(content: bytes, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
-    """The matrices of the ``.asi`` ``content`` by element, checked against ``sizes`` (element -> number of basis
-    functions, :func:`active_set_sizes`); :class:`ActiveSetError` naming the element otherwise.
+def check_active_set(content: bytes, layout: Mapping[str, Mapping[str, int]]) -> dict[str, np.ndarray]:
+    """The matrices of the ``.asi`` ``content`` by element, checked against the potential's basis ``layout``
+    (:func:`basis_layout`); :class:`ActiveSetError` naming the element otherwise.
 
     Checked: an ``.npz`` of plain arrays (never unpickled), exactly the potential's elements, each a real
-    ``(n, n)`` matrix with ``n`` its number of functions (read from the array header before any data is read),
-    finite, and not singular: its smallest singular value must exceed ``σ_max · n · ε`` (ε the float64 machine
-    epsilon), numpy's and LAPACK's criterion for a matrix of full rank in floating point (``numpy.linalg.matrix_rank``).
-    A real active set is far from it (the argon one of the tests has a condition number of about 10⁷, the limit is
-    about 10¹⁴ for 36 functions)."""
+    ``(n, n)`` matrix (the header is read before any data) with ``n`` its number of functions (linear active set)
+    or that times its ``ndensity`` (non-linear, ``pace_activeset -f``), the same kind for every element as pyace
+    requires; finite, and not singular: its smallest singular value must exceed ``σ_max · n · ε`` (ε the float64
+    machine epsilon), numpy's and LAPACK's criterion for a matrix of full rank in floating point
+    (``numpy.linalg.matrix_rank``). A real active set is far from it (the argon one of the tests has a condition
+    number of about 10⁷, the limit is about 10¹⁴ for 36 functions)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
         members = archive.namelist()
@@ -52,23 +58,28 @@ def check_active_set(content: bytes, sizes: Mapping[str, int]) -> dict[str, np.n
     names = {member.removesuffix(".npy") for member in members}
     if len(names) != len(members) or not all(member.endswith(".npy") for member in members):
         raise ActiveSetError(f"not an .npz archive of matrices only: it holds {sorted(members)[:8]}")
-    if names != set(sizes):
-        raise ActiveSetError(f"it holds matrices for {sorted(names)[:8]}, the potential's elements are {sorted(sizes)}")
-    matrices = {}
-    for element in sorted(sizes):
+    if names != set(layout):
+        expected = sorted(layout)
+        raise ActiveSetError(f"it holds matrices for {sorted(names)[:8]}, the potential's elements are {expected}")
+    matrices, kinds = {}, set()
+    for element in sorted(layout):
         where = f"element {element!r}"
-        size = int(sizes[element])
+        linear = int(layout[element]["num_functions"])
+        sizes = {linear: "linear", linear * int(layout[element]["ndensity"]): "non-linear"}
         try:
             with archive.open(f"{element}.npy") as handle:
                 reader = _HEADER_READERS.get(np.lib.format.read_magic(handle))
                 if reader is None:
                     raise ActiveSetError(f"{where}: not a .npy array of a known format version")
                 shape, _, dtype = reader(handle)
-            if shape != (size, size) or dtype.kind != "f":
+            size = shape[0] if len(shape) == 2 and shape[0] == shape[1] else None
+            if size not in sizes or dtype.kind != "f":
+                expected = " or ".join(f"({n}, {n})" for n in sorted(sizes))
                 raise ActiveSetError(
-                    f"{where}: a {dtype} array of shape {shape}, expected float ({size}, {size}) "
-                    "(one row and column per basis function of the element)"
+                    f"{where}: a {dtype} array of shape {shape}, expected float {expected} (one row and column per "
+                    "basis function of the element, times its ndensity for a non-linear active set)"
                 )
+            kinds.add(sizes[size])
             with archive.open(f"{element}.npy") as handle:  # the size is known to be right: now read the data
                 matrix = np.lib.format.read_array(handle, allow_pickle=False)
         except ActiveSetError:
@@ -85,4 +96,6 @@ def check_active_set(content: bytes, sizes: Mapping[str, int]) -> dict[str, np.n
                 f"{singular[0]:.3g}): it gives no extrapolation grade"
             )
         matrices[element] = matrix
+    if len(kinds) > 1:
+        raise ActiveSetError("it mixes linear and non-linear matrices: pyace needs the same kind for every element")
     return matrices

@@ -117,11 +117,11 @@ def ace_calculator(potential: str, active_set: str, baseline: Mapping | None):
     element instead."""
     from pyace import PyACECalculator
 
-    from .active_set import active_set_sizes, check_active_set
+    from .active_set import basis_layout, check_active_set
 
     ace = PyACECalculator(potential)
     with open(active_set, "rb") as handle:
-        check_active_set(handle.read(), active_set_sizes(ace.basis))
+        check_active_set(handle.read(), basis_layout(ace.basis))
     # The `active_set=` keyword of PyACECalculator is silently ignored in python-ace 0.4.0rc1: set it explicitly.
     ace.set_active_set(active_set)
     if baseline is None:
