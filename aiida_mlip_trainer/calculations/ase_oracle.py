@@ -9,6 +9,7 @@ from aiida import orm
 from ..tools.calculators import GROUP, check_calculator
 from ..tools.structures import write_structures
 from .script import ScriptCalculation
+from .untrusted import refuses_altered_nodes
 
 __all__ = ("AseOracleCalculation",)
 
@@ -51,7 +52,7 @@ class AseOracleCalculation(ScriptCalculation):
             required=False,
             help="JSON keyword arguments of the calculator (for lj: sigma, epsilon, rc, ...).",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.ase_oracle"
 
         spec.output("labels", valid_type=orm.ArrayData, help="energy (1,) eV, forces (N, 3) eV/Å, stress (6,) eV/Å³.")

@@ -11,6 +11,7 @@ from ..data.training_set import TrainingSetData
 from ..tools.explore import check_settings
 from ..tools.structures import write_structures
 from .script import ScriptCalculation
+from .untrusted import refuses_altered_nodes
 
 __all__ = ("ExplorationCalculation",)
 
@@ -64,7 +65,7 @@ class ExplorationCalculation(ScriptCalculation):
             help="temperatures (K), pressures (GPa), steps, timestep (fs), sample_interval, gamma_collect, "
             "gamma_halt, seed, max_frames, friction, taut, taup, compressibility.",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.explore"
 
         spec.output(

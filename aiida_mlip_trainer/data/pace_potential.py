@@ -18,6 +18,7 @@ from aiida import orm
 
 from ..formats.basis import basis_layout_of, reference_energies_of, set_yace_reference_energies
 from ..names import UnsafeNameError, check_element_symbols, check_file_stem
+from ..tools.active_set import ActiveSetError, check_active_set
 
 __all__ = ("PacePotentialData", "PotentialError", "basis_layout_of")
 
@@ -128,6 +129,11 @@ class PacePotentialData(orm.Data):
             yace_bytes = yace_text.encode()
         if baseline is not None:
             baseline = _valid_baseline(baseline, "baseline")
+        if asi_bytes is not None:
+            try:
+                check_active_set(asi_bytes, summary["basis_layout"])
+            except ActiveSetError as error:
+                raise ValueError(f"the active set (.asi): {error}") from None
 
         for filename, content in ((YAML_FILENAME, yaml_bytes), (YACE_FILENAME, yace_bytes), (ASI_FILENAME, asi_bytes)):
             if content is not None:
@@ -201,8 +207,14 @@ class PacePotentialData(orm.Data):
     @property
     def reference_energy(self) -> dict[str, float]:
         """E0 per element (eV/atom) that the fit subtracted and predictions add back; ``{}`` for none. Read from the
-        potential file itself (checked against the content hash), not from the attribute, which is for queries."""
-        return reference_energies_of(_load_config(self.read_file(YAML_FILENAME)), self.elements)
+        potential file itself (checked against the content hash), not from the attribute, which is for queries;
+        :class:`PotentialError` naming the node when the file's record is not energies per element."""
+        try:
+            return reference_energies_of(_load_config(self.read_file(YAML_FILENAME)), self.elements)
+        except PotentialError:
+            raise
+        except ValueError as error:
+            raise PotentialError(f"{self._where()} potential.yaml: {error}") from None
 
     @property
     def has_active_set(self) -> bool:
@@ -219,9 +231,40 @@ class PacePotentialData(orm.Data):
         return dict(self.base.attributes.get("fitted_with", None) or {})
 
     def verify(self) -> PacePotentialData:
-        """Check what reaches other programs (element symbols, baseline, files against the content hash) and
-        return the node; :class:`PotentialError` naming the node when it is corrupt or was altered."""
-        self.elements, self.baseline, self._verified_files()  # noqa: B018 - each read is a check
+        """Check the node as a job would use it and return it; :class:`PotentialError` naming the node (and the
+        element, for the active set) when it is corrupt or was altered.
+
+        Checked: the element symbols and the baseline (they reach LAMMPS lines and Python snippets), the files
+        against the content hash, that ``has_yace``/``has_active_set`` say which files there are, the ``.yaml``
+        read by pyace (its elements and basis layout must be the attributes', its reference energies energies per
+        element), and the ``.asi`` against that basis (:func:`~aiida_mlip_trainer.tools.active_set.check_active_set`:
+        one finite, non-singular matrix per element, of the size of its basis). The content hash alone does not
+        settle the ``.asi``: whoever alters a node can recompute it."""
+        elements, _ = self.elements, self.baseline
+        files = self._verified_files()
+        where, altered = self._where(), "the node is corrupt or was altered; do not use it"
+        for flag, filename in (("has_yace", YACE_FILENAME), ("has_active_set", ASI_FILENAME)):
+            if self.base.attributes.get(flag, None) is not (filename in files):
+                raise PotentialError(
+                    f"{where}: attribute {flag!r} is {self.base.attributes.get(flag, None)!r} but the node "
+                    f"{'has' if filename in files else 'has no'} {filename}: {altered}"
+                )
+        try:
+            summary = _basis_summary(files[YAML_FILENAME])
+        except ValueError as error:
+            raise PotentialError(f"{where} potential.yaml: {error}: {altered}") from None
+        if summary["elements"] != elements:
+            raise PotentialError(
+                f"{where}: attribute 'elements' {elements} but potential.yaml has {summary['elements']}: {altered}"
+            )
+        stored_layout = self.base.attributes.get("basis_layout", None)
+        if stored_layout is not None and stored_layout != summary["basis_layout"]:
+            raise PotentialError(f"{where}: attribute 'basis_layout' does not match potential.yaml: {altered}")
+        if ASI_FILENAME in files:
+            try:
+                check_active_set(files[ASI_FILENAME], summary["basis_layout"])
+            except ActiveSetError as error:
+                raise PotentialError(f"{where} {ASI_FILENAME} (the active set): {error}: {altered}") from None
         return self
 
     # --------------------------------------------------------------------------------------------------- files

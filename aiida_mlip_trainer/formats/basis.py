@@ -18,17 +18,10 @@ __all__ = (
 
 def basis_layout_of(basis) -> dict[str, dict[str, int]]:
     """Per element of a pyace ``ACEBBasisSet``: ``num_functions`` (the size of its active set, one MaxVol row per
-    function) and ``ndensity``."""
-    from pyace.activelearning import compute_number_of_functions
+    function) and ``ndensity``: the layout an active set is checked against (:mod:`..tools.active_set`)."""
+    from ..tools.active_set import basis_layout
 
-    counts = compute_number_of_functions(basis)
-    return {
-        name: {
-            "num_functions": int(counts[index]),
-            "ndensity": int(basis.map_embedding_specifications[index].ndensity),
-        }
-        for index, name in enumerate(basis.elements_name)
-    }
+    return basis_layout(basis)
 
 
 def unfitted_basis(parameters: Mapping[str, Any], elements: Sequence[str] | None = None):
@@ -69,10 +62,18 @@ def reference_energies_of(config, elements: Sequence[str]) -> dict[str, float]:
     recorded = dict(config.metadata).get("reference_energy")
     if recorded is None:
         return {}
+    if not isinstance(recorded, str) or len(recorded) > _MAX_REFERENCE_TEXT or _nesting_depth(recorded) > 1:
+        # Parsed only when flat: a deeply nested JSON text makes json.loads raise RecursionError.
+        raise ValueError(
+            "the potential's metadata has a reference energy that is not a number, a flat dictionary of energies "
+            f"per element or a preset name (at most {_MAX_REFERENCE_TEXT} characters): {str(recorded)[:64]!r}"
+        )
     try:
         spec = json.loads(recorded)
     except (TypeError, ValueError):
         spec = recorded
+    if isinstance(spec, int | float) and not isinstance(spec, bool):
+        spec = dict.fromkeys(elements, spec)  # pacemaker's constant option: the same E0 for every atom
     if isinstance(spec, str):
         from pyace.process_df import SINGLE_ATOM_ENERGY_DICT
 
@@ -86,6 +87,27 @@ def reference_energies_of(config, elements: Sequence[str]) -> dict[str, float]:
     except ReferenceEnergyError as error:
         raise ValueError(f"the potential's metadata: {error}") from None
     return energies if any(energies.values()) else {}
+
+
+# A flat dictionary of E0 per element (and `shift`) for up to the ~118 elements fits in far fewer characters.
+_MAX_REFERENCE_TEXT = 10_000
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep JSON brackets nest in ``text`` (outside strings): 1 for a flat object, 0 for a number or a name."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 _YACE_ELEMENTS = re.compile(r"^elements: \[(?P<names>[^\]\n]*)\]$", re.MULTILINE)

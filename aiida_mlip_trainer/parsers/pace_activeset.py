@@ -10,6 +10,7 @@ from aiida import orm
 
 from ..calculations.pace_activeset import PaceActivesetCalculation as Calc
 from ..data.pace_potential import YACE_FILENAME, PacePotentialData
+from ..tools.active_set import check_active_set
 from .pace_tools import PaceToolParser
 
 __all__ = ("PaceActivesetParser",)
@@ -110,4 +111,5 @@ def _check_active_set(content: bytes, layout: dict, *, full: bool) -> dict[str, 
         if not np.isfinite(matrix).all():
             raise ValueError(f"{element}: the matrix contains NaN or inf")
         shapes[element] = matrix.shape
+    check_active_set(content, layout)  # not singular either, as PacePotentialData and the exploration job require
     return shapes

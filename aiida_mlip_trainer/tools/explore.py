@@ -111,10 +111,17 @@ def check_settings(settings: Mapping) -> dict:
 
 
 def ace_calculator(potential: str, active_set: str, baseline: Mapping | None):
-    """``(calculator for the MD, the ACE part whose results hold γ)``: ACE alone, or ACE plus the baseline."""
+    """``(calculator for the MD, the ACE part whose results hold γ)``: ACE alone, or ACE plus the baseline. The
+    active set is checked against the potential's basis first (:func:`.active_set.check_active_set`): a matrix of
+    zeros would give γ = 0 everywhere (read as converged), a NaN would give NaN grades; ValueError naming the
+    element instead."""
     from pyace import PyACECalculator
 
+    from .active_set import basis_layout, check_active_set
+
     ace = PyACECalculator(potential)
+    with open(active_set, "rb") as handle:
+        check_active_set(handle.read(), basis_layout(ace.basis))
     # The `active_set=` keyword of PyACECalculator is silently ignored in python-ace 0.4.0rc1: set it explicitly.
     ace.set_active_set(active_set)
     if baseline is None:

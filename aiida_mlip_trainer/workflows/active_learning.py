@@ -16,6 +16,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
 
 from ..calculations.explore import ExplorationCalculation
+from ..calculations.untrusted import refuses_altered_nodes
 from ..data.operations import subset_arrays
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
@@ -296,7 +297,7 @@ class ActiveLearningWorkChain(WorkChain):
             exclude=("pool",),
             namespace_options={"required": False, "populate_defaults": False, "help": "The oracle."},
         )
-        spec.inputs.validator = _validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(_validate_inputs)
 
         spec.outline(
             cls.setup,

@@ -6,6 +6,7 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import WorkChain, calcfunction, while_
 
+from ..calculations.untrusted import refuses_altered_nodes
 from ..data.training_set import TrainingSetData
 from ..oracles import (
     adapter_arguments,
@@ -146,7 +147,7 @@ class LabelingWorkChain(WorkChain):
             default=lambda: orm.Int(2),
             help="How many oracle jobs run at the same time.",
         )
-        spec.inputs.validator = cls.validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
 
         spec.outline(cls.setup, while_(cls.has_structures_left)(cls.run_oracles, cls.collect_labels), cls.results)
 

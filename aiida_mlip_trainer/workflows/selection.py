@@ -17,6 +17,7 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 from ..calculations.pace_activeset import PaceActivesetCalculation
 from ..calculations.pace_select import PaceSelectCalculation
 from ..calculations.pace_tool import parse_memory_limit
+from ..calculations.untrusted import refuses_altered_nodes
 from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
@@ -258,7 +259,7 @@ class SelectionWorkChain(WorkChain):
             exclude=("potential", "training_set"),
             namespace_options={"required": False, "populate_defaults": False},
         )
-        spec.inputs.validator = validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(validate_inputs)
 
         spec.outline(
             cls.setup,

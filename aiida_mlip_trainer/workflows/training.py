@@ -21,6 +21,7 @@ from aiida_shell.launch import prepare_shell_job_inputs
 
 from ..calculations.job_options import guard_environment_variables
 from ..calculations.pace_activeset import PaceActivesetCalculation
+from ..calculations.untrusted import refuses_altered_nodes
 from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
@@ -315,7 +316,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         spec.input("options", valid_type=dict, non_db=True, required=False, help="Deprecated: training.pace.metadata.")
         for name in ("max_structures", "selection_chunk_size", "max_iterations"):
             spec.input(name, valid_type=orm.Int, required=False, serializer=orm.to_aiida_type, help="Deprecated.")
-        spec.inputs.validator = _validate_inputs
+        spec.inputs.validator = refuses_altered_nodes(_validate_inputs)
 
         spec.outline(
             cls.setup,
