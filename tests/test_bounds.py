@@ -19,6 +19,7 @@ from aiida_mlip_trainer.calculations.ase_oracle import AseOracleCalculation
 from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
 from aiida_mlip_trainer.data import TrainingSetData, TrainingSetError
 from aiida_mlip_trainer.data.pace_potential import PotentialError, potential_hash
+from aiida_mlip_trainer.oracles import ase_oracle, validate_oracle
 from aiida_mlip_trainer.physics.baselines import BaselineError, evaluate_baseline, validate_baseline
 from aiida_mlip_trainer.tools import calculators
 from aiida_mlip_trainer.tools import explore as explore_script
@@ -230,6 +231,9 @@ def test_ase_oracle_atoms_per_structure(generate_calc_job, ase_oracle_code):
         generate_calc_job(AseOracleCalculation, {**inputs, "max_atoms": 0})
     folder, _ = generate_calc_job(AseOracleCalculation, {**inputs, "max_atoms": 2048})
     assert (folder / "structure.json").exists()
+    description = ase_oracle(ase_oracle_code, "emt")  # the limit raised through an oracle description
+    description["inputs"]["max_atoms"] = orm.Int(5000)
+    assert validate_oracle(**description) is None
 
 
 # -------------------------------------------------------------------------------------------------- baselines

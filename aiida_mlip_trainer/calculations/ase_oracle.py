@@ -107,7 +107,7 @@ def _check_size(inputs) -> str | None:
     if structure is None:
         return None
     # The sites attribute, not StructureData.sites: counting needs no Site object per atom.
-    sites = structure.base.attributes.get("sites", None)
+    sites = structure.base.attributes.get("sites", [])
     if not isinstance(sites, list):
         return "the structure has no list of sites: the node is corrupt or was altered"
     if len(sites) > limit:
