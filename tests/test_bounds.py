@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 from aiida import orm
-from aiida.engine import run_get_node
 from ase import Atoms
 from ase.build import bulk
 
@@ -73,16 +72,20 @@ def _argon_cell(repeat: int, periodic: bool = True) -> Atoms:
     ],
 )
 def test_exploration_sizes_that_cannot_finish_are_refused_before_any_job(
-    explore_code, potential_with_active_set, starts, parameters, message
+    generate_calc_job, explore_code, potential_with_active_set, starts, parameters, message
 ):
     before = _jobs("explore")
     with pytest.raises(ValueError, match=message):
-        run_get_node(
+        # generate_calc_job instantiates the process (its validator runs): were a check missing, the test fails at
+        # once instead of running a job that cannot finish.
+        generate_calc_job(
             ExplorationCalculation,
-            code=explore_code,
-            potential=potential_with_active_set,
-            structures=starts["equilibrium"],
-            parameters={"temperatures": [300], **parameters},
+            {
+                "code": explore_code,
+                "potential": potential_with_active_set,
+                "structures": starts["equilibrium"],
+                "parameters": {"temperatures": [300], **parameters},
+            },
         )
     assert _jobs("explore") == before
 
@@ -112,19 +115,21 @@ def test_a_raised_budget_is_accepted_and_recorded(generate_calc_job, explore_cod
     assert settings["max_atoms"] == 2000 and settings["max_samples_total"] == 10**6  # the documented defaults
 
 
-def test_a_256000_atom_structure_is_refused_before_any_job(explore_code, potential_with_active_set):
+def test_a_256000_atom_structure_is_refused_before_any_job(generate_calc_job, explore_code, potential_with_active_set):
     big = TrainingSetData([_argon_cell(40)], labelled=False, min_distance=None).store()
     assert big.num_atoms == 256_000
     before = _jobs("explore")
     with pytest.raises(
         ValueError, match=r"structure 0 has 256000 atoms, more than max_atoms \(2000\).*raise max_atoms"
     ):
-        run_get_node(
+        generate_calc_job(
             ExplorationCalculation,
-            code=explore_code,
-            potential=potential_with_active_set,
-            structures=big,
-            parameters={"temperatures": [300]},
+            {
+                "code": explore_code,
+                "potential": potential_with_active_set,
+                "structures": big,
+                "parameters": {"temperatures": [300]},
+            },
         )
     assert _jobs("explore") == before
 
@@ -182,15 +187,19 @@ def test_the_script_checks_the_plan_again(tmp_path):
         ("emt", {"fixed_cutoff": 1}, r"calculator 'emt': 'fixed_cutoff' must be true or false, got 1"),
     ],
 )
-def test_ase_oracle_parameters_are_typed_and_bounded_before_any_job(ase_oracle_code, calculator, parameters, message):
+def test_ase_oracle_parameters_are_typed_and_bounded_before_any_job(
+    generate_calc_job, ase_oracle_code, calculator, parameters, message
+):
     before = _jobs("ase_oracle")
     with pytest.raises(ValueError, match=message):
-        run_get_node(
+        generate_calc_job(
             AseOracleCalculation,
-            code=ase_oracle_code,
-            structure=orm.StructureData(ase=bulk("Cu", "fcc", a=3.62, cubic=True)),
-            calculator=calculator,
-            parameters=parameters,
+            {
+                "code": ase_oracle_code,
+                "structure": orm.StructureData(ase=bulk("Cu", "fcc", a=3.62, cubic=True)),
+                "calculator": calculator,
+                "parameters": parameters,
+            },
         )
     assert _jobs("ase_oracle") == before
     with pytest.raises(ValueError, match=message):  # and in the job, which builds the calculator the same way
@@ -225,7 +234,7 @@ def test_ase_oracle_atoms_per_structure(generate_calc_job, ase_oracle_code):
     inputs = {"code": ase_oracle_code, "structure": structure, "calculator": "emt"}
     before = _jobs("ase_oracle")
     with pytest.raises(ValueError, match=r"2048 atoms, more than max_atoms \(2000\).*larger max_atoms"):
-        run_get_node(AseOracleCalculation, **inputs)
+        generate_calc_job(AseOracleCalculation, inputs)
     assert _jobs("ase_oracle") == before
     with pytest.raises(ValueError, match=r"max_atoms must be a positive integer"):
         generate_calc_job(AseOracleCalculation, {**inputs, "max_atoms": 0})
