@@ -325,3 +325,29 @@ def test_an_archived_residual_set_with_a_huge_cutoff_is_refused_when_verified(tm
     node = tampered(residual, tmp_path, attributes={"baseline": {**LJ, "params": {**LJ["params"], "cutoff": 1e6}}})
     with pytest.raises(TrainingSetError, match=rf"TrainingSetData<{node.pk}>.* attribute 'baseline'.*at most 20 Å"):
         node.verify()
+
+
+# ------------------------------------------------------------------------------------------------------- the loop
+def test_the_loop_checks_the_exploration_sizes_before_the_first_fit(argon_sets):
+    """ActiveLearningWorkChain would otherwise train first and fail when it launches the first exploration."""
+    from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
+
+    validator = ActiveLearningWorkChain.spec().inputs.validator
+    base = {
+        "structures": argon_sets["train"],
+        "test_fraction": orm.Float(0.2),
+        "max_rounds": orm.Int(1),
+        "explore_count": orm.Int(2),
+    }
+    big = TrainingSetData([_argon_cell(8)], labelled=False).store()  # 2048 atoms
+    message = validator(
+        {**base, "explore_from": big, "exploration": {"parameters": orm.Dict({"temperatures": [300]})}}, None
+    )
+    assert message == (
+        "exploration: starting structure 0 has 2048 atoms, more than max_atoms (2000): explore smaller cells, or "
+        "raise max_atoms in the parameters if you mean it"
+    )
+    # drawn from the data: explore_count (2) trajectories per temperature and pressure
+    parameters = orm.Dict({"temperatures": [300], "pressures": [0.0] * 5001, "steps": 1000})
+    message = validator({**base, "exploration": {"parameters": parameters}}, None)
+    assert message is not None and "10002000 MD steps (1000 steps x 10002 trajectories" in message
