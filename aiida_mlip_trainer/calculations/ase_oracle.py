@@ -6,7 +6,7 @@ import json
 
 from aiida import orm
 
-from ..tools.calculators import GROUP, check_calculator
+from ..tools.calculators import DEFAULT_MAX_ATOMS, GROUP, check_calculator
 from ..tools.structures import write_structures
 from .script import ScriptCalculation
 from .untrusted import refuses_altered_nodes
@@ -25,6 +25,12 @@ class AseOracleCalculation(ScriptCalculation):
     (N, 3) in eV/Å and, when computed, ``stress`` (6,) in eV/Å³ (Voigt, ASE sign). The oracle's adapter is
     ``ase_oracle`` (see :mod:`aiida_mlip_trainer.oracles`). Meant for demos, tests and benchmarks with a cheap,
     exactly known reference.
+
+    Checked before any job, with a message naming the key: the ``parameters`` of the shipped calculators are typed
+    and bounded (``emt``: ``fixed_cutoff`` a boolean; ``lj``: ``sigma`` in (0, 10] Å, ``epsilon`` in [0, 100] eV,
+    ``rc`` at most 20 Å, also when derived as 3 ``sigma``, ``ro`` below ``rc``, ``smooth`` a boolean; see
+    :mod:`aiida_mlip_trainer.tools.calculators`), and the structure has at most ``max_atoms`` atoms (default 2000;
+    pass a larger ``max_atoms`` to label a bigger cell on purpose).
     """
 
     SCRIPT = "mlip-trainer-ase-oracle"
@@ -52,6 +58,13 @@ class AseOracleCalculation(ScriptCalculation):
             required=False,
             help="JSON keyword arguments of the calculator (for lj: sigma, epsilon, rc, ...).",
         )
+        spec.input(
+            "max_atoms",
+            valid_type=orm.Int,
+            serializer=orm.to_aiida_type,
+            required=False,
+            help=f"The most atoms the structure may have (default {DEFAULT_MAX_ATOMS}); raise it on purpose.",
+        )
         spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.ase_oracle"
 
@@ -59,7 +72,11 @@ class AseOracleCalculation(ScriptCalculation):
 
     @staticmethod
     def validate_inputs(inputs, _):
-        """Refuse an unknown calculator or parameters it does not take, before any job runs."""
+        """Refuse an unknown calculator, parameters it does not take or out of bounds, and a structure with more
+        than ``max_atoms`` atoms, before any job runs."""
+        message = _check_size(inputs)
+        if message:
+            return message
         if "calculator" not in inputs:
             return None
         parameters = inputs["parameters"].get_dict() if "parameters" in inputs else {}
@@ -80,3 +97,23 @@ class AseOracleCalculation(ScriptCalculation):
 
         cmdline = ["--settings", self.SETTINGS_FILENAME, "--structure", self.STRUCTURE_FILENAME]
         return self.script_calcinfo([*cmdline, "--output", self.OUTPUT_FILENAME], [self.OUTPUT_FILENAME])
+
+
+def _check_size(inputs) -> str | None:
+    """A message when the structure has more atoms than ``max_atoms`` (default :data:`DEFAULT_MAX_ATOMS`)."""
+    limit = inputs["max_atoms"].value if "max_atoms" in inputs else DEFAULT_MAX_ATOMS
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        return f"max_atoms must be a positive integer, got {limit!r}"
+    structure = inputs.get("structure")
+    if structure is None:
+        return None
+    # The sites attribute, not StructureData.sites: counting needs no Site object per atom.
+    sites = structure.base.attributes.get("sites", [])
+    if not isinstance(sites, list):
+        return "the structure has no list of sites: the node is corrupt or was altered"
+    if len(sites) > limit:
+        return (
+            f"the structure has {len(sites)} atoms, more than max_atoms ({limit}): label smaller cells, or pass a "
+            "larger max_atoms if you mean it"
+        )
+    return None

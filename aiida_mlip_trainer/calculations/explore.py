@@ -8,7 +8,7 @@ from aiida import orm
 
 from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
-from ..tools.explore import check_settings
+from ..tools.explore import check_plan, check_settings
 from ..tools.structures import write_structures
 from .script import ScriptCalculation
 from .untrusted import refuses_altered_nodes
@@ -39,6 +39,13 @@ class ExplorationCalculation(ScriptCalculation):
     (25), ``seed`` (42), ``max_frames`` (kept per trajectory, 10), ``friction`` (1/fs, 0.01), ``taut``/``taup`` (fs)
     and ``compressibility`` (1/GPa) for NPT. The thresholds 5 and 25 are those pacemaker's and LAMMPS's
     documentation give for collecting a structure and for stopping a run; see :mod:`aiida_mlip_trainer.tools.explore`.
+
+    Bounds, checked before any job with a message naming the parameter: temperatures in (0, 10000] K, pressures
+    within ±1000 GPa, timestep at most 10 fs, ``max_frames`` at most 10000, counts (``steps``,
+    ``sample_interval``, ``seed``, ``max_frames``) integers. Budgets, defaults that you raise by giving them in
+    ``parameters`` (then recorded with the run): ``max_md_steps_total`` (10^7: ``steps`` x trajectories, one
+    trajectory per structure, temperature and, for 3D-periodic cells, pressure), ``max_samples_total`` (10^6:
+    ``steps // sample_interval`` x trajectories) and ``max_atoms`` (2000 atoms per starting structure).
     """
 
     SCRIPT = "mlip-trainer-explore"
@@ -63,7 +70,8 @@ class ExplorationCalculation(ScriptCalculation):
             valid_type=orm.Dict,
             serializer=orm.to_aiida_type,
             help="temperatures (K), pressures (GPa), steps, timestep (fs), sample_interval, gamma_collect, "
-            "gamma_halt, seed, max_frames, friction, taut, taup, compressibility.",
+            "gamma_halt, seed, max_frames, friction, taut, taup, compressibility; budgets max_md_steps_total, "
+            "max_samples_total, max_atoms.",
         )
         spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.explore"
@@ -83,9 +91,13 @@ class ExplorationCalculation(ScriptCalculation):
         """Refuse bad input before any job runs: parameters, a potential without active set, foreign elements."""
         if "parameters" in inputs:
             try:
-                check_settings(inputs["parameters"].get_dict())
+                settings = check_settings(inputs["parameters"].get_dict())
             except ValueError as exc:
                 return str(exc)
+            if "structures" in inputs:
+                message = _check_sizes(settings, inputs["structures"])
+                if message:
+                    return message
         potential = inputs.get("potential")
         if potential is not None and not potential.has_active_set:
             return (
@@ -131,3 +143,15 @@ class ExplorationCalculation(ScriptCalculation):
             cmdline += ["--baseline", self.BASELINE_FILENAME]
 
         return self.script_calcinfo(cmdline, [self.OUTPUT_FILENAME, self.CANDIDATES_FILENAME])
+
+
+def _check_sizes(settings: dict, structures: TrainingSetData) -> str | None:
+    """The bounds that need the structures (atoms per structure, the trajectories they give), as a message or None.
+
+    Read from the hash-checked arrays, not from attributes that an archive could have altered."""
+    try:
+        arrays = structures.get_arrays()
+        check_plan(settings, arrays["natoms"].tolist(), arrays["pbc"].all(axis=1).tolist())
+    except ValueError as exc:  # TrainingSetError too: an altered node is refused, not a crash
+        return str(exc)
+    return None

@@ -25,6 +25,11 @@ distance, see there); evaluating such a baseline on a pair it has no window for 
 Units: eV, Å, eV/Å; stress in eV/Å³, Voigt order (xx, yy, zz, yz, xz, xy), ASE sign convention
 (``atoms.get_stress()``: negative under compression).
 
+Every number is a finite number (a string is refused), and every cutoff (the LJ ``cutoff``, the ZBL
+``inner_cutoff`` and ``cutoff``) is positive and at most :data:`MAX_BASELINE_CUTOFF` (20 Å), with ``inner_cutoff``
+below ``cutoff``: a physical baseline is short-ranged, and its cost grows with the cube of the cutoff. Stored nodes
+(a potential's or a residual training set's ``baseline`` attribute) are checked by the same rules when read.
+
 ``lj`` -- Lennard-Jones, shifted-force (LAMMPS ``pair_style lj/smooth/linear``)
     ``E(r) = V(r) - V(rc) - (r - rc) V'(rc)`` for ``r < rc`` (zero beyond), with ``V(r) = 4 eps [(s/r)^12 - (s/r)^6]``:
     energy *and* force go to zero continuously at ``rc``. In the flat form (and in ``ALL``), ``epsilon`` (eV, >= 0)
@@ -63,6 +68,7 @@ from matscipy.neighbours import neighbour_list as matscipy_neighbour_list
 __all__ = [
     "BASELINE_TYPES",
     "DERIVED_INNER_FRACTION",
+    "MAX_BASELINE_CUTOFF",
     "BaselineCalculator",
     "BaselineError",
     "baseline_calculator",
@@ -88,6 +94,11 @@ DEFAULT_KEY = "ALL"
 DERIVED_INNER_FRACTION = 0.75
 # Pairs farther apart than this everywhere in the data count as absent (pair_min_distances' default search radius).
 MIN_DISTANCE_SEARCH_CUTOFF = 5.0
+# Å: the longest cutoff a baseline may have (LJ cutoff, ZBL inner and outer cutoff). A physical baseline lives at
+# short range (ZBL below ~2 Å, LJ to a few sigma, ~10 Å for the heaviest noble gas); the neighbour list, and so time
+# and memory, grow with the cube of the cutoff (1000 Å ran out of memory), so a larger value is a mistake or an
+# attack, and it is refused wherever a baseline is read: on validation and when a stored node is loaded.
+MAX_BASELINE_CUTOFF = 20.0
 
 # Constants of LAMMPS's pair_zbl (pair_zbl_const.h) and of its `units metal` (qqr2e * qelectron^2), so that the
 # Python and LAMMPS curves are the same function to rounding.
@@ -110,9 +121,12 @@ class BaselineError(ValueError):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _number(where: str, value, *, minimum: float = 0.0, allow_equal: bool = False) -> float:
-    """``value`` as a finite float ``> minimum`` (``>=`` with ``allow_equal``), else BaselineError naming ``where``."""
-    # bool is a Real in Python; a True epsilon is certainly a mistake.
+def _number(
+    where: str, value, *, minimum: float = 0.0, allow_equal: bool = False, maximum: float | None = None
+) -> float:
+    """``value`` as a finite float ``> minimum`` (``>=`` with ``allow_equal``) and at most ``maximum``, else
+    BaselineError naming ``where``."""
+    # bool is a Real in Python; a True epsilon is certainly a mistake. A string ("7\nrm") is not a number either.
     if isinstance(value, bool) or not isinstance(value, Real):
         raise BaselineError(f"{where} must be a number, got {value!r}")
     value = float(value)
@@ -121,6 +135,8 @@ def _number(where: str, value, *, minimum: float = 0.0, allow_equal: bool = Fals
     if value < minimum or (value == minimum and not allow_equal):
         relation = ">=" if allow_equal else ">"
         raise BaselineError(f"{where} must be {relation} {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise BaselineError(f"{where} must be at most {maximum:g} Å, got {value!r}")
     return value
 
 
@@ -186,7 +202,12 @@ def _flat_params(kind: str, params: Mapping, where: str, *, per_pair_values: boo
         if kind == "lj" and key in ("epsilon", "sigma") and not per_pair_values:
             normalised[key] = _lj_parameter(key, params[key], allow_zero=key == "epsilon", where=where)
         else:
-            normalised[key] = _number(f"{where}['{key}']", params[key], allow_equal=kind == "lj" and key == "epsilon")
+            normalised[key] = _number(
+                f"{where}['{key}']",
+                params[key],
+                allow_equal=kind == "lj" and key == "epsilon",
+                maximum=MAX_BASELINE_CUTOFF if key in ("cutoff", "inner_cutoff") else None,
+            )
     return normalised
 
 

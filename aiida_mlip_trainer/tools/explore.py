@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .structures import finite_number, read_structures, write_structures
 
-__all__ = ("DEFAULTS", "check_settings", "explore", "main")
+__all__ = ("DEFAULTS", "LIMITS", "check_plan", "check_settings", "explore", "main")
 
 # gamma_collect 5 and gamma_halt 25: the thresholds of pacemaker's and LAMMPS's documentation for the extrapolation
 # grade (above 5 a structure is worth labelling, above 25 a simulation is no longer reliable). pacemaker's own
@@ -54,12 +54,35 @@ DEFAULTS = {
     "taup": 1000.0,  # fs, Berendsen pressure coupling (NPT)
     "compressibility": 0.01,  # 1/GPa, Berendsen (NPT); of the order of solids (silicon 0.01, copper 0.007)
 }
+# Sizes a job can finish. These are defaults, not laws of nature: a user who means a bigger run raises them
+# explicitly in the same parameters (so the larger budget is recorded in the provenance with the run).
+LIMITS = {
+    # MD steps of the whole job: steps x trajectories (structures x temperatures x pressures). 10^7 steps of a
+    # 100-atom cell with ACE is of the order of a day on one core.
+    "max_md_steps_total": 10_000_000,
+    # Sampled frames of the whole job: (steps // sample_interval) x trajectories. Each is a row of exploration.json
+    # and of the `gamma` array; 10^6 keeps both in the tens of MB.
+    "max_samples_total": 1_000_000,
+    # Atoms per starting structure: an ACE step and a kept frame grow with it; 2000 atoms is well beyond the cells
+    # active learning explores (tens to hundreds of atoms).
+    "max_atoms": 2000,
+}
+DEFAULTS.update(LIMITS)
 REQUIRED = ("temperatures",)
+# Fixed physical and sanity bounds (not raisable: beyond them the run is meaningless, not just long).
+MAX_TEMPERATURE = 10_000.0  # K; well above any melt, below plasma
+MAX_PRESSURE = 1_000.0  # GPa, either sign; above the Earth's core (360 GPa), within diamond-anvil reach
+MAX_TIMESTEP = 10.0  # fs
+MAX_FRAMES = 10_000  # kept per trajectory
+MAX_SEED = 2**63 - 1
 
 
-def _integer(value, where: str, minimum: int) -> int:
+def _integer(value, where: str, minimum: int, maximum: int | None = None) -> int:
+    # bool is an int in Python, and 1000.0 is not a count: both are refused.
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{where} must be an integer <= {maximum}, got {value!r}")
     return int(value)
 
 
@@ -73,41 +96,92 @@ def _positive(value, where: str) -> float:
 def check_settings(settings: Mapping) -> dict:
     """The exploration settings with defaults filled in; ValueError with a one-line message that names the setting.
 
-    ``temperatures`` (K, required, a non-empty list), ``pressures`` (GPa, optional list: NPT for periodic cells),
-    ``steps``, ``timestep`` (fs), ``sample_interval`` (steps), ``gamma_collect`` (default 5), ``gamma_halt``
-    (default 25, above ``gamma_collect``), ``seed``, ``max_frames`` (kept per trajectory), ``friction`` (1/fs),
-    ``taut``, ``taup`` (fs) and ``compressibility`` (1/GPa).
+    ``temperatures`` (K, required, a non-empty list, each in (0, 10000]), ``pressures`` (GPa, optional list, each
+    within ±1000: NPT for periodic cells), ``steps``, ``timestep`` (fs, at most 10), ``sample_interval`` (steps),
+    ``gamma_collect`` (default 5), ``gamma_halt`` (default 25, above ``gamma_collect``), ``seed``, ``max_frames``
+    (kept per trajectory, at most 10000), ``friction`` (1/fs), ``taut``, ``taup`` (fs) and ``compressibility``
+    (1/GPa); and the budgets of :data:`LIMITS` (``max_md_steps_total``, ``max_samples_total``, ``max_atoms``), which
+    a user raises by giving them. Counts must be integers (no bool, no float). The budgets are checked here with the
+    fewest trajectories the settings allow (one structure, no pressure); :func:`check_plan` checks them exactly.
     """
     if not isinstance(settings, Mapping):
         raise ValueError(f"the exploration parameters must be a dict, got {type(settings).__name__}")
-    unknown = sorted(set(settings) - set(DEFAULTS) - set(REQUIRED))
+    unknown = sorted(set(settings) - set(DEFAULTS) - set(REQUIRED), key=str)
     if unknown:
         raise ValueError(f"unknown exploration parameters {unknown}: known are {sorted({*DEFAULTS, *REQUIRED})}")
     result = {**DEFAULTS, **settings}
+    for key in LIMITS:
+        result[key] = _integer(result[key], key, 1)
     temperatures = result.get("temperatures")
     if not isinstance(temperatures, list | tuple) or not temperatures:
         raise ValueError("temperatures must be a non-empty list of temperatures in K")
-    result["temperatures"] = [_positive(t, "each temperature (K)") for t in temperatures]
+    result["temperatures"] = [_bounded(t, "each temperature (K)", 0.0, MAX_TEMPERATURE) for t in temperatures]
     if result["pressures"] is not None:
         if not isinstance(result["pressures"], list | tuple) or not result["pressures"]:
             raise ValueError("pressures must be a non-empty list of pressures in GPa, or left out for NVT")
-        result["pressures"] = [finite_number(p, "each pressure (GPa)") for p in result["pressures"]]
+        result["pressures"] = [
+            _bounded(p, "each pressure (GPa)", -MAX_PRESSURE, MAX_PRESSURE, open_below=False)
+            for p in result["pressures"]
+        ]
     result["steps"] = _integer(result["steps"], "steps", 1)
     result["sample_interval"] = _integer(result["sample_interval"], "sample_interval", 1)
     if result["sample_interval"] > result["steps"]:
         raise ValueError(f"sample_interval ({result['sample_interval']}) is longer than the run ({result['steps']})")
-    result["seed"] = _integer(result["seed"], "seed", 0)
-    result["max_frames"] = _integer(result["max_frames"], "max_frames", 0)
+    result["seed"] = _integer(result["seed"], "seed", 0, MAX_SEED)
+    result["max_frames"] = _integer(result["max_frames"], "max_frames", 0, MAX_FRAMES)
     for key in ("timestep", "gamma_collect", "gamma_halt", "friction", "taut", "taup", "compressibility"):
         result[key] = _positive(result[key], key)
-    if result["timestep"] > 10:
-        raise ValueError(f"timestep is in fs; {result['timestep']} fs is too long for atomistic MD")
+    if result["timestep"] > MAX_TIMESTEP:
+        raise ValueError(f"timestep is in fs; {result['timestep']} fs is too long for atomistic MD (at most 10)")
     if result["gamma_halt"] <= result["gamma_collect"]:
         raise ValueError(
             f"gamma_halt ({result['gamma_halt']}) must be above gamma_collect ({result['gamma_collect']}): "
             "frames are collected in [gamma_collect, gamma_halt)"
         )
+    _check_budget(result, len(result["temperatures"]), "one structure")
     return result
+
+
+def _bounded(value, where: str, low: float, high: float, *, open_below: bool = True) -> float:
+    number = finite_number(value, where)
+    if number < low or (open_below and number == low) or number > high:
+        interval = f"{'(' if open_below else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{where} must lie in {interval}, got {value!r}")
+    return number
+
+
+def _check_budget(settings: dict, trajectories: int, what: str) -> None:
+    """ValueError when ``trajectories`` trajectories of these settings exceed the job's budgets."""
+    steps = settings["steps"] * trajectories
+    if steps > settings["max_md_steps_total"]:
+        raise ValueError(
+            f"the exploration would run {steps} MD steps ({settings['steps']} steps x {trajectories} "
+            f"trajectories for {what}), more than max_md_steps_total ({settings['max_md_steps_total']}): shorten it, "
+            "or raise max_md_steps_total in the parameters if you mean it"
+        )
+    samples = settings["steps"] // settings["sample_interval"] * trajectories
+    if samples > settings["max_samples_total"]:
+        raise ValueError(
+            f"the exploration would sample {samples} frames (steps // sample_interval x {trajectories} "
+            f"trajectories for {what}), more than max_samples_total ({settings['max_samples_total']}): raise "
+            "sample_interval, or raise max_samples_total in the parameters if you mean it"
+        )
+
+
+def check_plan(settings: dict, sizes: Sequence[int], periodic: Sequence[bool]) -> None:
+    """ValueError when checked ``settings`` (from :func:`check_settings`) do not fit the starting structures: a
+    structure with more than ``max_atoms`` atoms (``sizes``: atoms per structure), or more MD steps or samples than
+    the budgets for the trajectories these structures give (``periodic``: whether each structure is periodic in all
+    three directions, the ones that run at every pressure)."""
+    for index, size in enumerate(sizes):
+        if size > settings["max_atoms"]:
+            raise ValueError(
+                f"starting structure {index} has {size} atoms, more than max_atoms ({settings['max_atoms']}): "
+                "explore smaller cells, or raise max_atoms in the parameters if you mean it"
+            )
+    pressures = len(settings["pressures"]) if settings["pressures"] is not None else 1
+    per_temperature = sum(pressures if full else 1 for full in periodic)
+    _check_budget(settings, per_temperature * len(settings["temperatures"]), f"{len(sizes)} structure(s)")
 
 
 def ace_calculator(potential: str, active_set: str, baseline: Mapping | None):
@@ -246,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.baseline, encoding="utf8") as handle:
             baseline = json.load(handle)
     structures = read_structures(args.structures)
+    # Checked again here: the settings file is the job's input, whatever wrote it.
+    check_plan(settings, [len(atoms) for atoms in structures], [bool(atoms.pbc.all()) for atoms in structures])
     calculator, ace = ace_calculator(args.potential, args.active_set, baseline)
     records, frames = explore(structures, settings, calculator, ace)
     if frames:

@@ -20,6 +20,7 @@ from ..calculations.untrusted import refuses_altered_nodes
 from ..data.operations import subset_arrays
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
+from ..tools.explore import check_plan, check_settings
 from .functions.potential import judge_learning, png_file
 from .functions.selection import concatenate_structures
 from .functions.training_set import split_training_set
@@ -203,7 +204,33 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
         return "more than one round needs an oracle to label what exploration finds: give the labeling namespace"
     if inputs["explore_count"].value < 1:
         return f"explore_count must be at least 1, got {inputs['explore_count'].value}"
+    message = _validate_exploration_sizes(inputs, explore_from if explore_from is not None else structures)
+    if message:
+        return f"exploration: {message}"
     return _validate_training(inputs)
+
+
+def _validate_exploration_sizes(inputs, starts) -> str | None:
+    """The exploration bounds that need its starting structures (atoms per structure, the trajectories they give),
+    checked before the first fit rather than when the first exploration is launched. With ``explore_from`` the count
+    is exact; drawn from the data, any structure may be drawn, and the ``explore_count`` drawn ones are counted as
+    periodic in 3D (each runs at every pressure)."""
+    parameters = inputs.get("exploration", {}).get("parameters")
+    if parameters is None:
+        return None
+    try:
+        settings = check_settings(parameters.get_dict())
+        arrays = starts.get_arrays()
+        sizes = arrays["natoms"].tolist()
+        if "explore_from" in inputs:
+            check_plan(settings, sizes, arrays["pbc"].all(axis=1).tolist())
+        else:
+            check_plan(settings, sizes, [])  # atoms per structure only
+            count = min(inputs["explore_count"].value, len(sizes))
+            check_plan(settings, [0] * count, [True] * count)  # the budget of the largest draw
+    except ValueError as exc:  # TrainingSetError too: an altered node is refused, not a crash
+        return str(exc)
+    return None
 
 
 class ActiveLearningWorkChain(WorkChain):
