@@ -6,7 +6,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from ase.calculators.mixing import SumCalculator
 
-from aiida_mlip_trainer.baselines import baseline_calculator
+from aiida_mlip_trainer.baselines import baseline_calculator, core_repulsion
 from aiida_mlip_trainer.calcfunctions import subtract_baseline
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
@@ -114,6 +114,8 @@ def test_per_pair_zbl_merges_into_the_users_blocks_and_respects_their_r_in(small
         "inner_cutoff_type": "distance",
         "r_in": 2.1,
         "delta_in": written["Ni Cu"]["delta_in"],
+        # ZBL climbs 10 eV across Cu-Ni's window, less than the wall: pacemaker's core repulsion tops it up
+        "core-repulsion": core_repulsion("Cu", "Ni", 1.6, 2.1),
     }
     assert written["Ni"] == {"r_in": 1.9, "delta_in": 0.2}
     assert set(written) == {"ALL", "Ni Cu", "Ni", "Cu Cu"}

@@ -449,8 +449,11 @@ def switch_ace_off_inside_zbl(potential: dict[str, Any], baseline: Mapping[str, 
     block per element pair of ``potential['elements']`` (``"Cu Ni": {...}``; python-ace applies a pair block over
     ``ALL``/``UNARY``/``BINARY`` and to both orders of the pair), merged into the user's own block for that pair if
     there is one. A pair for which the user already set ``r_in`` (in ``ALL``, ``UNARY``/``BINARY`` or the pair's
-    block) is left alone."""
-    from ..physics.baselines import pair_key, pair_parameters, validate_baseline
+    block) is left alone. With per-pair windows, a pair whose ZBL climbs less than
+    :data:`~aiida_mlip_trainer.physics.baselines.SHORT_RANGE_WALL` across its window (light elements) also gets
+    pacemaker's ``core-repulsion`` in its block (:func:`~aiida_mlip_trainer.physics.baselines.core_repulsion` says
+    why and how much), unless the user set ``core-repulsion`` for it."""
+    from ..physics.baselines import core_repulsion, pair_key, pair_parameters, validate_baseline
 
     spec = validate_baseline(baseline)
     bonds = potential["bonds"]
@@ -479,6 +482,11 @@ def switch_ace_off_inside_zbl(potential: dict[str, Any], baseline: Mapping[str, 
                 r_in=window["cutoff"],
                 delta_in=window["cutoff"] - window["inner_cutoff"],
             )
+            if any("core-repulsion" in block for block in applicable):
+                continue
+            core = core_repulsion(a, b, window["inner_cutoff"], window["cutoff"])
+            if core is not None:
+                bonds[own]["core-repulsion"] = core
 
 
 def build_input_yaml(

@@ -70,8 +70,10 @@ __all__ = [
     "DERIVED_INNER_FRACTION",
     "MAX_BASELINE_CUTOFF",
     "BaselineCalculator",
+    "SHORT_RANGE_WALL",
     "BaselineError",
     "baseline_calculator",
+    "core_repulsion",
     "baseline_cutoff",
     "default_pair_distance",
     "derive_baseline",
@@ -82,6 +84,7 @@ __all__ = [
     "pair_min_distances",
     "pair_parameters",
     "validate_baseline",
+    "zbl_window_rise",
 ]
 
 BASELINE_TYPES = ("lj", "zbl")
@@ -92,6 +95,9 @@ DEFAULT_KEY = "ALL"
 # A derived ZBL window is [DERIVED_INNER_FRACTION * d, d] for a pair whose shortest training distance is d (see
 # derive_baseline for why); a pair absent from the data gets d = the sum of the two covalent radii.
 DERIVED_INNER_FRACTION = 0.75
+# The least a pair's repulsion must climb (eV per dimer) across its ZBL window, from the outer cutoff in to the inner
+# one, where the fitted ACE part is switched off (see core_repulsion for why and how).
+SHORT_RANGE_WALL = 20.0
 # Pairs farther apart than this everywhere in the data count as absent (pair_min_distances' default search radius).
 MIN_DISTANCE_SEARCH_CUTOFF = 5.0
 # Å: the longest cutoff a baseline may have (LJ cutoff, ZBL inner and outer cutoff). A physical baseline lives at
@@ -689,6 +695,39 @@ def derive_baseline(
             outer = math.floor(shortest * 1000) / 1000
             params[pair] = {"inner_cutoff": round(inner_fraction * outer, 3), "cutoff": outer}
     return validate_baseline({"type": "zbl", "params": params})
+
+
+def zbl_window_rise(a: str, b: str, inner_cutoff: float, cutoff: float) -> float:
+    """The energy (eV) of the switched ZBL dimer of elements ``a`` and ``b`` at ``inner_cutoff``: how far ZBL alone
+    climbs across its window (it is 0 at ``cutoff``). 0.32 eV for H-H over [1.09, 1.46] Å, 8 eV for Cu-Cu over
+    [1.65, 2.2] Å, 22 eV for C-O over [0.72, 0.96] Å."""
+    spec = validate_baseline({"type": "zbl", "params": {"inner_cutoff": inner_cutoff, "cutoff": cutoff}})
+    dimer = Atoms(a + b, positions=[[0.0, 0.0, 0.0], [float(inner_cutoff), 0.0, 0.0]])
+    return float(_evaluate(_build_model(spec), dimer, with_stress=False)["energy"])
+
+
+def core_repulsion(
+    a: str, b: str, inner_cutoff: float, cutoff: float, wall: float = SHORT_RANGE_WALL
+) -> list[float] | None:
+    """pacemaker's ``core-repulsion: [prefactor, lambda]`` for the pair (a, b) whose ZBL window (and ACE switch-off,
+    ``r_in`` = ``cutoff``, ``delta_in`` = ``cutoff - inner_cutoff``) is given, or None when ZBL alone is enough.
+
+    Why: across the window the fitted ACE part is switched off, and in doing so it gives back whatever energy the
+    dimer had from ACE at the data's edge (measured on EMT molecules: 0.5 to 2.2 eV, with bumps inside the window;
+    no data constrain it there). That must be paid by a repulsion that climbs more across the window. ZBL does so
+    between heavy atoms; between light ones it is far too weak (0.32 eV for H-H, 5 eV for C-H), and wells of 0.2 to
+    1.2 eV were the result. So a pair whose ZBL climbs less than ``wall`` (eV, :data:`SHORT_RANGE_WALL`: about ten
+    times the largest give-back measured) gets pacemaker's core term ``prefactor * exp(-lambda r^2) / r`` on each
+    atom, which pacemaker switches on with the same polynomial with which it switches ACE off (fully on below
+    ``inner_cutoff``, zero from ``cutoff`` on: it changes nothing where the data are) and which is monotonic by
+    construction. ``lambda`` = 0 and ``prefactor`` = (wall - ZBL's climb) * inner_cutoff / 2, so that ZBL plus
+    the core climb about ``wall`` across the window (a little less: pacemaker's evaluator tapers the term slightly,
+    by 10 % at 1 Å). The term is part of the potential file: pyace, the ``.yace`` and LAMMPS's ``pair_style pace``
+    all evaluate it."""
+    rise = zbl_window_rise(a, b, inner_cutoff, cutoff)
+    if rise >= wall:
+        return None
+    return [round((wall - rise) * float(inner_cutoff) / 2.0, 6), 0.0]
 
 
 # --------------------------------------------------------------------------------------------------------------------

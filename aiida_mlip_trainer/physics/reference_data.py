@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ("alloy_emt", "argon_lennard_jones", "copper_emt", "shortest_distance")
+__all__ = ("alloy_emt", "argon_lennard_jones", "copper_emt", "molecules_emt", "shortest_distance")
 
 # Lennard-Jones argon (Rahman 1964): epsilon 10.4 meV, sigma 3.4 Å.
 ARGON_EPSILON = 0.0104
@@ -137,6 +137,45 @@ def alloy_emt(
         results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces(), "stress": atoms.get_stress()}
         atoms.calc = SinglePointCalculator(atoms, **results)
         atoms.info["name"] = f"alloy_{seed}_{index}"
+        structures.append(atoms)
+    return structures
+
+
+# Small molecules of the elements ASE's EMT has (rough) parameters for besides the metals: H, C, N, O.
+MOLECULES = ("CH4", "H2O", "CH3OH", "CO2", "C2H6")
+
+
+def molecules_emt(
+    count: int,
+    *,
+    molecules=MOLECULES,
+    seed: int = 0,
+    rattle: float = 0.06,
+    box: float = 12.0,
+) -> list:
+    """``count`` isolated molecules (non-periodic, in a ``box`` Å cell), labelled by ASE's EMT (energy, forces; no
+    stress): the names of ``molecules`` (``ase.build.molecule``, the experimental G2 geometries) in turn, randomly
+    rotated and rattled by a Gaussian of ``rattle`` Å. EMT's H, C, N and O parameters are rough (its own minima are
+    far from these geometries, so the forces are large): these are stand-ins for a molecular data set of light
+    elements with realistic bond lengths, not chemistry."""
+    from ase.build import molecule
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rng = np.random.default_rng(seed)
+    calculator = EMT()
+    molecules = list(molecules)
+    structures = []
+    for index in range(count):
+        name = molecules[index % len(molecules)]
+        atoms = molecule(name, cell=[box] * 3, pbc=False)
+        atoms.rotate(float(rng.uniform(0, 360)), rng.normal(size=3), center="COP")
+        atoms.center()
+        atoms.positions += rng.normal(scale=rattle, size=atoms.positions.shape)
+        atoms.calc = calculator
+        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        atoms.info["name"] = f"{name}_{seed}_{index}"
         structures.append(atoms)
     return structures
 

@@ -1,0 +1,83 @@
+"""Short range for light elements (issue 18, item 8): pacemaker's core repulsion where ZBL is weak, and the stated
+tolerance that tells numerical noise from a well. Fast: no fit (the real fit is in
+tests/integration/test_short_range_molecule.py)."""
+
+import numpy as np
+import pytest
+
+from aiida_mlip_trainer.pacemaker_input import build_input_yaml
+from aiida_mlip_trainer.physics.baselines import (
+    SHORT_RANGE_WALL,
+    core_repulsion,
+    derive_baseline,
+    pair_min_distances,
+    zbl_window_rise,
+)
+from aiida_mlip_trainer.physics.reference_data import molecules_emt
+from aiida_mlip_trainer.physics.short_range import WELL_TOLERANCE, WIDTH_TOLERANCE, analyse_curve
+
+
+def test_molecules_emt_are_labelled_isolated_molecules_with_every_light_pair():
+    structures = molecules_emt(10, seed=2)
+    assert len(structures) == 10 and not any(atoms.pbc.any() for atoms in structures)
+    assert {atoms.info["name"].split("_")[0] for atoms in structures} == {"CH4", "H2O", "CH3OH", "CO2", "C2H6"}
+    for atoms in structures:
+        assert np.isfinite(atoms.get_potential_energy()) and atoms.get_forces().shape == (len(atoms), 3)
+    assert set(pair_min_distances(structures)) == {"C-C", "C-H", "C-O", "H-H", "H-O", "O-O"}
+    # reproducible
+    again = molecules_emt(10, seed=2)
+    assert np.allclose(again[3].positions, structures[3].positions)
+
+
+def test_zbl_climbs_little_between_light_atoms():
+    assert zbl_window_rise("H", "H", 1.094, 1.459) == pytest.approx(0.32, abs=0.01)
+    assert zbl_window_rise("C", "O", 0.72, 0.96) == pytest.approx(22.0, abs=0.1)
+    assert zbl_window_rise("Cu", "Cu", 1.65, 2.2) == pytest.approx(8.2, abs=0.1)
+
+
+def test_core_repulsion_tops_up_a_weak_zbl_to_the_wall():
+    rise = zbl_window_rise("H", "H", 1.094, 1.459)
+    prefactor, decay = core_repulsion("H", "H", 1.094, 1.459)
+    # two atoms, each with prefactor / r at the inner cutoff: ZBL plus the core make the wall
+    assert decay == 0.0 and rise + 2 * prefactor / 1.094 == pytest.approx(SHORT_RANGE_WALL, abs=1e-5)
+    assert core_repulsion("C", "O", 0.72, 0.96) is None  # ZBL alone climbs 22 eV: nothing added
+    assert core_repulsion("H", "H", 1.094, 1.459, wall=0.3) is None
+
+
+def test_derived_windows_give_light_pairs_a_core_repulsion(small_parameters):
+    distances = {"C-H": 0.838, "C-O": 0.96, "H-H": 1.459, "O-O": 2.234, "C-C": 1.459, "H-O": 0.815}
+    baseline = derive_baseline({"type": "zbl"}, distances, ["C", "H", "O"])
+    config = build_input_yaml(small_parameters, elements=["C", "H", "O"], train_filename="t.pkl.gz", baseline=baseline)
+    bonds = config["potential"]["bonds"]
+    for key, pair in (("H H", "H-H"), ("C H", "C-H"), ("O O", "O-O"), ("C C", "C-C"), ("H O", "H-O")):
+        inner, outer = baseline["params"][pair]["inner_cutoff"], baseline["params"][pair]["cutoff"]
+        assert bonds[key]["core-repulsion"] == core_repulsion(*pair.split("-"), inner, outer)
+        assert bonds[key]["r_in"] == outer  # the core is switched on where ACE is switched off
+    assert "core-repulsion" not in bonds["C O"]  # its ZBL climbs 22 eV
+    # the user's own core repulsion (here in ALL) is left alone, and none is added to any pair
+    small_parameters["potential"]["bonds"]["ALL"]["core-repulsion"] = [1.0, 2.0]
+    config = build_input_yaml(small_parameters, elements=["C", "H", "O"], train_filename="t.pkl.gz", baseline=baseline)
+    assert not any("core-repulsion" in block for key, block in config["potential"]["bonds"].items() if key != "ALL")
+
+
+def _dimer_curve(dip_depth: float, dip_width: float):
+    """A curve below d = 1.0 Å that falls by ``dip_depth`` (eV) going inwards over ``dip_width`` (Å) from d, then
+    rises steeply: a dip of exactly that depth and width."""
+    r = np.linspace(0.4, 1.3, 271)
+    edge = 1.0 - dip_width
+    e = np.where(r >= edge, -dip_depth * np.clip((1.0 - r) / dip_width, 0, 1), -dip_depth + 5.0 * (edge - r) ** 2)
+    return r, e
+
+
+def test_noise_is_forgiven_a_well_or_a_gap_is_not():
+    assert WELL_TOLERANCE == 0.005 and WIDTH_TOLERANCE == 0.05
+    r, e = _dimer_curve(0.003, 0.02)  # 3 meV over 0.02 Å: noise at the data's edge
+    result = analyse_curve(r, e, data_min=1.0)
+    assert result["not_rising"] and 0 < result["well_depth"] <= WELL_TOLERANCE and result["repulsive"]
+    for depth, width in ((0.02, 0.02), (0.23, 0.16), (0.004, 0.12)):  # too deep; a real well; too wide
+        assert not analyse_curve(*_dimer_curve(depth, width), data_min=1.0)["repulsive"], (depth, width)
+    # a flat gap between the data and the repulsion is no noise: zero depth, but 0.2 Å wide
+    r = np.linspace(0.4, 1.3, 271)
+    flat = np.where(r < 0.8, 5.0 * (0.8 - r) ** 2, 0.0)
+    result = analyse_curve(r, flat, data_min=1.0)
+    assert result["well_depth"] == 0 and not result["repulsive"]
