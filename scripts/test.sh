@@ -3,8 +3,8 @@
 # and a one-node Slurm cluster for the tests of the daemon and the scheduler, and CP2K for the DFT oracle.
 #
 # Two parts: the tests on MLIP_TRAINER_TEST_WORKERS pytest-xdist workers (2 by default; each worker has its own
-# profile, database and daemon; the tests of a module stay on one worker), then the tests marked `alone` (sized from
-# the speed of the machine measured just before, so nothing may run beside them). Arguments go to both parts.
+# profile, database and daemon; the tests of a module stay on one worker), then the tests marked `alone` (one stops a
+# process and cuts a Slurm job's time limit on the cluster the workers share). Arguments go to both parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check aiida_mlip_trainer tests examples benchmarks
