@@ -313,9 +313,17 @@ def test_the_rule_holds_for_the_cp2k_work_chain_and_subclasses(cp2k_stand_in):
     assert check_input_contents(SubclassedCp2k, {"parameters": orm.Dict(cp2k_parameters(["Si"]))}) is None
 
 
-def test_the_loop_refuses_the_same_oracle_before_it_starts():
+def test_the_loop_refuses_the_same_oracle_before_it_starts(cp2k_stand_in, silicon_pool):
     """ActiveLearningWorkChain exposes LabelingWorkChain's inputs under `labeling`, validator included: a loop with a
     refused oracle stops at its own launch, not at its first labelling."""
     from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 
-    assert ActiveLearningWorkChain.spec().inputs["labeling"].validator == LabelingWorkChain.validate_inputs
+    oracle = cp2k_oracle(cp2k_stand_in, ["Si"])
+    parameters = copy.deepcopy(oracle["inputs"]["parameters"].get_dict())
+    parameters["GLOBAL"]["PROJECT_NAME"] = "../outside"
+    oracle["inputs"] = {**oracle["inputs"], "parameters": orm.load_node(orm.Dict(parameters).store().pk)}
+    labeling = ActiveLearningWorkChain.spec().inputs["labeling"]
+    inputs = labeling.pre_process(labeling.serialize({"pool": silicon_pool, "oracle": oracle}))
+    message = labeling.validator(inputs, labeling)
+    assert message is not None
+    assert "oracle input 'parameters' of 'aiida.calculations:cp2k'" in message and "PROJECT_NAME" in message
