@@ -6,7 +6,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from ase.calculators.mixing import SumCalculator
 
-from aiida_mlip_trainer.baselines import baseline_calculator, core_repulsion
+from aiida_mlip_trainer.baselines import baseline_calculator, core_onset, core_repulsion
 from aiida_mlip_trainer.calcfunctions import subtract_baseline
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
@@ -94,10 +94,12 @@ def test_per_pair_zbl_switches_ace_off_per_bond(small_parameters):
     windows = {
         key: (b["inner_cutoff_type"], b["r_in"], round(b["delta_in"], 12)) for key, b in bonds.items() if key != "ALL"
     }
+    # each of these pairs also gets a core repulsion (its ZBL climbs less than the wall across the window), so ACE's
+    # switch-off starts 2 % above the window's cutoff (baselines.core_onset), still fully off at its inner cutoff
     assert windows == {
-        "Cu Cu": ("distance", 2.0, 0.5),
-        "Cu Ni": ("distance", 2.1, 0.5),
-        "Ni Ni": ("distance", 2.25, 0.55),
+        "Cu Cu": ("distance", 2.04, 0.54),
+        "Cu Ni": ("distance", 2.142, 0.542),
+        "Ni Ni": ("distance", 2.295, 0.595),
     }
 
 
@@ -112,7 +114,7 @@ def test_per_pair_zbl_merges_into_the_users_blocks_and_respects_their_r_in(small
     assert written["Ni Cu"] == {
         "rcut": 6.0,
         "inner_cutoff_type": "distance",
-        "r_in": 2.1,
+        "r_in": core_onset(2.1),
         "delta_in": written["Ni Cu"]["delta_in"],
         # ZBL climbs 10 eV across Cu-Ni's window, less than the wall: pacemaker's core repulsion tops it up
         "core-repulsion": core_repulsion("Cu", "Ni", 1.6, 2.1),
