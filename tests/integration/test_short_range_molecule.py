@@ -37,7 +37,7 @@ def dimer_energies(calculator, a: str, b: str, distances) -> np.ndarray:
 def test_a_molecule_trains_with_the_defaults_to_a_repulsive_short_range(pacemaker_code, pace_tool_codes):
     # Acetic acid (C2H4O2, 8 atoms) holds all six C/H/O pairs: C-C, C-H, C-O, O-H, H-H and O-O. 28 of them: 56 O
     # atoms, more than the 40 functions per element of the "fast" basis; 224 atoms in all, so that the fit's cost is
-    # mostly pacemaker's start (about 1.5 min for the whole test on an idle 2-core machine).
+    # mostly pacemaker's start (the whole test: 3 min 16 s on 2 cores under a load of 4-5, 2.5 min of it pacemaker).
     structures = molecules_emt(28, molecules=("CH3COOH",), seed=1)
     codes = {"pacemaker": pacemaker_code, **pace_tool_codes}
     # the defaults: no short_range_check given, so a pair that is not repulsive ends the chain with exit 440
