@@ -6,7 +6,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from ase.calculators.mixing import SumCalculator
 
-from aiida_mlip_trainer.baselines import baseline_calculator, core_repulsion
+from aiida_mlip_trainer.baselines import baseline_calculator, core_repulsion, core_switch_width
 from aiida_mlip_trainer.calcfunctions import subtract_baseline
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
@@ -94,10 +94,12 @@ def test_per_pair_zbl_switches_ace_off_per_bond(small_parameters):
     windows = {
         key: (b["inner_cutoff_type"], b["r_in"], round(b["delta_in"], 12)) for key, b in bonds.items() if key != "ALL"
     }
+    # each of these pairs also gets a core repulsion (its ZBL climbs less than the wall across the window), so ACE is
+    # switched off, and the core on, over the last 5 % of the window only (baselines.core_switch_width)
     assert windows == {
-        "Cu Cu": ("distance", 2.0, 0.5),
-        "Cu Ni": ("distance", 2.1, 0.5),
-        "Ni Ni": ("distance", 2.25, 0.55),
+        "Cu Cu": ("distance", 2.0, core_switch_width(2.0)),
+        "Cu Ni": ("distance", 2.1, core_switch_width(2.1)),
+        "Ni Ni": ("distance", 2.25, core_switch_width(2.25)),
     }
 
 
@@ -113,7 +115,7 @@ def test_per_pair_zbl_merges_into_the_users_blocks_and_respects_their_r_in(small
         "rcut": 6.0,
         "inner_cutoff_type": "distance",
         "r_in": 2.1,
-        "delta_in": written["Ni Cu"]["delta_in"],
+        "delta_in": core_switch_width(2.1),
         # ZBL climbs 10 eV across Cu-Ni's window, less than the wall: pacemaker's core repulsion tops it up
         "core-repulsion": core_repulsion("Cu", "Ni", 1.6, 2.1),
     }

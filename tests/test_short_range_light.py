@@ -7,8 +7,10 @@ import pytest
 
 from aiida_mlip_trainer.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.physics.baselines import (
+    CORE_SWITCH_FRACTION,
     SHORT_RANGE_WALL,
     core_repulsion,
+    core_switch_width,
     derive_baseline,
     pair_min_distances,
     zbl_window_rise,
@@ -52,8 +54,13 @@ def test_derived_windows_give_light_pairs_a_core_repulsion(small_parameters):
     for key, pair in (("H H", "H-H"), ("C H", "C-H"), ("O O", "O-O"), ("C C", "C-C"), ("H O", "H-O")):
         inner, outer = baseline["params"][pair]["inner_cutoff"], baseline["params"][pair]["cutoff"]
         assert bonds[key]["core-repulsion"] == core_repulsion(*pair.split("-"), inner, outer)
-        assert bonds[key]["r_in"] == outer  # the core is switched on where ACE is switched off
-    assert "core-repulsion" not in bonds["C O"]  # its ZBL climbs 22 eV
+        # the core is switched on where ACE is switched off: from d (nothing where the data are) over the last 5 %
+        # of the window, steeply enough to beat ACE's slope at the data's edge
+        assert bonds[key]["r_in"] == outer
+        assert bonds[key]["delta_in"] == core_switch_width(outer) == pytest.approx(CORE_SWITCH_FRACTION * outer)
+    assert "core-repulsion" not in bonds["C O"]  # its ZBL climbs 22 eV: its ACE is switched off across the window
+    co = baseline["params"]["C-O"]
+    assert bonds["C O"]["r_in"] == co["cutoff"] and bonds["C O"]["delta_in"] == co["cutoff"] - co["inner_cutoff"]
     # the user's own core repulsion (here in ALL) is left alone, and none is added to any pair
     small_parameters["potential"]["bonds"]["ALL"]["core-repulsion"] = [1.0, 2.0]
     config = build_input_yaml(small_parameters, elements=["C", "H", "O"], train_filename="t.pkl.gz", baseline=baseline)

@@ -452,8 +452,10 @@ def switch_ace_off_inside_zbl(potential: dict[str, Any], baseline: Mapping[str, 
     block) is left alone. With per-pair windows, a pair whose ZBL climbs less than
     :data:`~aiida_mlip_trainer.physics.baselines.SHORT_RANGE_WALL` across its window (light elements) also gets
     pacemaker's ``core-repulsion`` in its block (:func:`~aiida_mlip_trainer.physics.baselines.core_repulsion` says
-    why and how much), unless the user set ``core-repulsion`` for it."""
-    from ..physics.baselines import core_repulsion, pair_key, pair_parameters, validate_baseline
+    why and how much), unless the user set ``core-repulsion`` for it; for such a pair ACE is switched off (and the
+    core switched on) over the last 5 % of the window only, ``delta_in`` =
+    :func:`~aiida_mlip_trainer.physics.baselines.core_switch_width` (0.05 × cutoff)."""
+    from ..physics.baselines import core_repulsion, core_switch_width, pair_key, pair_parameters, validate_baseline
 
     spec = validate_baseline(baseline)
     bonds = potential["bonds"]
@@ -486,7 +488,7 @@ def switch_ace_off_inside_zbl(potential: dict[str, Any], baseline: Mapping[str, 
                 continue
             core = core_repulsion(a, b, window["inner_cutoff"], window["cutoff"])
             if core is not None:
-                bonds[own]["core-repulsion"] = core
+                bonds[own].update({"delta_in": core_switch_width(window["cutoff"]), "core-repulsion": core})
 
 
 def build_input_yaml(
