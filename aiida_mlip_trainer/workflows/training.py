@@ -582,13 +582,26 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return ToContext(yace=yace, activeset=activeset)
 
     def inspect_finalisation(self):
-        for step, node in (("pace_yaml2yace", self.ctx.yace), ("pace_activeset", self.ctx.activeset)):
-            if not node.is_finished_ok:
+        activeset = self.ctx.activeset
+        # pace_activeset ran, but its matrix for some element is singular: the data hold too few distinct
+        # environments of that element for the basis (a molecule's few kinds of carbon, say). The fit itself is
+        # sound, so the potential is still returned, without an active set (no extrapolation grade), and said so.
+        degenerate = activeset.exit_status == PaceActivesetCalculation.exit_codes.ERROR_INVALID_ACTIVE_SET.status
+        for step, node in (("pace_yaml2yace", self.ctx.yace), ("pace_activeset", activeset)):
+            if not node.is_finished_ok and not (node is activeset and degenerate):
                 return self.exit_codes.ERROR_FINALISATION_FAILED.format(
                     step=step, message=f"[{node.exit_status}] {node.exit_message}"
                 )
+        if degenerate:
+            self.report(
+                f"the potential has no active set, so no extrapolation grade: {activeset.exit_message} (the "
+                "training data hold too few distinct environments of that element for the basis; exploration and "
+                "selection by γ need more varied data or a smaller basis)"
+            )
         self.ctx.potential = assemble_potential(
-            self.ctx.fitted, self.ctx.yace.outputs.potential_yace, self.ctx.activeset.outputs.potential
+            self.ctx.fitted,
+            self.ctx.yace.outputs.potential_yace,
+            **({} if degenerate else {"active_set": activeset.outputs.potential}),
         )
         return None
 

@@ -17,6 +17,7 @@ from aiida_mlip_trainer.calcfunctions import subtract_baseline
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.pacemaker_input import build_input_yaml
+from aiida_mlip_trainer.physics.baselines import core_repulsion, core_switch_width
 from aiida_mlip_trainer.reference_data import copper_emt, shortest_distance
 
 pytestmark = pytest.mark.real_pacemaker
@@ -112,11 +113,12 @@ def test_per_pair_windows_land_in_the_written_potential(tmp_path, small_paramete
         tuple(block.elements_vec): (block.inner_cutoff_type, block.r_in, block.delta_in)
         for block in BBasisConfiguration(str(tmp_path / "target_potential.yaml")).funcspecs_blocks
     }
+    # ACE is switched off from each pair's outer ZBL cutoff in; over the whole window, or, for a pair whose ZBL climbs
+    # too little across it and so gets pacemaker's core repulsion, over its last CORE_SWITCH_FRACTION only.
+    windows = {("Cu", "Cu"): (1.5, 2.0), ("Cu", "Ni"): (1.6, 2.1), ("Ni", "Cu"): (1.6, 2.1), ("Ni", "Ni"): (1.7, 2.25)}
     expected = {
-        ("Cu", "Cu"): (2.0, 0.5),
-        ("Cu", "Ni"): (2.1, 0.5),
-        ("Ni", "Cu"): (2.1, 0.5),
-        ("Ni", "Ni"): (2.25, 0.55),
+        pair: (outer, core_switch_width(outer) if core_repulsion(*pair, inner, outer) else outer - inner)
+        for pair, (inner, outer) in windows.items()
     }
     assert set(written) == set(expected)
     for pair, (r_in, delta_in) in expected.items():

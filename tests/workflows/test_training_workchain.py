@@ -444,3 +444,33 @@ def test_a_failed_child_stops_the_chain_with_its_status_and_message(codes, argon
         exit_code = process.inspect_finalisation()
     assert exit_code.status == status
     assert exit_code.message == expected
+
+
+def test_a_singular_active_set_leaves_the_potential_without_one(codes, argon_sets):
+    """pace_activeset ran but its matrix for an element is singular (302: too few distinct environments of that
+    element for the basis, as a molecule's few kinds of carbon): the sound fit is still assembled, without an active
+    set, and the chain says so; any other failure of pace_activeset stops the chain (the test above)."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+
+    from aiida_mlip_trainer.calculations import PaceActivesetCalculation
+
+    builder = builder_for(codes, argon_sets["train"])
+    builder.test_set = argon_sets["test"]
+    process = instantiate_process(get_manager().get_runner(), builder)
+    process.ctx.fitted = PacePotentialData(POTENTIAL).store()
+    yace_job = orm.CalcJobNode(process_type="aiida.calculations:core.shell")
+    yace_job.set_process_state("finished")
+    yace_job.set_exit_status(0)
+    yace_job.store()
+    yace = orm.SinglefileData(io.BytesIO(b"elements: [Ar]\n"), filename="potential.yace")
+    yace.base.links.add_incoming(yace_job, LinkType.CREATE, "potential_yace")
+    yace.store()
+    process.ctx.yace = yace_job
+    status = PaceActivesetCalculation.exit_codes.ERROR_INVALID_ACTIVE_SET.status
+    process.ctx.activeset = _finished(status, "element 'C': the matrix is singular")
+    assert process.inspect_finalisation() is None
+    potential = process.ctx.potential
+    assert potential.base.attributes.get("has_yace") and not potential.has_active_set
+    reports = [log.message for log in orm.Log.collection.get_logs_for(process.node)]
+    assert any("no active set, so no extrapolation grade" in report and "singular" in report for report in reports)
