@@ -73,6 +73,7 @@ from aiida.plugins import CalculationFactory, WorkflowFactory
 from aiida.plugins.entry_point import load_entry_point
 
 from .calculations.job_options import check_data_options, check_environment_variable_names
+from .calculations.untrusted import walk_inputs
 from .data.labels import LabelError, labels_array, read_labels
 from .formats.cp2k import (
     CP2K_DEFAULTS,
@@ -183,15 +184,23 @@ def kpoints_mesh(structure: orm.StructureData, parameters: orm.Dict) -> dict:
     return {settings.get("port", "kpoints"): kpoints}
 
 
+def _usable_kpoint_distance(distance: Any) -> bool:
+    """A k-point distance (1/Å) a labelling can finish with: a finite number of at least :data:`MIN_KPOINT_DISTANCE`."""
+    real = isinstance(distance, numbers.Real) and not isinstance(distance, bool)
+    return real and math.isfinite(distance) and distance >= MIN_KPOINT_DISTANCE
+
+
 def _check_kpoints_parameters(parameters: Mapping) -> str | None:
     """None when the parameters of :func:`kpoints_mesh` are usable, else what to change."""
     unknown = sorted(set(parameters) - {"distance", "port"})
     if unknown:
         return f"unknown kpoints_mesh parameter(s) {unknown}; allowed: distance, port"
     distance = parameters.get("distance", CP2K_DEFAULTS["kpoint_distance"])
-    real = isinstance(distance, numbers.Real) and not isinstance(distance, bool)
-    if not (real and math.isfinite(distance) and distance >= 0.05):
-        return f"kpoints_mesh distance must be a number of at least 0.05 1/Å (default 0.3), got {distance!r}"
+    if not _usable_kpoint_distance(distance):
+        return (
+            f"kpoints_mesh distance must be a number of at least {MIN_KPOINT_DISTANCE} 1/Å (default 0.3), "
+            f"got {distance!r}"
+        )
     return None
 
 
@@ -433,15 +442,6 @@ def check_oracle_options(
     return None
 
 
-def _walk(inputs: Mapping, prefix: str = ""):
-    """``(dotted path, value)`` of every entry of nested ``inputs``, namespaces included."""
-    for key, value in inputs.items():
-        path = f"{prefix}{key}"
-        yield path, value
-        if isinstance(value, Mapping):
-            yield from _walk(value, f"{path}.")
-
-
 def _inside_job_folder(entry: Any) -> bool:
     """A relative path that stays inside the job folder: no absolute path, no ``~``, no ``..``, no control
     characters."""
@@ -457,7 +457,7 @@ def check_oracle_settings(inputs: Mapping) -> str | None:
     of :data:`SETTINGS_KEYS` (extra files to retrieve), each entry a path inside the job folder (a name or a
     ``[remote, local, depth]`` triple of aiida's retrieve lists); else a one-line message. ``cmdline`` (words
     added to the code's command line) is refused: an oracle description is data."""
-    for path, value in _walk(inputs):
+    for path, value in walk_inputs(inputs):
         if path.rsplit(".", 1)[-1] != "settings":
             continue
         if not isinstance(value, orm.Dict):
@@ -492,7 +492,7 @@ def check_oracle_inputs(inputs: Mapping) -> str | None:
     """None when the fixed inputs of an oracle carry no job-script text in disguise, else a one-line message: a
     ``RemoteData`` would link a folder of the computer into every job, and a ``Dict`` named ``options`` (the job
     options of a work chain that takes them as a node) gets the rule of ``oracle.options``."""
-    for path, value in _walk(inputs):
+    for path, value in walk_inputs(inputs):
         if isinstance(value, orm.RemoteData):
             return (
                 f"oracle input {path} is a RemoteData: a folder of the computer is not linked into every oracle job "
@@ -534,7 +534,7 @@ def check_structure_inputs(
     if not isinstance(label, str) or not all(_LINK_LABEL.match(part) for part in label.split("__")):
         return f"oracle.structure_inputs: port {label!r} must be a port name (a__b for the port a.b)"
     path = label.replace("__", ".")
-    fixed = [key for key, _ in _walk(inputs)]
+    fixed = [key for key, _ in walk_inputs(inputs)]
     clashes = [
         used
         for used in (structure_port, *fixed)
@@ -620,12 +620,7 @@ def cp2k_oracle(
     if unknown:
         known = ", ".join(("elements", "kpoint_distance", "options", *CP2K_SETTINGS))
         raise ValueError(f"unknown cp2k setting(s) {', '.join(map(str, unknown))}; known: {known}")
-    if kpoint_distance is not None and (
-        isinstance(kpoint_distance, bool)
-        or not isinstance(kpoint_distance, int | float)
-        or not math.isfinite(kpoint_distance)
-        or kpoint_distance < MIN_KPOINT_DISTANCE
-    ):
+    if kpoint_distance is not None and not _usable_kpoint_distance(kpoint_distance):
         raise ValueError(
             f"cp2k kpoint_distance must be a number of at least {MIN_KPOINT_DISTANCE} /Å (or None: Γ only), "
             f"got {kpoint_distance!r}"

@@ -9,19 +9,25 @@ from typing import Any
 from ..data.pace_potential import PacePotentialData, PotentialError
 from ..data.training_set import TrainingSetData, TrainingSetError
 
-__all__ = ("refuses_altered_nodes",)
+__all__ = ("refuses_altered_nodes", "walk_inputs")
 
 Validator = Callable[[Any, Any], "str | None"]
 
 
-def _nodes(inputs: Mapping, prefix: str = ""):
-    """``(port path, node)`` of every training set and potential among ``inputs``, nested namespaces included."""
+def walk_inputs(inputs: Mapping, prefix: str = ""):
+    """``(dotted port path, value)`` of every entry of nested ``inputs``, namespaces included (a namespace is given,
+    then its entries)."""
     for name, value in inputs.items():
         path = f"{prefix}{name}"
-        if isinstance(value, TrainingSetData | PacePotentialData):
-            yield path, value
-        elif isinstance(value, Mapping):
-            yield from _nodes(value, f"{path}.")
+        yield path, value
+        if isinstance(value, Mapping):
+            yield from walk_inputs(value, f"{path}.")
+
+
+def _nodes(inputs: Mapping):
+    """``(port path, node)`` of every training set and potential among ``inputs``, nested namespaces included."""
+    kinds = TrainingSetData | PacePotentialData
+    return ((path, value) for path, value in walk_inputs(inputs) if isinstance(value, kinds))
 
 
 def refuses_altered_nodes(validator: Validator) -> Validator:
