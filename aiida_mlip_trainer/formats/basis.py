@@ -7,10 +7,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = (
+    "GIVE_BACK_POINTS",
     "basis_layout_of",
+    "core_repulsion_of",
+    "dimer_energy",
     "reference_energies_of",
     "set_yace_reference_energies",
+    "size_core_repulsion",
     "unfitted_basis",
     "unfitted_basis_layout",
 )
@@ -129,3 +135,85 @@ def set_yace_reference_energies(yace: str, reference_energies: Mapping[str, floa
         raise ValueError(f"no reference energy for {missing} of the .yace file")
     values = ", ".join(repr(float(reference_energies.get(element, 0.0))) for element in elements)
     return _YACE_E0.sub(f"E0: [{values}]", yace, count=1)
+
+
+# Distances at which the ACE part's give-back is measured across a pair's switching window (a C-H window of 0.04 Å:
+# a step of 0.0002 Å, far finer than any feature of the fitted radial functions).
+GIVE_BACK_POINTS = 201
+
+
+def _pair_of(block) -> str | None:
+    """The element pair a bond block of a pyace configuration holds (``"C-H"`` for "C H" and "H C", ``"H-H"`` for the
+    unary "H"), None for a many-element block."""
+    from ..physics.baselines import pair_key
+
+    elements = list(block.elements_vec)
+    return pair_key(*elements) if len(elements) == 2 else None
+
+
+def core_repulsion_of(config) -> dict[str, dict[str, float]]:
+    """Per element pair of the pyace ``BBasisConfiguration`` ``config`` whose core repulsion is on: its ``prefactor``,
+    ``decay`` (lambda), ``r_in`` and ``delta_in`` (Å), as pacemaker's ``core-repulsion: [prefactor, lambda]`` and
+    inner cutoff of the pair's bond block."""
+    cores = {}
+    for block in config.funcspecs_blocks:
+        pair = _pair_of(block)
+        prefactor, decay = (float(value) for value in block.core_rep_parameters)
+        if pair is not None and prefactor > 0:
+            cores[pair] = {"prefactor": prefactor, "decay": decay, "r_in": float(block.r_in),
+                           "delta_in": float(block.delta_in)}  # fmt: skip
+    return dict(sorted(cores.items()))
+
+
+def _with_cores(config, prefactors: Mapping[str, float]):
+    """A copy of ``config`` with the core prefactor of each pair of ``prefactors`` (every bond block of the pair)."""
+    config = config.copy()
+    blocks = config.funcspecs_blocks
+    for block in blocks:
+        pair = _pair_of(block)
+        if pair in prefactors:
+            block.core_rep_parameters = [float(prefactors[pair]), float(block.core_rep_parameters[1])]
+    config.funcspecs_blocks = blocks
+    return config
+
+
+def dimer_energy(config, a: str, b: str, distances: Sequence[float], *, core: bool = True):
+    """Energies (eV, an array) of the dimer ``a``-``b`` under the ACE potential of the pyace ``BBasisConfiguration``
+    ``config`` alone (no baseline) at ``distances`` (Å), relative to the two isolated atoms; with ``core=False`` every
+    core repulsion is set to zero first: the fitted ACE part alone."""
+    from pyace import PyACECalculator
+
+    from ..physics.short_range import dimer_energies
+
+    if not core:
+        config = _with_cores(config, dict.fromkeys(core_repulsion_of(config), 0.0))
+    return dimer_energies(PyACECalculator(config), a, b, distances)
+
+
+def size_core_repulsion(config, floors: Mapping[str, float]) -> tuple[Any, dict[str, dict[str, float]]]:
+    """Size the core repulsion of each pair of ``floors`` (``{"C-H": prefactor}``: the pairs whose core the plugin
+    wrote, each with the prefactor :func:`~aiida_mlip_trainer.physics.baselines.core_repulsion` gave it from ZBL's
+    climb) in the fitted potential ``config`` (a pyace ``BBasisConfiguration``) by the rule
+    :func:`~aiida_mlip_trainer.physics.baselines.core_over_ace`: measure what the fitted ACE part gives back across
+    the pair's switching window ``[r_in - delta_in, r_in]`` (``r_in`` = the pair's shortest training distance ``d``)
+    and make the core's dimer energy at ``d`` at least the basis's largest rank times that, never below the floor.
+
+    Returns the new configuration and, per pair, ``old``/``new`` prefactor, ``distance`` (d, Å), ``give_back`` (eV)
+    and ``rank``. A pair of ``floors`` without a core in ``config`` is left alone and not reported."""
+    from ..physics.baselines import ace_give_back, core_over_ace
+
+    cores = core_repulsion_of(config)
+    ace_only = _with_cores(config, dict.fromkeys(cores, 0.0))
+    report, prefactors = {}, {}
+    for pair, floor in sorted(floors.items()):
+        if pair not in cores:
+            continue
+        core = cores[pair]
+        a, b = pair.split("-")
+        rank = max(int(block.rankmax) for block in config.funcspecs_blocks if list(block.elements_vec)[0] in (a, b))
+        window = np.linspace(core["r_in"] - core["delta_in"], core["r_in"], GIVE_BACK_POINTS)
+        give_back = ace_give_back(window, dimer_energy(ace_only, a, b, window))
+        prefactors[pair] = core_over_ace(give_back, core["r_in"], rank, float(floor), core["decay"])
+        report[pair] = {"old": core["prefactor"], "new": prefactors[pair], "distance": core["r_in"],
+                        "give_back": give_back, "rank": rank}  # fmt: skip
+    return _with_cores(config, prefactors), report
