@@ -1,4 +1,5 @@
-"""The ACE basis as pyace reads it: its layout per element, and the unfitted basis a fit starts from (no AiiDA)."""
+"""The ACE basis as pyace reads it: its layout per element, the unfitted basis a fit starts from, and the core
+repulsion of a fitted potential, measured and sized (no AiiDA)."""
 
 from __future__ import annotations
 
