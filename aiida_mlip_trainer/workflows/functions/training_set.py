@@ -1,4 +1,5 @@
-"""Calcfunctions that make training sets: read from a file, split into training and test structures."""
+"""Calcfunctions that make training sets: read from a file, split into training and test structures, draw the
+starting structures of exploration."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
 from ...data.training_set import TrainingSetData
+from ...physics.training_arrays import LABEL_KEYS, STRESS_KEY
 
 __all__ = ("import_training_set", "pick_starting_structures", "split_training_set", "training_set_from_file")
-
-# The arrays of a training set that are labels, not geometry.
-LABEL_ARRAYS = ("energy", "forces", "stress")
 
 
 @calcfunction
@@ -71,4 +70,4 @@ def pick_starting_structures(structures: TrainingSetData, count: orm.Int, seed: 
 
     order = np.random.default_rng(seed.value).permutation(structures.num_structures)[: count.value]
     arrays = subset_arrays(structures.get_arrays(), sorted(int(i) for i in order))
-    return TrainingSetData(arrays={key: value for key, value in arrays.items() if key not in LABEL_ARRAYS})
+    return TrainingSetData(arrays={key: value for key, value in arrays.items() if key not in (*LABEL_KEYS, STRESS_KEY)})
