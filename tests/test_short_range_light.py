@@ -5,7 +5,14 @@ tests/integration/test_short_range_molecule.py)."""
 import numpy as np
 import pytest
 
-from aiida_mlip_trainer.formats.basis import core_repulsion_of, dimer_energy, size_core_repulsion
+from aiida_mlip_trainer.formats.basis import (
+    MIN_SWITCH_WIDTH,
+    ONSET_DIP,
+    core_repulsion_of,
+    dimer_energy,
+    onset_dip,
+    size_core_repulsion,
+)
 from aiida_mlip_trainer.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.physics.baselines import (
     CORE_SWITCH_FRACTION,
@@ -126,29 +133,44 @@ def _hand_made_potential(parameters):
     return config, core_repulsion("C", "H", 0.675, 0.9)[0]
 
 
+def _fall_inwards(distances, energies) -> float:
+    """The deepest fall of a curve going inwards (eV), written here independently of the plugin."""
+    return float(np.max(np.maximum.accumulate(energies[::-1])[::-1] - energies))
+
+
 def test_the_fitted_core_makes_a_hand_made_potential_rise_below_d(small_parameters):
     config, floor = _hand_made_potential(small_parameters)
     assert core_repulsion_of(config)["C-H"]["prefactor"] == floor
     d, window = 0.9, np.linspace(0.855, 0.9, 201)
-    ace = dimer_energy(config, "C", "H", window, core=False)
-    give_back = float(np.max(np.maximum.accumulate(ace[::-1])[::-1] - ace))  # the deepest fall inwards
-    assert give_back > 5.0
+    assert _fall_inwards(window, dimer_energy(config, "C", "H", window, core=False)) > 5.0  # ACE's give-back
     scan = np.linspace(0.4 * d, 1.3 * d, 271)
     before = analyse_curve(scan, dimer_energy(config, "C", "H", scan), data_min=d)
     assert not before["repulsive"] and before["well_depth"] > 1.0, before  # ZBL's core: a real well
 
     sized, report = size_core_repulsion(config, {"C-H": floor, "C-C": 100.0})
-    entry = report["C-H"]
+    entry, core = report["C-H"], core_repulsion_of(sized)["C-H"]
     assert entry["old"] == floor < entry["new"] and entry["distance"] == d and entry["rank"] == 3
+    assert core["prefactor"] == entry["new"] and core["r_in"] == d
+    # how sharp: with the core sized on the old window [0.855, 0.9] the dimer still follows ACE's own slope down below
+    # d by more than the tolerance; the switch was narrowed (never below MIN_SWITCH_WIDTH) until less than ONSET_DIP
+    # was left
+    assert entry["old_delta_in"] == 0.045 and entry["onset_dip"] > WELL_TOLERANCE, entry
+    assert MIN_SWITCH_WIDTH <= entry["new_delta_in"] == core["delta_in"] < 0.045
+    assert entry["new_onset_dip"] <= ONSET_DIP and entry["new_onset_dip"] == onset_dip(sized, "C", "H")
+    # how strong: across the new window the core's dimer energy at d, 2 prefactor / d, is rank (3) x the give-back
+    new_window = np.linspace(d - core["delta_in"], d, 201)
+    give_back = _fall_inwards(new_window, dimer_energy(sized, "C", "H", new_window, core=False))
     assert entry["give_back"] == pytest.approx(give_back, rel=1e-9)
-    # the rule: the core's dimer energy at d, 2 prefactor / d, is at least rank (3) x the give-back
     assert 2 * entry["new"] / d == pytest.approx(3 * give_back, rel=1e-6)
-    assert core_repulsion_of(sized)["C-H"]["prefactor"] == entry["new"]
-    # C-C: its core is sized from its floor (100, larger than anything its ACE part gives back)
+    # C-C: its core is sized from its floor (100, larger than anything its ACE part gives back), no onset dip: its
+    # window is kept
     assert report["C-C"]["new"] == 100.0 and core_repulsion_of(sized)["C-C"]["prefactor"] == 100.0
+    assert report["C-C"]["new_delta_in"] == report["C-C"]["old_delta_in"] == core_repulsion_of(sized)["C-C"]["delta_in"]
     assert "H-H" not in report and core_repulsion_of(sized)["H-H"] == core_repulsion_of(config)["H-H"]
     after = analyse_curve(scan, dimer_energy(sized, "C", "H", scan), data_min=d)
     assert after["repulsive"] and after["well_depth"] <= WELL_TOLERANCE, after
-    # nothing changes where the data are: at and beyond d the core is switched off
+    fine = np.linspace(0.8, d, 4001)  # a step of 0.000025 Å: the onset dip is resolved
+    assert _fall_inwards(fine, dimer_energy(sized, "C", "H", fine)) <= ONSET_DIP * 1.05
+    # nothing changes where the data are: at and beyond d the core is switched off and ACE fully on
     outside = np.linspace(d, 2.0, 50)
     assert np.allclose(dimer_energy(sized, "C", "H", outside), dimer_energy(config, "C", "H", outside), atol=1e-9)

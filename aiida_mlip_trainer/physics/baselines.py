@@ -766,7 +766,8 @@ def core_over_ace(give_back: float, distance: float, rank: int, floor: float, de
     (``d(f^nu) = nu f^(nu-1) df``). The core is switched on as ``1 - f``: it climbs as steeply as ``f`` falls, times
     its own size. A core at least ``nu`` times ACE's give-back therefore out-climbs the fall that switching ACE off
     causes, with ``nu`` the largest rank of the basis (3 for the protocols' bases). It does not beat the slope ACE has
-    of its own at ``r_in``, where the switch starts flat: that onset dip shrinks only as 1/sqrt(prefactor)."""
+    of its own at ``r_in``, where the switch starts flat: that onset dip shrinks only as 1/sqrt(prefactor), so
+    :func:`~aiida_mlip_trainer.formats.basis.size_core_repulsion` narrows the switch for it (``delta_in^1.5``)."""
     if give_back < 0 or distance <= 0 or rank < 1 or floor < 0:
         raise ValueError(f"core_over_ace: give_back {give_back}, distance {distance}, rank {rank}, floor {floor}")
     needed = rank * float(give_back) * float(distance) * math.exp(float(decay) * float(distance) ** 2) / 2.0

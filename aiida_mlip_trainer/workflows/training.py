@@ -351,8 +351,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             "core_repulsion",
             valid_type=orm.Dict,
             required=False,
-            help="On a ZBL baseline: per pair the core repulsion's prefactor before and after sizing it to the fitted "
-            "ACE part (rule core_over_ace), the shortest training distance and what ACE gives back below it.",
+            help="On a ZBL baseline: per pair the core repulsion's prefactor and switching width before and after "
+            "sizing them to the fitted ACE part (rule core_over_ace), the shortest training distance, what ACE gives "
+            "back below it and the onset dip left.",
         )
         spec.output("short_range", valid_type=orm.Dict, help="Dimer/fcc scans below each pair's shortest distance.")
         spec.output("short_range_plot", valid_type=orm.SinglefileData, help="The short-range curves (PNG).")

@@ -53,13 +53,15 @@ def fit_core_repulsion(potential: PacePotentialData) -> dict:
     sized to what the fit made of the ACE part, by the rule ``core_over_ace``
     (:func:`~aiida_mlip_trainer.physics.baselines.core_over_ace`): the core's dimer energy at the pair's shortest
     training distance ``d`` is at least the basis's largest rank times what the ACE part gives back across
-    ``[r_in - delta_in, r_in]`` (:func:`~aiida_mlip_trainer.formats.basis.size_core_repulsion`), and never below the
-    prefactor from ZBL's climb. Nothing changes where the data are (the core is switched off from ``d`` on), so the
-    fit's errors are the same.
+    ``[r_in - delta_in, r_in]``, and never below the prefactor from ZBL's climb; and the switch ``delta_in`` narrowed
+    until the core takes over before ACE's own slope at ``d`` leaves a dip deeper than ``ONSET_DIP`` (1 meV)
+    (:func:`~aiida_mlip_trainer.formats.basis.size_core_repulsion`). Nothing changes where the data are (``r_in``
+    stays ``d``: the core is switched off from ``d`` on), so the fit's errors are the same.
 
-    Returns ``potential`` (a new node: the ``.yaml`` with the new prefactors, the same baseline) and ``report`` (a
-    Dict: per pair ``old``/``new`` prefactor, ``distance`` d (Å), ``give_back`` (eV) and ``rank``; ``rule``). A core
-    the user set in the parameters (its block keeps the baseline's whole window) is left alone."""
+    Returns ``potential`` (a new node: the ``.yaml`` with the new prefactors and switches, the same baseline) and
+    ``report`` (a Dict: per pair ``old``/``new`` prefactor, ``distance`` d (Å), ``give_back`` (eV), ``rank``,
+    ``old_delta_in``/``new_delta_in`` (Å) and ``onset_dip``/``new_onset_dip`` (eV); ``rule``). A core the user set
+    in the parameters (its block keeps the baseline's whole window) is left alone."""
     import pathlib
     import tempfile
 
@@ -92,8 +94,10 @@ def fit_core_repulsion(potential: PacePotentialData) -> dict:
         yaml_bytes = path.read_bytes()
     for pair, entry in pairs.items():
         Process.current().report(
-            f"core repulsion {pair}: prefactor {entry['old']:.4g} -> {entry['new']:.4g} (the ACE part gives back "
-            f"{entry['give_back']:.3g} eV below d = {entry['distance']:.3f} Å, rank {entry['rank']})"
+            f"core repulsion {pair}: prefactor {entry['old']:.4g} -> {entry['new']:.4g}, switch delta_in "
+            f"{entry['old_delta_in']:.4g} -> {entry['new_delta_in']:.4g} Å (the ACE part gives back "
+            f"{entry['give_back']:.3g} eV below d = {entry['distance']:.3f} Å, rank {entry['rank']}; onset dip "
+            f"{entry['onset_dip'] * 1000:.1f} -> {entry['new_onset_dip'] * 1000:.1f} meV)"
         )
     return {
         "potential": PacePotentialData(yaml_bytes, baseline=baseline, fitted_with=potential.fitted_with),
