@@ -16,7 +16,7 @@ from ase.calculators.lj import LennardJones
 from ase.cluster import Icosahedron
 from ase.neighborlist import neighbor_list
 
-from aiida_mlip_trainer.baselines import (
+from aiida_mlip_trainer.physics.baselines import (
     BaselineCalculator,
     BaselineError,
     baseline_calculator,
