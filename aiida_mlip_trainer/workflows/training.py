@@ -147,8 +147,9 @@ def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa:
         too_few = check_environments(training_set, layout, role="training data")
         if too_few:
             return too_few
-    if inputs["short_range_check"].value not in SHORT_RANGE_CHECKS:
-        return f"short_range_check must be one of {list(SHORT_RANGE_CHECKS)}, got {inputs['short_range_check'].value!r}"
+    short_range_check = inputs.get("short_range_check")  # unset while a builder is filled: defaults come at launch
+    if short_range_check is not None and short_range_check.value not in SHORT_RANGE_CHECKS:
+        return f"short_range_check must be one of {list(SHORT_RANGE_CHECKS)}, got {short_range_check.value!r}"
     return None
 
 
