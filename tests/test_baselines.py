@@ -16,6 +16,7 @@ from ase.calculators.lj import LennardJones
 from ase.cluster import Icosahedron
 from ase.neighborlist import neighbor_list
 
+from aiida_mlip_trainer.formats.lammps import lammps_pair_commands
 from aiida_mlip_trainer.physics.baselines import (
     BaselineCalculator,
     BaselineError,
@@ -23,7 +24,6 @@ from aiida_mlip_trainer.physics.baselines import (
     baseline_cutoff,
     derive_baseline,
     evaluate_baseline,
-    lammps_pair_commands,
     missing_pairs,
     pair_min_distances,
     pair_parameters,
