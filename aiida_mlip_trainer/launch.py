@@ -19,7 +19,6 @@ from aiida import orm
 from aiida.common.exceptions import NotExistent
 from aiida.engine import run_get_node
 
-from .cli.training_yaml import training_builder_from_yaml  # noqa: F401 - its old import path
 from .data.pace_potential import PacePotentialData
 from .data.training_set import TrainingSetData
 

@@ -7,7 +7,7 @@ from aiida.engine import submit
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.launch import TRAINING_TOOLS, get_or_create_code, get_or_create_codes
 from aiida_mlip_trainer.oracles import ase_oracle
-from aiida_mlip_trainer.reference_data import copper_emt
+from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 
 codes = get_or_create_codes([*TRAINING_TOOLS, "explore"])

@@ -44,8 +44,8 @@ from copper_pool import copper_cells  # noqa: E402
 
 from aiida_mlip_trainer.calculations import PaceSelectCalculation  # noqa: E402
 from aiida_mlip_trainer.data import TrainingSetData  # noqa: E402
-from aiida_mlip_trainer.selection import unfitted_potential  # noqa: E402
 from aiida_mlip_trainer.workflows import selection as selection_module  # noqa: E402
+from aiida_mlip_trainer.workflows.functions.selection import unfitted_potential  # noqa: E402
 from aiida_mlip_trainer.workflows.training import TrainingWorkChain  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -5,7 +5,7 @@ tests/integration/test_short_range_molecule.py)."""
 import numpy as np
 import pytest
 
-from aiida_mlip_trainer.pacemaker_input import build_input_yaml
+from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.physics.baselines import (
     CORE_SWITCH_FRACTION,
     SHORT_RANGE_WALL,

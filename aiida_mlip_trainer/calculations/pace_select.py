@@ -41,7 +41,8 @@ class PaceSelectCalculation(PaceToolCalculation):
     """Run ``pace_select -p potential.yaml [-a potential.asi] -m N -o selected.pkl.gz pool.pckl.gzip``.
 
     Pass a ``pool`` of candidates (labelled or not), a selector ``potential`` (a fitted one, or the unfitted basis of
-    :func:`aiida_mlip_trainer.selection.unfitted_potential` before the first fit) and ``max_structures``. With
+    :func:`aiida_mlip_trainer.workflows.functions.selection.unfitted_potential` before the first fit) and
+    ``max_structures``. With
     ``use_active_set`` the potential's active set (``.asi``, from :class:`PaceActivesetCalculation`) counts as
     already covered, so only structures that extend it are picked. You get ``selected`` (the picked structures,
     labels kept, best first), ``indices`` (their positions in the pool, same order) and ``summary`` (requested vs

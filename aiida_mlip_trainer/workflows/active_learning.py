@@ -25,24 +25,23 @@ from .functions.training_set import pick_starting_structures, split_training_set
 from .labeling import LabelingWorkChain
 from .protocols import merge
 from .selection import SelectionWorkChain
-from .training import LEGACY_PORTS, TrainingWorkChain
+from .training import TrainingWorkChain
+from .training import validate_inputs as validate_training_inputs
 
 __all__ = ("ActiveLearningWorkChain",)
 
 
 def _validate_training(inputs) -> str | None:
-    """TrainingWorkChain's checks on the ``training`` namespace with the loop's first data and held-out set (its own
-    namespace validator is switched off: it would ask for a training set, which the loop supplies every round).
-    The other namespaces keep their processes' validators (``expose_inputs`` carries them over)."""
-    from .training import _validate_inputs as validate_training
-
+    """TrainingWorkChain's checks with the loop's first data and held-out set. The ``training`` namespace has been
+    checked on its own by then (``expose_inputs`` carries TrainingWorkChain's validator over, which leaves the checks
+    of the data to the loop: its training set is the loop's, every round)."""
     structures = inputs["structures"]
     if not structures.labelled:  # labelled by the loop first: checked when the first fit starts
         return None
     training = {**inputs["training"], "training_set": structures, "test_fraction": inputs["test_fraction"]}
     if "test_set" in inputs:
         training["test_set"] = inputs["test_set"]
-    message = validate_training(training, None)
+    message = validate_training_inputs(training)
     return f"training: {message}" if message else None
 
 
@@ -175,11 +174,9 @@ class ActiveLearningWorkChain(WorkChain):
                 "test_set",
                 "test_fraction",
                 "previous_potential",
-                *LEGACY_PORTS,
             ),
             namespace_options={"help": "Every round's TrainingWorkChain (no selection there, usually)."},
         )
-        spec.inputs["training"].validator = None  # run by `_validate_training` with the loop's data
         spec.expose_inputs(
             ExplorationCalculation,
             namespace="exploration",

@@ -29,7 +29,6 @@ from ..formats.basis import unfitted_basis_layout
 from ..formats.pacemaker_input import validate_parameters
 from ..physics.baselines import missing_pairs
 from .functions.baseline import check_short_range, derive_baseline, subtract_baseline
-from .functions.parameters import generate_training_parameters
 from .functions.potential import (
     assemble_potential,
     not_learned_message,
@@ -38,101 +37,42 @@ from .functions.potential import (
 )
 from .functions.training_set import import_training_set, split_training_set
 from .pace_train_base import PaceTrainBaseWorkChain
-from .protocols import TRAINING_PROTOCOLS, ProtocolMixin, get_preset_parameters, list_presets, merge
+from .protocols import TRAINING_PROTOCOLS, ProtocolMixin
 from .selection import SelectionWorkChain
 
-__all__ = ("TrainingWorkChain",)
+__all__ = ("TrainingWorkChain", "validate_inputs")
 
 LOGGER = logging.getLogger("aiida.mlip_trainer.training")
 
-# Inputs of the first releases, still accepted, each mapped onto the exposed namespaces by `_legacy_inputs`.
-LEGACY_PORTS = (
-    "codes",
-    "options",
-    "preset",
-    "parameter_overrides",
-    "max_structures",
-    "selection_chunk_size",
-    "max_iterations",
-)
-TOOLS = ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")
 # What a potential that is not repulsive below its training data does to the work chain: exit code 440 (all outputs
 # attached), or a warning in the report only.
 SHORT_RANGE_CHECKS = ("error", "warning")
 
 
-def _legacy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The namespaces the deprecated top-level inputs stand for: ``codes.X`` → the ``code`` of each job,
-    ``options`` → the training job's ``metadata.options``, ``max_structures``/``selection_chunk_size`` → selection,
-    ``max_iterations`` → training. (``preset``/``parameter_overrides`` become a calcfunction in ``setup``.)"""
-    codes = inputs.get("codes", {})
-    mapped: dict[str, Any] = {"training": {"pace": {}}, "activeset": {}, "yace": {}, "selection": {}}
-    if "pacemaker" in codes:
-        mapped["training"]["pace"]["code"] = codes["pacemaker"]
-    if "options" in inputs:
-        mapped["training"]["pace"]["metadata"] = {"options": dict(inputs["options"])}
-    if "max_iterations" in inputs:
-        mapped["training"]["max_iterations"] = inputs["max_iterations"]
-    if "pace_activeset" in codes:
-        mapped["activeset"]["code"] = codes["pace_activeset"]
-        mapped["selection"]["pace_activeset"] = {"code": codes["pace_activeset"]}
-    if "pace_yaml2yace" in codes:
-        mapped["yace"]["code"] = codes["pace_yaml2yace"]
-    if "max_structures" in inputs:
-        mapped["selection"]["max_structures"] = inputs["max_structures"]
-        # the first releases selected in layers, with the same selector every round, up to five rounds
-        mapped["selection"].update(rounds=orm.Str("layers"), max_rounds=orm.Int(5))
-        if "pace_select" in codes:
-            mapped["selection"]["pace_select"] = {"code": codes["pace_select"]}
-        if "selection_chunk_size" in inputs:
-            mapped["selection"]["chunk_size"] = inputs["selection_chunk_size"]
-    else:
-        mapped.pop("selection")
-    return mapped
+def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa: PLR0911,PLR0912 - one message per mistake
+    """Refuse bad input before any job runs, with a message that says what to change; None when it is fine.
 
-
-def _empty(value: Any) -> bool:
-    return isinstance(value, Mapping) and not value
-
-
-def _effective(inputs: Mapping[str, Any], namespace: str) -> dict[str, Any]:
-    """An exposed namespace as given, with what the deprecated inputs stand for merged under it (the namespace wins);
-    empty when neither gives anything (no selection, for ``selection``)."""
-    return merge(_legacy_inputs(inputs).get(namespace, {}), dict(inputs.get(namespace, {}) or {}))
-
-
-def _training_parameters(inputs: Mapping[str, Any]) -> dict | str:
-    """The pacemaker parameters the fit will use, or a message when there are none or two sources."""
-    given = "parameters" in inputs.get("training", {}).get("pace", {})
-    legacy = "preset" in inputs or "parameter_overrides" in inputs
-    if given and legacy:
-        return "give training.pace.parameters or the deprecated preset/parameter_overrides, not both"
-    if given:
-        return inputs["training"]["pace"]["parameters"].get_dict()
-    preset = inputs["preset"].value if "preset" in inputs else None
-    if preset is not None and preset not in list_presets():
-        return f"unknown preset {preset!r}; known presets: {', '.join(list_presets())}"
-    overrides = inputs["parameter_overrides"].get_dict() if "parameter_overrides" in inputs else {}
-    if preset is None and not legacy:
-        return "give training.pace.parameters (TrainingWorkChain.get_builder_from_protocol fills it)"
-    return merge(get_preset_parameters(preset), overrides)
-
-
-def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message per mistake
-    """Refuse bad input before any job runs, with a message that says what to change."""
+    ``inputs`` are the inputs of a TrainingWorkChain; ``ctx`` is the port namespace they fill (None: all of this
+    work chain's ports). A work chain that exposes this one without its data ports (``training_set``,
+    ``structures_file``), as ActiveLearningWorkChain does, gets here the checks that need no data; it calls this
+    function again with its own data for the rest."""
     from ..physics.baselines import BaselineError, validate_baseline
 
-    if ("training_set" in inputs) == ("structures_file" in inputs):
-        return "give exactly one of `training_set` (a TrainingSetData) and `structures_file` (an extxyz/ASE db file)"
+    with_data = ctx is None or "training_set" in ctx
     training_set = inputs.get("training_set")
-    structures_file = inputs.get("structures_file")
-    if structures_file is not None and not structures_file.get_content(mode="rb").strip():
-        return "the structures_file is empty: give labelled structures"
-    if training_set is not None:
-        if not training_set.labelled:
-            return "the training_set has no labels (energies and forces): label the structures first"
-        if training_set.base.attributes.get("baseline", None) is not None:
-            return "give the original labels: the work chain subtracts `physics_baseline` itself"
+    if with_data:
+        if ("training_set" in inputs) == ("structures_file" in inputs):
+            return (
+                "give exactly one of `training_set` (a TrainingSetData) and `structures_file` (an extxyz/ASE db file)"
+            )
+        structures_file = inputs.get("structures_file")
+        if structures_file is not None and not structures_file.get_content(mode="rb").strip():
+            return "the structures_file is empty: give labelled structures"
+        if training_set is not None:
+            if not training_set.labelled:
+                return "the training_set has no labels (energies and forces): label the structures first"
+            if training_set.base.attributes.get("baseline", None) is not None:
+                return "give the original labels: the work chain subtracts `physics_baseline` itself"
     elements = training_set.elements if training_set is not None else None
     test_set = inputs.get("test_set")
     if test_set is not None:
@@ -140,14 +80,15 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
             return "the test_set has no labels (energies and forces)"
         if elements is not None and set(test_set.elements) - set(elements):
             return (
-                f"the test_set contains {sorted(set(test_set.elements) - set(elements))}, which the training data "
-                f"(elements {elements}) lack: the potential cannot predict them"
+                f"the test_set contains {sorted(set(test_set.elements) - set(elements))}, which the training "
+                f"data (elements {elements}) lack: the potential cannot predict them"
             )
-    fraction = inputs["test_fraction"].value
-    if test_set is None and not 0 < fraction < 1:
-        return f"test_fraction must be in (0, 1), got {fraction}"
-    if test_set is None and training_set is not None and training_set.num_structures < 2:
-        return "one structure cannot be split into training and test structures: give more, or a test_set"
+    if with_data and test_set is None:
+        fraction = inputs["test_fraction"].value
+        if not 0 < fraction < 1:
+            return f"test_fraction must be in (0, 1), got {fraction}"
+        if training_set is not None and training_set.num_structures < 2:
+            return "one structure cannot be split into training and test structures: give more, or a test_set"
 
     baseline = None
     if "physics_baseline" in inputs:
@@ -155,9 +96,7 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
             baseline = validate_baseline(inputs["physics_baseline"].get_dict())
         except BaselineError as error:
             return f"physics_baseline: {error}"
-    parameters = _training_parameters(inputs)
-    if isinstance(parameters, str):
-        return parameters
+    parameters = inputs["training"]["pace"]["parameters"].get_dict()
     message = validate_parameters(parameters, elements=elements, baseline=baseline)
     if message:
         return f"training parameters: {message}"
@@ -179,29 +118,25 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
                 f"{baseline}: fine-tuning must keep the baseline"
             )
 
-    codes = {
-        "pacemaker": _effective(inputs, "training").get("pace", {}).get("code"),
-        "pace_activeset": _effective(inputs, "activeset").get("code"),
-        "pace_yaml2yace": _effective(inputs, "yace").get("code"),
-    }
-    missing = [name for name, code in codes.items() if code is None]
+    missing = [
+        where
+        for where, namespace in (
+            ("training.pace.code", inputs["training"]["pace"]),
+            ("activeset.code", inputs["activeset"]),
+        )
+        if "code" not in namespace
+    ]
     if missing:
-        where = {"pacemaker": "training.pace.code", "pace_activeset": "activeset.code", "pace_yaml2yace": "yace.code"}
-        return f"give the code of {', '.join(where[name] for name in missing)}"
-    selection = _effective(inputs, "selection")
+        return f"give the code of {', '.join(missing)}"
+    selection = inputs.get("selection") or {}
     if selection:
         if "max_structures" not in selection and "max_atoms" not in selection:
-            if "selection_chunk_size" in inputs:
-                return "selection_chunk_size is for selection: give max_structures too"
             return "selection needs a budget: selection.max_structures and/or selection.max_atoms"
         if "code" not in selection.get("pace_select", {}):
             return "selection needs the pace_select code: selection.pace_select.code"
         for key in ("max_structures", "max_atoms", "chunk_size"):
             if key in selection and selection[key].value <= 0:
-                name = "selection_chunk_size" if key == "chunk_size" and "selection_chunk_size" in inputs else key
-                return f"{name} must be a positive integer, got {selection[key].value}"
-    elif "selection_chunk_size" in inputs:
-        return "selection_chunk_size is for selection: give max_structures too"
+                return f"{key} must be a positive integer, got {selection[key].value}"
 
     if training_set is not None:
         # MaxVol (selection and the active set) needs one atomic environment per basis function and element
@@ -212,8 +147,9 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
         too_few = check_environments(training_set, layout, role="training data")
         if too_few:
             return too_few
-    if inputs["short_range_check"].value not in SHORT_RANGE_CHECKS:
-        return f"short_range_check must be one of {list(SHORT_RANGE_CHECKS)}, got {inputs['short_range_check'].value!r}"
+    short_range_check = inputs.get("short_range_check")  # unset while a builder is filled: defaults come at launch
+    if short_range_check is not None and short_range_check.value not in SHORT_RANGE_CHECKS:
+        return f"short_range_check must be one of {list(SHORT_RANGE_CHECKS)}, got {short_range_check.value!r}"
     return None
 
 
@@ -290,7 +226,6 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             exclude=("pace.training_set", "pace.test_set", "pace.previous_potential"),
             namespace_options={"help": "The fit: pacemaker code, parameters, options, restarts, handler_overrides."},
         )
-        spec.inputs["training"]["pace"]["parameters"].required = False  # the deprecated preset may stand for it
         spec.expose_inputs(
             PaceActivesetCalculation,
             namespace="activeset",
@@ -301,22 +236,10 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             ShellJob,
             namespace="yace",
             include=("code", "metadata"),
-            namespace_options={"required": False, "help": "The LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."},
+            namespace_options={"help": "The LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."},
         )
-        spec.inputs["yace"]["code"].required = False  # may come from the deprecated `codes`
         guard_environment_variables(spec.inputs["yace"])  # aiida-shell's ShellJob does not check the names
-        # Deprecated inputs of the first releases: still accepted (a warning says what replaces them).
-        spec.input("preset", valid_type=orm.Str, required=False, serializer=orm.to_aiida_type, help="Deprecated.")
-        spec.input(
-            "parameter_overrides", valid_type=orm.Dict, required=False, serializer=orm.to_aiida_type, help="Deprecated."
-        )
-        spec.input_namespace("codes", required=False, help="Deprecated: the codes of each namespace.")
-        for tool in TOOLS:
-            spec.input(f"codes.{tool}", valid_type=orm.AbstractCode, required=False)
-        spec.input("options", valid_type=dict, non_db=True, required=False, help="Deprecated: training.pace.metadata.")
-        for name in ("max_structures", "selection_chunk_size", "max_iterations"):
-            spec.input(name, valid_type=orm.Int, required=False, serializer=orm.to_aiida_type, help="Deprecated.")
-        spec.inputs.validator = refuses_altered_nodes(_validate_inputs)
+        spec.inputs.validator = refuses_altered_nodes(validate_inputs)
 
         spec.outline(
             cls.setup,
@@ -445,24 +368,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
-        # an empty `codes` namespace is always there: only what was given counts
-        used = [name for name in LEGACY_PORTS if name in self.inputs and not _empty(self.inputs[name])]
-        if used:
-            self.report(
-                f"deprecated input(s) {used}: use the namespaces training, selection, activeset and yace, "
-                "best through TrainingWorkChain.get_builder_from_protocol"
-            )
-        self.ctx.selection_inputs = _effective(self.inputs, "selection")
-        self.ctx.training_inputs = AttributeDict(_effective(self.inputs, "training"))
-        self.ctx.activeset_inputs = _effective(self.inputs, "activeset")
-        self.ctx.yace_inputs = _effective(self.inputs, "yace")
-        if "parameters" in self.ctx.training_inputs.get("pace", {}):
-            self.ctx.parameters = self.ctx.training_inputs.pace.parameters
-        else:
-            preset = self.inputs.get("preset", orm.Str(list_presets()[1]))
-            self.ctx.parameters = generate_training_parameters(
-                preset, self.inputs.get("parameter_overrides", orm.Dict())
-            )
+        self.ctx.parameters = self.inputs.training.pace.parameters
         self.ctx.baseline = self.inputs.get("physics_baseline")
         self.ctx.data = self.inputs.get("training_set")
 
@@ -514,12 +420,12 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return unfitted_basis_layout(self.ctx.parameters.get_dict(), self.ctx.train.elements)
 
     def should_select(self):
-        return bool(self.ctx.selection_inputs)
+        return bool(self.inputs.get("selection"))
 
     def run_selection(self):
         """SelectionWorkChain on the training split: the unfitted basis of the coming fit selects, or, when
         fine-tuning, the previous potential with its active set counted as covered."""
-        inputs = AttributeDict(self.ctx.selection_inputs)
+        inputs = AttributeDict(self.exposed_inputs(SelectionWorkChain, namespace="selection"))
         inputs.pool = self.ctx.train
         if "previous_potential" in self.inputs:
             inputs.potential = self.inputs.previous_potential
@@ -548,7 +454,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def run_training(self):
-        inputs = AttributeDict(self.ctx.training_inputs)
+        inputs = AttributeDict(self.exposed_inputs(PaceTrainBaseWorkChain, namespace="training"))
         pace = AttributeDict(inputs.pace)
         pace.update(training_set=self.ctx.train, test_set=self.ctx.train_test, parameters=self.ctx.parameters)
         if "previous_potential" in self.inputs:
@@ -567,15 +473,16 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
 
     def run_finalisation(self):
         """The LAMMPS .yace (pace_yaml2yace, a ShellJob) and the active set (pace_activeset), side by side."""
+        given = self.exposed_inputs(ShellJob, namespace="yace")
         yace_inputs = prepare_shell_job_inputs(
-            self.ctx.yace_inputs["code"],
+            given["code"],
             arguments=["{potential}", "-o", "potential.yace"],
             nodes={"potential": potential_file(self.ctx.fitted)},
             outputs=["potential.yace"],
-            metadata=self.ctx.yace_inputs.get("metadata", {}),
+            metadata=given.get("metadata", {}),
         )
         yace = self.submit(ShellJob, **yace_inputs)
-        activeset_inputs = AttributeDict(self.ctx.activeset_inputs)
+        activeset_inputs = AttributeDict(self.exposed_inputs(PaceActivesetCalculation, namespace="activeset"))
         activeset_inputs.update(potential=self.ctx.fitted, training_set=self.ctx.train)
         activeset = self.submit(PaceActivesetCalculation, **activeset_inputs)
         self.report(f"finalising: ShellJob<{yace.pk}> (pace_yaml2yace), PaceActivesetCalculation<{activeset.pk}>")

@@ -10,7 +10,7 @@ from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
-from aiida_mlip_trainer.reference_data import argon_lennard_jones
+from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlip_trainer.workflows.functions.learning_curve import CURVE_COLUMNS, learning_curve
 from tests.oracles.conftest import copper_cells
@@ -108,8 +108,20 @@ def test_bad_input_refused_before_any_job(builder, change, message):
     assert "\n" not in reason.strip(), reason
 
 
+def test_the_training_namespace_keeps_the_validator_of_the_training_work_chain(builder):
+    """Exposed, the training namespace is checked by TrainingWorkChain's own validator: without data here (the loop
+    supplies them every round, and unlabelled structures leave the checks with data to the first fit), the checks
+    that need none still refuse a bad value before any job."""
+    inputs = builder(structures=_unlabelled())
+    inputs.training.short_range_check = orm.Str("maybe")
+    before = _processes()
+    with pytest.raises(ValueError, match=r"'inputs.training'.*short_range_check must be one of"):
+        run_get_node(inputs)
+    assert _processes() == before
+
+
 def _labelled_copper(count: int, seed: int) -> TrainingSetData:
-    from aiida_mlip_trainer.reference_data import copper_emt
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
 
     return TrainingSetData(copper_emt(count, seed=seed, repeat=1)).store()
 

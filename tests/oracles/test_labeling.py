@@ -10,7 +10,8 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.oracles import LabelError, ase_oracle, labels_array
+from aiida_mlip_trainer.data.labels import LabelError, labels_array
+from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.workflows.functions.oracles import ase_oracle_labels, cp2k_labels
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
 from tests.conftest import FIXTURES

@@ -4,17 +4,18 @@ import numpy as np
 import pytest
 from aiida import orm
 
-from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.selection import (
+from aiida_mlip_trainer.calculations.pace_tool import (
     ACTIVESET_PARAMETERS,
     COMMON_PARAMETERS,
-    assemble_selection,
-    basis_layout,
-    concatenate_structures,
     parse_memory_limit,
+    validate_tool_parameters,
+)
+from aiida_mlip_trainer.data import TrainingSetData
+from aiida_mlip_trainer.workflows.functions.selection import (
+    assemble_selection,
+    concatenate_structures,
     take_structures,
     unfitted_potential,
-    validate_tool_parameters,
 )
 from aiida_mlip_trainer.workflows.selection import chunk_size_for_memory
 
@@ -72,7 +73,7 @@ def test_valid_tool_parameters_pass():
 def test_unfitted_potential_is_the_basis_of_the_coming_fit(small_parameters):
     potential = unfitted_potential(orm.Dict(small_parameters), orm.List(["Ar"]))
     assert potential.elements == ["Ar"] and potential.num_functions == 36 and potential.cutoff == 7.0
-    assert basis_layout(potential) == {"Ar": {"num_functions": 36, "ndensity": 1}}
+    assert potential.basis_layout == {"Ar": {"num_functions": 36, "ndensity": 1}}
     assert potential.baseline is None and not potential.has_active_set
     # in the graph: made by a calcfunction from the parameters
     creator = potential.creator

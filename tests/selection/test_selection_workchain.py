@@ -128,7 +128,7 @@ def test_a_failed_pace_select_job_is_an_exit_code(argon_pool, fitted_potential, 
 )
 def test_bad_input_is_refused_before_any_job(argon_pool, fitted_potential, jobs, inputs, message):
     from aiida_mlip_trainer.data import TrainingSetData
-    from aiida_mlip_trainer.reference_data import copper_emt
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
 
     arguments = {"potential": fitted_potential, **jobs, **inputs}
     if arguments["potential"] is None:

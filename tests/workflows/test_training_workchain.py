@@ -12,7 +12,7 @@ from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
-from aiida_mlip_trainer.reference_data import copper_emt
+from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from tests.conftest import FIXTURES
@@ -104,13 +104,13 @@ def test_protocols_fill_every_namespace_and_scale_with_the_elements(codes, argon
 
 def test_number_of_functions_per_element_caps_the_basis_for_five_elements(small_parameters):
     """The protocols' per-element budget: without it the fast basis has 1170 functions per element for five."""
-    from aiida_mlip_trainer.selection import unfitted_basis_layout
-    from aiida_mlip_trainer.workflows.protocols import get_preset_parameters
+    from aiida_mlip_trainer.formats.basis import unfitted_basis_layout
 
+    fast = TrainingWorkChain.get_protocol_inputs("fast")["training"]["pace"]["parameters"]
     elements = ["Co", "Cr", "Fe", "Mn", "Ni"]
-    layout = unfitted_basis_layout(get_preset_parameters("fast"), elements)
+    layout = unfitted_basis_layout(fast, elements)
     assert set(layout) == set(elements) and all(30 <= spec["num_functions"] <= 40 for spec in layout.values())
-    assert unfitted_basis_layout(get_preset_parameters("fast"), ["Cu"])["Cu"]["num_functions"] == 36
+    assert unfitted_basis_layout(fast, ["Cu"])["Cu"]["num_functions"] == 36
 
 
 def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
@@ -120,8 +120,6 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     builder.selection.pace_select.metadata.options.max_wallclock_seconds = 777
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
-    # built from the protocol: nothing deprecated was given, and nothing says so
-    assert not [log for log in orm.Log.collection.get_logs_for(node) if "deprecated" in log.message]
     potential = results["potential"]
     assert potential.base.attributes.get("has_yace") and potential.has_active_set
     assert potential.baseline["type"] == "lj"
@@ -175,31 +173,19 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     assert query.count() >= 1
 
 
-def test_deprecated_inputs_still_work_and_say_what_replaces_them(codes, argon_sets):
-    results, node = run_get_node(
-        TrainingWorkChain,
-        training_set=argon_sets["train"],
-        test_set=argon_sets["test"],
-        preset="fast",
-        parameter_overrides=PARAMETERS,
-        max_structures=8,
-        selection_chunk_size=6,
-        short_range_check="warning",  # a direct fit (see test_direct_fit_not_repulsive_exits_440)
-        codes=codes,
-    )
+def test_selection_in_layers_and_chunks_through_the_selection_namespace(codes, argon_sets):
+    """Every input of the selection namespace reaches SelectionWorkChain: layers, chunks of the pool, the budget."""
+    selection = {"max_structures": 8, "chunk_size": 6, "rounds": "layers", "max_rounds": 5}
+    builder = builder_for(codes, argon_sets["train"], selection=selection)
+    builder.test_set = argon_sets["test"]
+    results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
-    reports = [log.message for log in orm.Log.collection.get_logs_for(node)]
-    assert any("deprecated input(s) ['codes', 'preset', 'parameter_overrides', 'max_structures'" in r for r in reports)
-    # the preset became the parameters through a calcfunction, as before
-    assert results["parameters"].creator.process_label == "generate_training_parameters"
-    (selection,) = [
-        child
-        for child in node.called
-        if isinstance(child, orm.WorkChainNode) and child.process_label == "SelectionWorkChain"
-    ]
-    assert selection.inputs.chunk_size.value == 6 and selection.inputs.rounds.value == "layers"
+    (child,) = [n for n in node.called if isinstance(n, orm.WorkChainNode) and n.process_label == "SelectionWorkChain"]
+    assert child.inputs.chunk_size.value == 6 and child.inputs.rounds.value == "layers"
     summary = results["selection_summary"].get_dict()
     assert summary["chunking"]["chunks"] == 3 and summary["returned"] == results["training_set"].num_structures == 8
+    # the parameters of the fit are the input node, used as given
+    assert results["parameters"].pk == node.inputs.training.pace.parameters.pk
 
 
 def test_structures_file_is_imported_by_a_calcfunction(codes, argon_structures):
@@ -291,7 +277,12 @@ def _unset(namespace, key):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda b: b.update(preset="fast"), "give training.pace.parameters or the deprecated preset"),
+        (
+            lambda b: b.training.pace.pop("parameters"),
+            "'inputs.training.pace.parameters': required value was not provided",
+        ),
+        (lambda b: b.yace.pop("code"), "'inputs.yace.code': required value was not provided"),
+        (lambda b: b.activeset.pop("code"), "give the code of activeset.code"),
         (lambda b: b.update(physics_baseline={"type": "morse", "params": {}}), "physics_baseline: .*known types"),
         (
             lambda b: b.update(physics_baseline={"type": "lj", "params": {"epsilon": 0.1, "sigma": -1, "cutoff": 5}}),

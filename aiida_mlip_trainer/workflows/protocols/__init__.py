@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ("ProtocolMixin", "get_preset_parameters", "list_presets", "merge")
+__all__ = ("ProtocolMixin", "merge")
 
 PROTOCOLS_DIRECTORY = pathlib.Path(__file__).parent
 TRAINING_PROTOCOLS = PROTOCOLS_DIRECTORY / "training.yaml"
@@ -82,17 +82,3 @@ class ProtocolMixin:
         if isinstance(overrides, pathlib.Path):
             overrides = yaml.safe_load(overrides.read_text()) or {}
         return merge(inputs, overrides or {})
-
-
-class _TrainingProtocols(ProtocolMixin):
-    _protocol_file = TRAINING_PROTOCOLS
-
-
-def list_presets() -> list[str]:
-    """The protocol names, which the deprecated ``preset`` input of TrainingWorkChain still accepts."""
-    return list(_TrainingProtocols.get_available_protocols())
-
-
-def get_preset_parameters(name: str | None = None) -> dict[str, Any]:
-    """The pacemaker parameters (``training.pace.parameters``) of a protocol of TrainingWorkChain; a fresh copy."""
-    return _TrainingProtocols.get_protocol_inputs(name)["training"]["pace"]["parameters"]
