@@ -7,7 +7,7 @@ from aiida import orm
 
 from aiida_mlip_trainer.data import PacePotentialData
 from aiida_mlip_trainer.launch import SelectionError, get_or_create_code, select_structures
-from aiida_mlip_trainer.workflows import SelectionWorkChain
+from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from tests.selection.conftest import POTENTIAL, build_pool_structures
 
 
