@@ -292,7 +292,7 @@ def train(
 
     A potential that has not learned (held-out energy or force errors at least half the spread of the data; see
     ``metrics["learned"]`` and ``metrics["not_learned_reasons"]``) is returned with a :class:`NotLearnedWarning`;
-    with ``require_learned=True`` it raises :class:`TrainingError` (exit code 450), the outputs still on its node.
+    with ``require_learned=True`` it raises :class:`TrainingError` (ERROR_NOT_LEARNED), the outputs still on its node.
     The ``fast`` protocol is for trying a pipeline only: its potentials are not meant to be used.
     """
     from .workflows.training import TrainingWorkChain

@@ -104,20 +104,20 @@ class PaceSelectCalculation(PaceToolCalculation):
         spec.default_output_node = "summary"
 
         spec.exit_code(
-            300,
+            320,
             "ERROR_SELECT_FAILED",
             invalidates_cache=True,
             message="pace_select exited with status {status}: {detail}",
         )
         spec.exit_code(
-            301,
-            "ERROR_NO_OUTPUT",
+            321,
+            "ERROR_NO_SELECTION",
             invalidates_cache=True,
             message="pace_select finished without writing selected.pkl.gz. {detail}",
         )
         spec.exit_code(
-            302,
-            "ERROR_INVALID_OUTPUT",
+            322,
+            "ERROR_INVALID_SELECTION",
             invalidates_cache=True,
             message="the selection pace_select wrote cannot be used: {detail}",
         )
@@ -128,7 +128,7 @@ class PaceSelectCalculation(PaceToolCalculation):
             environments_remedy="give a larger pool, a larger batch_size or memory_limit, or use_active_set.",
         )
         spec.exit_code(
-            402,
+            323,
             "ERROR_NONE_SELECTED",
             message="no structure of the pool extends the active set beyond gamma tolerance {gamma}: the potential "
             "already covers this pool (every candidate's extrapolation grade is below the tolerance).",

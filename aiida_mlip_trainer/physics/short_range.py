@@ -23,14 +23,14 @@ minus the energy at ``d``: how high the wall stands above the data). Half of the
 beyond what a time step can cross from the data, and for any pair it is well inside the ZBL-only region of a
 derived window (0.75 d, see :func:`aiida_mlip_trainer.physics.baselines.derive_baseline`).
 
-The **verdict** on a pair (``repulsive``, ``all_repulsive``, ``not_repulsive``) is the dimer's: that is what a
-pair baseline guarantees, and what ``TrainingWorkChain`` turns into exit code 440. Compressed fcc is reported
-beside it as a **warning** (``compression_not_rising``): there every atom has 12 neighbours at once at a distance
-the data have for one pair at most, and the energy is the ACE embedding of a density far above the data, which no
-pair baseline switches off. Measured on the demo's copper (EMT, 19 selected cells, ZBL windows from the data): the
+The **verdict** on a pair (``repulsive``, ``all_repulsive``, ``not_repulsive``) is the dimer's: that is what a pair
+baseline guarantees, and what ``TrainingWorkChain`` turns into ERROR_SHORT_RANGE_NOT_REPULSIVE. Compressed fcc is
+reported beside it as a **warning** (``compression_not_rising``): there every atom has 12 neighbours at once at a
+distance the data have for one pair at most, and the energy is the ACE embedding of a density far above the data, which
+no pair baseline switches off. Measured on the demo's copper (EMT, 19 selected cells, ZBL windows from the data): the
 dimer rises by 104 eV from the data minimum to half of it, while fcc compressed to a nearest-neighbour distance of
-0.84-1.47 Å falls to -1555 eV/atom. The remedies are data (compressed structures) or pacemaker's energy-based core
-cut of the embedding (``embeddings: {ALL: {rho_core_cut: ..., drho_core_cut: ...}}``), both the user's choice.
+0.84-1.47 Å falls to -1555 eV/atom. The remedies are data (compressed structures) or pacemaker's energy-based core cut
+of the embedding (``embeddings: {ALL: {rho_core_cut: ..., drho_core_cut: ...}}``), both the user's choice.
 
 The check is a safety criterion, not physics: a real dimer may well have its minimum below the shortest distance
 of condensed-phase data (Cr2's bond, 1.68 Å, is far shorter than the shortest Cr-Cr distance in a Cr alloy). What

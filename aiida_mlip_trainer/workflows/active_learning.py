@@ -218,16 +218,16 @@ class ActiveLearningWorkChain(WorkChain):
         spec.output("learning_curve_plot", valid_type=orm.SinglefileData, help="The learning curve (PNG).")
         spec.output("summary", valid_type=orm.Dict, help="The rounds and why the loop stopped.")
         spec.exit_code(
-            300, "ERROR_INITIAL_LABELING_FAILED", message="no initial structure could be labelled: {message}"
+            540, "ERROR_INITIAL_LABELING_FAILED", message="no initial structure could be labelled: {message}"
         )
-        spec.exit_code(410, "ERROR_TRAINING_FAILED", message="round {round}: the training failed: {message}")
-        spec.exit_code(420, "ERROR_EXPLORATION_FAILED", message="round {round}: the exploration failed: {message}")
-        spec.exit_code(430, "ERROR_SELECTION_FAILED", message="round {round}: the selection failed: {message}")
+        spec.exit_code(510, "ERROR_TRAINING_FAILED", message="round {round}: the training failed: {message}")
+        spec.exit_code(530, "ERROR_EXPLORATION_FAILED", message="round {round}: the exploration failed: {message}")
+        spec.exit_code(520, "ERROR_SELECTION_FAILED", message="round {round}: the selection failed: {message}")
         spec.exit_code(
-            440, "ERROR_LABELING_FAILED", message="round {round}: no selected structure got a label: {message}"
+            541, "ERROR_LABELING_FAILED", message="round {round}: no selected structure got a label: {message}"
         )
         spec.exit_code(
-            450,
+            640,
             "ERROR_NOTHING_TO_LABEL",
             message="round {round}: exploration halted ({halted} trajectories) before any frame reached the collect "
             "band: lower the temperatures or gamma_collect. The outputs of the rounds so far are attached.",

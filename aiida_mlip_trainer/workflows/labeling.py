@@ -40,7 +40,7 @@ class LabelingWorkChain(WorkChain):
     adapter, to the job that computed them. A job that fails, or whose output the adapter refuses (SCF not
     converged, missing forces), is recorded in ``failures`` and skipped. Outputs: ``labelled``, ``indices`` (the
     pool positions that got a label) and ``failures`` (``{"failures": [{"index", "name", "process_pk", "reason"}],
-    "num_labelled", "num_failed"}``). Only when no label at all could be made does it fail (exit code 400).
+    "num_labelled", "num_failed"}``). Only when no label at all could be made does it fail (ERROR_ALL_LABELS_FAILED).
     """
 
     @classmethod
@@ -116,7 +116,7 @@ class LabelingWorkChain(WorkChain):
         spec.output("indices", valid_type=orm.List, required=False, help="Their positions in the pool.")
         spec.output("failures", valid_type=orm.Dict, help="Structures without a label: which job, and why.")
         spec.exit_code(
-            400,
+            542,
             "ERROR_ALL_LABELS_FAILED",
             message="no structure of the pool got a label ({num_failed} failed); the first failure: {reason}",
         )

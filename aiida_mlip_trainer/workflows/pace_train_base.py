@@ -49,7 +49,7 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
       iterations left (a restart with progress).
     - Stopped before the first interim potential (the job's time went on starting Python and TensorFlow and building
       neighbour lists): restart from the same start, at most ``max_restarts_without_progress`` times in a row
-      (default 2), then stop with 440 and say that the time limit is too short. With ``max_walltime`` (seconds) the
+      (default 2), then stop with ERROR_TIME_LIMIT_TOO_SHORT and say why. With ``max_walltime`` (seconds) the
       work chain may double the job's ``max_wallclock_seconds`` for such a restart, up to that limit, as it does when
       the iterations done per job are too few to finish within ``max_iterations``.
     - NaN or diverging loss: restart with safer fit settings; a crash: one retry with half the batch size (memory
@@ -89,10 +89,10 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
         for label, code in UNRECOVERABLE.items():
             spec.exit_code(code.status, label, message="the pacemaker calculation failed: {message}")
         spec.exit_code(
-            430, "ERROR_FIT_UNSTABLE", message="the loss stayed NaN or diverging even with the safest fit settings."
+            610, "ERROR_FIT_UNSTABLE", message="the loss stayed NaN or diverging even with the safest fit settings."
         )
         spec.exit_code(
-            440,
+            611,
             "ERROR_TIME_LIMIT_TOO_SHORT",
             message="the job's time limit is too short for pacemaker to make progress: {count} jobs in a row were "
             "stopped before pacemaker saved its first interim potential (last: {reason}). {advice}",
@@ -141,7 +141,8 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
 
     def _without_progress(self, node, reason: str) -> ProcessHandlerReport | None:
         """Count a job that made no progress; past ``max_restarts_without_progress`` in a row, the report that stops
-        the work chain with 440 and says why, else None (and the walltime raised where the user allowed it)."""
+        the work chain with ERROR_TIME_LIMIT_TOO_SHORT and says why, else None (and the walltime raised where the
+        user allowed it)."""
         self.ctx.restarts_without_progress += 1
         count, limit = self.ctx.restarts_without_progress, self.inputs.max_restarts_without_progress.value
         if count > limit:
@@ -169,7 +170,8 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
     @process_handler(priority=550, exit_codes=[Exit.ERROR_KILLED_BEFORE_INTERIM])
     def handle_killed_before_interim(self, node):
         """Stopped before the first interim potential: nothing to continue from, so run the same job again from
-        its start; after ``max_restarts_without_progress`` such restarts in a row, stop and say why (440)."""
+        its start; after ``max_restarts_without_progress`` such restarts in a row, stop and say why
+        (ERROR_TIME_LIMIT_TOO_SHORT)."""
         metrics = node.outputs.metrics.get_dict() if "metrics" in node.outputs else {}
         reason = metrics.get("stopped_by") or "stopped from outside"
         stop = self._without_progress(node, f"stopped before its first interim potential: {reason}")

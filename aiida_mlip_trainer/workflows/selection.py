@@ -274,17 +274,17 @@ class SelectionWorkChain(WorkChain):
         spec.output("indices", valid_type=orm.List, help="Their positions in the pool, in the same order.")
         spec.output("summary", valid_type=orm.Dict, help="Requested vs returned (structures, atoms), rounds, why.")
         spec.exit_code(
-            300,
-            "ERROR_SELECT_FAILED",
+            521,
+            "ERROR_SELECT_JOB_FAILED",
             message="a pace_select job failed: PaceSelectCalculation<{pk}> [{status}] {message}",
         )
         spec.exit_code(
-            301,
-            "ERROR_ACTIVESET_FAILED",
+            522,
+            "ERROR_ACTIVESET_JOB_FAILED",
             message="the active set over the structures known so far failed: PaceActivesetCalculation<{pk}> "
             "[{status}] {message}",
         )
-        spec.exit_code(310, "ERROR_NOTHING_SELECTED", message="nothing was selected: {reason}")
+        spec.exit_code(630, "ERROR_NOTHING_SELECTED", message="nothing was selected: {reason}")
 
     # ------------------------------------------------------------------------------------------------------- setup
     def setup(self):
@@ -390,7 +390,7 @@ class SelectionWorkChain(WorkChain):
             if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
                 del self.ctx.chunk_parts[f"map_{k}"]  # nothing in this chunk extends the active set
             elif not node.is_finished_ok:
-                return self.exit_codes.ERROR_SELECT_FAILED.format(
+                return self.exit_codes.ERROR_SELECT_JOB_FAILED.format(
                     pk=node.pk, status=node.exit_status, message=node.exit_message
                 )
             else:
@@ -466,7 +466,7 @@ class SelectionWorkChain(WorkChain):
             return None
         node = self.ctx.activeset
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_ACTIVESET_FAILED.format(
+            return self.exit_codes.ERROR_ACTIVESET_JOB_FAILED.format(
                 pk=node.pk, status=node.exit_status, message=node.exit_message
             )
         self.ctx.round_selector, self.ctx.round_use_asi = node.outputs.potential, True
@@ -515,7 +515,7 @@ class SelectionWorkChain(WorkChain):
             )
             return None
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_SELECT_FAILED.format(
+            return self.exit_codes.ERROR_SELECT_JOB_FAILED.format(
                 pk=node.pk, status=node.exit_status, message=node.exit_message
             )
         k = self.ctx.round

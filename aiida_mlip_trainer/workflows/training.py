@@ -44,8 +44,8 @@ __all__ = ("TrainingWorkChain", "validate_inputs")
 
 LOGGER = logging.getLogger("aiida.mlip_trainer.training")
 
-# What a potential that is not repulsive below its training data does to the work chain: exit code 440 (all outputs
-# attached), or a warning in the report only.
+# What a potential that is not repulsive below its training data does to the work chain:
+# ERROR_SHORT_RANGE_NOT_REPULSIVE (all outputs attached), or a warning in the report only.
 SHORT_RANGE_CHECKS = ("error", "warning")
 
 
@@ -197,8 +197,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             valid_type=orm.Str,
             default=lambda: orm.Str("error"),
             serializer=orm.to_aiida_type,
-            help="A potential not repulsive below its training data (dimer and fcc scans): 'error' (exit code 440, "
-            "every output still attached) or 'warning' (reported, exit 0).",
+            help="A potential not repulsive below its training data (dimer and fcc scans): 'error' "
+            "(ERROR_SHORT_RANGE_NOT_REPULSIVE, every output still attached) or 'warning' (reported, exit 0).",
         )
         spec.input(
             "require_learned",
@@ -206,8 +206,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             default=lambda: orm.Bool(False),
             serializer=orm.to_aiida_type,
             help="A potential whose held-out errors are at least half the spread of the data has not learned: False "
-            "(default) reports it and flags it in `metrics` (exit 0), True ends with exit code 450, every output "
-            "still attached.",
+            "(default) reports it and flags it in `metrics` (exit 0), True ends with ERROR_NOT_LEARNED, every "
+            "output still attached.",
         )
         spec.input("previous_potential", valid_type=PacePotentialData, required=False, help="Fine-tune from it.")
         spec.expose_inputs(
@@ -270,25 +270,25 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         spec.output("short_range", valid_type=orm.Dict, help="Dimer/fcc scans below each pair's shortest distance.")
         spec.output("short_range_plot", valid_type=orm.SinglefileData, help="The short-range curves (PNG).")
 
-        spec.exit_code(300, "ERROR_INVALID_STRUCTURES", message="the structures could not be used: {message}")
+        spec.exit_code(210, "ERROR_INVALID_STRUCTURES", message="the structures could not be used: {message}")
         spec.exit_code(
-            310,
+            211,
             "ERROR_TOO_FEW_ENVIRONMENTS",
             message="{message}. The active set of the potential (and selection) needs at least one atomic environment "
             "per basis function and element.",
         )
-        spec.exit_code(410, "ERROR_SELECTION_FAILED", message="the structure selection failed: {message}")
-        spec.exit_code(420, "ERROR_TRAINING_FAILED", message="the training failed: {message}")
-        spec.exit_code(430, "ERROR_FINALISATION_FAILED", message="the {step} step failed: {message}")
+        spec.exit_code(520, "ERROR_SELECTION_FAILED", message="the structure selection failed: {message}")
+        spec.exit_code(510, "ERROR_TRAINING_FAILED", message="the training failed: {message}")
+        spec.exit_code(550, "ERROR_FINALISATION_FAILED", message="the {step} step failed: {message}")
         spec.exit_code(
-            440,
+            620,
             "ERROR_SHORT_RANGE_NOT_REPULSIVE",
             message="the potential is not repulsive below the shortest training distance of {pairs} (see the "
             "short_range output; every output is attached): use a ZBL baseline with windows from the data "
             "(physics_baseline={{'type': 'zbl'}}), or accept it with short_range_check='warning'",
         )
         spec.exit_code(
-            450,
+            621,
             "ERROR_NOT_LEARNED",
             message="{message} (every output is attached; require_learned=False accepts it with a warning)",
         )
@@ -554,8 +554,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def inspect_learning(self):
-        """With ``require_learned``: a potential that has not learned ends the chain with exit code 450 (its outputs
-        are attached by then); otherwise `validate` has reported it and `metrics` flag it."""
+        """With ``require_learned``: a potential that has not learned ends the chain with ERROR_NOT_LEARNED (its
+        outputs are attached by then); otherwise `validate` has reported it and `metrics` flag it."""
         metrics = self.outputs["metrics"].get_dict()  # judged by validate_potential, recorded in the graph
         if metrics.get("learned") is False and self.inputs.require_learned.value:
             return self.exit_codes.ERROR_NOT_LEARNED.format(message=not_learned_message(metrics))

@@ -1,6 +1,6 @@
 """A molecule (C, H, O; non-periodic) trained with the defaults is repulsive below every pair's shortest training
 distance (issue 18, item 8): through ``launch.train(..., protocol="fast", physics_baseline={"type": "zbl"})``, with
-the work chain's own check (exit 440 otherwise) and an independent dimer scan beside it."""
+the work chain's own check (ERROR_SHORT_RANGE_NOT_REPULSIVE otherwise) and an independent dimer scan beside it."""
 
 import numpy as np
 import pytest
@@ -40,10 +40,11 @@ def test_a_molecule_trains_with_the_defaults_to_a_repulsive_short_range(pacemake
     # mostly pacemaker's start (the whole test: 3 min 16 s on 2 cores under a load of 4-5, 2.5 min of it pacemaker).
     structures = molecules_emt(28, molecules=("CH3COOH",), seed=1)
     codes = {"pacemaker": pacemaker_code, **pace_tool_codes}
-    # the defaults: no short_range_check given, so a pair that is not repulsive ends the chain with exit 440
+    # the defaults: no short_range_check given, so a pair that is not repulsive ends the chain with
+    # ERROR_SHORT_RANGE_NOT_REPULSIVE
     try:
         results = train(structures, codes, protocol="fast", physics_baseline={"type": "zbl"})
-    except TrainingError as error:  # exit 440: show what the check found
+    except TrainingError as error:  # ERROR_SHORT_RANGE_NOT_REPULSIVE: show what the check found
         report = error.node.outputs.short_range.get_dict()
         pytest.fail(f"{error}: { ({key: report['pairs'][key]['dimer'] for key in report['not_repulsive']}) }")
     report = results["short_range"].get_dict()

@@ -9,6 +9,7 @@ from aiida.engine import run_get_node
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from aiida_mlip_trainer.calculations import AseOracleCalculation
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.data.labels import LabelError, labels_array
 from aiida_mlip_trainer.oracles import ase_oracle
@@ -101,7 +102,10 @@ def test_failed_job_is_skipped_and_reported(ase_oracle_code):
     (failure,) = failures["failures"]
     assert failure["index"] == 2 and failure["name"] == "Si_diamond"
     job = orm.load_node(failure["process_pk"])
-    assert job.exit_status == 300 and "NotImplementedError" in failure["reason"]
+    assert (
+        job.exit_status == AseOracleCalculation.exit_codes.ERROR_SCRIPT_FAILED.status
+        and "NotImplementedError" in failure["reason"]
+    )
 
 
 def test_every_label_failed_is_an_exit_code(ase_oracle_code):

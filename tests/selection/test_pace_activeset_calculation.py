@@ -187,7 +187,7 @@ def test_recorded_active_set_grades_extrapolation(potential_with_active_set, arg
         ("pace_activeset_success", "garbage", "ERROR_INVALID_ACTIVE_SET", "not an .npz archive"),
         ("pace_activeset_success", "nan", "ERROR_INVALID_ACTIVE_SET", "NaN or inf"),
         ("pace_activeset_batch_needs_all_atoms", None, "ERROR_BATCH_NEEDS_ALL_ATOMS", "set all_atoms to true"),
-        ("pace_select_too_few", None, "ERROR_TOO_FEW_ENVIRONMENTS", "Ar: 32 atomic environments for 36"),
+        ("pace_select_too_few", None, "ERROR_MAXVOL_UNDERDETERMINED", "Ar: 32 atomic environments for 36"),
     ],
 )
 def test_parser_failures(

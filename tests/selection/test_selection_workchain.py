@@ -106,7 +106,7 @@ def test_a_failed_pace_select_job_is_an_exit_code(argon_pool, fitted_potential, 
         "metadata": {"options": {"environment_variables": {"MOCK_PACE_MODE": "crash"}}},
     }
     _, node = run(argon_pool, jobs, potential=fitted_potential, max_structures=4)
-    assert node.exit_status == SelectionWorkChain.exit_codes.ERROR_SELECT_FAILED.status
+    assert node.exit_status == SelectionWorkChain.exit_codes.ERROR_SELECT_JOB_FAILED.status
     assert "mock pace_select crashed" in node.exit_message
 
 

@@ -10,10 +10,12 @@ import yaml
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import run_get_node
+from aiida_shell import ShellJob
 
+from aiida_mlip_trainer.calculations import PaceActivesetCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
 from aiida_mlip_trainer.physics.reference_data import copper_emt
-from aiida_mlip_trainer.workflows import TrainingWorkChain
+from aiida_mlip_trainer.workflows import PaceTrainBaseWorkChain, TrainingWorkChain
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from tests.conftest import FIXTURES
 
@@ -221,13 +223,13 @@ def test_too_few_atoms_for_the_active_set_after_selection_stop_before_the_fit(co
     assert not [n for n in node.called_descendants if n.process_label == "PaceTrainCalculation"]
 
 
-def test_direct_fit_not_repulsive_below_its_data_exits_440_with_every_output(codes, argon_sets):
+def test_direct_fit_not_repulsive_below_its_data_exits_with_every_output(codes, argon_sets):
     """The recorded argon fit (real pacemaker, no baseline) has a dip of about 7 meV in the dimer from about 1.4 Å
-    (its data start at 3.2 Å): exit code 440, and every output is still there to inspect."""
+    (its data start at 3.2 Å): ERROR_SHORT_RANGE_NOT_REPULSIVE, and every output is still there to inspect."""
     builder = builder_for(codes, argon_sets["train"], "error", selection=None)
     builder.test_set = argon_sets["test"]
     results, node = run_get_node(builder)
-    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_SHORT_RANGE_NOT_REPULSIVE.status == 440
+    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_SHORT_RANGE_NOT_REPULSIVE.status
     assert "not repulsive below the shortest training distance of Ar-Ar" in node.exit_message
     assert {"potential", "metrics", "parity_plot", "short_range", "short_range_plot", "training_set"} <= set(results)
     report = results["short_range"].get_dict()
@@ -392,7 +394,8 @@ def test_train_runs_the_protocol_builder_here_and_returns_the_outputs(codes, arg
     buffer = io.StringIO()
     write(buffer, argon_structures["train"][:2], format="extxyz")
     file = orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename="two.extxyz")
-    with pytest.raises(TrainingError, match=r"failed \[310\]: .*32 Ar atoms but the potential has 36") as error:
+    too_few = TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
+    with pytest.raises(TrainingError, match=rf"failed \[{too_few}\]: .*32 Ar atoms but the potential has 36") as error:
         train(file, codes, "fast", merge(overrides, {"test_fraction": 0.5}))
     assert error.value.node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
 
@@ -406,23 +409,47 @@ def _finished(exit_status: int, message: str | None = None) -> orm.WorkChainNode
 
 
 @pytest.mark.parametrize(
-    ("step", "status", "expected"),
+    ("step", "label", "child_code", "expected"),
     [
-        ("selection", 410, "the structure selection failed: [402] pace_select found nothing"),
-        ("training", 420, "the training failed: [430] the loss stayed NaN"),
-        ("yace", 430, "the pace_yaml2yace step failed: [300] no potential.yace"),
-        ("activeset", 430, "the pace_activeset step failed: [401] MaxVol was under-determined"),
+        (
+            "selection",
+            "ERROR_SELECTION_FAILED",
+            SelectionWorkChain.exit_codes.ERROR_NOTHING_SELECTED,
+            "the structure selection failed: [{}] nothing was selected",
+        ),
+        (
+            "training",
+            "ERROR_TRAINING_FAILED",
+            PaceTrainBaseWorkChain.exit_codes.ERROR_FIT_UNSTABLE,
+            "the training failed: [{}] the loss stayed NaN",
+        ),
+        (
+            "yace",
+            "ERROR_FINALISATION_FAILED",
+            ShellJob.exit_codes.ERROR_OUTPUT_FILEPATHS_MISSING,
+            "the pace_yaml2yace step failed: [{}] no potential.yace",
+        ),
+        (
+            "activeset",
+            "ERROR_FINALISATION_FAILED",
+            PaceActivesetCalculation.exit_codes.ERROR_MAXVOL_UNDERDETERMINED,
+            "the pace_activeset step failed: [{}] MaxVol was under-determined",
+        ),
     ],
 )
-def test_a_failed_child_stops_the_chain_with_its_status_and_message(codes, argon_sets, step, status, expected):
-    """410/420/430: the inspect step after each child passes the child's exit status and message on."""
+def test_a_failed_child_stops_the_chain_with_its_status_and_message(
+    codes, argon_sets, step, label, child_code, expected
+):
+    """The inspect step after each child ends the chain with that child's exit code and passes the child's exit
+    status and message on."""
     from aiida.engine.utils import instantiate_process
     from aiida.manage.manager import get_manager
 
     builder = builder_for(codes, argon_sets["train"])
     builder.test_set = argon_sets["test"]
     process = instantiate_process(get_manager().get_runner(), builder)
-    child = _finished(int(expected.split("[")[1][:3]), expected.split("] ")[1])
+    expected = expected.format(child_code.status)
+    child = _finished(child_code.status, expected.split("] ")[1])
     if step == "selection":
         process.ctx.selection = child
         exit_code = process.inspect_selection()
@@ -433,7 +460,8 @@ def test_a_failed_child_stops_the_chain_with_its_status_and_message(codes, argon
         process.ctx.yace, process.ctx.activeset = _finished(0), _finished(0)
         setattr(process.ctx, step, child)
         exit_code = process.inspect_finalisation()
-    assert exit_code.status == status
+    assert exit_code.status == TrainingWorkChain.exit_codes[label].status
+    assert exit_code.message == expected
     assert exit_code.message == expected
 
 

@@ -35,7 +35,7 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
     try:
         values = evaluate_baseline(spec, training_set.to_atoms())
     except BaselineError as error:  # e.g. overlapping atoms: a property of the data, recorded as a failed step
-        return ExitCode(300, f"the baseline cannot be evaluated on the training set: {error}")
+        return ExitCode(230, f"the baseline cannot be evaluated on the training set: {error}")
     residual = dict(arrays)
     residual["energy"] = arrays["energy"] - values["energy"]
     residual["forces"] = arrays["forces"] - values["forces"]
@@ -45,7 +45,7 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
         if not periodic.all():
             # a stress label on a structure that is not periodic in 3D has no baseline stress to subtract
             index = int(np.flatnonzero(~periodic)[0])
-            return ExitCode(301, f"structure {index} has a stress label but is not periodic in 3D")
+            return ExitCode(231, f"structure {index} has a stress label but is not periodic in 3D")
     result = TrainingSetData(arrays=residual)
     result.base.attributes.set("baseline", spec)
     return result
