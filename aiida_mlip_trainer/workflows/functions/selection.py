@@ -102,7 +102,7 @@ def assemble_selection(
     round most atoms in the active set first) is kept while it fits ``1 - random_fraction`` of the budget; the
     random share then takes a permutation of the rest of the pool, seeded with ``seed``, while it fits what is left.
     Returns ``selected`` (TrainingSetData), ``indices`` (List of positions in ``pool``), ``whole_pool`` (Bool: the
-    budget's flag, so that the graph says whether anything was selected) and ``summary`` (Dict:
+    budget's flag, True when the pool fitted the budget and was taken whole, nothing selected) and ``summary`` (Dict:
     requested and returned structures and atoms, the two shares, the rounds, and ``shortfall``: why fewer than
     requested came back, else None)."""
     spec = budget.get_dict()
