@@ -296,7 +296,7 @@ class ActiveLearningWorkChain(WorkChain):
         self.ctx.curve_inputs = {}
         self.ctx.oracle_calls = 0
         self.ctx.potential = None
-        self.ctx.derived_baseline = None  # pk of the windows the first fit derived, kept by fine-tuning
+        self.ctx.baseline = None  # the first fit's `baseline` output (its windows explicit), kept by fine-tuning
         self.ctx.data = self.inputs.structures
 
     def needs_initial_labels(self):
@@ -341,10 +341,10 @@ class ActiveLearningWorkChain(WorkChain):
         inputs.test_set = self.ctx.test
         if self.ctx.potential is not None and self.inputs.fine_tune.value:
             inputs.previous_potential = self.ctx.potential
-            if self.ctx.derived_baseline is not None:
+            if self.ctx.baseline is not None:
                 # Fine-tuning keeps the basis and so the baseline: the windows the first fit derived from its data
-                # (the output of its derive_baseline calcfunction), not windows derived anew from the grown set.
-                inputs.physics_baseline = orm.load_node(self.ctx.derived_baseline)
+                # (its `baseline` output), not windows derived anew from the grown set.
+                inputs.physics_baseline = self.ctx.baseline
         inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": f"training_{self.ctx.round}"}
         node = self.submit(TrainingWorkChain, **inputs)
         self.report(
@@ -361,9 +361,8 @@ class ActiveLearningWorkChain(WorkChain):
             )
         self.ctx.potential = node.outputs.potential
         self.out(f"potentials.round_{k}", self.ctx.potential)
-        derived = [n for n in node.called_descendants if n.process_label == "derive_baseline" and n.is_finished_ok]
-        if derived:
-            self.ctx.derived_baseline = derived[0].outputs.result.pk
+        if self.ctx.baseline is None and "baseline" in node.outputs:
+            self.ctx.baseline = node.outputs.baseline
         metrics = node.outputs.metrics
         self.ctx.curve_inputs.update({f"metrics_{k}": metrics, f"training_set_{k}": self.ctx.data})
         self.report(

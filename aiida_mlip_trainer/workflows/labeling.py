@@ -17,7 +17,7 @@ from ..oracles import (
     merge_inputs,
     validate_oracle,
 )
-from .functions.labeling import merge_labels, split_pool
+from .functions.labeling import collect_labelling_failures, merge_labels, split_pool
 
 __all__ = ("LabelingWorkChain",)
 
@@ -38,7 +38,8 @@ class LabelingWorkChain(WorkChain):
     adapter (a calcfunction) turns each finished job's outputs into labels; the labels are merged into one
     ``TrainingSetData`` by a calcfunction, so that every labelled structure links back, through its labels and the
     adapter, to the job that computed them. A job that fails, or whose output the adapter refuses (SCF not
-    converged, missing forces), is recorded in ``failures`` and skipped. Outputs: ``labelled``, ``indices`` (the
+    converged, missing forces), is recorded in ``failures`` (made by the calcfunction ``collect_labelling_failures``
+    from the labels and the reasons) and skipped. Outputs: ``labelled``, ``indices`` (the
     pool positions that got a label) and ``failures`` (``{"failures": [{"index", "name", "process_pk", "reason"}],
     "num_labelled", "num_failed"}``). Only when no label at all could be made does it fail (ERROR_ALL_LABELS_FAILED).
     """
@@ -152,7 +153,7 @@ class LabelingWorkChain(WorkChain):
         }
         self.ctx.todo = sorted(self.ctx.structures, key=int)
         self.ctx.labels = {}
-        self.ctx.failures = []
+        self.ctx.failures = {}  # pool position -> {"process_pk", "reason"}
         self.ctx.batch = []
 
     def has_structures_left(self):
@@ -209,27 +210,21 @@ class LabelingWorkChain(WorkChain):
                 continue
             self.ctx.labels[index] = labels.uuid
 
-    def _fail(self, index: int, structure, node, reason: str) -> None:
+    def _fail(self, index: str, structure, node, reason: str) -> None:
         self.report(f"structure {index} ({structure.label!r}), job <{node.pk}>: skipped, {reason}")
-        failure = {"index": int(index), "name": structure.label, "process_pk": node.pk, "reason": reason}
-        self.ctx.failures.append(failure)
+        self.ctx.failures[index] = {"process_pk": node.pk, "reason": reason}
 
     def results(self):
-        failures = orm.Dict(
-            {
-                "failures": self.ctx.failures,
-                "num_labelled": len(self.ctx.labels),
-                "num_failed": len(self.ctx.failures),
-            }
-        ).store()
-        self.out("failures", failures)
+        labels = {f"labels_{index}": orm.load_node(uuid) for index, uuid in self.ctx.labels.items()}
+        failed = {f"failure_{index}": orm.Dict(record) for index, record in self.ctx.failures.items()}
+        self.out("failures", collect_labelling_failures(self.inputs.pool, **labels, **failed))
         if not self.ctx.labels:
-            first = self.ctx.failures[0]["reason"] if self.ctx.failures else "nothing to label"
+            first = next(iter(self.ctx.failures.values()))["reason"] if self.ctx.failures else "nothing to label"
             return self.exit_codes.ERROR_ALL_LABELS_FAILED.format(num_failed=len(self.ctx.failures), reason=first)
         pairs = {}
-        for index, uuid in self.ctx.labels.items():
+        for index in self.ctx.labels:
             pairs[f"structure_{index}"] = orm.load_node(self.ctx.structures[index])
-            pairs[f"labels_{index}"] = orm.load_node(uuid)
+            pairs[f"labels_{index}"] = labels[f"labels_{index}"]
         merged = merge_labels(pool=self.inputs.pool, **pairs)
         self.out("labelled", merged["labelled"])
         self.out("indices", merged["indices"])

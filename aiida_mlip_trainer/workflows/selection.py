@@ -168,8 +168,9 @@ class SelectionWorkChain(WorkChain):
     large pools: chunks of the pool are selected one after the other, and the rounds run over their picks.
     ``pace_select`` and ``pace_activeset`` are the exposed inputs of those jobs (``code``, ``parameters``,
     ``metadata.options``). Outputs: ``selected`` (the picked structures: D-optimal share in the order picked, then the
-    random share), ``indices`` (their positions in the pool) and ``summary`` (requested against returned, in
-    structures and atoms, the rounds, and why fewer came back). Every cut and merge is a calcfunction.
+    random share), ``indices`` (their positions in the pool), ``whole_pool`` (True when the pool fitted the budget
+    and was taken as it is, with no job) and ``summary`` (requested against returned, in structures and atoms, the
+    rounds, and why fewer came back). Every cut and merge is a calcfunction.
     """
 
     @classmethod
@@ -273,6 +274,11 @@ class SelectionWorkChain(WorkChain):
         spec.output("selected", valid_type=TrainingSetData, help="The picked structures, D-optimal share first.")
         spec.output("indices", valid_type=orm.List, help="Their positions in the pool, in the same order.")
         spec.output("summary", valid_type=orm.Dict, help="Requested vs returned (structures, atoms), rounds, why.")
+        spec.output(
+            "whole_pool",
+            valid_type=orm.Bool,
+            help="True when the pool fitted the budget and was taken whole, without selecting.",
+        )
         spec.exit_code(
             521,
             "ERROR_SELECT_JOB_FAILED",
@@ -306,6 +312,7 @@ class SelectionWorkChain(WorkChain):
         self.ctx.picked, self.ctx.picked_atoms = [], 0
         self.ctx.rounds, self.ctx.round = {}, 0
         self.ctx.stop_reason = None
+        self.ctx.whole_pool = False  # the pool fits the budget: taken as it is, nothing selected
         self.ctx.candidates = list(range(pool.num_structures))
         self.ctx.chunks, self.ctx.chunk_parts, self.ctx.chunking = [], {}, None
 
@@ -313,6 +320,7 @@ class SelectionWorkChain(WorkChain):
             self.ctx.budget["max_structures"] is None or pool.num_structures <= self.ctx.budget["max_structures"]
         ) and (self.ctx.budget["max_atoms"] is None or pool.num_atoms <= self.ctx.budget["max_atoms"])
         if fits:
+            self.ctx.whole_pool = True
             self.ctx.stop_reason = "the whole pool fits the budget: nothing to select"
             return
         if self.ctx.dopt_structures == 0 or (self.ctx.dopt_atoms is not None and self.ctx.dopt_atoms < natoms.min()):
@@ -536,7 +544,7 @@ class SelectionWorkChain(WorkChain):
     # ----------------------------------------------------------------------------------------------------- results
     def results(self):
         random_share = self.ctx.budget["strategy"] == "dopt+random" and self.ctx.budget["random_fraction"] > 0
-        whole_pool = self.ctx.stop_reason == "the whole pool fits the budget: nothing to select"
+        whole_pool = self.ctx.whole_pool
         if not self.ctx.rounds and not random_share and not whole_pool:
             return self.exit_codes.ERROR_NOTHING_SELECTED.format(reason=self.ctx.stop_reason or "no round ran")
         if not self.ctx.rounds and random_share and not whole_pool:

@@ -269,6 +269,13 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         spec.output("selection_summary", valid_type=orm.Dict, required=False)
         spec.output("short_range", valid_type=orm.Dict, help="Dimer/fcc scans below each pair's shortest distance.")
         spec.output("short_range_plot", valid_type=orm.SinglefileData, help="The short-range curves (PNG).")
+        spec.output(
+            "baseline",
+            valid_type=orm.Dict,
+            required=False,
+            help="With a physics_baseline: the one subtracted, every window explicit (the output of derive_baseline "
+            "when windows were left to the data, else the input itself). Fine-tuning passes it on unchanged.",
+        )
 
         spec.exit_code(210, "ERROR_INVALID_STRUCTURES", message="the structures could not be used: {message}")
         spec.exit_code(
@@ -399,6 +406,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             if missing_pairs(self.ctx.baseline.get_dict(), train.elements):  # windows left to the data
                 self.ctx.baseline = derive_baseline(train, self.ctx.baseline)
                 self.report(f"baseline derived from the training data: {self.ctx.baseline.get_dict()}")
+            self.out("baseline", self.ctx.baseline)
             for name, structures in (("train", train), ("train_test", self.ctx.test)):
                 result, node = subtract_baseline.run_get_node(structures, self.ctx.baseline)
                 if not node.is_finished_ok:

@@ -106,6 +106,16 @@ def test_failed_job_is_skipped_and_reported(ase_oracle_code):
         job.exit_status == AseOracleCalculation.exit_codes.ERROR_SCRIPT_FAILED.status
         and "NotImplementedError" in failure["reason"]
     )
+    # the record has a creator: a calcfunction of the pool, the labels it counted and the reason of each failure
+    record = results["failures"].creator
+    assert record.process_label == "collect_labelling_failures"
+    counted = {
+        link.link_label: link.node.pk for link in record.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()
+    }
+    merged = results["labelled"].creator.inputs
+    assert counted.pop("pool") == pool.pk
+    assert counted.pop("failure_2") and record.inputs.failure_2["process_pk"] == job.pk
+    assert counted == {f"labels_{i}": merged[f"labels_{i}"].pk for i in (0, 1, 3)}
 
 
 def test_every_label_failed_is_an_exit_code(ase_oracle_code):

@@ -179,3 +179,24 @@ def test_assemble_selection_takes_the_whole_pool_when_it_fits(argon_pool):
     )
     assert outputs["indices"].get_list() == list(range(10)) and outputs["summary"]["shortfall"] is None
     assert outputs["summary"]["stop_reason"] == "the whole pool fits the budget"
+    assert outputs["whole_pool"].value is True
+    assert _assemble(argon_pool, max_atoms=100)["whole_pool"].value is False
+
+
+def test_a_pool_within_the_budget_is_flagged_whole_and_taken_without_a_job(
+    argon_pool, fitted_potential, mock_pace_select_code, mock_pace_activeset_code, generate_workchain
+):
+    """The flag, not the stop message, says the pool was taken whole: setup sets it, results passes it to the
+    calcfunction that cuts the selection, whose ``whole_pool`` output records it; a pool larger than the budget is
+    not flagged."""
+    codes = {"pace_select": {"code": mock_pace_select_code}, "pace_activeset": {"code": mock_pace_activeset_code}}
+    inputs = {"pool": argon_pool, "potential": fitted_potential, **codes}
+    process = generate_workchain("mlip_trainer.selection", {**inputs, "max_structures": orm.Int(10)})
+    process.setup()
+    assert process.ctx.whole_pool and not process.should_run_chunk() and not process.should_run_round()
+    assert process.results() is None
+    assert process.outputs["whole_pool"].value is True
+    assert process.outputs["indices"].get_list() == list(range(10))
+    smaller = generate_workchain("mlip_trainer.selection", {**inputs, "max_structures": orm.Int(4)})
+    smaller.setup()
+    assert not smaller.ctx.whole_pool and smaller.should_run_round()

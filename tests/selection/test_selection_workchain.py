@@ -71,7 +71,7 @@ def test_whole_pool_within_the_budget_is_taken_without_a_job(argon_pool, fitted_
     results, node = run(argon_pool, jobs, potential=fitted_potential, max_structures=10, max_atoms=1000)
     assert node.is_finished_ok and not called(node, "PaceSelectCalculation")
     assert results["indices"].get_list() == list(range(10))
-    assert results["summary"]["stop_reason"] == "the whole pool fits the budget"
+    assert results["summary"]["stop_reason"] == "the whole pool fits the budget" and results["whole_pool"].value
 
 
 def test_memory_limit_gives_the_chunk_size_and_reaches_the_jobs(argon_pool, fitted_potential, jobs):

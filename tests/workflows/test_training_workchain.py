@@ -260,12 +260,37 @@ def test_zbl_windows_are_derived_from_the_training_data(codes, argon_sets):
     outer = float(np.floor(d_min * 1000) / 1000)
     expected = {"type": "zbl", "params": {"Ar-Ar": {"inner_cutoff": round(0.75 * outer, 3), "cutoff": outer}}}
     assert derive.outputs.result.get_dict() == expected
+    assert results["baseline"].pk == derive.outputs.result.pk  # the node the loop passes on to fine-tuning
     assert results["potential"].baseline == expected
     assert results["training_set"].base.attributes.get("baseline") == expected
     (calc,) = [n for n in node.called_descendants if n.process_label == "PaceTrainCalculation"]
     config = yaml.safe_load(calc.outputs.retrieved.base.repository.get_object_content("input.yaml"))
     assert config["potential"]["bonds"]["Ar Ar"]["r_in"] == outer
     assert results["short_range"]["pairs"]["Ar-Ar"]["window"] == [round(0.75 * outer, 3), outer]
+
+
+def test_the_baseline_output_is_the_one_subtracted(codes, argon_sets):
+    """``baseline``: the output of derive_baseline when windows were left to the data, else the input itself; none
+    without a physics_baseline."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+
+    builder = builder_for(codes, argon_sets["train"], selection=None)
+    builder.test_set = argon_sets["test"]
+    process = instantiate_process(get_manager().get_runner(), builder)
+    process.setup()
+    assert process.prepare_sets() is None and "baseline" not in process.outputs
+    for baseline, derived in ((orm.Dict({"type": "zbl"}), True), (orm.Dict(LJ), False)):
+        builder.physics_baseline = baseline
+        process = instantiate_process(get_manager().get_runner(), builder)
+        process.setup()
+        assert process.prepare_sets() is None
+        output = process.outputs["baseline"]
+        assert process.ctx.train.base.attributes.get("baseline") == output.get_dict()
+        if derived:
+            assert output.creator.process_label == "derive_baseline" and "Ar-Ar" in output["params"]
+        else:
+            assert output.pk == baseline.pk
 
 
 def _copper_set():
