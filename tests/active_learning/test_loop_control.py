@@ -13,7 +13,7 @@ from aiida.manage.manager import get_manager
 from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
-from aiida_mlip_trainer.reference_data import copper_emt
+from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
@@ -230,7 +230,7 @@ def _fail_exploration(process):
 
 def _fail_selection(process):
     _round(process, _trained(), _explored(candidates=5))
-    status = SelectionWorkChain.exit_codes.ERROR_SELECT_FAILED.status
+    status = SelectionWorkChain.exit_codes.ERROR_SELECT_JOB_FAILED.status
     process.ctx.selection = _child("SelectionWorkChain", status, "a pace_select job failed")
     return process.inspect_selection()
 
@@ -259,7 +259,7 @@ def _fail_labeling(process):
 def test_a_failed_child_is_the_loop_exit_code_with_its_message(loop, fail, label, message):
     exit_code = fail(loop())
     assert exit_code.status == getattr(CODES, label).status
-    status = SelectionWorkChain.exit_codes.ERROR_SELECT_FAILED.status
+    status = SelectionWorkChain.exit_codes.ERROR_SELECT_JOB_FAILED.status
     assert exit_code.message.startswith(message.format(status=status))
 
 
