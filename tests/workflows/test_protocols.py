@@ -238,3 +238,34 @@ def test_the_protocols_howto_runs_as_written(aiida_profile):
     for block in blocks:
         exec(compile(block, str(HOWTO), "exec"), namespace)  # noqa: S102 - the page's own code
     assert namespace["builder"].pace.metadata.options.resources == {"tot_num_mpiprocs": 1}
+
+
+def test_a_learn_launch_yaml_gives_its_overrides_to_the_builder(scheduler_codes, structures, tmp_path):
+    """`learn launch`'s YAML: `protocol` and one `overrides` key, as the builder takes them; the keys they replace
+    (max_structures, max_concurrent, training_overrides) are refused as unknown."""
+    import yaml
+
+    from aiida_mlip_trainer.cli.learning_yaml import learning_builder_from_yaml
+
+    codes = scheduler_codes()
+    spec = {
+        "codes": {name: code.full_label for name, code in codes.items() if name != "ase_oracle"},
+        "structures": structures.uuid,
+        "exploration": EXPLORATION,
+        "oracle": {"type": "ase", "code": codes["ase_oracle"].full_label, "calculator": "emt"},
+        "protocol": "fast",
+        "overrides": {
+            "selection": {"max_structures": 4},
+            "labeling": {"max_concurrent": 1},
+            "training": {"training": {"max_iterations": 2}},
+        },
+    }
+    path = tmp_path / "learn.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    builder = learning_builder_from_yaml(path)
+    assert builder.selection.max_structures.value == 4 and builder.labeling.max_concurrent.value == 1
+    assert builder.training.training.max_iterations.value == 2
+    assert builder.max_rounds.value == 2  # the fast protocol of the loop
+    path.write_text(yaml.safe_dump({**spec, "max_structures": 4}))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['max_structures'\]"):
+        learning_builder_from_yaml(path)
