@@ -64,12 +64,12 @@ def calculation_versions(calc: orm.CalcJobNode) -> dict[str, str | None]:
 def loop_progress(node: orm.WorkflowNode) -> dict:
     """Where an ``ActiveLearningWorkChain`` stands, from the processes it called (their link labels ``training_<k>``,
     ``exploration_<k>``, ``labeling_<k>``, ``initial_labeling``), so also while it runs: ``rounds`` (the rows of
-    :func:`~aiida_mlip_trainer.workflows.active_learning.curve_rows` for every finished fit), ``reference`` (the
-    held-out set's force RMS in meV/Å and energy spread in meV/atom, from the first fit), ``running`` (the called
+    :func:`~aiida_mlip_trainer.workflows.functions.learning_curve.curve_rows` for every finished fit), ``reference``
+    (the held-out set's force RMS in meV/Å and energy spread in meV/atom, from the first fit), ``running`` (the called
     processes not yet finished, as ``(link label, node)``) and ``stop_reason`` (once it finished)."""
     from aiida.common.links import LinkType
 
-    from .workflows.active_learning import curve_rows
+    from .workflows.functions.learning_curve import curve_rows
 
     links = node.base.links.get_outgoing(link_type=(LinkType.CALL_WORK, LinkType.CALL_CALC)).all()
     called = {link.link_label: link.node for link in links}

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from ase.data import chemical_symbols
 
 __all__ = (
+    "ELEMENTS",
     "UnsafeNameError",
     "check_element_symbols",
     "check_file_stem",
@@ -22,8 +23,9 @@ __all__ = (
     "printable",
 )
 
-# The chemical symbols H to Og; chemical_symbols[0] is ASE's dummy "X", not an element.
-_SYMBOLS = frozenset(chemical_symbols[1:])
+# The chemical symbols H to Og, the one element table of the package; chemical_symbols[0] is ASE's dummy "X", not an
+# element.
+ELEMENTS = frozenset(chemical_symbols[1:])
 # A file stem we write: letters, digits, '_', '-', '.', not starting with '.' or '-' (no hidden files, no options).
 _STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 # A suffix ASE recognises formats by: '.extxyz', '.xyz', '.db', '.traj', '.cif', '.json', ... and '.gz' after one.
@@ -43,7 +45,7 @@ def check_element_symbols(symbols: Iterable, where: str) -> list[str]:
         raise UnsafeNameError(f"{where}: expected a list of chemical element symbols, got {symbols!r}")
     checked = []
     for symbol in symbols:
-        if not isinstance(symbol, str) or symbol not in _SYMBOLS:
+        if not isinstance(symbol, str) or symbol not in ELEMENTS:
             raise UnsafeNameError(f"{where}: {symbol!r} is not a chemical element symbol")
         checked.append(symbol)
     return checked

@@ -59,8 +59,6 @@ an ASE calculator chosen by name: EMT, Lennard-Jones) and :func:`cp2k_oracle` (D
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 import pathlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -68,7 +66,7 @@ from typing import Any
 
 import numpy as np
 from aiida import orm
-from aiida.engine import CalcJob, WorkChain, calcfunction
+from aiida.engine import CalcJob, WorkChain
 from aiida.plugins import CalculationFactory, WorkflowFactory
 from aiida.plugins.entry_point import load_entry_point
 
@@ -78,11 +76,10 @@ from .data.labels import LabelError, labels_array, read_labels
 from .formats.cp2k import (
     CP2K_DEFAULTS,
     CP2K_SETTINGS,
-    Cp2kOutputError,
+    MIN_KPOINT_DISTANCE,
     check_cp2k_parameters,
     cp2k_parameters,
-    kpoint_mesh,
-    read_cp2k_output,
+    usable_kpoint_distance,
 )
 
 __all__ = (
@@ -91,16 +88,13 @@ __all__ = (
     "INPUT_CHECKS",
     "LabelError",
     "ase_oracle",
-    "ase_oracle_labels",
     "check_input_contents",
-    "cp2k_labels",
     "check_oracle_inputs",
     "check_oracle_options",
     "check_oracle_process",
     "check_oracle_settings",
     "check_structure_inputs",
     "cp2k_oracle",
-    "kpoints_mesh",
     "labels_array",
     "load_adapter",
     "load_oracle_process",
@@ -110,8 +104,6 @@ __all__ = (
 
 ADAPTER_GROUP = "mlip_trainer.oracle_adapters"
 INPUTS_GROUP = "mlip_trainer.oracle_inputs"
-# Below 0.05 /Å (2π included) a 2 Å cell gets 63 k-points per axis: no single point of a labelling finishes.
-MIN_KPOINT_DISTANCE = 0.05
 _PROCESS_FACTORIES = {"aiida.calculations": CalculationFactory, "aiida.workflows": WorkflowFactory}
 # Inputs that become another program's input file, checked by content before any job (the same rule for a Dict made
 # in Python and one read from the database or an archive): process entry point -> {input port: check}. A check takes
@@ -133,82 +125,6 @@ _UNSAFE_PROCESS_MODULES = ("aiida.calculations", "aiida.workflows", "aiida_shell
 # This plugin's processes: only the ASE oracle labels a structure.
 _PLUGIN_ORACLES = ("aiida_mlip_trainer.calculations.ase_oracle",)
 _LINK_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-# ------------------------------------------------------------------------------------------------------- adapters
-@calcfunction
-def ase_oracle_labels(structure: orm.StructureData, labels: orm.ArrayData) -> orm.ArrayData:
-    """Adapter of :class:`~aiida_mlip_trainer.calculations.ase_oracle.AseOracleCalculation`: its ``labels``,
-    checked against the structure."""
-    energy, forces, stress = read_labels(labels)
-    return labels_array(energy, forces, stress, natoms=len(structure.sites))
-
-
-@calcfunction
-def cp2k_labels(structure: orm.StructureData, retrieved: orm.FolderData) -> orm.ArrayData:
-    """Adapter of aiida-cp2k's ``Cp2kCalculation`` (``RUN_TYPE ENERGY_FORCE`` with the forces printed, and the stress
-    tensor for periodic cells): energy, forces and stress read from CP2K's main output by
-    :func:`~aiida_mlip_trainer.formats.cp2k.read_cp2k_output`. aiida-cp2k's own parsers give the energy only, and
-    CP2K 2023 finishes with exit status 0 after an SCF that did not converge (a warning): here that is a failed
-    label."""
-    # The output file's name is an option of the calculation that retrieved it (aiida-cp2k's default: aiida.out).
-    creator = retrieved.creator
-    filename = creator.get_option("output_filename") if creator is not None else None
-    filename = filename or "aiida.out"
-    try:
-        text = retrieved.base.repository.get_object_content(filename, mode="r")
-    except FileNotFoundError as exc:
-        raise LabelError(f"the retrieved files have no {filename}") from exc
-    try:
-        result = read_cp2k_output(text, natoms=len(structure.sites))
-    except Cp2kOutputError as exc:
-        raise LabelError(f"CP2K: {exc}") from exc
-    stress = result["stress"] if all(structure.pbc) else None
-    return labels_array(result["energy"], result["forces"], stress, natoms=len(structure.sites))
-
-
-# ------------------------------------------------------------------------------------------- structure inputs
-@calcfunction
-def kpoints_mesh(structure: orm.StructureData, parameters: orm.Dict) -> dict:
-    """Per-structure input generator: a Monkhorst-Pack mesh with ``distance`` (1/Å, 2π included; default 0.3)
-    between k-points for this cell, returned under ``port`` (default ``kpoints``). A 1×1×1 mesh returns nothing:
-    the calculation then runs at Γ alone, which for CP2K is the cheaper Γ-point code."""
-    settings = parameters.get_dict()
-    distance = settings.get("distance", CP2K_DEFAULTS["kpoint_distance"])
-    mesh = kpoint_mesh(structure.cell, structure.pbc, distance)
-    if mesh == [1, 1, 1]:
-        return {}
-    kpoints = orm.KpointsData()
-    kpoints.set_cell_from_structure(structure)
-    kpoints.set_kpoints_mesh(mesh)
-    return {settings.get("port", "kpoints"): kpoints}
-
-
-def _usable_kpoint_distance(distance: Any) -> bool:
-    """A k-point distance (1/Å) a labelling can finish with: a finite number of at least :data:`MIN_KPOINT_DISTANCE`."""
-    real = isinstance(distance, numbers.Real) and not isinstance(distance, bool)
-    return real and math.isfinite(distance) and distance >= MIN_KPOINT_DISTANCE
-
-
-def _check_kpoints_parameters(parameters: Mapping) -> str | None:
-    """None when the parameters of :func:`kpoints_mesh` are usable, else what to change."""
-    unknown = sorted(set(parameters) - {"distance", "port"})
-    if unknown:
-        return f"unknown kpoints_mesh parameter(s) {unknown}; allowed: distance, port"
-    distance = parameters.get("distance", CP2K_DEFAULTS["kpoint_distance"])
-    if not _usable_kpoint_distance(distance):
-        return (
-            f"kpoints_mesh distance must be a number of at least {MIN_KPOINT_DISTANCE} 1/Å (default 0.3), "
-            f"got {distance!r}"
-        )
-    return None
-
-
-# What validate_oracle needs to know of a generator before any job: the port it fills by default, the type of node
-# it returns there, and a check of its parameters.
-kpoints_mesh.default_port = "kpoints"
-kpoints_mesh.output_type = orm.KpointsData
-kpoints_mesh.check_parameters = _check_kpoints_parameters
 
 
 # -------------------------------------------------------------------------------------------------- the contract
@@ -620,7 +536,7 @@ def cp2k_oracle(
     if unknown:
         known = ", ".join(("elements", "kpoint_distance", "options", *CP2K_SETTINGS))
         raise ValueError(f"unknown cp2k setting(s) {', '.join(map(str, unknown))}; known: {known}")
-    if kpoint_distance is not None and not _usable_kpoint_distance(kpoint_distance):
+    if kpoint_distance is not None and not usable_kpoint_distance(kpoint_distance):
         raise ValueError(
             f"cp2k kpoint_distance must be a number of at least {MIN_KPOINT_DISTANCE} /Å (or None: Γ only), "
             f"got {kpoint_distance!r}"

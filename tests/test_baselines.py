@@ -23,12 +23,12 @@ from aiida_mlip_trainer.baselines import (
     baseline_cutoff,
     derive_baseline,
     evaluate_baseline,
-    lammps_pair_commands,
     missing_pairs,
     pair_min_distances,
     pair_parameters,
     validate_baseline,
 )
+from aiida_mlip_trainer.formats.lammps import lammps_pair_commands
 
 LJ_MIXED = {
     "type": "lj",

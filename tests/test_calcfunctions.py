@@ -69,3 +69,17 @@ def test_validation_on_a_tiny_held_out_set_carries_a_warning(argon_structures):
     assert any(warning in log.message for log in orm.Log.collection.get_logs_for(node))
     enough = TrainingSetData(argon_structures["train"][:MIN_TEST_STRUCTURES]).store()
     assert "warning" not in validate_potential(potential, enough)["metrics"].get_dict()
+
+
+def test_starting_structures_are_seeded_geometry_without_labels(argon_sets):
+    from aiida_mlip_trainer.workflows.functions.training_set import pick_starting_structures
+
+    data = argon_sets["train"]
+    first = pick_starting_structures(data, orm.Int(5), orm.Int(3))
+    again = pick_starting_structures(data, orm.Int(5), orm.Int(3))
+    other = pick_starting_structures(data, orm.Int(5), orm.Int(4))
+    assert first.num_structures == 5 and not first.labelled and not first.has_stress
+    names = list(first.get_arrays()["names"])
+    assert names == list(again.get_arrays()["names"]) != list(other.get_arrays()["names"])
+    assert set(names) <= set(data.get_arrays()["names"])
+    assert first.creator.process_label == "pick_starting_structures"

@@ -14,7 +14,7 @@ from aiida import orm
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
 from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
-from aiida_mlip_trainer.workflows.active_learning import curve_rows
+from aiida_mlip_trainer.workflows.functions.learning_curve import curve_rows
 from aiida_mlip_trainer.workflows.functions.potential import judge_learning, validate_potential
 from tests.conftest import FIXTURES
 from tests.workflows.test_training_workchain import OVERRIDES

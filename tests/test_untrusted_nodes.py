@@ -23,9 +23,10 @@ from aiida_mlip_trainer.calcfunctions import import_training_set
 from aiida_mlip_trainer.cli import cli
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData, TrainingSetError
 from aiida_mlip_trainer.data.pace_potential import PotentialError
-from aiida_mlip_trainer.data.training_set import ARRAYS_FILENAME, content_hash
+from aiida_mlip_trainer.data.training_set import ARRAYS_FILENAME
 from aiida_mlip_trainer.export import export_potential
 from aiida_mlip_trainer.names import UnsafeNameError
+from aiida_mlip_trainer.physics.training_arrays import content_hash
 from tests.conftest import FIXTURES
 
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"

@@ -353,7 +353,7 @@ class PacePotentialData(orm.Data):
         elements, baseline = self.elements, self.baseline  # both checked: only symbols and numbers reach LAMMPS
         if baseline is None:
             return ["pair_style pace", f"pair_coeff * * {yace_filename} {' '.join(elements)}"]
-        from ..physics.baselines import lammps_pair_commands
+        from ..formats.lammps import lammps_pair_commands
 
         return lammps_pair_commands(baseline, elements, ace_file=yace_filename)
 

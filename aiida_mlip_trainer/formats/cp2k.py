@@ -26,6 +26,7 @@ import math
 import numbers
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from ase import units
@@ -39,8 +40,10 @@ __all__ = (
     "check_cp2k_elements",
     "check_cp2k_parameters",
     "cp2k_parameters",
+    "MIN_KPOINT_DISTANCE",
     "kpoint_mesh",
     "read_cp2k_output",
+    "usable_kpoint_distance",
 )
 
 # Measured on rattled silicon cells of 2 and 8 atoms (benchmarks/si_dft_dataset.py --convergence): 150 Ry is within
@@ -58,6 +61,8 @@ CP2K_DEFAULTS = {
     "max_scf": 80,
     "kpoint_distance": 0.3,  # 1/Å, 2π included; see kpoint_mesh
 }
+# Below 0.05 /Å (2π included) a 2 Å cell gets 63 k-points per axis: no single point of a labelling finishes.
+MIN_KPOINT_DISTANCE = 0.05
 
 # The keyword arguments of cp2k_parameters after `elements` (cp2k_oracle and the learn YAML accept these).
 CP2K_SETTINGS = (
@@ -435,6 +440,12 @@ def cp2k_parameters(
     # What is written here must pass the rule a stored parameters Dict passes (the allowlist is the one place).
     check_cp2k_parameters(parameters)
     return parameters
+
+
+def usable_kpoint_distance(distance: Any) -> bool:
+    """A k-point distance (1/Å) a labelling can finish with: a finite number of at least :data:`MIN_KPOINT_DISTANCE`."""
+    real = isinstance(distance, numbers.Real) and not isinstance(distance, bool)
+    return real and math.isfinite(distance) and distance >= MIN_KPOINT_DISTANCE
 
 
 def kpoint_mesh(cell, pbc: Sequence[bool], distance: float = CP2K_DEFAULTS["kpoint_distance"]) -> list[int]:

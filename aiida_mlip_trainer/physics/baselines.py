@@ -1,7 +1,8 @@
 """Physical pair-potential baselines for delta learning of ACE potentials.
 
 In delta learning the ACE model is fitted to the *residual* ``label - baseline`` and the baseline is added back at
-prediction time (in Python with :func:`baseline_calculator`, in LAMMPS with :func:`lammps_pair_commands`).
+prediction time (in Python with :func:`baseline_calculator`, in LAMMPS with
+:func:`~aiida_mlip_trainer.formats.lammps.lammps_pair_commands`).
 pacemaker has no baseline of its own, so the baseline has to be evaluated here, and it must be exactly the same
 function in Python and in LAMMPS: each baseline below implements, formula for formula, an existing LAMMPS pair style.
 
@@ -65,6 +66,8 @@ from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 from matscipy.neighbours import neighbour_list as matscipy_neighbour_list
 
+from ..names import ELEMENTS
+
 __all__ = [
     "BASELINE_TYPES",
     "DERIVED_INNER_FRACTION",
@@ -79,8 +82,9 @@ __all__ = [
     "baseline_cutoff",
     "default_pair_distance",
     "derive_baseline",
+    "element_symbol",
+    "evaluable_baseline",
     "evaluate_baseline",
-    "lammps_pair_commands",
     "missing_pairs",
     "pair_key",
     "pair_min_distances",
@@ -91,7 +95,6 @@ __all__ = [
 
 BASELINE_TYPES = ("lj", "zbl")
 _PARAM_KEYS = {"lj": ("epsilon", "sigma", "cutoff"), "zbl": ("inner_cutoff", "cutoff")}
-_LAMMPS_STYLE = {"lj": "lj/smooth/linear", "zbl": "zbl"}
 DEFAULT_KEY = "ALL"
 
 # A derived ZBL window is [DERIVED_INNER_FRACTION * d, d] for a pair whose shortest training distance is d (see
@@ -118,9 +121,6 @@ _ZBL_A0 = 0.46850
 _ZBL_POWER = 0.23
 _ZBL_C = np.array([0.18175, 0.50986, 0.28022, 0.02817])
 _ZBL_D = np.array([3.19980, 0.94229, 0.40290, 0.20162])
-
-# chemical_symbols[0] is the dummy "X": not an element a baseline can be given for.
-_ELEMENTS = frozenset(chemical_symbols[1:])
 
 
 class BaselineError(ValueError):
@@ -151,8 +151,10 @@ def _number(
     return value
 
 
-def _element(where: str, symbol) -> str:
-    if not isinstance(symbol, str) or symbol.strip() not in _ELEMENTS:
+def element_symbol(where: str, symbol) -> str:
+    """``symbol`` (surrounding blanks stripped) when it is a chemical element symbol, else BaselineError naming
+    ``where``."""
+    if not isinstance(symbol, str) or symbol.strip() not in ELEMENTS:
         raise BaselineError(f"{where}: {symbol!r} is not a chemical element symbol")
     return symbol.strip()
 
@@ -169,7 +171,7 @@ def _parse_pair(where: str, key) -> str | None:
     parts = key.split("-")
     if len(parts) != 2:
         return None
-    return pair_key(*(_element(f"{where} key {key!r}", part) for part in parts))
+    return pair_key(*(element_symbol(f"{where} key {key!r}", part) for part in parts))
 
 
 def _lj_parameter(name: str, value, *, allow_zero: bool, where: str = "lj params") -> float | dict[str, float]:
@@ -185,9 +187,9 @@ def _lj_parameter(name: str, value, *, allow_zero: bool, where: str = "lj params
             raise BaselineError(f"{where}: key {key!r} is not an element symbol or a pair like 'Ar-Kr'")
         parts = key.split("-")
         if len(parts) == 1:
-            canonical = _element(f"{where} key {key!r}", parts[0])
+            canonical = element_symbol(f"{where} key {key!r}", parts[0])
         elif len(parts) == 2:
-            canonical = pair_key(*(_element(f"{where} key {key!r}", part) for part in parts))
+            canonical = pair_key(*(element_symbol(f"{where} key {key!r}", part) for part in parts))
         else:
             raise BaselineError(f"{where}: key {key!r} is not an element symbol or a pair like 'Ar-Kr'")
         if canonical in normalised:
@@ -245,7 +247,7 @@ def _per_pair_params(kind: str, params: Mapping) -> dict:
         where = f"{kind} params"
         canonical = _parse_pair(where, key)
         if canonical is None:
-            hint = f" (for one element write '{key}-{key}')" if isinstance(key, str) and key in _ELEMENTS else ""
+            hint = f" (for one element write '{key}-{key}')" if isinstance(key, str) and key in ELEMENTS else ""
             raise BaselineError(
                 f"{where}: key {key!r} is not one of {list(_PARAM_KEYS[kind])}, 'ALL' or a pair of two element "
                 f"symbols like 'Cu-Ni'{hint}"
@@ -539,7 +541,7 @@ def _evaluate(model: _PairModel, atoms: Atoms, with_stress: bool) -> dict:
     return result
 
 
-def _evaluable(spec: Mapping) -> dict:
+def evaluable_baseline(spec: Mapping) -> dict:
     """The normalised spec, refused when it has no parameters at all (a ZBL spec whose windows are still to derive)."""
     spec = validate_baseline(spec)
     if not spec["params"]:
@@ -563,7 +565,7 @@ class BaselineCalculator(Calculator):
     def __init__(self, spec: Mapping, **kwargs):
         """``spec``: a baseline dict (see :func:`validate_baseline`). ``kwargs`` go to ASE's ``Calculator``."""
         super().__init__(**kwargs)
-        self.spec = _evaluable(spec)
+        self.spec = evaluable_baseline(spec)
         self._model = _build_model(self.spec)
 
     def todict(self) -> dict:
@@ -593,7 +595,7 @@ def evaluate_baseline(spec: Mapping, structures: Sequence[Atoms]) -> dict[str, n
     forces concatenated in order; ``stress`` (n, 6) in eV/Å³ (Voigt, ASE sign), a row of NaN for a structure that is
     not periodic in all three directions; ``natoms`` (n,), to split ``forces`` with ``np.cumsum(natoms)[:-1]``.
     """
-    model = _build_model(_evaluable(spec))
+    model = _build_model(evaluable_baseline(spec))
     n = len(structures)
     energy = np.empty(n)
     stress = np.full((n, 6), np.nan)
@@ -677,7 +679,7 @@ def derive_baseline(
     spec = validate_baseline(spec)
     symbols = sorted(set(elements))
     for symbol in symbols:
-        _element("derive_baseline elements", symbol)
+        element_symbol("derive_baseline elements", symbol)
     missing = missing_pairs(spec, symbols)
     if not missing:
         return spec
@@ -751,82 +753,3 @@ def core_switch_width(cutoff: float, fraction: float = CORE_SWITCH_FRACTION) -> 
     shortest pairs and doubled their force error), this changes nothing where the data are: the fit is the same.
     Below 0.95 d the core is fully on and ZBL keeps switching on over its own window, both monotonic."""
     return round(float(fraction) * float(cutoff), 6)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# LAMMPS
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _lammps_number(value: float) -> str:
-    # repr is the shortest string that reads back as the same double: LAMMPS then uses bit-identical parameters.
-    return repr(float(value))
-
-
-def lammps_pair_commands(spec: Mapping, elements: Sequence[str], ace_file: str | None = "potential.yace") -> list[str]:
-    """LAMMPS input lines that add the baseline ``spec`` to an ACE potential.
-
-    ``elements`` gives the element of each LAMMPS atom type, in order (type 1 is ``elements[0]``); it must match
-    the element order of the ``pair_coeff * * pace`` line. The result, for LJ::
-
-        pair_style hybrid/overlay pace lj/smooth/linear 7.0
-        pair_coeff * * pace potential.yace Ar Kr
-        pair_coeff 1 1 lj/smooth/linear 0.0104 3.4
-        ...
-
-    (with per-pair cutoffs, each ``pair_coeff`` line ends with its pair's cutoff and the ``pair_style`` cutoff is
-    the largest), and for ZBL ``pair_style hybrid/overlay pace zbl INNER OUTER`` with ``pair_coeff i j zbl Zi Zj``.
-    Per-pair ZBL windows give one ``zbl INNER OUTER`` sub-style per distinct window (``hybrid/overlay`` may hold a
-    sub-style several times) and ``pair_coeff i j zbl K Zi Zj``, K the number of the pair's sub-style. Every type
-    pair gets an explicit coefficient line (mixing is done here, so LAMMPS's own mixing rule never applies). With
-    ``ace_file=None`` the lines describe the baseline alone (``pair_style lj/smooth/linear 7.0``,
-    ``pair_coeff 1 1 0.0104 3.4``, ...; several ZBL windows as ``hybrid/overlay zbl ... zbl ...``): that form runs in
-    any LAMMPS, also one built without ML-PACE.
-    """
-    spec = _evaluable(spec)
-    if isinstance(elements, str) or not elements:
-        raise BaselineError(f"elements must be a non-empty list of element symbols, got {elements!r}")
-    elements = [_element("lammps_pair_commands elements", symbol) for symbol in elements]
-    if len(set(elements)) != len(elements):
-        raise BaselineError(f"elements {elements} contain a duplicate: give each element one atom type")
-    kind = spec["type"]
-    style = _LAMMPS_STYLE[kind]
-    pairs = [
-        (i, j, pair_parameters(spec, a, b))
-        for i, a in enumerate(elements, start=1)
-        for j, b in enumerate(elements[i - 1 :], start=i)
-    ]
-
-    # Sub-styles: (style, its pair_style arguments); coefficients: (i, j, sub-style number, pair_coeff arguments).
-    substyles: list[str] = []
-    coefficients = []
-    if kind == "lj":
-        cutoffs = {params["cutoff"] for _, _, params in pairs}
-        substyles.append(_lammps_number(max(cutoffs)))
-        for i, j, params in pairs:
-            args = f"{_lammps_number(params['epsilon'])} {_lammps_number(params['sigma'])}"
-            if len(cutoffs) > 1:
-                args += f" {_lammps_number(params['cutoff'])}"
-            coefficients.append((i, j, 1, args))
-    else:
-        for i, j, params in pairs:
-            window = f"{_lammps_number(params['inner_cutoff'])} {_lammps_number(params['cutoff'])}"
-            if window not in substyles:
-                substyles.append(window)
-            z = f"{atomic_numbers[elements[i - 1]]} {atomic_numbers[elements[j - 1]]}"
-            coefficients.append((i, j, substyles.index(window) + 1, z))
-
-    numbered = len(substyles) > 1  # a sub-style used several times is addressed by its number in pair_coeff
-
-    def coefficient_line(i: int, j: int, k: int, args: str) -> str:
-        return f"pair_coeff {i} {j} {style} {f'{k} ' if numbered else ''}{args}"
-
-    overlay = " ".join(f"{style} {args}" for args in substyles)
-    if ace_file is None:
-        if not numbered:
-            return [f"pair_style {overlay}"] + [f"pair_coeff {i} {j} {args}" for i, j, _, args in coefficients]
-        return [f"pair_style hybrid/overlay {overlay}"] + [coefficient_line(*c) for c in coefficients]
-    return [
-        f"pair_style hybrid/overlay pace {overlay}",
-        f"pair_coeff * * pace {ace_file} {' '.join(elements)}",
-    ] + [coefficient_line(*c) for c in coefficients]

@@ -10,150 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
+from aiida.engine import ToContext, WorkChain, if_, while_
 
 from ..calculations.explore import ExplorationCalculation
 from ..calculations.untrusted import refuses_altered_nodes
-from ..data.operations import subset_arrays
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..tools.explore import check_plan, check_settings
-from .functions.potential import judge_learning, png_file
+from .functions.learning_curve import learning_curve, oracle_calls
 from .functions.selection import concatenate_structures
-from .functions.training_set import split_training_set
+from .functions.training_set import pick_starting_structures, split_training_set
 from .labeling import LabelingWorkChain
 from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, builder_inputs, load_codes, set_job
 from .selection import SelectionWorkChain
 from .training import LEGACY_PORTS, TrainingWorkChain
 
-__all__ = ("ActiveLearningWorkChain", "curve_rows", "learning_curve")
-
-LABEL_ARRAYS = ("energy", "forces", "stress")
-CURVE_COLUMNS = (
-    "round",
-    "oracle_calls",
-    "training_structures",
-    "energy_rmse",
-    "force_rmse",
-    "max_gamma",
-    "fraction_halted",
-    "candidates",
-)
-
-
-def _calls(failures: Mapping[str, Any]) -> int:
-    """Oracle calls of one labelling (its ``failures`` output): labelled and failed, both paid for."""
-    return int(failures["num_labelled"]) + int(failures["num_failed"])
-
-
-def curve_rows(
-    metrics: list[Mapping[str, Any]],
-    training_structures: list[int],
-    explorations: Mapping[int, Mapping[str, Any]],
-    labelings: Mapping[int, Mapping[str, Any]],
-    initial: Mapping[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """The rows of the learning curve (one per fitted round ``k``, the columns of :data:`CURVE_COLUMNS`) from plain
-    dictionaries: the held-out ``metrics`` of each fit, its number of ``training_structures``, the exploration
-    summary of the rounds that explored and the ``failures`` output of the rounds that labelled (``initial``: the
-    labelling of the initial structures). ``oracle_calls`` of a round counts every call made before its fit; None
-    where a round did not explore. ``learned`` (not a column of the curve) is :func:`judge_learning`'s verdict on the
-    round's held-out errors: False when they are at least half the spread of the held-out data."""
-    made = _calls(initial) if initial is not None else 0
-    rows = []
-    for k, (errors, structures) in enumerate(zip(metrics, training_structures, strict=True)):
-        exploration = explorations.get(k, {})
-        rows.append(
-            {
-                "round": k,
-                "oracle_calls": made,
-                "training_structures": int(structures),
-                "energy_rmse": float(errors["energy_rmse"]),
-                "force_rmse": float(errors["force_rmse"]),
-                "max_gamma": exploration.get("max_gamma"),
-                "fraction_halted": exploration.get("fraction_halted"),
-                "candidates": exploration.get("num_candidates"),
-                # errors at least half the spread of the held-out data (judged again: older metrics have no flag)
-                "learned": judge_learning(errors)["learned"],
-            }
-        )
-        if k in labelings:
-            made += _calls(labelings[k])
-    return rows
-
-
-@calcfunction
-def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
-    """The learning curve of an active-learning loop. For round ``k`` pass ``metrics_k`` (the held-out validation of
-    that round's potential), ``training_set_k`` (what it was fitted on), ``exploration_k`` (the exploration summary,
-    when the round explored) and ``labeling_k`` (the ``failures`` output of its labelling, when it labelled; an
-    ``initial_labeling`` for the labelling of the initial structures). Oracle calls are counted from the labellings:
-    a round's figure is every call made before its fit (labelled and failed).
-
-    Returns ``curve`` (ArrayData, one array per column of :data:`CURVE_COLUMNS`; energies in meV/atom, forces in
-    meV/Å, NaN where a round did not explore), ``plot`` (PNG: held-out errors against cumulative oracle calls; max γ
-    and the fraction of halted trajectories per round) and ``summary`` (Dict: the rounds and why the loop stopped)."""
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    count = 1 + max(int(key.rsplit("_", 1)[1]) for key in rounds if key.startswith("metrics_"))
-    labelings = {k: rounds[f"labeling_{k}"].get_dict() for k in range(count) if f"labeling_{k}" in rounds}
-    initial = rounds["initial_labeling"].get_dict() if "initial_labeling" in rounds else None
-    per_round = curve_rows(
-        [rounds[f"metrics_{k}"].get_dict() for k in range(count)],
-        [rounds[f"training_set_{k}"].num_structures for k in range(count)],
-        {k: rounds[f"exploration_{k}"].get_dict() for k in range(count) if f"exploration_{k}" in rounds},
-        labelings,
-        initial,
-    )
-    columns = {name: [np.nan if row[name] is None else row[name] for row in per_round] for name in CURVE_COLUMNS}
-    made = sum(_calls(failures) for failures in labelings.values()) + (_calls(initial) if initial else 0)
-    curve = orm.ArrayData()
-    for name, values in columns.items():
-        curve.set_array(name, np.asarray(values, dtype=float))
-
-    figure, (errors, gamma) = plt.subplots(1, 2, figsize=(10, 4))
-    errors.plot(columns["oracle_calls"], columns["force_rmse"], "o-", color="tab:blue")
-    errors.set_xlabel("oracle calls before the fit (cumulative)")
-    errors.set_ylabel("held-out force RMSE (meV/Å)", color="tab:blue")
-    energy = errors.twinx()
-    energy.plot(columns["oracle_calls"], columns["energy_rmse"], "s--", color="tab:orange")
-    energy.set_ylabel("held-out energy RMSE (meV/atom)", color="tab:orange")
-    gamma.plot(columns["round"], columns["max_gamma"], "o-", color="tab:green")
-    gamma.set_yscale("log")
-    gamma.set_xlabel("round")
-    gamma.set_ylabel("largest extrapolation grade γ in exploration", color="tab:green")
-    halted = gamma.twinx()
-    halted.bar(columns["round"], columns["fraction_halted"], alpha=0.3, color="tab:red")
-    halted.set_ylim(0, 1)
-    halted.set_ylabel("fraction of trajectories halted", color="tab:red")
-    figure.suptitle(f"active learning: {count} rounds, {made} oracle calls")
-    summary = {
-        "rounds": per_round,
-        "oracle_calls": made,
-        "stop_reason": stop_reason.value,
-        "units": {"energy_rmse": "meV/atom", "force_rmse": "meV/Å"},
-    }
-    return {
-        "curve": curve,
-        "plot": png_file(figure, "learning_curve.png"),
-        "summary": orm.Dict(summary),
-    }
-
-
-@calcfunction
-def pick_starting_structures(structures: TrainingSetData, count: orm.Int, seed: orm.Int) -> TrainingSetData:
-    """``count`` structures of ``structures``, drawn at random with ``seed``, as the starting points of exploration
-    (labels dropped: exploration needs only the geometry)."""
-    order = np.random.default_rng(seed.value).permutation(structures.num_structures)[: count.value]
-    arrays = subset_arrays(structures.get_arrays(), sorted(int(i) for i in order))
-    return TrainingSetData(arrays={key: value for key, value in arrays.items() if key not in LABEL_ARRAYS})
+__all__ = ("ActiveLearningWorkChain",)
 
 
 def _validate_training(inputs) -> str | None:
@@ -452,7 +326,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_INITIAL_LABELING_FAILED.format(message=node.exit_message)
         self.ctx.data = node.outputs.labelled
         self.ctx.curve_inputs["initial_labeling"] = node.outputs.failures
-        self.ctx.oracle_calls += _calls(node.outputs.failures)
+        self.ctx.oracle_calls += oracle_calls(node.outputs.failures)
         return None
 
     def prepare_sets(self):
@@ -602,7 +476,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             return None
         node, k = self.ctx.labeling, self.ctx.round
         self.ctx.curve_inputs[f"labeling_{k}"] = node.outputs.failures
-        self.ctx.oracle_calls += _calls(node.outputs.failures)
+        self.ctx.oracle_calls += oracle_calls(node.outputs.failures)
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_LABELING_FAILED.format(round=k, message=node.exit_message)
         self.ctx.data = concatenate_structures(set_0=self.ctx.data, set_1=node.outputs.labelled)

@@ -11,7 +11,8 @@ from aiida.engine import run_get_node
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.reference_data import argon_lennard_jones
-from aiida_mlip_trainer.workflows.active_learning import CURVE_COLUMNS, ActiveLearningWorkChain, learning_curve
+from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
+from aiida_mlip_trainer.workflows.functions.learning_curve import CURVE_COLUMNS, learning_curve
 from aiida_mlip_trainer.workflows.protocols import merge
 from tests.oracles.conftest import copper_cells
 

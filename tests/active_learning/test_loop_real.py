@@ -7,7 +7,8 @@ from aiida import orm
 
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
-from aiida_mlip_trainer.workflows.active_learning import CURVE_COLUMNS, ActiveLearningWorkChain
+from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
+from aiida_mlip_trainer.workflows.functions.learning_curve import CURVE_COLUMNS
 from tests.test_cli import invoke
 
 pytestmark = pytest.mark.real_pacemaker

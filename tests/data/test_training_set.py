@@ -292,7 +292,7 @@ def test_names_are_printed_as_plain_strings():
 
 
 def _arrays_of(structures):
-    from aiida_mlip_trainer.data.training_set import arrays_from_atoms
+    from aiida_mlip_trainer.physics.training_arrays import arrays_from_atoms
 
     return arrays_from_atoms(structures)
 

@@ -91,7 +91,8 @@ def test_data_set_script_writes_the_input_cp2k_calculation_writes(generate_calc_
     from aiida import orm
     from aiida.plugins import CalculationFactory
 
-    from aiida_mlip_trainer.oracles import cp2k_oracle, kpoints_mesh
+    from aiida_mlip_trainer.oracles import cp2k_oracle
+    from aiida_mlip_trainer.workflows.functions.oracles import kpoints_mesh
 
     path = pathlib.Path(__file__).parents[2] / "benchmarks" / "si_dft_dataset.py"
     spec = importlib.util.spec_from_file_location("si_dft_dataset", path)

@@ -10,7 +10,8 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.oracles import LabelError, ase_oracle, ase_oracle_labels, cp2k_labels, labels_array
+from aiida_mlip_trainer.oracles import LabelError, ase_oracle, labels_array
+from aiida_mlip_trainer.workflows.functions.oracles import ase_oracle_labels, cp2k_labels
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
 from tests.conftest import FIXTURES
 from tests.oracles.conftest import copper_cells
@@ -26,7 +27,7 @@ def _jobs() -> int:
         ({"process": "aiida.calculations:no.such.plugin"}, "cannot be loaded"),
         ({"process": "os:system"}, "give an entry point such as"),
         ({"process": "aiida.workflows:core.arithmetic.add_multiply"}, "is not a CalcJob or WorkChain"),
-        ({"adapter": "aiida_mlip_trainer.oracles:cp2k_labels"}, "unknown oracle adapter"),
+        ({"adapter": "aiida_mlip_trainer.workflows.functions.oracles:cp2k_labels"}, "unknown oracle adapter"),
         ({"structure_port": "geometry"}, "has no input port 'geometry'"),
         ({"structure_port": "calculator"}, "does not take a StructureData"),
         ({"inputs": {"bogus": 1}}, "Unexpected ports"),
@@ -133,7 +134,7 @@ def test_adapters_refuse_what_is_not_a_label():
 
 
 def test_kpoints_generator_gives_each_cell_its_mesh():
-    from aiida_mlip_trainer.oracles import kpoints_mesh
+    from aiida_mlip_trainer.workflows.functions.oracles import kpoints_mesh
 
     cubic = orm.StructureData(ase=bulk("Si", "diamond", a=5.47, cubic=True))
     outputs = kpoints_mesh(structure=cubic, parameters=orm.Dict({"distance": 0.3}))

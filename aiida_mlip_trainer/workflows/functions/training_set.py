@@ -1,4 +1,5 @@
-"""Calcfunctions that make training sets: read from a file, split into training and test structures."""
+"""Calcfunctions that make training sets: read from a file, split into training and test structures, draw the
+starting structures of exploration."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
 from ...data.training_set import TrainingSetData
+from ...physics.training_arrays import LABEL_KEYS, STRESS_KEY
 
-__all__ = ("import_training_set", "split_training_set", "training_set_from_file")
+__all__ = ("import_training_set", "pick_starting_structures", "split_training_set", "training_set_from_file")
 
 
 @calcfunction
@@ -58,3 +60,14 @@ def split_training_set(training_set: TrainingSetData, test_fraction: orm.Float, 
         "test": subset_structures(training_set, test),
         "test_indices": orm.List(test),
     }
+
+
+@calcfunction
+def pick_starting_structures(structures: TrainingSetData, count: orm.Int, seed: orm.Int) -> TrainingSetData:
+    """``count`` structures of ``structures``, drawn at random with ``seed``, as the starting points of exploration
+    (labels dropped: exploration needs only the geometry)."""
+    from ...data.operations import subset_arrays
+
+    order = np.random.default_rng(seed.value).permutation(structures.num_structures)[: count.value]
+    arrays = subset_arrays(structures.get_arrays(), sorted(int(i) for i in order))
+    return TrainingSetData(arrays={key: value for key, value in arrays.items() if key not in (*LABEL_KEYS, STRESS_KEY)})

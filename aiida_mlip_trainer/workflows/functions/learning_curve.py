@@ -1,0 +1,128 @@
+"""The learning curve of an active-learning loop: held-out errors, exploration and oracle calls per round."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from .potential import judge_learning, png_file
+
+__all__ = ("CURVE_COLUMNS", "curve_rows", "learning_curve", "oracle_calls")
+
+CURVE_COLUMNS = (
+    "round",
+    "oracle_calls",
+    "training_structures",
+    "energy_rmse",
+    "force_rmse",
+    "max_gamma",
+    "fraction_halted",
+    "candidates",
+)
+
+
+def oracle_calls(failures: Mapping[str, Any]) -> int:
+    """Oracle calls of one labelling (its ``failures`` output): labelled and failed, both paid for."""
+    return int(failures["num_labelled"]) + int(failures["num_failed"])
+
+
+def curve_rows(
+    metrics: list[Mapping[str, Any]],
+    training_structures: list[int],
+    explorations: Mapping[int, Mapping[str, Any]],
+    labelings: Mapping[int, Mapping[str, Any]],
+    initial: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of the learning curve (one per fitted round ``k``, the columns of :data:`CURVE_COLUMNS`) from plain
+    dictionaries: the held-out ``metrics`` of each fit, its number of ``training_structures``, the exploration
+    summary of the rounds that explored and the ``failures`` output of the rounds that labelled (``initial``: the
+    labelling of the initial structures). ``oracle_calls`` of a round counts every call made before its fit; None
+    where a round did not explore. ``learned`` (not a column of the curve) is :func:`judge_learning`'s verdict on the
+    round's held-out errors: False when they are at least half the spread of the held-out data."""
+    made = oracle_calls(initial) if initial is not None else 0
+    rows = []
+    for k, (errors, structures) in enumerate(zip(metrics, training_structures, strict=True)):
+        exploration = explorations.get(k, {})
+        rows.append(
+            {
+                "round": k,
+                "oracle_calls": made,
+                "training_structures": int(structures),
+                "energy_rmse": float(errors["energy_rmse"]),
+                "force_rmse": float(errors["force_rmse"]),
+                "max_gamma": exploration.get("max_gamma"),
+                "fraction_halted": exploration.get("fraction_halted"),
+                "candidates": exploration.get("num_candidates"),
+                # errors at least half the spread of the held-out data (judged again: older metrics have no flag)
+                "learned": judge_learning(errors)["learned"],
+            }
+        )
+        if k in labelings:
+            made += oracle_calls(labelings[k])
+    return rows
+
+
+@calcfunction
+def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
+    """The learning curve of an active-learning loop. For round ``k`` pass ``metrics_k`` (the held-out validation of
+    that round's potential), ``training_set_k`` (what it was fitted on), ``exploration_k`` (the exploration summary,
+    when the round explored) and ``labeling_k`` (the ``failures`` output of its labelling, when it labelled; an
+    ``initial_labeling`` for the labelling of the initial structures). Oracle calls are counted from the labellings:
+    a round's figure is every call made before its fit (labelled and failed).
+
+    Returns ``curve`` (ArrayData, one array per column of :data:`CURVE_COLUMNS`; energies in meV/atom, forces in
+    meV/Å, NaN where a round did not explore), ``plot`` (PNG: held-out errors against cumulative oracle calls; max γ
+    and the fraction of halted trajectories per round) and ``summary`` (Dict: the rounds and why the loop stopped)."""
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = 1 + max(int(key.rsplit("_", 1)[1]) for key in rounds if key.startswith("metrics_"))
+    labelings = {k: rounds[f"labeling_{k}"].get_dict() for k in range(count) if f"labeling_{k}" in rounds}
+    initial = rounds["initial_labeling"].get_dict() if "initial_labeling" in rounds else None
+    per_round = curve_rows(
+        [rounds[f"metrics_{k}"].get_dict() for k in range(count)],
+        [rounds[f"training_set_{k}"].num_structures for k in range(count)],
+        {k: rounds[f"exploration_{k}"].get_dict() for k in range(count) if f"exploration_{k}" in rounds},
+        labelings,
+        initial,
+    )
+    columns = {name: [np.nan if row[name] is None else row[name] for row in per_round] for name in CURVE_COLUMNS}
+    made = sum(oracle_calls(failures) for failures in labelings.values()) + (oracle_calls(initial) if initial else 0)
+    curve = orm.ArrayData()
+    for name, values in columns.items():
+        curve.set_array(name, np.asarray(values, dtype=float))
+
+    figure, (errors, gamma) = plt.subplots(1, 2, figsize=(10, 4))
+    errors.plot(columns["oracle_calls"], columns["force_rmse"], "o-", color="tab:blue")
+    errors.set_xlabel("oracle calls before the fit (cumulative)")
+    errors.set_ylabel("held-out force RMSE (meV/Å)", color="tab:blue")
+    energy = errors.twinx()
+    energy.plot(columns["oracle_calls"], columns["energy_rmse"], "s--", color="tab:orange")
+    energy.set_ylabel("held-out energy RMSE (meV/atom)", color="tab:orange")
+    gamma.plot(columns["round"], columns["max_gamma"], "o-", color="tab:green")
+    gamma.set_yscale("log")
+    gamma.set_xlabel("round")
+    gamma.set_ylabel("largest extrapolation grade γ in exploration", color="tab:green")
+    halted = gamma.twinx()
+    halted.bar(columns["round"], columns["fraction_halted"], alpha=0.3, color="tab:red")
+    halted.set_ylim(0, 1)
+    halted.set_ylabel("fraction of trajectories halted", color="tab:red")
+    figure.suptitle(f"active learning: {count} rounds, {made} oracle calls")
+    summary = {
+        "rounds": per_round,
+        "oracle_calls": made,
+        "stop_reason": stop_reason.value,
+        "units": {"energy_rmse": "meV/atom", "force_rmse": "meV/Å"},
+    }
+    return {
+        "curve": curve,
+        "plot": png_file(figure, "learning_curve.png"),
+        "summary": orm.Dict(summary),
+    }
