@@ -209,10 +209,9 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, printed in order
             "gamma_collect": args.gamma_collect,
             "max_frames": 10,
         },  # fmt: skip
+        "fast",
+        {"training": {"training": fit}, "selection": {"max_structures": args.per_round}},
         oracle=oracle,
-        protocol="fast",
-        training_overrides={"training": fit},
-        max_structures=args.per_round,
         test_set=test_set,
         explore_count=orm.Int(1),
         max_rounds=orm.Int(args.rounds),

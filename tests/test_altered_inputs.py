@@ -148,9 +148,9 @@ def _loop_builder(codes, structures, test_set, oracle=None):
         codes,
         structures,
         {"temperatures": [300], "steps": 50},
+        "fast",
+        {"selection": {"max_structures": 3}},
         oracle=oracle or ase_oracle(codes["ase_oracle"], "emt"),
-        protocol="fast",
-        max_structures=3,
         test_set=test_set,
     )
 

@@ -23,7 +23,7 @@ from .functions.learning_curve import learning_curve, oracle_calls
 from .functions.selection import concatenate_structures
 from .functions.training_set import pick_starting_structures, split_training_set
 from .labeling import LabelingWorkChain
-from .protocols import merge
+from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, builder_inputs, load_codes, set_job
 from .selection import SelectionWorkChain
 from .training import TrainingWorkChain
 from .training import validate_inputs as validate_training_inputs
@@ -106,7 +106,7 @@ def _validate_exploration_sizes(inputs, starts) -> str | None:
     return None
 
 
-class ActiveLearningWorkChain(WorkChain):
+class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """Improve a potential where it is needed: train, run molecular dynamics with it and record the extrapolation
     grade γ, select the frames it extrapolates on (the current active set counted as covered), label them with an
     oracle (any AiiDA process: DFT through aiida-cp2k, an ASE calculator, ...), add them and retrain (fine-tuning from
@@ -127,7 +127,10 @@ class ActiveLearningWorkChain(WorkChain):
     Outputs: ``potential`` (the last one), ``potentials.round_<k>`` (every round's), ``training_set`` (the final
     data, original labels), ``test_set``, ``learning_curve`` (ArrayData: cumulative oracle calls, held-out errors,
     largest γ, fraction of halted trajectories and candidates per round), ``learning_curve_plot`` and ``summary``.
+    Start from :meth:`get_builder_from_protocol`, which fills every namespace from a protocol.
     """
+
+    _protocol_file = PROTOCOLS_DIRECTORY / "active_learning.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -239,54 +242,58 @@ class ActiveLearningWorkChain(WorkChain):
         codes: Mapping[str, orm.AbstractCode | str],
         structures: TrainingSetData,
         exploration: Mapping[str, Any],
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
         *,
         oracle: Mapping[str, Any] | None = None,
-        protocol: str | None = None,
-        training_overrides: Mapping[str, Any] | None = None,
-        max_structures: int = 10,
-        max_concurrent: int = 2,
         options: Mapping[str, Any] | None = None,
         **inputs: Any,
     ):
-        """A builder with every input filled: the ``training`` namespace from
-        :meth:`TrainingWorkChain.get_builder_from_protocol` (``protocol``, ``training_overrides``; no selection inside
-        the fit: the loop selects), the exploration ``parameters`` (see ``ExplorationCalculation``), a per-round
-        budget of ``max_structures`` D-optimal picks, and the ``oracle`` (from :func:`~aiida_mlip_trainer.oracles.
-        ase_oracle` or :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`) with ``max_concurrent`` jobs at a time.
+        """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
+        :meth:`get_available_protocols` and ``workflows/protocols/active_learning.yaml``): the ``training``
+        namespace from :meth:`TrainingWorkChain.get_builder_from_protocol` (no selection inside the fit: the loop
+        selects), ``selection`` (the budget of each round) from :meth:`SelectionWorkChain.get_builder_from_protocol`
+        and, with an ``oracle`` (from :func:`~aiida_mlip_trainer.oracles.ase_oracle` or
+        :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`), ``labeling`` from
+        :meth:`LabelingWorkChain.get_builder_from_protocol`, each with the same protocol; ``exploration`` are the
+        parameters of ``ExplorationCalculation``.
 
         ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace``, ``pace_select`` and ``explore`` (the
-        ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``options`` go into
-        the ``metadata.options`` of every job of the plugin. Other keyword arguments (``test_set``, ``max_rounds``,
-        ``max_oracle_calls``, ``target_force_rmse``, ``explore_from``, ...) are set as they are."""
-        codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
+        ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``overrides`` is
+        merged into the protocol key by key, its ``training``, ``selection`` and ``labeling`` sections into those of
+        the inner protocols (e.g. ``{"selection": {"max_structures": 20}, "labeling": {"max_concurrent": 4},
+        "training": {"training": {"pace": {"parameters": {"fit": {"maxiter": 50}}}}}}``). ``options`` are merged
+        last into the ``metadata.options`` of every job of the plugin (fits, selection, exploration), whose
+        ``resources`` default to one process in the form each code's scheduler takes; the oracle jobs keep the
+        options of the oracle description (they run on the oracle's computer). Other keyword arguments
+        (``test_set``, ``max_oracle_calls``, ``target_force_rmse``, ``explore_from``, ...) are set as they are."""
         missing = [name for name in ("pace_select", "explore") if name not in codes]
         if missing:
             raise ValueError(f"codes: give a code for {', '.join(missing)} (selection and exploration of each round)")
-        overrides = merge(dict(training_overrides or {}), {"selection": None})
-        training = TrainingWorkChain.get_builder_from_protocol(codes, structures, protocol, overrides, options=options)
-        excluded = {"training_set", "structures_file", "test_set", "test_fraction", "previous_potential", "metadata"}
-        builder = cls.get_builder()
-        builder.structures = structures
-        builder.training = {
-            key: value
-            for key, value in training._inputs(prune=True).items()
-            if key not in excluded  # noqa: SLF001
-        }
-        job_options = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, **dict(options or {})}
-        builder.exploration.code = codes["explore"]
-        builder.exploration.parameters = orm.Dict(dict(exploration))
-        builder.exploration.metadata.options = job_options
-        builder.selection.max_structures = orm.Int(max_structures)
-        builder.selection.pace_select.code = codes["pace_select"]
-        builder.selection.pace_select.metadata.options = job_options
-        builder.selection.pace_activeset.code = codes["pace_activeset"]
-        builder.selection.pace_activeset.metadata.options = job_options
+        codes = load_codes(codes)
+        values = cls.get_protocol_inputs(protocol, overrides)
+        training = TrainingWorkChain.get_builder_from_protocol(
+            codes, structures, protocol, values["training"], options=options
+        )
+        exclude = ("training_set", "structures_file", "test_set", "test_fraction", "previous_potential")
+        values["training"] = builder_inputs(training, exclude)
+        values["selection"] = builder_inputs(
+            SelectionWorkChain.get_builder_from_protocol(
+                {name: codes[name] for name in ("pace_select", "pace_activeset") if name in codes},
+                None,
+                protocol,
+                values["selection"],
+                options=options,
+            )
+        )
+        labeling = values.pop("labeling")
         if oracle is not None:
-            builder.labeling.oracle = dict(oracle)
-            builder.labeling.max_concurrent = orm.Int(max_concurrent)
-        for key, value in inputs.items():
-            builder[key] = value
-        return builder
+            labeling = LabelingWorkChain.get_builder_from_protocol(oracle, None, protocol, labeling)
+            values["labeling"] = builder_inputs(labeling)
+        values["exploration"]["parameters"] = dict(exploration)
+        set_job(values["exploration"], codes["explore"], options)
+        values["structures"] = structures
+        return cls.builder_with(values, inputs)
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):

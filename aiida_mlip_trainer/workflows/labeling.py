@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import WorkChain, while_
@@ -18,11 +21,12 @@ from ..oracles import (
     validate_oracle,
 )
 from .functions.labeling import collect_labelling_failures, merge_labels, split_pool
+from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, merge
 
 __all__ = ("LabelingWorkChain",)
 
 
-class LabelingWorkChain(WorkChain):
+class LabelingWorkChain(ProtocolMixin, WorkChain):
     """Label the structures of a pool with an oracle (see :mod:`aiida_mlip_trainer.oracles` for the contract).
 
     Pass the ``pool`` (a :class:`TrainingSetData`; labels it may have are ignored), the ``oracle`` (``process``,
@@ -43,6 +47,35 @@ class LabelingWorkChain(WorkChain):
     pool positions that got a label) and ``failures`` (``{"failures": [{"index", "name", "process_pk", "reason"}],
     "num_labelled", "num_failed"}``). Only when no label at all could be made does it fail (ERROR_ALL_LABELS_FAILED).
     """
+
+    _protocol_file = PROTOCOLS_DIRECTORY / "labeling.yaml"
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        oracle: Mapping[str, Any],
+        pool: TrainingSetData | None = None,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with ``max_concurrent`` from ``protocol`` (see ``workflows/protocols/labeling.yaml``) and the
+        ``oracle`` description (from :func:`~aiida_mlip_trainer.oracles.ase_oracle` or
+        :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`). ``pool`` is the :class:`TrainingSetData` to label (None
+        when an outer work chain supplies it); ``overrides`` is merged into the protocol key by key (e.g.
+        ``{"max_concurrent": 8}``); ``options`` are merged into the oracle's ``options`` (the ``metadata.options``
+        of every oracle job, stored with the description: scheduler requests only; job-script text goes into
+        ``oracle_job_options``). Other keyword arguments are inputs of the work chain, set last."""
+        values = cls.get_protocol_inputs(protocol, overrides)
+        oracle = dict(oracle)
+        if options:
+            oracle["options"] = merge(oracle.get("options") or {}, options)
+        values["oracle"] = merge(oracle, values.get("oracle") or {})
+        if pool is not None:
+            values["pool"] = pool
+        return cls.builder_with(values, inputs)
 
     @classmethod
     def define(cls, spec):

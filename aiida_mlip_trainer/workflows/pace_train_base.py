@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calculations.pace_train import PaceTrainCalculation
+from ..data.training_set import TrainingSetData
+from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, load_codes, set_job
 
 __all__ = ("PaceTrainBaseWorkChain",)
 
@@ -42,7 +46,7 @@ def _scaled_regularisation(fit: dict, factor: float) -> dict:
     return {key: float(loss.get(key, 1e-8)) * factor for key in ("L1_coeffs", "L2_coeffs")}
 
 
-class PaceTrainBaseWorkChain(BaseRestartWorkChain):
+class PaceTrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
     """Train with pacemaker and recover by itself.
 
     - Stopped from outside (walltime, scheduler, kill) after an interim potential: continue from it with the
@@ -57,6 +61,7 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
     """
 
     _process_class = PaceTrainCalculation
+    _protocol_file = PROTOCOLS_DIRECTORY / "pace_train_base.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -97,6 +102,33 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
             message="the job's time limit is too short for pacemaker to make progress: {count} jobs in a row were "
             "stopped before pacemaker saved its first interim potential (last: {reason}). {advice}",
         )
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode | str,
+        training_set: TrainingSetData | None = None,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
+        :meth:`get_available_protocols` and ``workflows/protocols/pace_train_base.yaml``).
+
+        ``code`` is the pacemaker code (or its label); ``training_set`` the labelled structures to fit (None when an
+        outer work chain supplies them); ``overrides`` is merged into the protocol key by key (e.g.
+        ``{"pace": {"parameters": {"fit": {"maxiter": 50}}}, "max_walltime": 7200}``); ``options`` (e.g.
+        ``{"account": "x", "queue_name": "y"}``) are merged last into the job's ``metadata.options``, whose
+        ``resources`` default to one process in the form the code's scheduler takes. Other keyword arguments are
+        inputs of the work chain (``max_walltime=7200``, ``pace={"test_set": ...}``), set last."""
+        code = load_codes({"pacemaker": code})["pacemaker"]
+        values = cls.get_protocol_inputs(protocol, overrides)
+        set_job(values.setdefault("pace", {}), code, options)
+        if training_set is not None:
+            values["pace"]["training_set"] = training_set
+        return cls.builder_with(values, inputs)
 
     def setup(self):
         super().setup()

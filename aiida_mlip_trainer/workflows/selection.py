@@ -9,6 +9,8 @@ docstring of :mod:`aiida_mlip_trainer.calculations.pace_select`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from aiida import orm
 from aiida.common import AttributeDict
@@ -30,6 +32,7 @@ from .functions.selection import (
     take_structures,
     unfitted_potential,
 )
+from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, load_codes, set_job
 
 __all__ = ("SelectionWorkChain", "chunk_size_for_memory")
 
@@ -146,7 +149,7 @@ def _nodes(pks: dict[str, int]) -> dict[str, orm.Data]:
     return {key: orm.load_node(pk) for key, pk in pks.items()}
 
 
-class SelectionWorkChain(WorkChain):
+class SelectionWorkChain(ProtocolMixin, WorkChain):
     """Select the structures of a pool to label or fit next, by D-optimality (MaxVol, ``pace_select``), within a
     budget of structures and/or atoms.
 
@@ -171,7 +174,43 @@ class SelectionWorkChain(WorkChain):
     random share), ``indices`` (their positions in the pool), ``whole_pool`` (True when the pool fitted the budget
     and was taken as it is, with no job) and ``summary`` (requested against returned, in structures and atoms, the
     rounds, and why fewer came back). Every cut and merge is a calcfunction.
+    Start from :meth:`get_builder_from_protocol`, which fills the budget and the jobs from a protocol.
     """
+
+    _protocol_file = PROTOCOLS_DIRECTORY / "selection.yaml"
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        codes: Mapping[str, orm.AbstractCode | str],
+        pool: TrainingSetData | None = None,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with the budget, the strategy and the jobs filled from ``protocol`` (``fast``, ``moderate``
+        (default), ``precise``; see :meth:`get_available_protocols` and ``workflows/protocols/selection.yaml``).
+
+        ``codes`` maps ``pace_select`` and (for ``rounds="extend"`` and ``covered``) ``pace_activeset`` to codes or
+        code labels; ``pool`` is the :class:`TrainingSetData` to select from (None when an outer work chain supplies
+        it); ``overrides`` is merged into the protocol key by key (e.g. ``{"max_structures": None, "max_atoms":
+        5000}``); ``options`` are merged last into every job's ``metadata.options``, whose ``resources`` default to
+        one process in the form each code's scheduler takes. Other keyword arguments are inputs of the work chain
+        (``potential``, ``parameters``, ``covered``, ...), set last."""
+        if "pace_select" not in codes:
+            raise ValueError("codes: give a code for pace_select (and pace_activeset, for rounds='extend')")
+        codes = load_codes(codes)
+        values = cls.get_protocol_inputs(protocol, overrides)
+        set_job(values.setdefault("pace_select", {}), codes["pace_select"], options)
+        if "pace_activeset" in codes:
+            set_job(values.setdefault("pace_activeset", {}), codes["pace_activeset"], options)
+        else:
+            values.pop("pace_activeset", None)
+        if pool is not None:
+            values["pool"] = pool
+        return cls.builder_with(values, inputs)
 
     @classmethod
     def define(cls, spec):

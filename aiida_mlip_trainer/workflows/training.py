@@ -37,7 +37,13 @@ from .functions.potential import (
 )
 from .functions.training_set import import_training_set, split_training_set
 from .pace_train_base import PaceTrainBaseWorkChain
-from .protocols import TRAINING_PROTOCOLS, ProtocolMixin
+from .protocols import (
+    PROTOCOLS_DIRECTORY,
+    ProtocolMixin,
+    builder_inputs,
+    load_codes,
+    set_job,
+)
 from .selection import SelectionWorkChain
 
 __all__ = ("TrainingWorkChain", "validate_inputs")
@@ -163,7 +169,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
     already covered, and the graph links the new potential to the previous one.
     """
 
-    _protocol_file = TRAINING_PROTOCOLS
+    _protocol_file = PROTOCOLS_DIRECTORY / "training.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -312,66 +318,44 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         **inputs: Any,
     ):
         """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
-        :meth:`get_available_protocols` and ``workflows/protocols/training.yaml``).
+        :meth:`get_available_protocols` and ``workflows/protocols/training.yaml``): the fit from
+        :meth:`PaceTrainBaseWorkChain.get_builder_from_protocol` and the selection from
+        :meth:`SelectionWorkChain.get_builder_from_protocol`, with the same protocol and ``options``.
 
         ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace`` and (for selection) ``pace_select`` to
         codes or code labels; ``structures`` is a labelled :class:`TrainingSetData` or a file node; ``overrides`` is
-        merged into the protocol key by key (e.g. ``{"training": {"pace": {"parameters": {"fit": {"maxiter": 50}}}}}``,
-        ``{"selection": {"max_atoms": 5000}}``, or ``{"selection": None}`` for no selection); ``options`` (e.g.
-        ``{"account": "x", "queue_name": "y"}``) go into every job's ``metadata.options``. Other keyword arguments
-        (``physics_baseline``, ``previous_potential``, ``test_set``) are set as they are.
+        merged into the protocol key by key, its ``training`` and ``selection`` sections into those of the inner
+        protocols (e.g. ``{"training": {"pace": {"parameters": {"fit": {"maxiter": 50}}}}}``, ``{"selection":
+        {"max_atoms": 5000}}``, or ``{"selection": None}`` for no selection); ``options`` (e.g. ``{"account": "x",
+        "queue_name": "y"}``) are merged last into every job's ``metadata.options``, whose ``resources`` default to
+        one process in the form each code's scheduler takes. Other keyword arguments (``physics_baseline``,
+        ``previous_potential``, ``test_set``) are set as they are.
         """
-        values = cls.get_protocol_inputs(protocol, overrides)
         missing = [name for name in ("pacemaker", "pace_activeset", "pace_yaml2yace") if name not in codes]
         if missing:
             raise ValueError(f"codes: give a code for {', '.join(missing)} (the fit, its active set and its .yace)")
-        codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
-        if options:
-            for path in (("selection", "pace_select"), ("selection", "pace_activeset"), ("training", "pace"),
-                         ("activeset",), ("yace",)):  # fmt: skip
-                namespace = values
-                for key in path:
-                    namespace = namespace.get(key) or {}
-                if namespace:
-                    namespace.setdefault("metadata", {}).setdefault("options", {}).update(options)
-
-        builder = cls.get_builder()
-        builder.test_fraction = orm.Float(values["test_fraction"])
-        builder.seed = orm.Int(values["seed"])
-        if isinstance(structures, TrainingSetData):
-            builder.training_set = structures
-        else:
-            builder.structures_file = structures
-        training = values["training"]
-        builder.training.pace.code = codes["pacemaker"]
-        builder.training.pace.parameters = orm.Dict(training["pace"]["parameters"])
-        builder.training.pace.metadata.options = training["pace"]["metadata"]["options"]
-        builder.training.max_iterations = orm.Int(training["max_iterations"])
-        builder.activeset.code = codes["pace_activeset"]
-        builder.activeset.metadata.options = values["activeset"]["metadata"]["options"]
-        builder.yace.code = codes["pace_yaml2yace"]
-        builder.yace.metadata.options = values["yace"]["metadata"]["options"]
-        selection = values.get("selection")
-        if selection and ("max_structures" in selection or "max_atoms" in selection):
+        codes = load_codes(codes)
+        values = cls.get_protocol_inputs(protocol, overrides)
+        training = PaceTrainBaseWorkChain.get_builder_from_protocol(
+            codes["pacemaker"], None, protocol, values["training"], options=options
+        )
+        values["training"] = builder_inputs(training)
+        selection = values.pop("selection")
+        if selection is not None:
             if "pace_select" not in codes:
                 raise ValueError("the protocol selects structures: give codes['pace_select'] (or selection: None)")
-            for key in ("max_structures", "max_atoms", "max_rounds", "seed", "chunk_size"):
-                if selection.get(key) is not None:
-                    builder.selection[key] = orm.Int(selection[key])
-            for key in ("strategy", "rounds"):
-                if selection.get(key) is not None:
-                    builder.selection[key] = orm.Str(selection[key])
-            if selection.get("random_fraction") is not None:
-                builder.selection.random_fraction = orm.Float(selection["random_fraction"])
-            if selection.get("memory_limit") is not None:
-                builder.selection.memory_limit = orm.to_aiida_type(selection["memory_limit"])
-            builder.selection.pace_select.code = codes["pace_select"]
-            builder.selection.pace_select.metadata.options = selection["pace_select"]["metadata"]["options"]
-            builder.selection.pace_activeset.code = codes["pace_activeset"]
-            builder.selection.pace_activeset.metadata.options = selection["pace_activeset"]["metadata"]["options"]
-        for key, value in inputs.items():
-            builder[key] = value
-        return builder
+            selection_codes = {name: codes[name] for name in ("pace_select", "pace_activeset")}
+            selection = SelectionWorkChain.get_builder_from_protocol(
+                selection_codes, None, protocol, selection, options=options
+            )
+            values["selection"] = builder_inputs(selection)
+        set_job(values["activeset"], codes["pace_activeset"], options)
+        set_job(values["yace"], codes["pace_yaml2yace"], options)
+        if isinstance(structures, TrainingSetData):
+            values["training_set"] = structures
+        else:
+            values["structures_file"] = structures
+        return cls.builder_with(values, inputs)
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
