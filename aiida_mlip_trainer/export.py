@@ -67,7 +67,7 @@ def export_potential(
             # A validated baseline holds only known keys, element symbols and finite numbers: its repr is a literal.
             body += [
                 "",
-                "from aiida_mlip_trainer.baselines import baseline_calculator",
+                "from aiida_mlip_trainer.physics.baselines import baseline_calculator",
             ]
             parts.append(f"baseline_calculator({baseline!r})")
         reference = potential.reference_energy  # element symbols -> finite floats (checked): a literal too

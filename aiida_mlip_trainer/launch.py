@@ -19,7 +19,6 @@ from aiida import orm
 from aiida.common.exceptions import NotExistent
 from aiida.engine import run_get_node
 
-from .cli.training_yaml import training_builder_from_yaml  # noqa: F401 - its old import path
 from .data.pace_potential import PacePotentialData
 from .data.training_set import TrainingSetData
 
@@ -293,7 +292,7 @@ def train(
 
     A potential that has not learned (held-out energy or force errors at least half the spread of the data; see
     ``metrics["learned"]`` and ``metrics["not_learned_reasons"]``) is returned with a :class:`NotLearnedWarning`;
-    with ``require_learned=True`` it raises :class:`TrainingError` (exit code 450), the outputs still on its node.
+    with ``require_learned=True`` it raises :class:`TrainingError` (ERROR_NOT_LEARNED), the outputs still on its node.
     The ``fast`` protocol is for trying a pipeline only: its potentials are not meant to be used.
     """
     from .workflows.training import TrainingWorkChain

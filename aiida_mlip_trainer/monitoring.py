@@ -44,7 +44,7 @@ def _job_file(calc: orm.CalcJobNode, filename: str) -> str:
 
 def learning_curve(calc: orm.CalcJobNode) -> dict[str, list[dict]]:
     """The learning curve of a PaceTrainCalculation so far, train and test (see
-    :func:`aiida_mlip_trainer.pacemaker_output.learning_curve`)."""
+    :func:`aiida_mlip_trainer.formats.pacemaker_output.learning_curve`)."""
     return curve_from_tables(
         read_metrics_table(_job_file(calc, "metrics.txt")),
         read_metrics_table(_job_file(calc, "test_metrics.txt")),

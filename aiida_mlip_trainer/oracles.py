@@ -15,8 +15,9 @@ job runs, and loaded again without importing anything a node names:
     The name of an entry point of the group ``mlip_trainer.oracle_adapters``: a calcfunction that takes the
     labelled ``structure`` and the outputs of the finished process (as keyword arguments by output link label; it
     receives only those its signature names, or all with ``**kwargs``) and returns the labels as an ``ArrayData``
-    (see :func:`labels_array`). It raises, with a message that says why, when the output is not a usable label:
-    SCF not converged, forces missing, another number of atoms. Shipped: ``ase_oracle`` and ``cp2k``.
+    (see :func:`aiida_mlip_trainer.data.labels.labels_array`). It raises, with a message that says why, when the
+    output is not a usable label: SCF not converged, forces missing, another number of atoms. Shipped:
+    ``ase_oracle`` and ``cp2k``.
 ``inputs``
     The fixed inputs of every job (a nested dict of nodes: ``code``, ``parameters``, ...).
 ``options``
@@ -72,7 +73,6 @@ from aiida.plugins.entry_point import load_entry_point
 
 from .calculations.job_options import check_data_options, check_environment_variable_names
 from .calculations.untrusted import walk_inputs
-from .data.labels import LabelError, labels_array, read_labels
 from .formats.cp2k import (
     CP2K_DEFAULTS,
     CP2K_SETTINGS,
@@ -86,7 +86,6 @@ __all__ = (
     "ADAPTER_GROUP",
     "INPUTS_GROUP",
     "INPUT_CHECKS",
-    "LabelError",
     "ase_oracle",
     "check_input_contents",
     "check_oracle_inputs",
@@ -95,10 +94,8 @@ __all__ = (
     "check_oracle_settings",
     "check_structure_inputs",
     "cp2k_oracle",
-    "labels_array",
     "load_adapter",
     "load_oracle_process",
-    "read_labels",
     "validate_oracle",
 )
 

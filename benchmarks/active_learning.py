@@ -40,13 +40,13 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.neighborlist import neighbor_list
 
-from aiida_mlip_trainer.calcfunctions import validate_potential
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.launch import TRAINING_TOOLS, get_or_create_code, get_or_create_codes
 from aiida_mlip_trainer.oracles import ase_oracle
-from aiida_mlip_trainer.reference_data import copper_emt
+from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
+from aiida_mlip_trainer.workflows.functions.potential import validate_potential
 
 
 def reference_md(temperature: float, frames: int, seed: int, interval: int = 20, timestep: float = 2.0) -> list:
@@ -209,10 +209,9 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, printed in order
             "gamma_collect": args.gamma_collect,
             "max_frames": 10,
         },  # fmt: skip
+        "fast",
+        {"training": {"training": fit}, "selection": {"max_structures": args.per_round}},
         oracle=oracle,
-        protocol="fast",
-        training_overrides={"training": fit},
-        max_structures=args.per_round,
         test_set=test_set,
         explore_count=orm.Int(1),
         max_rounds=orm.Int(args.rounds),

@@ -12,7 +12,7 @@ def copper_cells(count: int, *, labelled: bool = True) -> list:
     left out (a candidate pool)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from aiida_mlip_trainer.reference_data import copper_emt
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
 
     sources = copper_emt(min(count, 1000), seed=99, rattle=0.1)
     rng = np.random.default_rng(0)

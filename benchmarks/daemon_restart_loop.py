@@ -7,7 +7,7 @@ from aiida.engine import submit
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.launch import TRAINING_TOOLS, get_or_create_code, get_or_create_codes
 from aiida_mlip_trainer.oracles import ase_oracle
-from aiida_mlip_trainer.reference_data import copper_emt
+from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 
 codes = get_or_create_codes([*TRAINING_TOOLS, "explore"])
@@ -27,10 +27,12 @@ builder = ActiveLearningWorkChain.get_builder_from_protocol(
     codes,
     initial,
     exploration,
+    "fast",
+    {
+        "training": {"training": {"pace": {"parameters": {"fit": {"maxiter": 40}}}, "max_iterations": 1}},
+        "selection": {"max_structures": 3},
+    },
     oracle=ase_oracle(oracle_code, "emt"),
-    protocol="fast",
-    training_overrides={"training": {"pace": {"parameters": {"fit": {"maxiter": 40}}}, "max_iterations": 1}},
-    max_structures=3,
     test_set=test,
     explore_count=orm.Int(1),
     max_rounds=orm.Int(2),

@@ -25,10 +25,10 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from aiida_mlip_trainer.calcfunctions import subtract_baseline
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.reference_data import copper_emt, shortest_distance
+from aiida_mlip_trainer.physics.reference_data import copper_emt, shortest_distance
+from aiida_mlip_trainer.workflows.functions.baseline import subtract_baseline
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--code", default="pacemaker@localhost")

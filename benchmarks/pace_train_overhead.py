@@ -24,8 +24,8 @@ from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.pacemaker_input import build_input_yaml
-from aiida_mlip_trainer.reference_data import argon_lennard_jones
+from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
+from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeats", type=int, default=3)

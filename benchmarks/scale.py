@@ -139,7 +139,7 @@ def child_select(route: str, pool_pk: int, workdir: str) -> dict:
         )
         extra = {"chunking": results["summary"].get_dict().get("chunking")} if node.is_finished_ok else {}
     else:
-        from aiida_mlip_trainer.selection import unfitted_potential
+        from aiida_mlip_trainer.workflows.functions.selection import unfitted_potential
 
         selector = unfitted_potential(builder.training.pace.parameters, orm.List(pool.elements))
         results, node = run_get_node(

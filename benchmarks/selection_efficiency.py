@@ -57,8 +57,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
+from aiida_mlip_trainer.formats.basis import unfitted_basis_layout
 from aiida_mlip_trainer.launch import get_or_create_code
-from aiida_mlip_trainer.selection import take_structures, unfitted_basis_layout
+from aiida_mlip_trainer.workflows.functions.selection import take_structures
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from aiida_mlip_trainer.workflows.training import TrainingWorkChain
 

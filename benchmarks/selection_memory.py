@@ -7,7 +7,7 @@ Run (after `make demo`, which creates the profile and the codes):
 
 Each measurement is one real `PaceSelectCalculation` (the job `SelectionWorkChain` submits for a pool or a chunk:
 same files, same command line), selecting 100 structures from a pool of 32-atom copper cells
-(`benchmarks/copper_pool.py`) with the unfitted basis of a protocol of `TrainingWorkChain` ("fast": 36 functions,
+(`benchmarks/copper_pool.py`) with the unfitted basis of a protocol of `PaceTrainBaseWorkChain` ("fast": 36 functions,
 rcut 5 Å; "moderate": 276 functions, rcut 6 Å; `--variants` adds others, e.g. the fast basis at rcut 6 Å). The
 `pace_select` code is wrapped in `/usr/bin/time`, which records the job's peak resident memory (maximum RSS) and
 wall time. The job is given a memory limit far above what it needs, so that pace_select holds the whole pool's
@@ -44,9 +44,9 @@ from copper_pool import copper_cells  # noqa: E402
 
 from aiida_mlip_trainer.calculations import PaceSelectCalculation  # noqa: E402
 from aiida_mlip_trainer.data import TrainingSetData  # noqa: E402
-from aiida_mlip_trainer.selection import unfitted_potential  # noqa: E402
 from aiida_mlip_trainer.workflows import selection as selection_module  # noqa: E402
-from aiida_mlip_trainer.workflows.training import TrainingWorkChain  # noqa: E402
+from aiida_mlip_trainer.workflows.functions.selection import unfitted_potential  # noqa: E402
+from aiida_mlip_trainer.workflows.pace_train_base import PaceTrainBaseWorkChain  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000, 20000, 50000])
@@ -75,7 +75,7 @@ def parse_variant(text: str) -> tuple[str, str, float | None, int | None]:
 
 
 def basis_parameters(protocol: str, rcut: float | None) -> dict:
-    parameters = TrainingWorkChain.get_protocol_inputs(protocol)["training"]["pace"]["parameters"]
+    parameters = PaceTrainBaseWorkChain.get_protocol_inputs(protocol)["pace"]["parameters"]
     if rcut is not None:
         for bond in parameters["potential"]["bonds"].values():
             bond["rcut"] = rcut

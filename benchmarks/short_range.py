@@ -31,10 +31,10 @@ from aiida.engine import run_get_node
 from ase import Atoms
 from ase.calculators.emt import EMT
 
-from aiida_mlip_trainer.calcfunctions import split_training_set
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.reference_data import alloy_emt
+from aiida_mlip_trainer.physics.reference_data import alloy_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
+from aiida_mlip_trainer.workflows.functions.training_set import split_training_set
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--structures", type=int, default=100)

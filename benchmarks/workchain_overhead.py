@@ -5,7 +5,7 @@ Run (after `make demo`, which creates the profile and the four codes):
     AIIDA_PATH=.aiida-demo .venv/bin/verdi -p mlip-trainer-demo run -- benchmarks/workchain_overhead.py --repeats 3
 
 The same data (60 EMT copper cells, 12 held out, the rest reduced to 30 by pace_select with the unfitted basis),
-the same settings (the "fast" preset with the given maxiter) and the same steps on both sides:
+the same settings (the "fast" protocol with the given maxiter) and the same steps on both sides:
 
 - by hand, in a fresh directory: write the datasets and input.yaml, `pacemaker -dr` for the unfitted basis
   (what a user without the plugin would run), `pace_select` in rounds on the rest of the pool until 30 are picked
@@ -31,10 +31,10 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.pacemaker_input import build_input_yaml
-from aiida_mlip_trainer.reference_data import copper_emt
+from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
+from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
-from aiida_mlip_trainer.workflows.protocols import get_preset_parameters, merge
+from aiida_mlip_trainer.workflows.protocols import merge
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeats", type=int, default=3)
@@ -50,7 +50,8 @@ structures = copper_emt(48, seed=31) + copper_emt(12, seed=32, vacancies=1)
 test_structures, train_structures = structures[::5], [s for i, s in enumerate(structures) if i % 5]
 train = TrainingSetData(train_structures).store()
 test = TrainingSetData(test_structures).store()
-parameters = merge(get_preset_parameters("fast"), {"fit": {"maxiter": args.maxiter}})
+fast = TrainingWorkChain.get_protocol_inputs("fast")["training"]["pace"]["parameters"]
+parameters = merge(fast, {"fit": {"maxiter": args.maxiter}})
 MAX_STRUCTURES = 30
 
 
@@ -106,16 +107,20 @@ def by_hand() -> float:
 
 def through_plugin() -> float:
     start = time.perf_counter()
-    results, node = run_get_node(
-        TrainingWorkChain,
-        training_set=train,
+    overrides = {
+        "training": {"pace": {"parameters": {"fit": {"maxiter": args.maxiter}}}},
+        # selection in layers on the rest of the pool, as by hand
+        "selection": {"max_structures": MAX_STRUCTURES, "rounds": "layers", "max_rounds": 5},
+    }
+    builder = TrainingWorkChain.get_builder_from_protocol(
+        codes,
+        train,
+        "fast",
+        overrides,
         test_set=test,
-        max_structures=MAX_STRUCTURES,
-        preset="fast",
-        parameter_overrides={"fit": {"maxiter": args.maxiter}},
-        codes=codes,
-        short_range_check="warning",  # a direct fit, as by hand: reported, not failed
+        short_range_check=orm.Str("warning"),  # a direct fit, as by hand: reported, not failed
     )
+    results, node = run_get_node(builder)
     elapsed = time.perf_counter() - start
     if not node.is_finished_ok:
         raise SystemExit(f"TrainingWorkChain<{node.pk}> failed: [{node.exit_status}] {node.exit_message}")

@@ -46,11 +46,13 @@ builder = ActiveLearningWorkChain.get_builder_from_protocol(
     # one trajectory per temperature from one starting cell; frames with γ ≥ 2 are candidates (a first potential on
     # six cells extrapolates early: the documented γ 5 would halt most trajectories before collecting anything)
     {"temperatures": [300, 900], "steps": 200, "timestep": 1.0, "sample_interval": 10, "gamma_collect": 2.0},
+    "fast",
+    {
+        "training": {"training": {"pace": {"parameters": {"fit": {"maxiter": 60}}}, "max_iterations": 1}},
+        "selection": {"max_structures": 3},
+        "labeling": {"max_concurrent": 1},  # CP2K jobs one at a time on a small machine
+    },
     oracle=cp2k_oracle(cp2k, ["Si"], kpoint_distance=None, options={"max_wallclock_seconds": 1800}),
-    protocol="fast",
-    training_overrides={"training": {"pace": {"parameters": {"fit": {"maxiter": 60}}}, "max_iterations": 1}},
-    max_structures=3,
-    max_concurrent=1,  # CP2K jobs one at a time on a small machine
     test_fraction=orm.Float(0.25),
     explore_count=orm.Int(1),
     max_rounds=orm.Int(2),

@@ -11,7 +11,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
-from aiida_mlip_trainer.reference_data import copper_emt
+from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 
 if len(sys.argv) > 1:

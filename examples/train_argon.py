@@ -10,7 +10,7 @@ from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.reference_data import argon_lennard_jones
+from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 
 code = orm.load_code(sys.argv[1] if len(sys.argv) > 1 else "pacemaker@localhost")
 

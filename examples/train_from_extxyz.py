@@ -15,7 +15,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from ase.io import write
 
-from aiida_mlip_trainer.reference_data import copper_emt
+from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 
 if len(sys.argv) > 1:

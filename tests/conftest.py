@@ -70,7 +70,7 @@ def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory, request
 @pytest.fixture(scope="session")
 def argon_structures():
     """Labelled LJ argon: 16 training and 6 test structures of 32 atoms, from independent random streams."""
-    from aiida_mlip_trainer.reference_data import argon_lennard_jones
+    from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 
     return {"train": argon_lennard_jones(16, seed=1), "test": argon_lennard_jones(6, seed=2)}
 

@@ -148,9 +148,9 @@ def _loop_builder(codes, structures, test_set, oracle=None):
         codes,
         structures,
         {"temperatures": [300], "steps": 50},
+        "fast",
+        {"selection": {"max_structures": 3}},
         oracle=oracle or ase_oracle(codes["ase_oracle"], "emt"),
-        protocol="fast",
-        max_structures=3,
         test_set=test_set,
     )
 
@@ -166,7 +166,7 @@ def test_the_loop_refuses_an_altered_potential(tmp_path, loop_codes, copper_sets
 
 def test_the_loop_refuses_structures_whose_elements_attribute_lies(tmp_path, loop_codes, copper_sets):  # noqa: F811
     """Labelled copper that says it is copper and nickel passed every check of the loop and of the training."""
-    from aiida_mlip_trainer.reference_data import copper_emt
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
 
     structures = _pool_with_elements(tmp_path, copper_emt(4, seed=3), ["Cu", "Ni"], labelled=True)
     builder = _loop_builder(loop_codes, structures, copper_sets["test"])

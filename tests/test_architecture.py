@@ -18,7 +18,7 @@ PACKAGE = "aiida_mlip_trainer"
 ROOT = pathlib.Path(aiida_mlip_trainer.__file__).parent
 
 # From the bottom up: a module may import its own layer and those below it, never one above.
-LAYERS = ("physics", "formats", "data", "calculations", "parsers", "protocols", "workflows", "face", "legacy")
+LAYERS = ("physics", "formats", "data", "calculations", "parsers", "protocols", "workflows", "face")
 
 # Module (or package: everything under it) -> layer. The longest matching prefix wins.
 LAYER_OF = {
@@ -39,14 +39,6 @@ LAYER_OF = {
     "aiida_mlip_trainer.tools": "physics",
     # The oracle contract: which AiiDA process labels a structure, and the adapters of their outputs.
     "aiida_mlip_trainer.oracles": "workflows",
-    # Old import paths, kept as thin re-exports for code written against them: nothing inside the package uses them.
-    "aiida_mlip_trainer.baselines": "legacy",
-    "aiida_mlip_trainer.short_range": "legacy",
-    "aiida_mlip_trainer.reference_data": "legacy",
-    "aiida_mlip_trainer.pacemaker_input": "legacy",
-    "aiida_mlip_trainer.pacemaker_output": "legacy",
-    "aiida_mlip_trainer.calcfunctions": "legacy",
-    "aiida_mlip_trainer.selection": "legacy",
 }
 # Layers that must run without AiiDA (plain numpy / ASE / pyace), so they can be used and tested on their own.
 WITHOUT_AIIDA = ("physics", "formats")
@@ -167,25 +159,13 @@ def test_no_import_cycle(graph):
     assert import_cycles(edges) == []
 
 
-def test_nothing_inside_the_package_uses_the_old_paths(graph):
-    edges, _ = graph
-    users = {
-        f"{module} imports {target}"
-        for module, targets in edges.items()
-        if layer_of(module) != "legacy"
-        for target in targets
-        if layer_of(target) == "legacy"
-    }
-    assert sorted(users) == []
-
-
 def test_physics_and_formats_run_without_aiida(graph):
     assert modules_with_aiida(*graph) == []
 
 
 def test_the_check_sees_a_cycle_hidden_in_a_lazy_import(tmp_path):
-    """The check itself can fail: a cycle closed only by an import inside a function, as calcfunctions.py and
-    workflows/training.py once had, is found, and so is an import of a higher layer."""
+    """The check itself can fail: a cycle closed only by an import inside a function is found,
+    and so is an import of a higher layer."""
     package = tmp_path / PACKAGE
     (package / "workflows").mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -200,34 +180,6 @@ def test_the_check_sees_a_cycle_hidden_in_a_lazy_import(tmp_path):
         [f"{PACKAGE}.data.functions", f"{PACKAGE}.workflows", f"{PACKAGE}.workflows.training"]
     ]
     assert f"{PACKAGE}.data.functions (data) imports {PACKAGE}.workflows (workflows)" in layer_violations(edges)
-
-
-@pytest.mark.parametrize(
-    ("old", "names", "new"),
-    [
-        ("calcfunctions", ["split_training_set", "subtract_baseline", "validate_potential"], "workflows.functions"),
-        ("selection", ["concatenate_structures", "take_structures", "unfitted_potential"], "workflows.functions"),
-        ("selection", ["subset_arrays", "subset_structures", "check_environments"], "data.operations"),
-        ("selection", ["parse_memory_limit", "COMMON_PARAMETERS"], "calculations.pace_tool"),
-        ("baselines", ["baseline_calculator", "validate_baseline"], "physics.baselines"),
-        ("reference_data", ["argon_lennard_jones", "copper_emt"], "physics.reference_data"),
-        ("pacemaker_input", ["build_input_yaml", "validate_parameters"], "formats.pacemaker_input"),
-        ("launch", ["training_builder_from_yaml", "select_structures", "train"], "cli.training_yaml"),
-        ("cli", ["cli", "training_builder_from_yaml"], "cli.commands"),
-        ("workflows.training", ["LEGACY_PORTS", "TrainingWorkChain"], "workflows.training"),
-    ],
-)
-def test_old_import_paths_still_give_the_same_objects(old, names, new):
-    """Code written against the former modules still imports, and gets the very objects of the new ones."""
-    import importlib
-    import inspect
-
-    module = importlib.import_module(f"{PACKAGE}.{old}")
-    for name in names:
-        value = getattr(module, name)
-        if inspect.isfunction(value) or inspect.isclass(value):  # defined once, where it now lives
-            assert getattr(importlib.import_module(value.__module__), name) is value
-    assert importlib.import_module(f"{PACKAGE}.{new}")
 
 
 # ---------------------------------------------------------------------------------------------------- the rooms

@@ -16,7 +16,8 @@ from ase.calculators.lj import LennardJones
 from ase.cluster import Icosahedron
 from ase.neighborlist import neighbor_list
 
-from aiida_mlip_trainer.baselines import (
+from aiida_mlip_trainer.formats.lammps import lammps_pair_commands
+from aiida_mlip_trainer.physics.baselines import (
     BaselineCalculator,
     BaselineError,
     baseline_calculator,
@@ -28,7 +29,6 @@ from aiida_mlip_trainer.baselines import (
     pair_parameters,
     validate_baseline,
 )
-from aiida_mlip_trainer.formats.lammps import lammps_pair_commands
 
 LJ_MIXED = {
     "type": "lj",

@@ -1,12 +1,12 @@
-"""The calcfunctions of the work chain: split, presets, validation of a potential."""
+"""The calcfunctions of the work chain: split, validation of a potential."""
 
 import numpy as np
 import pytest
 from aiida import orm
 
-from aiida_mlip_trainer.calcfunctions import generate_training_parameters, split_training_set, validate_potential
 from aiida_mlip_trainer.data import PacePotentialData
-from aiida_mlip_trainer.workflows.protocols import get_preset_parameters, list_presets
+from aiida_mlip_trainer.workflows.functions.potential import validate_potential
+from aiida_mlip_trainer.workflows.functions.training_set import split_training_set
 from tests.conftest import FIXTURES
 
 
@@ -22,17 +22,6 @@ def test_split_is_reproducible_disjoint_and_complete(argon_sets):
     assert names == set(data.get_arrays()["names"])
     assert not set(first["train"].get_arrays()["names"]) & set(first["test"].get_arrays()["names"])
     assert first["test"].base.links.get_incoming().one().node.process_label == "split_training_set"
-
-
-def test_presets_and_overrides():
-    assert list_presets() == ["fast", "moderate", "precise"]
-    merged = generate_training_parameters(orm.Str("fast"), orm.Dict({"fit": {"maxiter": 7}, "seed": 3})).get_dict()
-    fast = get_preset_parameters("fast")
-    assert merged["fit"]["maxiter"] == 7 and merged["seed"] == 3
-    assert merged["fit"]["loss"] == fast["fit"]["loss"]  # merged key by key, the rest of the section kept
-    assert merged["potential"] == fast["potential"]
-    with pytest.raises(ValueError, match="unknown protocol 'turbo'"):
-        get_preset_parameters("turbo")
 
 
 def test_validate_potential_reports_errors_next_to_the_spread(argon_sets, argon_structures):
@@ -58,8 +47,8 @@ def test_validation_on_a_tiny_held_out_set_carries_a_warning(argon_structures):
     """Two test structures were reported like any other validation."""
     from aiida import orm
 
-    from aiida_mlip_trainer.calcfunctions import MIN_TEST_STRUCTURES
     from aiida_mlip_trainer.data import TrainingSetData
+    from aiida_mlip_trainer.workflows.functions.potential import MIN_TEST_STRUCTURES
 
     potential = PacePotentialData(FIXTURES / "pace_train_success" / "output_potential.yaml").store()
     tiny = TrainingSetData(argon_structures["test"][:2]).store()

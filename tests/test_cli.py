@@ -125,8 +125,8 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
     inputs = {
         "training_set": argon_sets["train"].uuid,
         "test_set": argon_sets["test"].pk,
-        "preset": "fast",
-        "parameter_overrides": {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}},
+        "protocol": "fast",
+        "overrides": {"training": {"pace": {"parameters": {"potential": {"bonds": {"ALL": {"rcut": 7.0}}}}}}},
         "short_range_check": "warning",
         "codes": {
             "pacemaker": mock_pacemaker_code.full_label,
@@ -170,11 +170,19 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
     assert lines  # every line is `key value`
 
 
-def test_train_launch_refuses_unknown_keys(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "unknown"),
+    [
+        ("protocol: fast\nmaxiter: 5\n", "['maxiter']"),
+        ("preset: fast\nmax_structures: 30\n", "['max_structures', 'preset']"),
+    ],
+)
+def test_train_launch_refuses_unknown_keys(tmp_path, text, unknown):
+    """One vocabulary: the keys of TRAINING_INPUT_KEYS, nothing else (a protocol's own keys go under overrides)."""
     spec = tmp_path / "bad.yaml"
-    spec.write_text("preset: fast\nmaxiter: 5\n")
+    spec.write_text(text)
     result = CliRunner().invoke(cli, ["train", "launch", str(spec)])
-    assert result.exit_code == 1 and "unknown key(s) ['maxiter']" in result.output
+    assert result.exit_code == 1 and f"unknown key(s) {unknown}" in result.output
 
 
 def test_status_of_a_running_training_reads_the_working_directory(aiida_localhost, generate_calc_job_node, tmp_path):
@@ -225,7 +233,7 @@ def test_read_errors_say_what_and_which_file(tmp_path):
 
 def test_malformed_yaml_is_one_line_with_the_file_and_the_place(tmp_path):
     spec = tmp_path / "train.yaml"
-    spec.write_text("preset: fast\n  codes: [\n")
+    spec.write_text("protocol: fast\n  codes: [\n")
     _one_error_line(invoke("train", "launch", spec), str(spec), "not valid YAML: line 2, column 8")
 
 

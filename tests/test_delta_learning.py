@@ -6,11 +6,11 @@ from aiida import orm
 from aiida.engine import run_get_node
 from ase.calculators.mixing import SumCalculator
 
-from aiida_mlip_trainer.baselines import baseline_calculator, core_repulsion, core_switch_width
-from aiida_mlip_trainer.calcfunctions import subtract_baseline
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
-from aiida_mlip_trainer.pacemaker_input import build_input_yaml, validate_parameters
+from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml, validate_parameters
+from aiida_mlip_trainer.physics.baselines import baseline_calculator, core_repulsion, core_switch_width
+from aiida_mlip_trainer.workflows.functions.baseline import subtract_baseline
 from tests.conftest import FIXTURES
 
 LJ = {"type": "lj", "params": {"epsilon": 0.008, "sigma": 3.3, "cutoff": 6.5}}

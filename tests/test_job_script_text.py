@@ -184,8 +184,8 @@ LEARN = {"codes": {"pacemaker": "no-such-code"}, "structures": 1, "exploration":
             ["queue_name must be one word"],
         ),
         (
-            {"training_overrides": {"training": {"pace": {"metadata": {"options": {"append_text": "id"}}}}}},
-            ["training_overrides.training.pace.metadata.options: option 'append_text'"],
+            {"overrides": {"training": {"training": {"pace": {"metadata": {"options": {"append_text": "id"}}}}}}},
+            ["overrides.training.training.pace.metadata.options: option 'append_text'"],
         ),
     ],
 )

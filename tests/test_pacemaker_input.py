@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from aiida_mlip_trainer.pacemaker_input import build_input_yaml, validate_parameters
+from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml, validate_parameters
 
 
 def test_build_fills_in_what_the_plugin_owns(small_parameters):
@@ -152,11 +152,12 @@ def _rich_parameters(small_parameters):
 
 
 def test_every_setting_the_plugin_uses_is_allowed(small_parameters):
-    """The presets, the tests' and examples' settings, and the pacemaker options a user commonly sets."""
-    from aiida_mlip_trainer.workflows.protocols import get_preset_parameters
+    """The protocols, the tests' and examples' settings, and the pacemaker options a user commonly sets."""
+    from aiida_mlip_trainer.workflows.training import TrainingWorkChain
 
-    for preset in ("fast", "moderate", "precise"):
-        assert validate_parameters(get_preset_parameters(preset), elements=["Cu"]) is None, preset
+    for protocol in ("fast", "moderate", "precise"):
+        parameters = TrainingWorkChain.get_protocol_inputs(protocol)["training"]["pace"]["parameters"]
+        assert validate_parameters(parameters, elements=["Cu"]) is None, protocol
     assert validate_parameters(_rich_parameters(small_parameters), elements=["Ar"]) is None
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from aiida_mlip_trainer.pacemaker_output import (
+from aiida_mlip_trainer.formats.pacemaker_output import (
     final_error_tables,
     first_non_finite,
     log_wall_time,

@@ -7,10 +7,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
 
-from aiida_mlip_trainer.baselines import baseline_calculator, derive_baseline
-from aiida_mlip_trainer.calcfunctions import check_short_range
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
-from aiida_mlip_trainer.short_range import analyse_curve, plot_short_range, scan_short_range
+from aiida_mlip_trainer.physics.baselines import baseline_calculator, derive_baseline
+from aiida_mlip_trainer.physics.short_range import analyse_curve, plot_short_range, scan_short_range
+from aiida_mlip_trainer.workflows.functions.baseline import check_short_range
 from tests.conftest import FIXTURES
 
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"  # a direct fit of LJ argon

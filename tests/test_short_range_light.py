@@ -13,7 +13,7 @@ from aiida_mlip_trainer.formats.basis import (
     onset_dip,
     size_core_repulsion,
 )
-from aiida_mlip_trainer.pacemaker_input import build_input_yaml
+from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.physics.baselines import (
     CORE_SWITCH_FRACTION,
     SHORT_RANGE_WALL,

@@ -19,7 +19,6 @@ from aiida.tools import delete_nodes
 from aiida.tools.archive import create_archive, import_archive
 from click.testing import CliRunner
 
-from aiida_mlip_trainer.calcfunctions import import_training_set
 from aiida_mlip_trainer.cli import cli
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData, TrainingSetError
 from aiida_mlip_trainer.data.pace_potential import PotentialError
@@ -27,6 +26,7 @@ from aiida_mlip_trainer.data.training_set import ARRAYS_FILENAME
 from aiida_mlip_trainer.export import export_potential
 from aiida_mlip_trainer.names import UnsafeNameError
 from aiida_mlip_trainer.physics.training_arrays import content_hash
+from aiida_mlip_trainer.workflows.functions.training_set import import_training_set
 from tests.conftest import FIXTURES
 
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
@@ -250,8 +250,8 @@ def test_element_attribute_of_a_training_set_is_checked(tmp_path, argon_structur
 
 
 def test_training_baseline_attribute_is_checked_where_it_reaches_input_yaml(small_parameters):
-    from aiida_mlip_trainer.baselines import BaselineError
-    from aiida_mlip_trainer.pacemaker_input import build_input_yaml
+    from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
+    from aiida_mlip_trainer.physics.baselines import BaselineError
 
     bad = {"type": "zbl", "params": {"inner_cutoff": "nan", "cutoff": 2.0}}
     with pytest.raises(BaselineError):

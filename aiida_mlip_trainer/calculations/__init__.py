@@ -4,6 +4,7 @@ from .ase_oracle import AseOracleCalculation
 from .explore import ExplorationCalculation
 from .pace_activeset import PaceActivesetCalculation
 from .pace_select import PaceSelectCalculation
+from .pace_tool import PaceToolCalculation
 from .pace_train import PaceTrainCalculation
 
 __all__ = (
@@ -11,5 +12,6 @@ __all__ = (
     "ExplorationCalculation",
     "PaceActivesetCalculation",
     "PaceSelectCalculation",
+    "PaceToolCalculation",
     "PaceTrainCalculation",
 )

@@ -67,19 +67,19 @@ class PaceActivesetCalculation(PaceToolCalculation):
         spec.default_output_node = "summary"
 
         spec.exit_code(
-            300,
+            330,
             "ERROR_ACTIVESET_FAILED",
             invalidates_cache=True,
             message="pace_activeset exited with status {status}: {detail}",
         )
         spec.exit_code(
-            301,
+            331,
             "ERROR_NO_ACTIVE_SET",
             invalidates_cache=True,
             message="pace_activeset finished without writing {filename}. {detail}",
         )
         spec.exit_code(
-            302,
+            332,
             "ERROR_INVALID_ACTIVE_SET",
             invalidates_cache=True,
             message="the active set pace_activeset wrote cannot be used: {detail}",
@@ -91,7 +91,7 @@ class PaceActivesetCalculation(PaceToolCalculation):
             environments_remedy="give more structures or a larger batch_size.",
         )
         spec.exit_code(
-            402,
+            411,
             "ERROR_BATCH_NEEDS_ALL_ATOMS",
             invalidates_cache=True,
             message="the memory limit sent pace_activeset into batch mode, which works only over all atoms: set "

@@ -41,7 +41,8 @@ class PaceSelectCalculation(PaceToolCalculation):
     """Run ``pace_select -p potential.yaml [-a potential.asi] -m N -o selected.pkl.gz pool.pckl.gzip``.
 
     Pass a ``pool`` of candidates (labelled or not), a selector ``potential`` (a fitted one, or the unfitted basis of
-    :func:`aiida_mlip_trainer.selection.unfitted_potential` before the first fit) and ``max_structures``. With
+    :func:`aiida_mlip_trainer.workflows.functions.selection.unfitted_potential` before the first fit) and
+    ``max_structures``. With
     ``use_active_set`` the potential's active set (``.asi``, from :class:`PaceActivesetCalculation`) counts as
     already covered, so only structures that extend it are picked. You get ``selected`` (the picked structures,
     labels kept, best first), ``indices`` (their positions in the pool, same order) and ``summary`` (requested vs
@@ -103,20 +104,20 @@ class PaceSelectCalculation(PaceToolCalculation):
         spec.default_output_node = "summary"
 
         spec.exit_code(
-            300,
+            320,
             "ERROR_SELECT_FAILED",
             invalidates_cache=True,
             message="pace_select exited with status {status}: {detail}",
         )
         spec.exit_code(
-            301,
-            "ERROR_NO_OUTPUT",
+            321,
+            "ERROR_NO_SELECTION",
             invalidates_cache=True,
             message="pace_select finished without writing selected.pkl.gz. {detail}",
         )
         spec.exit_code(
-            302,
-            "ERROR_INVALID_OUTPUT",
+            322,
+            "ERROR_INVALID_SELECTION",
             invalidates_cache=True,
             message="the selection pace_select wrote cannot be used: {detail}",
         )
@@ -127,7 +128,7 @@ class PaceSelectCalculation(PaceToolCalculation):
             environments_remedy="give a larger pool, a larger batch_size or memory_limit, or use_active_set.",
         )
         spec.exit_code(
-            402,
+            323,
             "ERROR_NONE_SELECTED",
             message="no structure of the pool extends the active set beyond gamma tolerance {gamma}: the potential "
             "already covers this pool (every candidate's extrapolation grade is below the tolerance).",

@@ -156,19 +156,19 @@ class PaceToolCalculation(CalcJob):
 
     @classmethod
     def define_maxvol_exit_codes(cls, spec, *, killed_remedy: str, data: str, environments_remedy: str) -> None:
-        """Exit codes 400 (the tool was killed from outside) and 401 (MaxVol under-determined) of pace_select and
-        pace_activeset, with what the user of each tool can change."""
+        """Exit codes ERROR_KILLED (the tool was killed from outside) and ERROR_MAXVOL_UNDERDETERMINED of pace_select
+        and pace_activeset, with what the user of each tool can change."""
         tool = cls.STDOUT_FILENAME.rsplit(".", 1)[0]
         spec.exit_code(
-            400,
+            410,
             "ERROR_KILLED",
             invalidates_cache=True,
             message=f"{tool} was stopped from outside (exit status {{status}}): walltime or memory. {killed_remedy} "
             "{detail}",
         )
         spec.exit_code(
-            401,
-            "ERROR_TOO_FEW_ENVIRONMENTS",
+            350,
+            "ERROR_MAXVOL_UNDERDETERMINED",
             invalidates_cache=True,
             message="MaxVol was under-determined: {detail}. Each element needs at least as many atomic environments "
             f"(in the {data}, or in each batch) as the basis has functions: {environments_remedy}",

@@ -68,57 +68,57 @@ class PaceTrainCalculation(PaceToolCalculation):
         spec.default_output_node = "metrics"
 
         spec.exit_code(
-            300,
+            310,
             "ERROR_NO_LOG",
             invalidates_cache=True,
             message="pacemaker wrote no log.txt: it did not start. {detail}",
         )
         spec.exit_code(
-            310,
+            311,
             "ERROR_UNREADABLE_INPUT",
             invalidates_cache=True,
             message="pacemaker could not read its input: {detail}",
         )
         spec.exit_code(
-            320,
+            312,
             "ERROR_PACEMAKER_FAILED",
             invalidates_cache=True,
             message="pacemaker exited with status {status}: {detail}",
         )
         spec.exit_code(
-            330,
+            313,
             "ERROR_NO_OUTPUT_POTENTIAL",
             invalidates_cache=True,
             message="pacemaker finished without writing output_potential.yaml nor any interim potential.",
         )
         spec.exit_code(
-            340,
+            314,
             "ERROR_INVALID_OUTPUT_POTENTIAL",
             invalidates_cache=True,
             message="the potential pacemaker wrote cannot be read: {detail}",
         )
         spec.exit_code(
-            400,
+            420,
             "ERROR_OUT_OF_WALLTIME",
             invalidates_cache=True,
             message="pacemaker was stopped before it finished ({reason}); the last interim potential "
             "({filename}, iteration {iteration}) is returned as `potential`.",
         )
         spec.exit_code(
-            405,
+            421,
             "ERROR_KILLED_BEFORE_INTERIM",
             invalidates_cache=True,
             message="pacemaker was stopped ({reason}) before it saved its first interim potential: there is nothing "
             "to continue from.",
         )
         spec.exit_code(
-            410,
+            430,
             "ERROR_NAN_LOSS",
             invalidates_cache=True,
             message="the loss became NaN or inf at iteration {iteration}.",
         )
         spec.exit_code(
-            420,
+            431,
             "ERROR_LOSS_DIVERGED",
             invalidates_cache=True,
             message="the loss diverged: from {initial:.4g} at the start to {final:.4g} at the end.",

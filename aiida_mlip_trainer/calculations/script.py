@@ -35,8 +35,8 @@ class ScriptCalculation(CalcJob):
     """A calculation that runs ``SCRIPT`` (a console script of this plugin) and reads its ``OUTPUT_FILENAME`` (JSON).
 
     Subclasses set ``SCRIPT``, ``OUTPUT_FILENAME`` and the stem of the log files, and call :meth:`script_calcinfo`.
-    Exit codes: 300 the script failed (its exception line), 301 no output, 302 output not usable, 400 stopped from
-    outside (no exit status recorded, or that of a kill).
+    Exit codes: ERROR_SCRIPT_FAILED (its exception line), ERROR_OUTPUT_MISSING, ERROR_OUTPUT_INVALID (output not
+    usable), ERROR_KILLED (stopped from outside: no exit status recorded, or that of a kill).
     """
 
     SCRIPT = ""
@@ -51,25 +51,25 @@ class ScriptCalculation(CalcJob):
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         guard_environment_variables(spec.inputs)  # names must be identifiers: aiida-core exports them unescaped
         spec.exit_code(
-            300,
+            340,
             "ERROR_SCRIPT_FAILED",
             invalidates_cache=True,
             message=f"{cls.SCRIPT} exited with status {{status}}: {{detail}}",
         )
         spec.exit_code(
-            301,
+            341,
             "ERROR_OUTPUT_MISSING",
             invalidates_cache=True,
             message=f"{cls.SCRIPT} finished without writing {{filename}}. {{detail}}",
         )
         spec.exit_code(
-            302,
+            342,
             "ERROR_OUTPUT_INVALID",
             invalidates_cache=True,
             message=f"the output of {cls.SCRIPT} is not usable: {{detail}}",
         )
         spec.exit_code(
-            400,
+            410,
             "ERROR_KILLED",
             invalidates_cache=True,
             message=f"{cls.SCRIPT} was stopped from outside (exit status {{status}}): walltime or memory.",

@@ -288,9 +288,9 @@ def learn_launch(inputs_file, daemon):
     Keys: codes (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore -> code labels),
     structures (pk/UUID of a TrainingSetData), exploration (temperatures, steps, gamma_collect, ...),
     oracle ({type: ase, code, calculator} or {type: cp2k, code, elements, ...}), test_set and
-    explore_from (pk/UUID), protocol, training_overrides, options (scheduler requests only, as the
-    oracle's; job-script text only from Python), max_structures (per round),
-    max_concurrent, max_rounds, max_oracle_calls, target_force_rmse (meV/Å), explore_count,
+    explore_from (pk/UUID), protocol, overrides (merged into the protocol: selection.max_structures
+    per round, labeling.max_concurrent, training...), options (scheduler requests only, as the
+    oracle's; job-script text only from Python), max_rounds, max_oracle_calls, target_force_rmse (meV/Å), explore_count,
     test_fraction, seed, fine_tune, physics_baseline (e.g. {type: zbl}), short_range_check.
     """
     import yaml

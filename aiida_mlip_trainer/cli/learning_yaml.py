@@ -21,12 +21,10 @@ LEARNING_INPUT_KEYS = (
     "test_set",
     "explore_from",
     "protocol",
-    "training_overrides",
+    "overrides",
     "options",
     "exploration",
     "oracle",
-    "max_structures",
-    "max_concurrent",
     "max_rounds",
     "max_oracle_calls",
     "target_force_rmse",
@@ -79,13 +77,14 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     Keys: ``codes`` (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore → code labels), ``structures``
     (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation), ``oracle``
     (``{type: ase, code, calculator}`` or ``{type: cp2k, code, elements, ...}``), optional ``test_set`` and
-    ``explore_from`` (pk or UUID), ``protocol``, ``training_overrides``, ``options``, ``max_structures``,
-    ``max_concurrent``, and the loop's ``max_rounds``, ``max_oracle_calls``, ``target_force_rmse``,
+    ``explore_from`` (pk or UUID), ``protocol``, ``overrides`` (merged into the protocol, e.g. ``{selection:
+    {max_structures: 20}, labeling: {max_concurrent: 4}, training: {training: {max_iterations: 2}}}``),
+    ``options``, and the loop's ``max_rounds``, ``max_oracle_calls``, ``target_force_rmse``,
     ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``; for every fit ``physics_baseline`` (e.g.
     ``{type: zbl}``: windows from the data) and ``short_range_check`` (``error``, ``warning`` or ``none``). Unknown
     keys are refused.
 
-    A YAML file is data: ``options``, ``oracle.options`` and any ``metadata.options`` inside ``training_overrides``
+    A YAML file is data: ``options``, ``oracle.options`` and any ``metadata.options`` inside ``overrides``
     hold only scheduler requests (resources, max_wallclock_seconds, queue_name, account, qos, max_memory_kb,
     withmpi, thread counts); job-script text (prepend_text, append_text, ...) is set in Python on the builder
     (``builder.labeling.oracle_job_options`` for the oracle jobs)."""
@@ -111,7 +110,7 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     message = (
         check_data_options(spec.get("options"), f"{path}: options", PYTHON_OPTIONS_HINT)
         or check_data_options(oracle_options, f"{path}: oracle.options", ORACLE_OPTIONS_HINT)
-        or check_options_in(spec.get("training_overrides"), f"{path}: training_overrides", PYTHON_OPTIONS_HINT)
+        or check_options_in(spec.get("overrides"), f"{path}: overrides", PYTHON_OPTIONS_HINT)
     )
     if message is not None:
         raise ValueError(message)
@@ -135,11 +134,9 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
         spec.pop("codes"),
         structures,
         spec.pop("exploration"),
+        spec.pop("protocol", None),
+        spec.pop("overrides", None),
         oracle=oracle,
-        protocol=spec.pop("protocol", None),
-        training_overrides=spec.pop("training_overrides", None),
-        max_structures=int(spec.pop("max_structures", 10)),
-        max_concurrent=int(spec.pop("max_concurrent", 2)),
         options=spec.pop("options", None),
         **extra,
     )

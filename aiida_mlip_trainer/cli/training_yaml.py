@@ -1,5 +1,5 @@
-"""The YAML file of ``aiida-mlip-trainer train``: its keys, the keys of the first releases, and the builder it
-gives (through ``TrainingWorkChain.get_builder_from_protocol``)."""
+"""The YAML file of ``aiida-mlip-trainer train``: its keys and the builder it gives (through
+``TrainingWorkChain.get_builder_from_protocol``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiida import orm
 
 from ..calculations.job_options import check_data_options, check_options_in
 
-__all__ = ("LEGACY_KEYS", "TRAINING_INPUT_KEYS", "training_builder_from_yaml")
+__all__ = ("TRAINING_INPUT_KEYS", "training_builder_from_yaml")
 
 
 TRAINING_INPUT_KEYS = (
@@ -24,15 +24,6 @@ TRAINING_INPUT_KEYS = (
     "overrides",
     "options",
 )
-# Keys of the first releases, still read: each is put where it belongs in `overrides`.
-LEGACY_KEYS = {
-    "preset": ("protocol",),
-    "parameter_overrides": ("overrides", "training", "pace", "parameters"),
-    "max_structures": ("overrides", "selection", "max_structures"),
-    "max_iterations": ("overrides", "training", "max_iterations"),
-    "test_fraction": ("overrides", "test_fraction"),
-    "seed": ("overrides", "seed"),
-}
 # Where job-script text is set instead of a YAML file: typed in Python on the builder.
 PYTHON_OPTIONS_HINT = (
     "in Python on the builder, e.g. builder.training.pace.metadata.options.prepend_text of "
@@ -65,8 +56,7 @@ def training_builder_from_yaml(path: str | pathlib.Path):
     Keys: ``codes`` (tool name → code label), ``structures_file`` (a path relative to the YAML file) or
     ``training_set`` (pk or UUID), optional ``protocol`` (fast, moderate, precise), ``overrides`` (merged into the
     protocol), ``options`` (every job's scheduler options), ``test_set`` and ``previous_potential`` (pk or UUID),
-    ``physics_baseline``. The keys of the first releases (``preset``, ``parameter_overrides``, ``max_structures``,
-    ``max_iterations``, ``test_fraction``, ``seed``) are still read. Unknown keys are refused.
+    ``physics_baseline``, ``short_range_check``. Unknown keys are refused.
 
     A YAML file is data: ``structures_file`` must lie inside the YAML file's folder, and ``options`` (and any
     ``options`` inside ``overrides``) hold only scheduler requests (resources, max_wallclock_seconds, queue_name,
@@ -74,22 +64,15 @@ def training_builder_from_yaml(path: str | pathlib.Path):
     Python on the builder."""
     import yaml
 
-    from ..workflows.protocols import merge
     from ..workflows.training import TrainingWorkChain
 
     path = pathlib.Path(path)
     spec = yaml.safe_load(path.read_text()) or {}
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: expected a mapping of TrainingWorkChain inputs")
-    unknown = sorted(set(spec) - set(TRAINING_INPUT_KEYS) - set(LEGACY_KEYS))
+    unknown = sorted(set(spec) - set(TRAINING_INPUT_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(TRAINING_INPUT_KEYS)}")
-    for key, target in LEGACY_KEYS.items():
-        if key in spec:
-            value = spec.pop(key)
-            for name in reversed(target[1:]):
-                value = {name: value}
-            spec[target[0]] = merge(spec.get(target[0]) or {}, value) if isinstance(value, dict) else value
     codes = spec.pop("codes", None) or {}
     if not isinstance(codes, dict) or "pacemaker" not in codes:
         raise ValueError(

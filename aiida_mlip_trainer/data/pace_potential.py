@@ -359,7 +359,7 @@ class PacePotentialData(orm.Data):
 
 
 def _valid_baseline(baseline, where: str) -> dict:
-    """The baseline normalised by :func:`~aiida_mlip_trainer.baselines.validate_baseline`, or PotentialError."""
+    """The baseline normalised by :func:`~aiida_mlip_trainer.physics.baselines.validate_baseline`, or PotentialError."""
     from ..physics.baselines import BaselineError, validate_baseline
 
     try:

@@ -313,7 +313,7 @@ class TrainingSetData(orm.Data):
     def pair_min_distances(self, cutoff: float | None = None) -> dict[str, float]:
         """The shortest distance (Å) of every element pair in the set, periodic images included: ``{"Cu-Ni": 2.21,
         ...}``; pairs never closer than ``cutoff`` (default 5 Å) are left out. See
-        :func:`aiida_mlip_trainer.baselines.pair_min_distances` (one neighbour list per structure)."""
+        :func:`aiida_mlip_trainer.physics.baselines.pair_min_distances` (one neighbour list per structure)."""
         from ..physics.baselines import MIN_DISTANCE_SEARCH_CUTOFF, pair_min_distances
 
         return pair_min_distances(self.to_atoms(), MIN_DISTANCE_SEARCH_CUTOFF if cutoff is None else cutoff)

@@ -12,8 +12,9 @@ __all__ = ("AseOracleParser",)
 
 
 class AseOracleParser(ScriptParser):
-    """Checks in order: killed or no exit status (400); non-zero status (300, with the exception line); no
-    ``labels.json`` (301); labels that are not JSON, not finite, or not one force per atom (302)."""
+    """Checks in order: killed or no exit status (ERROR_KILLED); non-zero status (ERROR_SCRIPT_FAILED, with the
+    exception line); no ``labels.json`` (ERROR_OUTPUT_MISSING); labels that are not JSON, not finite, or not one
+    force per atom (ERROR_OUTPUT_INVALID)."""
 
     def parse(self, **kwargs):
         result = self.read_json_output(Calc)

@@ -20,8 +20,9 @@ _ARRAYS = (("gamma", "gamma"), ("temperature", "temperature_K"), ("energy_per_at
 
 
 class ExplorationParser(ScriptParser):
-    """Checks in order: killed or no exit status (400); non-zero status (300, with the exception line); no
-    ``exploration.json`` (301); output that is not what the script writes, or candidates that do not match it (302).
+    """Checks in order: killed or no exit status (ERROR_KILLED); non-zero status (ERROR_SCRIPT_FAILED, with the
+    exception line); no ``exploration.json`` (ERROR_OUTPUT_MISSING); output that is not what the script writes, or
+    candidates that do not match it (ERROR_OUTPUT_INVALID).
     """
 
     def parse(self, **kwargs):

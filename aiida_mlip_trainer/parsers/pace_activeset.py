@@ -26,8 +26,10 @@ class PaceActivesetParser(PaceToolParser):
     """Check the active set pace_activeset wrote (one square, finite matrix per element of the potential, of the
     size its basis implies) and output the input potential with it attached.
 
-    Checks in order: killed or no exit status (400); batch mode without all atoms (402); MaxVol under-determined
-    (401); other non-zero status (300); no active set file (301); a file that is not a valid active set (302).
+    Checks in order: killed or no exit status (ERROR_KILLED); batch mode without all atoms
+    (ERROR_BATCH_NEEDS_ALL_ATOMS); MaxVol under-determined (ERROR_MAXVOL_UNDERDETERMINED); other non-zero status
+    (ERROR_ACTIVESET_FAILED); no active set file (ERROR_NO_ACTIVE_SET); a file that is not a valid active set
+    (ERROR_INVALID_ACTIVE_SET).
     """
 
     ERROR_MAP = ((_BATCH_NEEDS_ALL_ATOMS, "ERROR_BATCH_NEEDS_ALL_ATOMS"),)

@@ -26,9 +26,10 @@ class PaceSelectParser(PaceToolParser):
     retrieved folder, written by this job) and build ``selected`` from the pool node itself, so the structures and
     labels are exactly the pool's.
 
-    Checks in order: killed or no exit status (400); MaxVol under-determined (401); other non-zero status (300);
-    no output (301); output without valid pool positions (302); nothing picked (402). Fewer structures than
-    requested is not a failure: ``summary['shortfall']`` explains it and a warning is logged.
+    Checks in order: killed or no exit status (ERROR_KILLED); MaxVol under-determined
+    (ERROR_MAXVOL_UNDERDETERMINED); other non-zero status (ERROR_SELECT_FAILED); no output (ERROR_NO_SELECTION);
+    output without valid pool positions (ERROR_INVALID_SELECTION); nothing picked (ERROR_NONE_SELECTED). Fewer
+    structures than requested is not a failure: ``summary['shortfall']`` explains it and a warning is logged.
     """
 
     FAILED_EXIT_CODE = "ERROR_SELECT_FAILED"
@@ -41,11 +42,11 @@ class PaceSelectParser(PaceToolParser):
         temporary = kwargs.get("retrieved_temporary_folder")
         output = pathlib.Path(temporary) / Calc.OUTPUT_FILENAME if temporary else None
         if output is None or not output.is_file():
-            return self.exit_codes.ERROR_NO_OUTPUT.format(detail=detail)
+            return self.exit_codes.ERROR_NO_SELECTION.format(detail=detail)
         try:
             indices = self._read_indices(output)
         except ValueError as exc:
-            return self.exit_codes.ERROR_INVALID_OUTPUT.format(detail=str(exc))
+            return self.exit_codes.ERROR_INVALID_SELECTION.format(detail=str(exc))
 
         summary = self._summary(indices, stderr)
         self.out("indices", orm.List(indices))

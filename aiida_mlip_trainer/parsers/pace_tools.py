@@ -89,7 +89,7 @@ class PaceToolParser(Parser):
 
     A tool that failed is judged by a table, as aiida-quantumespresso's parsers do: ``ERROR_MAP`` maps what the
     tool writes on stderr to the name of an exit code (first match wins), then MaxVol's under-determined message
-    gives ``ERROR_TOO_FEW_ENVIRONMENTS``, and any other non-zero status ``FAILED_EXIT_CODE``."""
+    gives ``ERROR_MAXVOL_UNDERDETERMINED``, and any other non-zero status ``FAILED_EXIT_CODE``."""
 
     # (text on the tool's stderr, exit code name), checked in order.
     ERROR_MAP: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -114,7 +114,7 @@ class PaceToolParser(Parser):
                 return getattr(self.exit_codes, name)
         under_determined = under_determined_detail(stderr, sorted(self.node.inputs.potential.elements))
         if under_determined:
-            return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(detail=under_determined)
+            return self.exit_codes.ERROR_MAXVOL_UNDERDETERMINED.format(detail=under_determined)
         return getattr(self.exit_codes, self.FAILED_EXIT_CODE).format(status=exit_status, detail=detail)
 
     def _read(self, filename: str, mode: str = "r"):

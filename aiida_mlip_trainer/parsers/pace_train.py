@@ -44,19 +44,22 @@ class _Run:
 class PaceTrainParser(PaceToolParser):
     """Turn a pacemaker working directory into a `PacePotentialData` and a metrics `Dict`.
 
-    The table, from the first check to the last: no ``log.txt`` (300; 405 when the job was killed that early);
-    pacemaker stopped before fitting with a non-zero status (310, unreadable input); NaN or inf loss (410); stopped
-    from outside, e.g. by the walltime (400, the last interim potential is still returned; 405 when there was none
-    yet, so that nothing can be continued); other non-zero status (320); finished without a potential (330); an
-    unreadable potential (340); a loss that grew (420). What stopped a job is said in words (``metrics['stopped_by']``
+    The table, from the first check to the last: no ``log.txt`` (ERROR_NO_LOG; ERROR_KILLED_BEFORE_INTERIM when
+    the job was killed that early); pacemaker stopped before fitting with a non-zero status
+    (ERROR_UNREADABLE_INPUT); NaN or inf loss (ERROR_NAN_LOSS); stopped from outside, e.g. by the walltime
+    (ERROR_OUT_OF_WALLTIME, the last interim potential is still returned; ERROR_KILLED_BEFORE_INTERIM when there was
+    none yet, so that nothing can be continued); other non-zero status (ERROR_PACEMAKER_FAILED); finished without a
+    potential (ERROR_NO_OUTPUT_POTENTIAL); an unreadable potential (ERROR_INVALID_OUTPUT_POTENTIAL); a loss that
+    grew (ERROR_LOSS_DIVERGED). What stopped a job is said in words (``metrics['stopped_by']``
     and the exit message): the plugin's soft walltime, SIGKILL, SIGTERM, or the scheduler.
     """
 
     _versions: dict | None = None
 
     # Ordered failure table (aiida-quantumespresso's error map): the first row whose condition holds on the run
-    # names the exit code. A run that no row matches goes on to the checks of its potential (340, 420); the walltime
-    # row (400) also returns the last interim potential, so that a restart can continue from it.
+    # names the exit code. A run that no row matches goes on to the checks of its potential
+    # (ERROR_INVALID_OUTPUT_POTENTIAL, ERROR_LOSS_DIVERGED); the walltime row (ERROR_OUT_OF_WALLTIME) also returns
+    # the last interim potential, so that a restart can continue from it.
     ERROR_TABLE: ClassVar[tuple[tuple[Callable[[_Run], bool], str], ...]] = (
         (lambda run: run.log is None and run.killed, "ERROR_KILLED_BEFORE_INTERIM"),
         (lambda run: run.log is None, "ERROR_NO_LOG"),

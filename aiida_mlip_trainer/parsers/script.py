@@ -15,8 +15,9 @@ class ScriptParser(PaceToolParser):
     """Reads what a :class:`~aiida_mlip_trainer.calculations.script.ScriptCalculation` retrieved."""
 
     def read_json_output(self, calculation) -> dict | ExitCode:
-        """The script's JSON output, or the exit code that says why there is none: killed or no exit status (400),
-        non-zero status (300, with the exception line), no output file (301), not JSON (302)."""
+        """The script's JSON output, or the exit code that says why there is none: killed or no exit status
+        (ERROR_KILLED), non-zero status (ERROR_SCRIPT_FAILED, with the exception line), no output file
+        (ERROR_OUTPUT_MISSING), not JSON (ERROR_OUTPUT_INVALID)."""
         _, detail, exit_status = self._stderr_and_status(calculation)
         if exit_status is None or exit_status in KILLED_STATUSES:
             return self.exit_codes.ERROR_KILLED.format(status=exit_status)

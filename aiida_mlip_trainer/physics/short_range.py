@@ -21,21 +21,22 @@ rises) and ``energy_at_short`` (eV: the energy at
 ``SHORT_DISTANCE_FRACTION`` = 0.5 of ``d``, relative to the isolated atoms) with ``rise_below_minimum`` (the same
 minus the energy at ``d``: how high the wall stands above the data). Half of the shortest training distance is far
 beyond what a time step can cross from the data, and for any pair it is well inside the ZBL-only region of a
-derived window (0.75 d, see :func:`aiida_mlip_trainer.baselines.derive_baseline`).
+derived window (0.75 d, see :func:`aiida_mlip_trainer.physics.baselines.derive_baseline`).
 
-The **verdict** on a pair (``repulsive``, ``all_repulsive``, ``not_repulsive``) is the dimer's: that is what a
-pair baseline guarantees, and what ``TrainingWorkChain`` turns into exit code 440. Compressed fcc is reported
-beside it as a **warning** (``compression_not_rising``): there every atom has 12 neighbours at once at a distance
-the data have for one pair at most, and the energy is the ACE embedding of a density far above the data, which no
-pair baseline switches off. Measured on the demo's copper (EMT, 19 selected cells, ZBL windows from the data): the
+The **verdict** on a pair (``repulsive``, ``all_repulsive``, ``not_repulsive``) is the dimer's: that is what a pair
+baseline guarantees, and what ``TrainingWorkChain`` turns into ERROR_SHORT_RANGE_NOT_REPULSIVE. Compressed fcc is
+reported beside it as a **warning** (``compression_not_rising``): there every atom has 12 neighbours at once at a
+distance the data have for one pair at most, and the energy is the ACE embedding of a density far above the data, which
+no pair baseline switches off. Measured on the demo's copper (EMT, 19 selected cells, ZBL windows from the data): the
 dimer rises by 104 eV from the data minimum to half of it, while fcc compressed to a nearest-neighbour distance of
-0.84-1.47 Å falls to -1555 eV/atom. The remedies are data (compressed structures) or pacemaker's energy-based core
-cut of the embedding (``embeddings: {ALL: {rho_core_cut: ..., drho_core_cut: ...}}``), both the user's choice.
+0.84-1.47 Å falls to -1555 eV/atom. The remedies are data (compressed structures) or pacemaker's energy-based core cut
+of the embedding (``embeddings: {ALL: {rho_core_cut: ..., drho_core_cut: ...}}``), both the user's choice.
 
 The check is a safety criterion, not physics: a real dimer may well have its minimum below the shortest distance
 of condensed-phase data (Cr2's bond, 1.68 Å, is far shorter than the shortest Cr-Cr distance in a Cr alloy). What
 it guards against is a potential that invents attraction where it has no data, which an MD run finds and collapses
-into. No AiiDA here: :func:`aiida_mlip_trainer.calcfunctions.check_short_range` records a check in the graph.
+into. No AiiDA here: :func:`aiida_mlip_trainer.workflows.functions.baseline.check_short_range` records a check in
+the graph.
 """
 
 from __future__ import annotations
@@ -158,8 +159,8 @@ def scan_short_range(
     points: int = SCAN_POINTS,
 ) -> dict:
     """Scan every pair of ``min_distances`` (``{"Cu-Ni": 2.21, ...}``: each pair's shortest training distance, Å,
-    e.g. from :func:`aiida_mlip_trainer.baselines.pair_min_distances`) with ``calculator`` (an ASE calculator: the
-    potential as it is used, ACE plus its baseline).
+    e.g. from :func:`aiida_mlip_trainer.physics.baselines.pair_min_distances`) with ``calculator`` (an ASE
+    calculator: the potential as it is used, ACE plus its baseline).
 
     Returns ``{"report": {...}, "curves": {...}}``. ``report`` (JSON-serialisable): ``all_repulsive``,
     ``not_repulsive`` (the pairs that are not), the scan settings, and ``pairs``: per pair ``data_min`` and a

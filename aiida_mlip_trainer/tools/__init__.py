@@ -5,3 +5,5 @@ No AiiDA here: these modules run on a remote machine or under Slurm with only th
 the active set) and write JSON: no pickle is read or written, no path outside the working directory is opened, and
 every ASE calculator is chosen by name from an entry-point group, never by an import path.
 """
+
+__all__ = ("calculators", "explore")

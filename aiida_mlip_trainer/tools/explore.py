@@ -7,7 +7,8 @@ Run in the job's folder::
         --candidates candidates.json
 
 It reads ``potential.yaml`` and ``potential.asi`` (pacemaker's potential and its active set), ``baseline.json`` when
-the potential was fitted on top of a physical baseline (checked by ``aiida_mlip_trainer.baselines.validate_baseline``),
+the potential was fitted on top of a physical baseline (checked by
+``aiida_mlip_trainer.physics.baselines.validate_baseline``),
 the starting structures (JSON, :mod:`.structures`) and the settings (JSON, checked by :func:`check_settings`). For
 every structure and temperature (and pressure, for cells periodic in all three directions when pressures are given)
 it runs one trajectory: Langevin NVT (ASE), or Berendsen NPT (ASE's ``NPTBerendsen``: weak coupling, enough to let

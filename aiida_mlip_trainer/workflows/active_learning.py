@@ -23,26 +23,25 @@ from .functions.learning_curve import learning_curve, oracle_calls
 from .functions.selection import concatenate_structures
 from .functions.training_set import pick_starting_structures, split_training_set
 from .labeling import LabelingWorkChain
-from .protocols import merge
+from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, builder_inputs, load_codes, set_job
 from .selection import SelectionWorkChain
-from .training import LEGACY_PORTS, TrainingWorkChain
+from .training import TrainingWorkChain
+from .training import validate_inputs as validate_training_inputs
 
 __all__ = ("ActiveLearningWorkChain",)
 
 
 def _validate_training(inputs) -> str | None:
-    """TrainingWorkChain's checks on the ``training`` namespace with the loop's first data and held-out set (its own
-    namespace validator is switched off: it would ask for a training set, which the loop supplies every round).
-    The other namespaces keep their processes' validators (``expose_inputs`` carries them over)."""
-    from .training import _validate_inputs as validate_training
-
+    """TrainingWorkChain's checks with the loop's first data and held-out set. The ``training`` namespace has been
+    checked on its own by then (``expose_inputs`` carries TrainingWorkChain's validator over, which leaves the checks
+    of the data to the loop: its training set is the loop's, every round)."""
     structures = inputs["structures"]
     if not structures.labelled:  # labelled by the loop first: checked when the first fit starts
         return None
     training = {**inputs["training"], "training_set": structures, "test_fraction": inputs["test_fraction"]}
     if "test_set" in inputs:
         training["test_set"] = inputs["test_set"]
-    message = validate_training(training, None)
+    message = validate_training_inputs(training)
     return f"training: {message}" if message else None
 
 
@@ -107,7 +106,7 @@ def _validate_exploration_sizes(inputs, starts) -> str | None:
     return None
 
 
-class ActiveLearningWorkChain(WorkChain):
+class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """Improve a potential where it is needed: train, run molecular dynamics with it and record the extrapolation
     grade γ, select the frames it extrapolates on (the current active set counted as covered), label them with an
     oracle (any AiiDA process: DFT through aiida-cp2k, an ASE calculator, ...), add them and retrain (fine-tuning from
@@ -128,7 +127,10 @@ class ActiveLearningWorkChain(WorkChain):
     Outputs: ``potential`` (the last one), ``potentials.round_<k>`` (every round's), ``training_set`` (the final
     data, original labels), ``test_set``, ``learning_curve`` (ArrayData: cumulative oracle calls, held-out errors,
     largest γ, fraction of halted trajectories and candidates per round), ``learning_curve_plot`` and ``summary``.
+    Start from :meth:`get_builder_from_protocol`, which fills every namespace from a protocol.
     """
+
+    _protocol_file = PROTOCOLS_DIRECTORY / "active_learning.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -175,11 +177,9 @@ class ActiveLearningWorkChain(WorkChain):
                 "test_set",
                 "test_fraction",
                 "previous_potential",
-                *LEGACY_PORTS,
             ),
             namespace_options={"help": "Every round's TrainingWorkChain (no selection there, usually)."},
         )
-        spec.inputs["training"].validator = None  # run by `_validate_training` with the loop's data
         spec.expose_inputs(
             ExplorationCalculation,
             namespace="exploration",
@@ -221,16 +221,16 @@ class ActiveLearningWorkChain(WorkChain):
         spec.output("learning_curve_plot", valid_type=orm.SinglefileData, help="The learning curve (PNG).")
         spec.output("summary", valid_type=orm.Dict, help="The rounds and why the loop stopped.")
         spec.exit_code(
-            300, "ERROR_INITIAL_LABELING_FAILED", message="no initial structure could be labelled: {message}"
+            540, "ERROR_INITIAL_LABELING_FAILED", message="no initial structure could be labelled: {message}"
         )
-        spec.exit_code(410, "ERROR_TRAINING_FAILED", message="round {round}: the training failed: {message}")
-        spec.exit_code(420, "ERROR_EXPLORATION_FAILED", message="round {round}: the exploration failed: {message}")
-        spec.exit_code(430, "ERROR_SELECTION_FAILED", message="round {round}: the selection failed: {message}")
+        spec.exit_code(510, "ERROR_TRAINING_FAILED", message="round {round}: the training failed: {message}")
+        spec.exit_code(530, "ERROR_EXPLORATION_FAILED", message="round {round}: the exploration failed: {message}")
+        spec.exit_code(520, "ERROR_SELECTION_FAILED", message="round {round}: the selection failed: {message}")
         spec.exit_code(
-            440, "ERROR_LABELING_FAILED", message="round {round}: no selected structure got a label: {message}"
+            541, "ERROR_LABELING_FAILED", message="round {round}: no selected structure got a label: {message}"
         )
         spec.exit_code(
-            450,
+            640,
             "ERROR_NOTHING_TO_LABEL",
             message="round {round}: exploration halted ({halted} trajectories) before any frame reached the collect "
             "band: lower the temperatures or gamma_collect. The outputs of the rounds so far are attached.",
@@ -242,54 +242,58 @@ class ActiveLearningWorkChain(WorkChain):
         codes: Mapping[str, orm.AbstractCode | str],
         structures: TrainingSetData,
         exploration: Mapping[str, Any],
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
         *,
         oracle: Mapping[str, Any] | None = None,
-        protocol: str | None = None,
-        training_overrides: Mapping[str, Any] | None = None,
-        max_structures: int = 10,
-        max_concurrent: int = 2,
         options: Mapping[str, Any] | None = None,
         **inputs: Any,
     ):
-        """A builder with every input filled: the ``training`` namespace from
-        :meth:`TrainingWorkChain.get_builder_from_protocol` (``protocol``, ``training_overrides``; no selection inside
-        the fit: the loop selects), the exploration ``parameters`` (see ``ExplorationCalculation``), a per-round
-        budget of ``max_structures`` D-optimal picks, and the ``oracle`` (from :func:`~aiida_mlip_trainer.oracles.
-        ase_oracle` or :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`) with ``max_concurrent`` jobs at a time.
+        """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
+        :meth:`get_available_protocols` and ``workflows/protocols/active_learning.yaml``): the ``training``
+        namespace from :meth:`TrainingWorkChain.get_builder_from_protocol` (no selection inside the fit: the loop
+        selects), ``selection`` (the budget of each round) from :meth:`SelectionWorkChain.get_builder_from_protocol`
+        and, with an ``oracle`` (from :func:`~aiida_mlip_trainer.oracles.ase_oracle` or
+        :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`), ``labeling`` from
+        :meth:`LabelingWorkChain.get_builder_from_protocol`, each with the same protocol; ``exploration`` are the
+        parameters of ``ExplorationCalculation``.
 
         ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace``, ``pace_select`` and ``explore`` (the
-        ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``options`` go into
-        the ``metadata.options`` of every job of the plugin. Other keyword arguments (``test_set``, ``max_rounds``,
-        ``max_oracle_calls``, ``target_force_rmse``, ``explore_from``, ...) are set as they are."""
-        codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
+        ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``overrides`` is
+        merged into the protocol key by key, its ``training``, ``selection`` and ``labeling`` sections into those of
+        the inner protocols (e.g. ``{"selection": {"max_structures": 20}, "labeling": {"max_concurrent": 4},
+        "training": {"training": {"pace": {"parameters": {"fit": {"maxiter": 50}}}}}}``). ``options`` are merged
+        last into the ``metadata.options`` of every job of the plugin (fits, selection, exploration), whose
+        ``resources`` default to one process in the form each code's scheduler takes; the oracle jobs keep the
+        options of the oracle description (they run on the oracle's computer). Other keyword arguments
+        (``test_set``, ``max_oracle_calls``, ``target_force_rmse``, ``explore_from``, ...) are set as they are."""
         missing = [name for name in ("pace_select", "explore") if name not in codes]
         if missing:
             raise ValueError(f"codes: give a code for {', '.join(missing)} (selection and exploration of each round)")
-        overrides = merge(dict(training_overrides or {}), {"selection": None})
-        training = TrainingWorkChain.get_builder_from_protocol(codes, structures, protocol, overrides, options=options)
-        excluded = {"training_set", "structures_file", "test_set", "test_fraction", "previous_potential", "metadata"}
-        builder = cls.get_builder()
-        builder.structures = structures
-        builder.training = {
-            key: value
-            for key, value in training._inputs(prune=True).items()
-            if key not in excluded  # noqa: SLF001
-        }
-        job_options = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, **dict(options or {})}
-        builder.exploration.code = codes["explore"]
-        builder.exploration.parameters = orm.Dict(dict(exploration))
-        builder.exploration.metadata.options = job_options
-        builder.selection.max_structures = orm.Int(max_structures)
-        builder.selection.pace_select.code = codes["pace_select"]
-        builder.selection.pace_select.metadata.options = job_options
-        builder.selection.pace_activeset.code = codes["pace_activeset"]
-        builder.selection.pace_activeset.metadata.options = job_options
+        codes = load_codes(codes)
+        values = cls.get_protocol_inputs(protocol, overrides)
+        training = TrainingWorkChain.get_builder_from_protocol(
+            codes, structures, protocol, values["training"], options=options
+        )
+        exclude = ("training_set", "structures_file", "test_set", "test_fraction", "previous_potential")
+        values["training"] = builder_inputs(training, exclude)
+        values["selection"] = builder_inputs(
+            SelectionWorkChain.get_builder_from_protocol(
+                {name: codes[name] for name in ("pace_select", "pace_activeset") if name in codes},
+                None,
+                protocol,
+                values["selection"],
+                options=options,
+            )
+        )
+        labeling = values.pop("labeling")
         if oracle is not None:
-            builder.labeling.oracle = dict(oracle)
-            builder.labeling.max_concurrent = orm.Int(max_concurrent)
-        for key, value in inputs.items():
-            builder[key] = value
-        return builder
+            labeling = LabelingWorkChain.get_builder_from_protocol(oracle, None, protocol, labeling)
+            values["labeling"] = builder_inputs(labeling)
+        values["exploration"]["parameters"] = dict(exploration)
+        set_job(values["exploration"], codes["explore"], options)
+        values["structures"] = structures
+        return cls.builder_with(values, inputs)
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
@@ -299,7 +303,7 @@ class ActiveLearningWorkChain(WorkChain):
         self.ctx.curve_inputs = {}
         self.ctx.oracle_calls = 0
         self.ctx.potential = None
-        self.ctx.derived_baseline = None  # pk of the windows the first fit derived, kept by fine-tuning
+        self.ctx.baseline = None  # the first fit's `baseline` output (its windows explicit), kept by fine-tuning
         self.ctx.data = self.inputs.structures
 
     def needs_initial_labels(self):
@@ -344,10 +348,10 @@ class ActiveLearningWorkChain(WorkChain):
         inputs.test_set = self.ctx.test
         if self.ctx.potential is not None and self.inputs.fine_tune.value:
             inputs.previous_potential = self.ctx.potential
-            if self.ctx.derived_baseline is not None:
+            if self.ctx.baseline is not None:
                 # Fine-tuning keeps the basis and so the baseline: the windows the first fit derived from its data
-                # (the output of its derive_baseline calcfunction), not windows derived anew from the grown set.
-                inputs.physics_baseline = orm.load_node(self.ctx.derived_baseline)
+                # (its `baseline` output), not windows derived anew from the grown set.
+                inputs.physics_baseline = self.ctx.baseline
         inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": f"training_{self.ctx.round}"}
         node = self.submit(TrainingWorkChain, **inputs)
         self.report(
@@ -364,9 +368,8 @@ class ActiveLearningWorkChain(WorkChain):
             )
         self.ctx.potential = node.outputs.potential
         self.out(f"potentials.round_{k}", self.ctx.potential)
-        derived = [n for n in node.called_descendants if n.process_label == "derive_baseline" and n.is_finished_ok]
-        if derived:
-            self.ctx.derived_baseline = derived[0].outputs.result.pk
+        if self.ctx.baseline is None and "baseline" in node.outputs:
+            self.ctx.baseline = node.outputs.baseline
         metrics = node.outputs.metrics
         self.ctx.curve_inputs.update({f"metrics_{k}": metrics, f"training_set_{k}": self.ctx.data})
         self.report(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import WorkChain, while_
@@ -17,12 +20,13 @@ from ..oracles import (
     merge_inputs,
     validate_oracle,
 )
-from .functions.labeling import merge_labels, split_pool
+from .functions.labeling import collect_labelling_failures, merge_labels, split_pool
+from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, merge
 
 __all__ = ("LabelingWorkChain",)
 
 
-class LabelingWorkChain(WorkChain):
+class LabelingWorkChain(ProtocolMixin, WorkChain):
     """Label the structures of a pool with an oracle (see :mod:`aiida_mlip_trainer.oracles` for the contract).
 
     Pass the ``pool`` (a :class:`TrainingSetData`; labels it may have are ignored), the ``oracle`` (``process``,
@@ -38,10 +42,40 @@ class LabelingWorkChain(WorkChain):
     adapter (a calcfunction) turns each finished job's outputs into labels; the labels are merged into one
     ``TrainingSetData`` by a calcfunction, so that every labelled structure links back, through its labels and the
     adapter, to the job that computed them. A job that fails, or whose output the adapter refuses (SCF not
-    converged, missing forces), is recorded in ``failures`` and skipped. Outputs: ``labelled``, ``indices`` (the
+    converged, missing forces), is recorded in ``failures`` (made by the calcfunction ``collect_labelling_failures``
+    from the labels and the reasons) and skipped. Outputs: ``labelled``, ``indices`` (the
     pool positions that got a label) and ``failures`` (``{"failures": [{"index", "name", "process_pk", "reason"}],
-    "num_labelled", "num_failed"}``). Only when no label at all could be made does it fail (exit code 400).
+    "num_labelled", "num_failed"}``). Only when no label at all could be made does it fail (ERROR_ALL_LABELS_FAILED).
     """
+
+    _protocol_file = PROTOCOLS_DIRECTORY / "labeling.yaml"
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        oracle: Mapping[str, Any],
+        pool: TrainingSetData | None = None,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with ``max_concurrent`` from ``protocol`` (see ``workflows/protocols/labeling.yaml``) and the
+        ``oracle`` description (from :func:`~aiida_mlip_trainer.oracles.ase_oracle` or
+        :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`). ``pool`` is the :class:`TrainingSetData` to label (None
+        when an outer work chain supplies it); ``overrides`` is merged into the protocol key by key (e.g.
+        ``{"max_concurrent": 8}``); ``options`` are merged into the oracle's ``options`` (the ``metadata.options``
+        of every oracle job, stored with the description: scheduler requests only; job-script text goes into
+        ``oracle_job_options``). Other keyword arguments are inputs of the work chain, set last."""
+        values = cls.get_protocol_inputs(protocol, overrides)
+        oracle = dict(oracle)
+        if options:
+            oracle["options"] = merge(oracle.get("options") or {}, options)
+        values["oracle"] = merge(oracle, values.get("oracle") or {})
+        if pool is not None:
+            values["pool"] = pool
+        return cls.builder_with(values, inputs)
 
     @classmethod
     def define(cls, spec):
@@ -116,7 +150,7 @@ class LabelingWorkChain(WorkChain):
         spec.output("indices", valid_type=orm.List, required=False, help="Their positions in the pool.")
         spec.output("failures", valid_type=orm.Dict, help="Structures without a label: which job, and why.")
         spec.exit_code(
-            400,
+            542,
             "ERROR_ALL_LABELS_FAILED",
             message="no structure of the pool got a label ({num_failed} failed); the first failure: {reason}",
         )
@@ -152,7 +186,7 @@ class LabelingWorkChain(WorkChain):
         }
         self.ctx.todo = sorted(self.ctx.structures, key=int)
         self.ctx.labels = {}
-        self.ctx.failures = []
+        self.ctx.failures = {}  # pool position -> {"process_pk", "reason"}
         self.ctx.batch = []
 
     def has_structures_left(self):
@@ -209,27 +243,21 @@ class LabelingWorkChain(WorkChain):
                 continue
             self.ctx.labels[index] = labels.uuid
 
-    def _fail(self, index: int, structure, node, reason: str) -> None:
+    def _fail(self, index: str, structure, node, reason: str) -> None:
         self.report(f"structure {index} ({structure.label!r}), job <{node.pk}>: skipped, {reason}")
-        failure = {"index": int(index), "name": structure.label, "process_pk": node.pk, "reason": reason}
-        self.ctx.failures.append(failure)
+        self.ctx.failures[index] = {"process_pk": node.pk, "reason": reason}
 
     def results(self):
-        failures = orm.Dict(
-            {
-                "failures": self.ctx.failures,
-                "num_labelled": len(self.ctx.labels),
-                "num_failed": len(self.ctx.failures),
-            }
-        ).store()
-        self.out("failures", failures)
+        labels = {f"labels_{index}": orm.load_node(uuid) for index, uuid in self.ctx.labels.items()}
+        failed = {f"failure_{index}": orm.Dict(record) for index, record in self.ctx.failures.items()}
+        self.out("failures", collect_labelling_failures(self.inputs.pool, **labels, **failed))
         if not self.ctx.labels:
-            first = self.ctx.failures[0]["reason"] if self.ctx.failures else "nothing to label"
+            first = next(iter(self.ctx.failures.values()))["reason"] if self.ctx.failures else "nothing to label"
             return self.exit_codes.ERROR_ALL_LABELS_FAILED.format(num_failed=len(self.ctx.failures), reason=first)
         pairs = {}
-        for index, uuid in self.ctx.labels.items():
+        for index in self.ctx.labels:
             pairs[f"structure_{index}"] = orm.load_node(self.ctx.structures[index])
-            pairs[f"labels_{index}"] = orm.load_node(uuid)
+            pairs[f"labels_{index}"] = labels[f"labels_{index}"]
         merged = merge_labels(pool=self.inputs.pool, **pairs)
         self.out("labelled", merged["labelled"])
         self.out("indices", merged["indices"])

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calculations.pace_train import PaceTrainCalculation
+from ..data.training_set import TrainingSetData
+from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, load_codes, set_job
 
 __all__ = ("PaceTrainBaseWorkChain",)
 
@@ -42,14 +46,14 @@ def _scaled_regularisation(fit: dict, factor: float) -> dict:
     return {key: float(loss.get(key, 1e-8)) * factor for key in ("L1_coeffs", "L2_coeffs")}
 
 
-class PaceTrainBaseWorkChain(BaseRestartWorkChain):
+class PaceTrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
     """Train with pacemaker and recover by itself.
 
     - Stopped from outside (walltime, scheduler, kill) after an interim potential: continue from it with the
       iterations left (a restart with progress).
     - Stopped before the first interim potential (the job's time went on starting Python and TensorFlow and building
       neighbour lists): restart from the same start, at most ``max_restarts_without_progress`` times in a row
-      (default 2), then stop with 440 and say that the time limit is too short. With ``max_walltime`` (seconds) the
+      (default 2), then stop with ERROR_TIME_LIMIT_TOO_SHORT and say why. With ``max_walltime`` (seconds) the
       work chain may double the job's ``max_wallclock_seconds`` for such a restart, up to that limit, as it does when
       the iterations done per job are too few to finish within ``max_iterations``.
     - NaN or diverging loss: restart with safer fit settings; a crash: one retry with half the batch size (memory
@@ -57,6 +61,7 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
     """
 
     _process_class = PaceTrainCalculation
+    _protocol_file = PROTOCOLS_DIRECTORY / "pace_train_base.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -89,14 +94,41 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
         for label, code in UNRECOVERABLE.items():
             spec.exit_code(code.status, label, message="the pacemaker calculation failed: {message}")
         spec.exit_code(
-            430, "ERROR_FIT_UNSTABLE", message="the loss stayed NaN or diverging even with the safest fit settings."
+            610, "ERROR_FIT_UNSTABLE", message="the loss stayed NaN or diverging even with the safest fit settings."
         )
         spec.exit_code(
-            440,
+            611,
             "ERROR_TIME_LIMIT_TOO_SHORT",
             message="the job's time limit is too short for pacemaker to make progress: {count} jobs in a row were "
             "stopped before pacemaker saved its first interim potential (last: {reason}). {advice}",
         )
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode | str,
+        training_set: TrainingSetData | None = None,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
+        :meth:`get_available_protocols` and ``workflows/protocols/pace_train_base.yaml``).
+
+        ``code`` is the pacemaker code (or its label); ``training_set`` the labelled structures to fit (None when an
+        outer work chain supplies them); ``overrides`` is merged into the protocol key by key (e.g.
+        ``{"pace": {"parameters": {"fit": {"maxiter": 50}}}, "max_walltime": 7200}``); ``options`` (e.g.
+        ``{"account": "x", "queue_name": "y"}``) are merged last into the job's ``metadata.options``, whose
+        ``resources`` default to one process in the form the code's scheduler takes. Other keyword arguments are
+        inputs of the work chain (``max_walltime=7200``, ``pace={"test_set": ...}``), set last."""
+        code = load_codes({"pacemaker": code})["pacemaker"]
+        values = cls.get_protocol_inputs(protocol, overrides)
+        set_job(values.setdefault("pace", {}), code, options)
+        if training_set is not None:
+            values["pace"]["training_set"] = training_set
+        return cls.builder_with(values, inputs)
 
     def setup(self):
         super().setup()
@@ -141,7 +173,8 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
 
     def _without_progress(self, node, reason: str) -> ProcessHandlerReport | None:
         """Count a job that made no progress; past ``max_restarts_without_progress`` in a row, the report that stops
-        the work chain with 440 and says why, else None (and the walltime raised where the user allowed it)."""
+        the work chain with ERROR_TIME_LIMIT_TOO_SHORT and says why, else None (and the walltime raised where the
+        user allowed it)."""
         self.ctx.restarts_without_progress += 1
         count, limit = self.ctx.restarts_without_progress, self.inputs.max_restarts_without_progress.value
         if count > limit:
@@ -169,7 +202,8 @@ class PaceTrainBaseWorkChain(BaseRestartWorkChain):
     @process_handler(priority=550, exit_codes=[Exit.ERROR_KILLED_BEFORE_INTERIM])
     def handle_killed_before_interim(self, node):
         """Stopped before the first interim potential: nothing to continue from, so run the same job again from
-        its start; after ``max_restarts_without_progress`` such restarts in a row, stop and say why (440)."""
+        its start; after ``max_restarts_without_progress`` such restarts in a row, stop and say why
+        (ERROR_TIME_LIMIT_TOO_SHORT)."""
         metrics = node.outputs.metrics.get_dict() if "metrics" in node.outputs else {}
         reason = metrics.get("stopped_by") or "stopped from outside"
         stop = self._without_progress(node, f"stopped before its first interim potential: {reason}")

@@ -9,6 +9,8 @@ docstring of :mod:`aiida_mlip_trainer.calculations.pace_select`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from aiida import orm
 from aiida.common import AttributeDict
@@ -30,6 +32,7 @@ from .functions.selection import (
     take_structures,
     unfitted_potential,
 )
+from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, load_codes, set_job
 
 __all__ = ("SelectionWorkChain", "chunk_size_for_memory")
 
@@ -146,7 +149,7 @@ def _nodes(pks: dict[str, int]) -> dict[str, orm.Data]:
     return {key: orm.load_node(pk) for key, pk in pks.items()}
 
 
-class SelectionWorkChain(WorkChain):
+class SelectionWorkChain(ProtocolMixin, WorkChain):
     """Select the structures of a pool to label or fit next, by D-optimality (MaxVol, ``pace_select``), within a
     budget of structures and/or atoms.
 
@@ -168,9 +171,46 @@ class SelectionWorkChain(WorkChain):
     large pools: chunks of the pool are selected one after the other, and the rounds run over their picks.
     ``pace_select`` and ``pace_activeset`` are the exposed inputs of those jobs (``code``, ``parameters``,
     ``metadata.options``). Outputs: ``selected`` (the picked structures: D-optimal share in the order picked, then the
-    random share), ``indices`` (their positions in the pool) and ``summary`` (requested against returned, in
-    structures and atoms, the rounds, and why fewer came back). Every cut and merge is a calcfunction.
+    random share), ``indices`` (their positions in the pool), ``whole_pool`` (True when the pool fitted the budget
+    and was taken as it is, with no job) and ``summary`` (requested against returned, in structures and atoms, the
+    rounds, and why fewer came back). Every cut and merge is a calcfunction.
+    Start from :meth:`get_builder_from_protocol`, which fills the budget and the jobs from a protocol.
     """
+
+    _protocol_file = PROTOCOLS_DIRECTORY / "selection.yaml"
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        codes: Mapping[str, orm.AbstractCode | str],
+        pool: TrainingSetData | None = None,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        **inputs: Any,
+    ):
+        """A builder with the budget, the strategy and the jobs filled from ``protocol`` (``fast``, ``moderate``
+        (default), ``precise``; see :meth:`get_available_protocols` and ``workflows/protocols/selection.yaml``).
+
+        ``codes`` maps ``pace_select`` and (for ``rounds="extend"`` and ``covered``) ``pace_activeset`` to codes or
+        code labels; ``pool`` is the :class:`TrainingSetData` to select from (None when an outer work chain supplies
+        it); ``overrides`` is merged into the protocol key by key (e.g. ``{"max_structures": None, "max_atoms":
+        5000}``); ``options`` are merged last into every job's ``metadata.options``, whose ``resources`` default to
+        one process in the form each code's scheduler takes. Other keyword arguments are inputs of the work chain
+        (``potential``, ``parameters``, ``covered``, ...), set last."""
+        if "pace_select" not in codes:
+            raise ValueError("codes: give a code for pace_select (and pace_activeset, for rounds='extend')")
+        codes = load_codes(codes)
+        values = cls.get_protocol_inputs(protocol, overrides)
+        set_job(values.setdefault("pace_select", {}), codes["pace_select"], options)
+        if "pace_activeset" in codes:
+            set_job(values.setdefault("pace_activeset", {}), codes["pace_activeset"], options)
+        else:
+            values.pop("pace_activeset", None)
+        if pool is not None:
+            values["pool"] = pool
+        return cls.builder_with(values, inputs)
 
     @classmethod
     def define(cls, spec):
@@ -273,18 +313,23 @@ class SelectionWorkChain(WorkChain):
         spec.output("selected", valid_type=TrainingSetData, help="The picked structures, D-optimal share first.")
         spec.output("indices", valid_type=orm.List, help="Their positions in the pool, in the same order.")
         spec.output("summary", valid_type=orm.Dict, help="Requested vs returned (structures, atoms), rounds, why.")
+        spec.output(
+            "whole_pool",
+            valid_type=orm.Bool,
+            help="True when the pool fitted the budget and was taken whole, without selecting.",
+        )
         spec.exit_code(
-            300,
-            "ERROR_SELECT_FAILED",
+            521,
+            "ERROR_SELECT_JOB_FAILED",
             message="a pace_select job failed: PaceSelectCalculation<{pk}> [{status}] {message}",
         )
         spec.exit_code(
-            301,
-            "ERROR_ACTIVESET_FAILED",
+            522,
+            "ERROR_ACTIVESET_JOB_FAILED",
             message="the active set over the structures known so far failed: PaceActivesetCalculation<{pk}> "
             "[{status}] {message}",
         )
-        spec.exit_code(310, "ERROR_NOTHING_SELECTED", message="nothing was selected: {reason}")
+        spec.exit_code(630, "ERROR_NOTHING_SELECTED", message="nothing was selected: {reason}")
 
     # ------------------------------------------------------------------------------------------------------- setup
     def setup(self):
@@ -306,6 +351,7 @@ class SelectionWorkChain(WorkChain):
         self.ctx.picked, self.ctx.picked_atoms = [], 0
         self.ctx.rounds, self.ctx.round = {}, 0
         self.ctx.stop_reason = None
+        self.ctx.whole_pool = False  # the pool fits the budget: taken as it is, nothing selected
         self.ctx.candidates = list(range(pool.num_structures))
         self.ctx.chunks, self.ctx.chunk_parts, self.ctx.chunking = [], {}, None
 
@@ -313,6 +359,7 @@ class SelectionWorkChain(WorkChain):
             self.ctx.budget["max_structures"] is None or pool.num_structures <= self.ctx.budget["max_structures"]
         ) and (self.ctx.budget["max_atoms"] is None or pool.num_atoms <= self.ctx.budget["max_atoms"])
         if fits:
+            self.ctx.whole_pool = True
             self.ctx.stop_reason = "the whole pool fits the budget: nothing to select"
             return
         if self.ctx.dopt_structures == 0 or (self.ctx.dopt_atoms is not None and self.ctx.dopt_atoms < natoms.min()):
@@ -390,7 +437,7 @@ class SelectionWorkChain(WorkChain):
             if node.exit_status == PaceSelectCalculation.exit_codes.ERROR_NONE_SELECTED.status:
                 del self.ctx.chunk_parts[f"map_{k}"]  # nothing in this chunk extends the active set
             elif not node.is_finished_ok:
-                return self.exit_codes.ERROR_SELECT_FAILED.format(
+                return self.exit_codes.ERROR_SELECT_JOB_FAILED.format(
                     pk=node.pk, status=node.exit_status, message=node.exit_message
                 )
             else:
@@ -466,7 +513,7 @@ class SelectionWorkChain(WorkChain):
             return None
         node = self.ctx.activeset
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_ACTIVESET_FAILED.format(
+            return self.exit_codes.ERROR_ACTIVESET_JOB_FAILED.format(
                 pk=node.pk, status=node.exit_status, message=node.exit_message
             )
         self.ctx.round_selector, self.ctx.round_use_asi = node.outputs.potential, True
@@ -515,7 +562,7 @@ class SelectionWorkChain(WorkChain):
             )
             return None
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_SELECT_FAILED.format(
+            return self.exit_codes.ERROR_SELECT_JOB_FAILED.format(
                 pk=node.pk, status=node.exit_status, message=node.exit_message
             )
         k = self.ctx.round
@@ -536,7 +583,7 @@ class SelectionWorkChain(WorkChain):
     # ----------------------------------------------------------------------------------------------------- results
     def results(self):
         random_share = self.ctx.budget["strategy"] == "dopt+random" and self.ctx.budget["random_fraction"] > 0
-        whole_pool = self.ctx.stop_reason == "the whole pool fits the budget: nothing to select"
+        whole_pool = self.ctx.whole_pool
         if not self.ctx.rounds and not random_share and not whole_pool:
             return self.exit_codes.ERROR_NOTHING_SELECTED.format(reason=self.ctx.stop_reason or "no round ran")
         if not self.ctx.rounds and random_share and not whole_pool:

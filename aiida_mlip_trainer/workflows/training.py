@@ -29,7 +29,6 @@ from ..formats.basis import unfitted_basis_layout
 from ..formats.pacemaker_input import validate_parameters
 from ..physics.baselines import missing_pairs
 from .functions.baseline import check_short_range, derive_baseline, subtract_baseline
-from .functions.parameters import generate_training_parameters
 from .functions.potential import (
     assemble_potential,
     fit_core_repulsion,
@@ -39,101 +38,48 @@ from .functions.potential import (
 )
 from .functions.training_set import import_training_set, split_training_set
 from .pace_train_base import PaceTrainBaseWorkChain
-from .protocols import TRAINING_PROTOCOLS, ProtocolMixin, get_preset_parameters, list_presets, merge
+from .protocols import (
+    PROTOCOLS_DIRECTORY,
+    ProtocolMixin,
+    builder_inputs,
+    load_codes,
+    set_job,
+)
 from .selection import SelectionWorkChain
 
-__all__ = ("TrainingWorkChain",)
+__all__ = ("TrainingWorkChain", "validate_inputs")
 
 LOGGER = logging.getLogger("aiida.mlip_trainer.training")
 
-# Inputs of the first releases, still accepted, each mapped onto the exposed namespaces by `_legacy_inputs`.
-LEGACY_PORTS = (
-    "codes",
-    "options",
-    "preset",
-    "parameter_overrides",
-    "max_structures",
-    "selection_chunk_size",
-    "max_iterations",
-)
-TOOLS = ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")
-# What a potential that is not repulsive below its training data does to the work chain: exit code 440 (all outputs
-# attached), or a warning in the report only.
+# What a potential that is not repulsive below its training data does to the work chain:
+# ERROR_SHORT_RANGE_NOT_REPULSIVE (all outputs attached), or a warning in the report only.
 SHORT_RANGE_CHECKS = ("error", "warning")
 
 
-def _legacy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The namespaces the deprecated top-level inputs stand for: ``codes.X`` → the ``code`` of each job,
-    ``options`` → the training job's ``metadata.options``, ``max_structures``/``selection_chunk_size`` → selection,
-    ``max_iterations`` → training. (``preset``/``parameter_overrides`` become a calcfunction in ``setup``.)"""
-    codes = inputs.get("codes", {})
-    mapped: dict[str, Any] = {"training": {"pace": {}}, "activeset": {}, "yace": {}, "selection": {}}
-    if "pacemaker" in codes:
-        mapped["training"]["pace"]["code"] = codes["pacemaker"]
-    if "options" in inputs:
-        mapped["training"]["pace"]["metadata"] = {"options": dict(inputs["options"])}
-    if "max_iterations" in inputs:
-        mapped["training"]["max_iterations"] = inputs["max_iterations"]
-    if "pace_activeset" in codes:
-        mapped["activeset"]["code"] = codes["pace_activeset"]
-        mapped["selection"]["pace_activeset"] = {"code": codes["pace_activeset"]}
-    if "pace_yaml2yace" in codes:
-        mapped["yace"]["code"] = codes["pace_yaml2yace"]
-    if "max_structures" in inputs:
-        mapped["selection"]["max_structures"] = inputs["max_structures"]
-        # the first releases selected in layers, with the same selector every round, up to five rounds
-        mapped["selection"].update(rounds=orm.Str("layers"), max_rounds=orm.Int(5))
-        if "pace_select" in codes:
-            mapped["selection"]["pace_select"] = {"code": codes["pace_select"]}
-        if "selection_chunk_size" in inputs:
-            mapped["selection"]["chunk_size"] = inputs["selection_chunk_size"]
-    else:
-        mapped.pop("selection")
-    return mapped
+def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa: PLR0911,PLR0912 - one message per mistake
+    """Refuse bad input before any job runs, with a message that says what to change; None when it is fine.
 
-
-def _empty(value: Any) -> bool:
-    return isinstance(value, Mapping) and not value
-
-
-def _effective(inputs: Mapping[str, Any], namespace: str) -> dict[str, Any]:
-    """An exposed namespace as given, with what the deprecated inputs stand for merged under it (the namespace wins);
-    empty when neither gives anything (no selection, for ``selection``)."""
-    return merge(_legacy_inputs(inputs).get(namespace, {}), dict(inputs.get(namespace, {}) or {}))
-
-
-def _training_parameters(inputs: Mapping[str, Any]) -> dict | str:
-    """The pacemaker parameters the fit will use, or a message when there are none or two sources."""
-    given = "parameters" in inputs.get("training", {}).get("pace", {})
-    legacy = "preset" in inputs or "parameter_overrides" in inputs
-    if given and legacy:
-        return "give training.pace.parameters or the deprecated preset/parameter_overrides, not both"
-    if given:
-        return inputs["training"]["pace"]["parameters"].get_dict()
-    preset = inputs["preset"].value if "preset" in inputs else None
-    if preset is not None and preset not in list_presets():
-        return f"unknown preset {preset!r}; known presets: {', '.join(list_presets())}"
-    overrides = inputs["parameter_overrides"].get_dict() if "parameter_overrides" in inputs else {}
-    if preset is None and not legacy:
-        return "give training.pace.parameters (TrainingWorkChain.get_builder_from_protocol fills it)"
-    return merge(get_preset_parameters(preset), overrides)
-
-
-def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message per mistake
-    """Refuse bad input before any job runs, with a message that says what to change."""
+    ``inputs`` are the inputs of a TrainingWorkChain; ``ctx`` is the port namespace they fill (None: all of this
+    work chain's ports). A work chain that exposes this one without its data ports (``training_set``,
+    ``structures_file``), as ActiveLearningWorkChain does, gets here the checks that need no data; it calls this
+    function again with its own data for the rest."""
     from ..physics.baselines import BaselineError, validate_baseline
 
-    if ("training_set" in inputs) == ("structures_file" in inputs):
-        return "give exactly one of `training_set` (a TrainingSetData) and `structures_file` (an extxyz/ASE db file)"
+    with_data = ctx is None or "training_set" in ctx
     training_set = inputs.get("training_set")
-    structures_file = inputs.get("structures_file")
-    if structures_file is not None and not structures_file.get_content(mode="rb").strip():
-        return "the structures_file is empty: give labelled structures"
-    if training_set is not None:
-        if not training_set.labelled:
-            return "the training_set has no labels (energies and forces): label the structures first"
-        if training_set.base.attributes.get("baseline", None) is not None:
-            return "give the original labels: the work chain subtracts `physics_baseline` itself"
+    if with_data:
+        if ("training_set" in inputs) == ("structures_file" in inputs):
+            return (
+                "give exactly one of `training_set` (a TrainingSetData) and `structures_file` (an extxyz/ASE db file)"
+            )
+        structures_file = inputs.get("structures_file")
+        if structures_file is not None and not structures_file.get_content(mode="rb").strip():
+            return "the structures_file is empty: give labelled structures"
+        if training_set is not None:
+            if not training_set.labelled:
+                return "the training_set has no labels (energies and forces): label the structures first"
+            if training_set.base.attributes.get("baseline", None) is not None:
+                return "give the original labels: the work chain subtracts `physics_baseline` itself"
     elements = training_set.elements if training_set is not None else None
     test_set = inputs.get("test_set")
     if test_set is not None:
@@ -141,14 +87,15 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
             return "the test_set has no labels (energies and forces)"
         if elements is not None and set(test_set.elements) - set(elements):
             return (
-                f"the test_set contains {sorted(set(test_set.elements) - set(elements))}, which the training data "
-                f"(elements {elements}) lack: the potential cannot predict them"
+                f"the test_set contains {sorted(set(test_set.elements) - set(elements))}, which the training "
+                f"data (elements {elements}) lack: the potential cannot predict them"
             )
-    fraction = inputs["test_fraction"].value
-    if test_set is None and not 0 < fraction < 1:
-        return f"test_fraction must be in (0, 1), got {fraction}"
-    if test_set is None and training_set is not None and training_set.num_structures < 2:
-        return "one structure cannot be split into training and test structures: give more, or a test_set"
+    if with_data and test_set is None:
+        fraction = inputs["test_fraction"].value
+        if not 0 < fraction < 1:
+            return f"test_fraction must be in (0, 1), got {fraction}"
+        if training_set is not None and training_set.num_structures < 2:
+            return "one structure cannot be split into training and test structures: give more, or a test_set"
 
     baseline = None
     if "physics_baseline" in inputs:
@@ -156,9 +103,7 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
             baseline = validate_baseline(inputs["physics_baseline"].get_dict())
         except BaselineError as error:
             return f"physics_baseline: {error}"
-    parameters = _training_parameters(inputs)
-    if isinstance(parameters, str):
-        return parameters
+    parameters = inputs["training"]["pace"]["parameters"].get_dict()
     message = validate_parameters(parameters, elements=elements, baseline=baseline)
     if message:
         return f"training parameters: {message}"
@@ -180,29 +125,25 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
                 f"{baseline}: fine-tuning must keep the baseline"
             )
 
-    codes = {
-        "pacemaker": _effective(inputs, "training").get("pace", {}).get("code"),
-        "pace_activeset": _effective(inputs, "activeset").get("code"),
-        "pace_yaml2yace": _effective(inputs, "yace").get("code"),
-    }
-    missing = [name for name, code in codes.items() if code is None]
+    missing = [
+        where
+        for where, namespace in (
+            ("training.pace.code", inputs["training"]["pace"]),
+            ("activeset.code", inputs["activeset"]),
+        )
+        if "code" not in namespace
+    ]
     if missing:
-        where = {"pacemaker": "training.pace.code", "pace_activeset": "activeset.code", "pace_yaml2yace": "yace.code"}
-        return f"give the code of {', '.join(where[name] for name in missing)}"
-    selection = _effective(inputs, "selection")
+        return f"give the code of {', '.join(missing)}"
+    selection = inputs.get("selection") or {}
     if selection:
         if "max_structures" not in selection and "max_atoms" not in selection:
-            if "selection_chunk_size" in inputs:
-                return "selection_chunk_size is for selection: give max_structures too"
             return "selection needs a budget: selection.max_structures and/or selection.max_atoms"
         if "code" not in selection.get("pace_select", {}):
             return "selection needs the pace_select code: selection.pace_select.code"
         for key in ("max_structures", "max_atoms", "chunk_size"):
             if key in selection and selection[key].value <= 0:
-                name = "selection_chunk_size" if key == "chunk_size" and "selection_chunk_size" in inputs else key
-                return f"{name} must be a positive integer, got {selection[key].value}"
-    elif "selection_chunk_size" in inputs:
-        return "selection_chunk_size is for selection: give max_structures too"
+                return f"{key} must be a positive integer, got {selection[key].value}"
 
     if training_set is not None:
         # MaxVol (selection and the active set) needs one atomic environment per basis function and element
@@ -213,8 +154,9 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911,PLR0912 - one clear message pe
         too_few = check_environments(training_set, layout, role="training data")
         if too_few:
             return too_few
-    if inputs["short_range_check"].value not in SHORT_RANGE_CHECKS:
-        return f"short_range_check must be one of {list(SHORT_RANGE_CHECKS)}, got {inputs['short_range_check'].value!r}"
+    short_range_check = inputs.get("short_range_check")  # unset while a builder is filled: defaults come at launch
+    if short_range_check is not None and short_range_check.value not in SHORT_RANGE_CHECKS:
+        return f"short_range_check must be one of {list(SHORT_RANGE_CHECKS)}, got {short_range_check.value!r}"
     return None
 
 
@@ -229,7 +171,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
     already covered, and the graph links the new potential to the previous one.
     """
 
-    _protocol_file = TRAINING_PROTOCOLS
+    _protocol_file = PROTOCOLS_DIRECTORY / "training.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -263,8 +205,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             valid_type=orm.Str,
             default=lambda: orm.Str("error"),
             serializer=orm.to_aiida_type,
-            help="A potential not repulsive below its training data (dimer and fcc scans): 'error' (exit code 440, "
-            "every output still attached) or 'warning' (reported, exit 0).",
+            help="A potential not repulsive below its training data (dimer and fcc scans): 'error' "
+            "(ERROR_SHORT_RANGE_NOT_REPULSIVE, every output still attached) or 'warning' (reported, exit 0).",
         )
         spec.input(
             "require_learned",
@@ -272,8 +214,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             default=lambda: orm.Bool(False),
             serializer=orm.to_aiida_type,
             help="A potential whose held-out errors are at least half the spread of the data has not learned: False "
-            "(default) reports it and flags it in `metrics` (exit 0), True ends with exit code 450, every output "
-            "still attached.",
+            "(default) reports it and flags it in `metrics` (exit 0), True ends with ERROR_NOT_LEARNED, every "
+            "output still attached.",
         )
         spec.input("previous_potential", valid_type=PacePotentialData, required=False, help="Fine-tune from it.")
         spec.expose_inputs(
@@ -292,7 +234,6 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             exclude=("pace.training_set", "pace.test_set", "pace.previous_potential"),
             namespace_options={"help": "The fit: pacemaker code, parameters, options, restarts, handler_overrides."},
         )
-        spec.inputs["training"]["pace"]["parameters"].required = False  # the deprecated preset may stand for it
         spec.expose_inputs(
             PaceActivesetCalculation,
             namespace="activeset",
@@ -303,22 +244,10 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             ShellJob,
             namespace="yace",
             include=("code", "metadata"),
-            namespace_options={"required": False, "help": "The LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."},
+            namespace_options={"help": "The LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."},
         )
-        spec.inputs["yace"]["code"].required = False  # may come from the deprecated `codes`
         guard_environment_variables(spec.inputs["yace"])  # aiida-shell's ShellJob does not check the names
-        # Deprecated inputs of the first releases: still accepted (a warning says what replaces them).
-        spec.input("preset", valid_type=orm.Str, required=False, serializer=orm.to_aiida_type, help="Deprecated.")
-        spec.input(
-            "parameter_overrides", valid_type=orm.Dict, required=False, serializer=orm.to_aiida_type, help="Deprecated."
-        )
-        spec.input_namespace("codes", required=False, help="Deprecated: the codes of each namespace.")
-        for tool in TOOLS:
-            spec.input(f"codes.{tool}", valid_type=orm.AbstractCode, required=False)
-        spec.input("options", valid_type=dict, non_db=True, required=False, help="Deprecated: training.pace.metadata.")
-        for name in ("max_structures", "selection_chunk_size", "max_iterations"):
-            spec.input(name, valid_type=orm.Int, required=False, serializer=orm.to_aiida_type, help="Deprecated.")
-        spec.inputs.validator = refuses_altered_nodes(_validate_inputs)
+        spec.inputs.validator = refuses_altered_nodes(validate_inputs)
 
         spec.outline(
             cls.setup,
@@ -357,26 +286,33 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         )
         spec.output("short_range", valid_type=orm.Dict, help="Dimer/fcc scans below each pair's shortest distance.")
         spec.output("short_range_plot", valid_type=orm.SinglefileData, help="The short-range curves (PNG).")
+        spec.output(
+            "baseline",
+            valid_type=orm.Dict,
+            required=False,
+            help="With a physics_baseline: the one subtracted, every window explicit (the output of derive_baseline "
+            "when windows were left to the data, else the input itself). Fine-tuning passes it on unchanged.",
+        )
 
-        spec.exit_code(300, "ERROR_INVALID_STRUCTURES", message="the structures could not be used: {message}")
+        spec.exit_code(210, "ERROR_INVALID_STRUCTURES", message="the structures could not be used: {message}")
         spec.exit_code(
-            310,
+            211,
             "ERROR_TOO_FEW_ENVIRONMENTS",
             message="{message}. The active set of the potential (and selection) needs at least one atomic environment "
             "per basis function and element.",
         )
-        spec.exit_code(410, "ERROR_SELECTION_FAILED", message="the structure selection failed: {message}")
-        spec.exit_code(420, "ERROR_TRAINING_FAILED", message="the training failed: {message}")
-        spec.exit_code(430, "ERROR_FINALISATION_FAILED", message="the {step} step failed: {message}")
+        spec.exit_code(520, "ERROR_SELECTION_FAILED", message="the structure selection failed: {message}")
+        spec.exit_code(510, "ERROR_TRAINING_FAILED", message="the training failed: {message}")
+        spec.exit_code(550, "ERROR_FINALISATION_FAILED", message="the {step} step failed: {message}")
         spec.exit_code(
-            440,
+            620,
             "ERROR_SHORT_RANGE_NOT_REPULSIVE",
             message="the potential is not repulsive below the shortest training distance of {pairs} (see the "
             "short_range output; every output is attached): use a ZBL baseline with windows from the data "
             "(physics_baseline={{'type': 'zbl'}}), or accept it with short_range_check='warning'",
         )
         spec.exit_code(
-            450,
+            621,
             "ERROR_NOT_LEARNED",
             message="{message} (every output is attached; require_learned=False accepts it with a warning)",
         )
@@ -393,87 +329,48 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         **inputs: Any,
     ):
         """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
-        :meth:`get_available_protocols` and ``workflows/protocols/training.yaml``).
+        :meth:`get_available_protocols` and ``workflows/protocols/training.yaml``): the fit from
+        :meth:`PaceTrainBaseWorkChain.get_builder_from_protocol` and the selection from
+        :meth:`SelectionWorkChain.get_builder_from_protocol`, with the same protocol and ``options``.
 
         ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace`` and (for selection) ``pace_select`` to
         codes or code labels; ``structures`` is a labelled :class:`TrainingSetData` or a file node; ``overrides`` is
-        merged into the protocol key by key (e.g. ``{"training": {"pace": {"parameters": {"fit": {"maxiter": 50}}}}}``,
-        ``{"selection": {"max_atoms": 5000}}``, or ``{"selection": None}`` for no selection); ``options`` (e.g.
-        ``{"account": "x", "queue_name": "y"}``) go into every job's ``metadata.options``. Other keyword arguments
-        (``physics_baseline``, ``previous_potential``, ``test_set``) are set as they are.
+        merged into the protocol key by key, its ``training`` and ``selection`` sections into those of the inner
+        protocols (e.g. ``{"training": {"pace": {"parameters": {"fit": {"maxiter": 50}}}}}``, ``{"selection":
+        {"max_atoms": 5000}}``, or ``{"selection": None}`` for no selection); ``options`` (e.g. ``{"account": "x",
+        "queue_name": "y"}``) are merged last into every job's ``metadata.options``, whose ``resources`` default to
+        one process in the form each code's scheduler takes. Other keyword arguments (``physics_baseline``,
+        ``previous_potential``, ``test_set``) are set as they are.
         """
-        values = cls.get_protocol_inputs(protocol, overrides)
         missing = [name for name in ("pacemaker", "pace_activeset", "pace_yaml2yace") if name not in codes]
         if missing:
             raise ValueError(f"codes: give a code for {', '.join(missing)} (the fit, its active set and its .yace)")
-        codes = {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
-        if options:
-            for path in (("selection", "pace_select"), ("selection", "pace_activeset"), ("training", "pace"),
-                         ("activeset",), ("yace",)):  # fmt: skip
-                namespace = values
-                for key in path:
-                    namespace = namespace.get(key) or {}
-                if namespace:
-                    namespace.setdefault("metadata", {}).setdefault("options", {}).update(options)
-
-        builder = cls.get_builder()
-        builder.test_fraction = orm.Float(values["test_fraction"])
-        builder.seed = orm.Int(values["seed"])
-        if isinstance(structures, TrainingSetData):
-            builder.training_set = structures
-        else:
-            builder.structures_file = structures
-        training = values["training"]
-        builder.training.pace.code = codes["pacemaker"]
-        builder.training.pace.parameters = orm.Dict(training["pace"]["parameters"])
-        builder.training.pace.metadata.options = training["pace"]["metadata"]["options"]
-        builder.training.max_iterations = orm.Int(training["max_iterations"])
-        builder.activeset.code = codes["pace_activeset"]
-        builder.activeset.metadata.options = values["activeset"]["metadata"]["options"]
-        builder.yace.code = codes["pace_yaml2yace"]
-        builder.yace.metadata.options = values["yace"]["metadata"]["options"]
-        selection = values.get("selection")
-        if selection and ("max_structures" in selection or "max_atoms" in selection):
+        codes = load_codes(codes)
+        values = cls.get_protocol_inputs(protocol, overrides)
+        training = PaceTrainBaseWorkChain.get_builder_from_protocol(
+            codes["pacemaker"], None, protocol, values["training"], options=options
+        )
+        values["training"] = builder_inputs(training)
+        selection = values.pop("selection")
+        if selection is not None:
             if "pace_select" not in codes:
                 raise ValueError("the protocol selects structures: give codes['pace_select'] (or selection: None)")
-            for key in ("max_structures", "max_atoms", "max_rounds", "seed", "chunk_size"):
-                if selection.get(key) is not None:
-                    builder.selection[key] = orm.Int(selection[key])
-            for key in ("strategy", "rounds"):
-                if selection.get(key) is not None:
-                    builder.selection[key] = orm.Str(selection[key])
-            if selection.get("random_fraction") is not None:
-                builder.selection.random_fraction = orm.Float(selection["random_fraction"])
-            if selection.get("memory_limit") is not None:
-                builder.selection.memory_limit = orm.to_aiida_type(selection["memory_limit"])
-            builder.selection.pace_select.code = codes["pace_select"]
-            builder.selection.pace_select.metadata.options = selection["pace_select"]["metadata"]["options"]
-            builder.selection.pace_activeset.code = codes["pace_activeset"]
-            builder.selection.pace_activeset.metadata.options = selection["pace_activeset"]["metadata"]["options"]
-        for key, value in inputs.items():
-            builder[key] = value
-        return builder
+            selection_codes = {name: codes[name] for name in ("pace_select", "pace_activeset")}
+            selection = SelectionWorkChain.get_builder_from_protocol(
+                selection_codes, None, protocol, selection, options=options
+            )
+            values["selection"] = builder_inputs(selection)
+        set_job(values["activeset"], codes["pace_activeset"], options)
+        set_job(values["yace"], codes["pace_yaml2yace"], options)
+        if isinstance(structures, TrainingSetData):
+            values["training_set"] = structures
+        else:
+            values["structures_file"] = structures
+        return cls.builder_with(values, inputs)
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
-        # an empty `codes` namespace is always there: only what was given counts
-        used = [name for name in LEGACY_PORTS if name in self.inputs and not _empty(self.inputs[name])]
-        if used:
-            self.report(
-                f"deprecated input(s) {used}: use the namespaces training, selection, activeset and yace, "
-                "best through TrainingWorkChain.get_builder_from_protocol"
-            )
-        self.ctx.selection_inputs = _effective(self.inputs, "selection")
-        self.ctx.training_inputs = AttributeDict(_effective(self.inputs, "training"))
-        self.ctx.activeset_inputs = _effective(self.inputs, "activeset")
-        self.ctx.yace_inputs = _effective(self.inputs, "yace")
-        if "parameters" in self.ctx.training_inputs.get("pace", {}):
-            self.ctx.parameters = self.ctx.training_inputs.pace.parameters
-        else:
-            preset = self.inputs.get("preset", orm.Str(list_presets()[1]))
-            self.ctx.parameters = generate_training_parameters(
-                preset, self.inputs.get("parameter_overrides", orm.Dict())
-            )
+        self.ctx.parameters = self.inputs.training.pace.parameters
         self.ctx.baseline = self.inputs.get("physics_baseline")
         self.ctx.data = self.inputs.get("training_set")
 
@@ -504,6 +401,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             if missing_pairs(self.ctx.baseline.get_dict(), train.elements):  # windows left to the data
                 self.ctx.baseline = derive_baseline(train, self.ctx.baseline)
                 self.report(f"baseline derived from the training data: {self.ctx.baseline.get_dict()}")
+            self.out("baseline", self.ctx.baseline)
             for name, structures in (("train", train), ("train_test", self.ctx.test)):
                 result, node = subtract_baseline.run_get_node(structures, self.ctx.baseline)
                 if not node.is_finished_ok:
@@ -525,12 +423,12 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return unfitted_basis_layout(self.ctx.parameters.get_dict(), self.ctx.train.elements)
 
     def should_select(self):
-        return bool(self.ctx.selection_inputs)
+        return bool(self.inputs.get("selection"))
 
     def run_selection(self):
         """SelectionWorkChain on the training split: the unfitted basis of the coming fit selects, or, when
         fine-tuning, the previous potential with its active set counted as covered."""
-        inputs = AttributeDict(self.ctx.selection_inputs)
+        inputs = AttributeDict(self.exposed_inputs(SelectionWorkChain, namespace="selection"))
         inputs.pool = self.ctx.train
         if "previous_potential" in self.inputs:
             inputs.potential = self.inputs.previous_potential
@@ -559,7 +457,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def run_training(self):
-        inputs = AttributeDict(self.ctx.training_inputs)
+        inputs = AttributeDict(self.exposed_inputs(PaceTrainBaseWorkChain, namespace="training"))
         pace = AttributeDict(inputs.pace)
         pace.update(training_set=self.ctx.train, test_set=self.ctx.train_test, parameters=self.ctx.parameters)
         if "previous_potential" in self.inputs:
@@ -588,15 +486,16 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
 
     def run_finalisation(self):
         """The LAMMPS .yace (pace_yaml2yace, a ShellJob) and the active set (pace_activeset), side by side."""
+        given = self.exposed_inputs(ShellJob, namespace="yace")
         yace_inputs = prepare_shell_job_inputs(
-            self.ctx.yace_inputs["code"],
+            given["code"],
             arguments=["{potential}", "-o", "potential.yace"],
             nodes={"potential": potential_file(self.ctx.fitted)},
             outputs=["potential.yace"],
-            metadata=self.ctx.yace_inputs.get("metadata", {}),
+            metadata=given.get("metadata", {}),
         )
         yace = self.submit(ShellJob, **yace_inputs)
-        activeset_inputs = AttributeDict(self.ctx.activeset_inputs)
+        activeset_inputs = AttributeDict(self.exposed_inputs(PaceActivesetCalculation, namespace="activeset"))
         activeset_inputs.update(potential=self.ctx.fitted, training_set=self.ctx.train)
         activeset = self.submit(PaceActivesetCalculation, **activeset_inputs)
         self.report(f"finalising: ShellJob<{yace.pk}> (pace_yaml2yace), PaceActivesetCalculation<{activeset.pk}>")
@@ -668,8 +567,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def inspect_learning(self):
-        """With ``require_learned``: a potential that has not learned ends the chain with exit code 450 (its outputs
-        are attached by then); otherwise `validate` has reported it and `metrics` flag it."""
+        """With ``require_learned``: a potential that has not learned ends the chain with ERROR_NOT_LEARNED (its
+        outputs are attached by then); otherwise `validate` has reported it and `metrics` flag it."""
         metrics = self.outputs["metrics"].get_dict()  # judged by validate_potential, recorded in the graph
         if metrics.get("learned") is False and self.inputs.require_learned.value:
             return self.exit_codes.ERROR_NOT_LEARNED.format(message=not_learned_message(metrics))

@@ -27,7 +27,7 @@ def copper_sets():
     """EMT copper, 32-atom cells: ``initial`` (10 near-equilibrium cells, small rattle: the potential will extrapolate
     in hot MD) and ``test`` (6 cells of another seed, the fixed held-out set)."""
     from aiida_mlip_trainer.data import TrainingSetData
-    from aiida_mlip_trainer.reference_data import copper_emt
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
 
     return {
         "initial": TrainingSetData(copper_emt(10, seed=21, rattle=0.05)).store(),

@@ -10,9 +10,10 @@ from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
-from aiida_mlip_trainer.reference_data import argon_lennard_jones
+from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlip_trainer.workflows.functions.learning_curve import CURVE_COLUMNS, learning_curve
+from aiida_mlip_trainer.workflows.protocols import merge
 from tests.oracles.conftest import copper_cells
 
 EXPLORATION = {"temperatures": [300, 900], "steps": 50}
@@ -31,10 +32,9 @@ def builder(loop_codes, copper_sets):
             loop_codes,
             kwargs.pop("structures", copper_sets["initial"]),
             kwargs.pop("exploration", EXPLORATION),
+            "fast",
+            merge({"selection": {"max_structures": 3}}, kwargs.pop("overrides", {})),
             oracle=ase_oracle(loop_codes["ase_oracle"], "emt") if oracle else None,
-            protocol="fast",
-            training_overrides=kwargs.pop("training_overrides", None),
-            max_structures=kwargs.pop("max_structures", 3),
             test_set=kwargs.pop("test_set", copper_sets["test"]),
             **kwargs,
         )
@@ -48,6 +48,7 @@ def test_builder_from_protocol_fills_every_namespace(builder, loop_codes, copper
     assert filled.training.training.pace.code.pk == loop_codes["pacemaker"].pk
     assert filled.training.activeset.code.pk == loop_codes["pace_activeset"].pk
     assert "max_structures" not in filled.training.selection  # the loop selects; the fit does not
+    assert filled.labeling.max_concurrent.value == 2  # from the protocol
     assert filled.exploration.code.pk == loop_codes["explore"].pk
     assert filled.exploration.parameters.get_dict() == EXPLORATION
     assert filled.selection.max_structures.value == 3
@@ -81,9 +82,9 @@ CASES = [
     ({"explore_count": 0}, "explore_count must be at least 1, got 0"),
     ({"exploration": {"temperatures": [300], "thermostat": "nose"}}, "unknown exploration parameters"),
     ({"exploration": {"temperatures": [300], "gamma_collect": 30}}, "gamma_halt .25.0. must be above gamma_collect"),
-    ({"max_structures": 0}, "max_structures must be a positive integer, got 0"),
+    ({"overrides": {"selection": {"max_structures": 0}}}, "max_structures must be a positive integer, got 0"),
     (
-        {"training_overrides": {"training": {"pace": {"parameters": {"potential": {"elements": ["Cu", "Ni"]}}}}}},
+        {"overrides": {"training": {"training": {"pace": {"parameters": {"potential": {"elements": ["Cu", "Ni"]}}}}}}},
         "training: the training data has 0 Ni atoms",
     ),
     ({"labeling": {"max_concurrent": 0}}, "max_concurrent must be at least 1, got 0"),
@@ -108,8 +109,20 @@ def test_bad_input_refused_before_any_job(builder, change, message):
     assert "\n" not in reason.strip(), reason
 
 
+def test_the_training_namespace_keeps_the_validator_of_the_training_work_chain(builder):
+    """Exposed, the training namespace is checked by TrainingWorkChain's own validator: without data here (the loop
+    supplies them every round, and unlabelled structures leave the checks with data to the first fit), the checks
+    that need none still refuse a bad value before any job."""
+    inputs = builder(structures=_unlabelled())
+    inputs.training.short_range_check = orm.Str("maybe")
+    before = _processes()
+    with pytest.raises(ValueError, match=r"'inputs.training'.*short_range_check must be one of"):
+        run_get_node(inputs)
+    assert _processes() == before
+
+
 def _labelled_copper(count: int, seed: int) -> TrainingSetData:
-    from aiida_mlip_trainer.reference_data import copper_emt
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
 
     return TrainingSetData(copper_emt(count, seed=seed, repeat=1)).store()
 

@@ -25,6 +25,8 @@ EXPLORATION = {
     "max_frames": 6,
 }
 SMALL_FIT = {"training": {"pace": {"parameters": {"fit": {"maxiter": 40}}}, "max_iterations": 1}}
+# The loop's overrides: the small fit for every round, three picks per round.
+LOOP_OVERRIDES = {"training": SMALL_FIT, "selection": {"max_structures": 3}}
 ORACLE_JOB = "aiida.calculations:mlip_trainer.ase_oracle"
 
 
@@ -48,10 +50,9 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
         loop_codes,
         copper_sets["initial"],
         EXPLORATION,
+        "fast",
+        LOOP_OVERRIDES,
         oracle=ase_oracle(loop_codes["ase_oracle"], "emt"),
-        protocol="fast",
-        training_overrides=SMALL_FIT,
-        max_structures=3,
         test_set=copper_sets["test"],
         explore_count=orm.Int(1),
         max_rounds=orm.Int(2),
@@ -169,7 +170,7 @@ def test_learn_launch_runs_a_cp2k_labelled_round_through_the_daemon(
         "test_fraction": 0.3,
         "exploration": {**EXPLORATION, "temperatures": [900], "steps": 40},
         "protocol": "fast",
-        "training_overrides": SMALL_FIT,
+        "overrides": {"training": SMALL_FIT, "selection": {"max_structures": 2}},
         # Γ-point CP2K at 120 Ry: seconds per 8-atom cell; the physics of the labels is checked in tests/oracles.
         "oracle": {
             "type": "cp2k",
@@ -179,7 +180,6 @@ def test_learn_launch_runs_a_cp2k_labelled_round_through_the_daemon(
             "cutoff": 120.0,
             "rel_cutoff": 30.0,
         },
-        "max_structures": 2,
         "explore_count": 1,
         "max_rounds": 2,
         "physics_baseline": {"type": "zbl"},  # windows from the data: DFT data has no short-range repulsion below it

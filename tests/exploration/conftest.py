@@ -12,7 +12,7 @@ ENTRY_POINT = "mlip_trainer.explore"
 
 def argon_start(compression: float = 1.0, seed: int = 1):
     """One 32-atom fcc argon cell like the potential's training data, optionally compressed (lattice × factor)."""
-    from aiida_mlip_trainer.reference_data import argon_lennard_jones
+    from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 
     atoms = argon_lennard_jones(1, seed=seed)[0]
     atoms.calc = None

@@ -13,12 +13,12 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from aiida_mlip_trainer.calcfunctions import subtract_baseline
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.pacemaker_input import build_input_yaml
+from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.physics.baselines import core_repulsion, core_switch_width
-from aiida_mlip_trainer.reference_data import copper_emt, shortest_distance
+from aiida_mlip_trainer.physics.reference_data import copper_emt, shortest_distance
+from aiida_mlip_trainer.workflows.functions.baseline import subtract_baseline
 
 pytestmark = pytest.mark.real_pacemaker
 

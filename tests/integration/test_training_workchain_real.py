@@ -7,7 +7,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
-from aiida_mlip_trainer.reference_data import alloy_emt, argon_lennard_jones, copper_emt, shortest_distance
+from aiida_mlip_trainer.physics.reference_data import alloy_emt, argon_lennard_jones, copper_emt, shortest_distance
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 
 pytestmark = pytest.mark.real_pacemaker

@@ -15,7 +15,7 @@ def ase_oracle_code(installed_code):
 
 def copper_cells(count: int, seed: int = 0) -> list:
     """Small EMT copper cells (4 atoms, strained and rattled), unlabelled."""
-    from aiida_mlip_trainer.reference_data import copper_emt
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
 
     structures = copper_emt(count, seed=seed, repeat=1, rattle=0.1)
     for atoms in structures:

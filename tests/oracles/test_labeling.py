@@ -9,8 +9,10 @@ from aiida.engine import run_get_node
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from aiida_mlip_trainer.calculations import AseOracleCalculation
 from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.oracles import LabelError, ase_oracle, labels_array
+from aiida_mlip_trainer.data.labels import LabelError, labels_array
+from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.workflows.functions.oracles import ase_oracle_labels, cp2k_labels
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
 from tests.conftest import FIXTURES
@@ -100,7 +102,20 @@ def test_failed_job_is_skipped_and_reported(ase_oracle_code):
     (failure,) = failures["failures"]
     assert failure["index"] == 2 and failure["name"] == "Si_diamond"
     job = orm.load_node(failure["process_pk"])
-    assert job.exit_status == 300 and "NotImplementedError" in failure["reason"]
+    assert (
+        job.exit_status == AseOracleCalculation.exit_codes.ERROR_SCRIPT_FAILED.status
+        and "NotImplementedError" in failure["reason"]
+    )
+    # the record has a creator: a calcfunction of the pool, the labels it counted and the reason of each failure
+    record = results["failures"].creator
+    assert record.process_label == "collect_labelling_failures"
+    counted = {
+        link.link_label: link.node.pk for link in record.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()
+    }
+    merged = results["labelled"].creator.inputs
+    assert counted.pop("pool") == pool.pk
+    assert counted.pop("failure_2") and record.inputs.failure_2["process_pk"] == job.pk
+    assert counted == {f"labels_{i}": merged[f"labels_{i}"].pk for i in (0, 1, 3)}
 
 
 def test_every_label_failed_is_an_exit_code(ase_oracle_code):

@@ -20,7 +20,7 @@ NEW_IN_POOL = {6, 7, 8, 9}
 def build_pool_structures() -> list:
     """6 near-copies of the training data (same strain and rattle), 3 strongly strained and rattled cells,
     and 1 cell with a vacancy: 10 unlabelled structures, 319 atoms."""
-    from aiida_mlip_trainer.reference_data import argon_lennard_jones
+    from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 
     near = argon_lennard_jones(6, seed=3)
     far = argon_lennard_jones(3, seed=4, strain=0.12, rattle=0.35)
@@ -45,7 +45,7 @@ def labelled_argon_pool():
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from aiida_mlip_trainer.data import TrainingSetData
-    from aiida_mlip_trainer.reference_data import ARGON_EPSILON, ARGON_SIGMA
+    from aiida_mlip_trainer.physics.reference_data import ARGON_EPSILON, ARGON_SIGMA
 
     structures = build_pool_structures()
     vacancy = structures[-1]

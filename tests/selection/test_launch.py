@@ -7,6 +7,7 @@ from aiida import orm
 
 from aiida_mlip_trainer.data import PacePotentialData
 from aiida_mlip_trainer.launch import SelectionError, get_or_create_code, select_structures
+from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from tests.selection.conftest import POTENTIAL, build_pool_structures
 
 
@@ -53,7 +54,8 @@ def test_parameters_that_exclude_the_pool_elements_are_refused(small_parameters,
 
 def test_a_failed_job_raises(argon_pool, fitted_potential, mock_pace_select_code):
     options = {"environment_variables": {"MOCK_PACE_MODE": "crash"}}
-    with pytest.raises(SelectionError, match=r"SelectionWorkChain<\d+> failed \[300\].*mock pace_select crashed"):
+    status = SelectionWorkChain.exit_codes.ERROR_SELECT_JOB_FAILED.status
+    with pytest.raises(SelectionError, match=rf"SelectionWorkChain<\d+> failed \[{status}\].*mock pace_select crashed"):
         select_structures(argon_pool, 4, potential=fitted_potential, code=mock_pace_select_code, options=options)
 
 

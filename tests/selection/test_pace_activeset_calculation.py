@@ -11,7 +11,7 @@ from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.calculations.pace_activeset import PaceActivesetCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
-from aiida_mlip_trainer.selection import unfitted_potential
+from aiida_mlip_trainer.workflows.functions.selection import unfitted_potential
 from tests.conftest import FIXTURES
 from tests.selection.conftest import POTENTIAL
 
@@ -160,7 +160,7 @@ def test_parser_recorded_run(parse_job, argon_sets, argon_structures, parser_reg
 def test_recorded_active_set_grades_extrapolation(potential_with_active_set, argon_structures):
     """The recorded active set (real pace_activeset on the potential's training data) in the potential's calculator:
     gamma about 1 on the training structures, far above on a strongly strained and rattled cell."""
-    from aiida_mlip_trainer.reference_data import argon_lennard_jones
+    from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 
     calculator = potential_with_active_set.get_calculator()
 
@@ -187,7 +187,7 @@ def test_recorded_active_set_grades_extrapolation(potential_with_active_set, arg
         ("pace_activeset_success", "garbage", "ERROR_INVALID_ACTIVE_SET", "not an .npz archive"),
         ("pace_activeset_success", "nan", "ERROR_INVALID_ACTIVE_SET", "NaN or inf"),
         ("pace_activeset_batch_needs_all_atoms", None, "ERROR_BATCH_NEEDS_ALL_ATOMS", "set all_atoms to true"),
-        ("pace_select_too_few", None, "ERROR_TOO_FEW_ENVIRONMENTS", "Ar: 32 atomic environments for 36"),
+        ("pace_select_too_few", None, "ERROR_MAXVOL_UNDERDETERMINED", "Ar: 32 atomic environments for 36"),
     ],
 )
 def test_parser_failures(

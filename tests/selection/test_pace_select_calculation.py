@@ -168,8 +168,8 @@ def test_parser_with_active_set(parse_job, selected_pickle, argon_pool, potentia
     ("indices", "columns", "exit_code", "detail"),
     [
         ([], None, "ERROR_NONE_SELECTED", "already covers this pool"),
-        ([1, 2], ["name", "ase_atoms"], "ERROR_INVALID_OUTPUT", "no 'pool_index' column"),
-        (None, None, "ERROR_NO_OUTPUT", "without writing selected.pkl.gz"),
+        ([1, 2], ["name", "ase_atoms"], "ERROR_INVALID_SELECTION", "no 'pool_index' column"),
+        (None, None, "ERROR_NO_SELECTION", "without writing selected.pkl.gz"),
     ],
 )
 def test_parser_failures(
@@ -190,7 +190,7 @@ def test_parser_refuses_positions_outside_the_pool(parse_job, tmp_path, argon_po
     frame.to_pickle(tmp_path / "selected.pkl.gz", compression="gzip", protocol=4)
     inputs = {"pool": argon_pool, "potential": fitted_potential, "max_structures": orm.Int(4)}
     _, calcfunction = parse_job(ENTRY_POINT, FIXTURES / "pace_select_success", inputs, tmp_path)
-    assert calcfunction.exit_status == PaceSelectCalculation.exit_codes.ERROR_INVALID_OUTPUT.status
+    assert calcfunction.exit_status == PaceSelectCalculation.exit_codes.ERROR_INVALID_SELECTION.status
     assert "[12] are outside the pool of 10" in calcfunction.exit_message
 
 
@@ -198,7 +198,7 @@ def test_parser_under_determined_maxvol(parse_job, argon_pool, fitted_potential,
     inputs = {"pool": argon_pool, "potential": fitted_potential, "max_structures": orm.Int(4)}
     results, calcfunction = parse_job(ENTRY_POINT, FIXTURES / "pace_select_too_few", inputs)
     parser_regression(results, calcfunction)
-    assert calcfunction.exit_status == PaceSelectCalculation.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
+    assert calcfunction.exit_status == PaceSelectCalculation.exit_codes.ERROR_MAXVOL_UNDERDETERMINED.status
     assert "Ar: 32 atomic environments for 36 basis functions" in calcfunction.exit_message
 
 
@@ -206,11 +206,11 @@ def test_parser_under_determined_maxvol(parse_job, argon_pool, fitted_potential,
 @pytest.mark.parametrize(
     ("mode", "exit_code", "detail"),
     [
-        ("too_few", "ERROR_TOO_FEW_ENVIRONMENTS", "Ar: 32 atomic environments for 36 basis functions"),
+        ("too_few", "ERROR_MAXVOL_UNDERDETERMINED", "Ar: 32 atomic environments for 36 basis functions"),
         ("killed", "ERROR_KILLED", "exit status 137"),
         ("crash", "ERROR_SELECT_FAILED", "RuntimeError: mock pace_select crashed"),
-        ("no_output", "ERROR_NO_OUTPUT", "without writing selected.pkl.gz"),
-        ("garbage", "ERROR_INVALID_OUTPUT", "not a gzip-compressed pandas pickle"),
+        ("no_output", "ERROR_NO_SELECTION", "without writing selected.pkl.gz"),
+        ("garbage", "ERROR_INVALID_SELECTION", "not a gzip-compressed pandas pickle"),
     ],
 )
 def test_mock_failures(mock_pace_select_code, argon_pool, fitted_potential, mode, exit_code, detail):

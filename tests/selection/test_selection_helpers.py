@@ -4,17 +4,18 @@ import numpy as np
 import pytest
 from aiida import orm
 
-from aiida_mlip_trainer.data import TrainingSetData
-from aiida_mlip_trainer.selection import (
+from aiida_mlip_trainer.calculations.pace_tool import (
     ACTIVESET_PARAMETERS,
     COMMON_PARAMETERS,
-    assemble_selection,
-    basis_layout,
-    concatenate_structures,
     parse_memory_limit,
+    validate_tool_parameters,
+)
+from aiida_mlip_trainer.data import TrainingSetData
+from aiida_mlip_trainer.workflows.functions.selection import (
+    assemble_selection,
+    concatenate_structures,
     take_structures,
     unfitted_potential,
-    validate_tool_parameters,
 )
 from aiida_mlip_trainer.workflows.selection import chunk_size_for_memory
 
@@ -72,7 +73,7 @@ def test_valid_tool_parameters_pass():
 def test_unfitted_potential_is_the_basis_of_the_coming_fit(small_parameters):
     potential = unfitted_potential(orm.Dict(small_parameters), orm.List(["Ar"]))
     assert potential.elements == ["Ar"] and potential.num_functions == 36 and potential.cutoff == 7.0
-    assert basis_layout(potential) == {"Ar": {"num_functions": 36, "ndensity": 1}}
+    assert potential.basis_layout == {"Ar": {"num_functions": 36, "ndensity": 1}}
     assert potential.baseline is None and not potential.has_active_set
     # in the graph: made by a calcfunction from the parameters
     creator = potential.creator
@@ -178,3 +179,24 @@ def test_assemble_selection_takes_the_whole_pool_when_it_fits(argon_pool):
     )
     assert outputs["indices"].get_list() == list(range(10)) and outputs["summary"]["shortfall"] is None
     assert outputs["summary"]["stop_reason"] == "the whole pool fits the budget"
+    assert outputs["whole_pool"].value is True
+    assert _assemble(argon_pool, max_atoms=100)["whole_pool"].value is False
+
+
+def test_a_pool_within_the_budget_is_flagged_whole_and_taken_without_a_job(
+    argon_pool, fitted_potential, mock_pace_select_code, mock_pace_activeset_code, generate_workchain
+):
+    """The flag, not the stop message, says the pool was taken whole: setup sets it, results passes it to the
+    calcfunction that cuts the selection, whose ``whole_pool`` output records it; a pool larger than the budget is
+    not flagged."""
+    codes = {"pace_select": {"code": mock_pace_select_code}, "pace_activeset": {"code": mock_pace_activeset_code}}
+    inputs = {"pool": argon_pool, "potential": fitted_potential, **codes}
+    process = generate_workchain("mlip_trainer.selection", {**inputs, "max_structures": orm.Int(10)})
+    process.setup()
+    assert process.ctx.whole_pool and not process.should_run_chunk() and not process.should_run_round()
+    assert process.results() is None
+    assert process.outputs["whole_pool"].value is True
+    assert process.outputs["indices"].get_list() == list(range(10))
+    smaller = generate_workchain("mlip_trainer.selection", {**inputs, "max_structures": orm.Int(4)})
+    smaller.setup()
+    assert not smaller.ctx.whole_pool and smaller.should_run_round()

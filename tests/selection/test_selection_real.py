@@ -13,10 +13,10 @@ from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.calculations.pace_activeset import PaceActivesetCalculation
 from aiida_mlip_trainer.calculations.pace_select import PaceSelectCalculation
+from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.launch import select_structures
-from aiida_mlip_trainer.pacemaker_input import build_input_yaml
-from aiida_mlip_trainer.reference_data import argon_lennard_jones
-from aiida_mlip_trainer.selection import unfitted_potential
+from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
+from aiida_mlip_trainer.workflows.functions.selection import unfitted_potential
 from tests.selection.conftest import NEW_IN_POOL, _executable, recorded_indices
 
 pytestmark = pytest.mark.real_pacemaker

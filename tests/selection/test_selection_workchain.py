@@ -71,7 +71,7 @@ def test_whole_pool_within_the_budget_is_taken_without_a_job(argon_pool, fitted_
     results, node = run(argon_pool, jobs, potential=fitted_potential, max_structures=10, max_atoms=1000)
     assert node.is_finished_ok and not called(node, "PaceSelectCalculation")
     assert results["indices"].get_list() == list(range(10))
-    assert results["summary"]["stop_reason"] == "the whole pool fits the budget"
+    assert results["summary"]["stop_reason"] == "the whole pool fits the budget" and results["whole_pool"].value
 
 
 def test_memory_limit_gives_the_chunk_size_and_reaches_the_jobs(argon_pool, fitted_potential, jobs):
@@ -106,7 +106,7 @@ def test_a_failed_pace_select_job_is_an_exit_code(argon_pool, fitted_potential, 
         "metadata": {"options": {"environment_variables": {"MOCK_PACE_MODE": "crash"}}},
     }
     _, node = run(argon_pool, jobs, potential=fitted_potential, max_structures=4)
-    assert node.exit_status == SelectionWorkChain.exit_codes.ERROR_SELECT_FAILED.status
+    assert node.exit_status == SelectionWorkChain.exit_codes.ERROR_SELECT_JOB_FAILED.status
     assert "mock pace_select crashed" in node.exit_message
 
 
@@ -128,7 +128,7 @@ def test_a_failed_pace_select_job_is_an_exit_code(argon_pool, fitted_potential, 
 )
 def test_bad_input_is_refused_before_any_job(argon_pool, fitted_potential, jobs, inputs, message):
     from aiida_mlip_trainer.data import TrainingSetData
-    from aiida_mlip_trainer.reference_data import copper_emt
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
 
     arguments = {"potential": fitted_potential, **jobs, **inputs}
     if arguments["potential"] is None:

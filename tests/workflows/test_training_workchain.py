@@ -10,10 +10,12 @@ import yaml
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import run_get_node
+from aiida_shell import ShellJob
 
+from aiida_mlip_trainer.calculations import PaceActivesetCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
-from aiida_mlip_trainer.reference_data import copper_emt
-from aiida_mlip_trainer.workflows import TrainingWorkChain
+from aiida_mlip_trainer.physics.reference_data import copper_emt
+from aiida_mlip_trainer.workflows import PaceTrainBaseWorkChain, TrainingWorkChain
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from tests.conftest import FIXTURES
 
@@ -104,13 +106,13 @@ def test_protocols_fill_every_namespace_and_scale_with_the_elements(codes, argon
 
 def test_number_of_functions_per_element_caps_the_basis_for_five_elements(small_parameters):
     """The protocols' per-element budget: without it the fast basis has 1170 functions per element for five."""
-    from aiida_mlip_trainer.selection import unfitted_basis_layout
-    from aiida_mlip_trainer.workflows.protocols import get_preset_parameters
+    from aiida_mlip_trainer.formats.basis import unfitted_basis_layout
 
+    fast = TrainingWorkChain.get_protocol_inputs("fast")["training"]["pace"]["parameters"]
     elements = ["Co", "Cr", "Fe", "Mn", "Ni"]
-    layout = unfitted_basis_layout(get_preset_parameters("fast"), elements)
+    layout = unfitted_basis_layout(fast, elements)
     assert set(layout) == set(elements) and all(30 <= spec["num_functions"] <= 40 for spec in layout.values())
-    assert unfitted_basis_layout(get_preset_parameters("fast"), ["Cu"])["Cu"]["num_functions"] == 36
+    assert unfitted_basis_layout(fast, ["Cu"])["Cu"]["num_functions"] == 36
 
 
 def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
@@ -120,8 +122,6 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     builder.selection.pace_select.metadata.options.max_wallclock_seconds = 777
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
-    # built from the protocol: nothing deprecated was given, and nothing says so
-    assert not [log for log in orm.Log.collection.get_logs_for(node) if "deprecated" in log.message]
     potential = results["potential"]
     assert potential.base.attributes.get("has_yace") and potential.has_active_set
     assert potential.baseline["type"] == "lj"
@@ -175,31 +175,19 @@ def test_full_chain_with_mocked_pacemaker(codes, argon_structures):
     assert query.count() >= 1
 
 
-def test_deprecated_inputs_still_work_and_say_what_replaces_them(codes, argon_sets):
-    results, node = run_get_node(
-        TrainingWorkChain,
-        training_set=argon_sets["train"],
-        test_set=argon_sets["test"],
-        preset="fast",
-        parameter_overrides=PARAMETERS,
-        max_structures=8,
-        selection_chunk_size=6,
-        short_range_check="warning",  # a direct fit (see test_direct_fit_not_repulsive_exits_440)
-        codes=codes,
-    )
+def test_selection_in_layers_and_chunks_through_the_selection_namespace(codes, argon_sets):
+    """Every input of the selection namespace reaches SelectionWorkChain: layers, chunks of the pool, the budget."""
+    selection = {"max_structures": 8, "chunk_size": 6, "rounds": "layers", "max_rounds": 5}
+    builder = builder_for(codes, argon_sets["train"], selection=selection)
+    builder.test_set = argon_sets["test"]
+    results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
-    reports = [log.message for log in orm.Log.collection.get_logs_for(node)]
-    assert any("deprecated input(s) ['codes', 'preset', 'parameter_overrides', 'max_structures'" in r for r in reports)
-    # the preset became the parameters through a calcfunction, as before
-    assert results["parameters"].creator.process_label == "generate_training_parameters"
-    (selection,) = [
-        child
-        for child in node.called
-        if isinstance(child, orm.WorkChainNode) and child.process_label == "SelectionWorkChain"
-    ]
-    assert selection.inputs.chunk_size.value == 6 and selection.inputs.rounds.value == "layers"
+    (child,) = [n for n in node.called if isinstance(n, orm.WorkChainNode) and n.process_label == "SelectionWorkChain"]
+    assert child.inputs.chunk_size.value == 6 and child.inputs.rounds.value == "layers"
     summary = results["selection_summary"].get_dict()
     assert summary["chunking"]["chunks"] == 3 and summary["returned"] == results["training_set"].num_structures == 8
+    # the parameters of the fit are the input node, used as given
+    assert results["parameters"].pk == node.inputs.training.pace.parameters.pk
 
 
 def test_structures_file_is_imported_by_a_calcfunction(codes, argon_structures):
@@ -235,13 +223,13 @@ def test_too_few_atoms_for_the_active_set_after_selection_stop_before_the_fit(co
     assert not [n for n in node.called_descendants if n.process_label == "PaceTrainCalculation"]
 
 
-def test_direct_fit_not_repulsive_below_its_data_exits_440_with_every_output(codes, argon_sets):
+def test_direct_fit_not_repulsive_below_its_data_exits_with_every_output(codes, argon_sets):
     """The recorded argon fit (real pacemaker, no baseline) has a dip of about 7 meV in the dimer from about 1.4 Å
-    (its data start at 3.2 Å): exit code 440, and every output is still there to inspect."""
+    (its data start at 3.2 Å): ERROR_SHORT_RANGE_NOT_REPULSIVE, and every output is still there to inspect."""
     builder = builder_for(codes, argon_sets["train"], "error", selection=None)
     builder.test_set = argon_sets["test"]
     results, node = run_get_node(builder)
-    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_SHORT_RANGE_NOT_REPULSIVE.status == 440
+    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_SHORT_RANGE_NOT_REPULSIVE.status
     assert "not repulsive below the shortest training distance of Ar-Ar" in node.exit_message
     assert {"potential", "metrics", "parity_plot", "short_range", "short_range_plot", "training_set"} <= set(results)
     report = results["short_range"].get_dict()
@@ -272,12 +260,37 @@ def test_zbl_windows_are_derived_from_the_training_data(codes, argon_sets):
     outer = float(np.floor(d_min * 1000) / 1000)
     expected = {"type": "zbl", "params": {"Ar-Ar": {"inner_cutoff": round(0.75 * outer, 3), "cutoff": outer}}}
     assert derive.outputs.result.get_dict() == expected
+    assert results["baseline"].pk == derive.outputs.result.pk  # the node the loop passes on to fine-tuning
     assert results["potential"].baseline == expected
     assert results["training_set"].base.attributes.get("baseline") == expected
     (calc,) = [n for n in node.called_descendants if n.process_label == "PaceTrainCalculation"]
     config = yaml.safe_load(calc.outputs.retrieved.base.repository.get_object_content("input.yaml"))
     assert config["potential"]["bonds"]["Ar Ar"]["r_in"] == outer
     assert results["short_range"]["pairs"]["Ar-Ar"]["window"] == [round(0.75 * outer, 3), outer]
+
+
+def test_the_baseline_output_is_the_one_subtracted(codes, argon_sets):
+    """``baseline``: the output of derive_baseline when windows were left to the data, else the input itself; none
+    without a physics_baseline."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+
+    builder = builder_for(codes, argon_sets["train"], selection=None)
+    builder.test_set = argon_sets["test"]
+    process = instantiate_process(get_manager().get_runner(), builder)
+    process.setup()
+    assert process.prepare_sets() is None and "baseline" not in process.outputs
+    for baseline, derived in ((orm.Dict({"type": "zbl"}), True), (orm.Dict(LJ), False)):
+        builder.physics_baseline = baseline
+        process = instantiate_process(get_manager().get_runner(), builder)
+        process.setup()
+        assert process.prepare_sets() is None
+        output = process.outputs["baseline"]
+        assert process.ctx.train.base.attributes.get("baseline") == output.get_dict()
+        if derived:
+            assert output.creator.process_label == "derive_baseline" and "Ar-Ar" in output["params"]
+        else:
+            assert output.pk == baseline.pk
 
 
 def _copper_set():
@@ -291,7 +304,12 @@ def _unset(namespace, key):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda b: b.update(preset="fast"), "give training.pace.parameters or the deprecated preset"),
+        (
+            lambda b: b.training.pace.pop("parameters"),
+            "'inputs.training.pace.parameters': required value was not provided",
+        ),
+        (lambda b: b.yace.pop("code"), "'inputs.yace.code': required value was not provided"),
+        (lambda b: b.activeset.pop("code"), "give the code of activeset.code"),
         (lambda b: b.update(physics_baseline={"type": "morse", "params": {}}), "physics_baseline: .*known types"),
         (
             lambda b: b.update(physics_baseline={"type": "lj", "params": {"epsilon": 0.1, "sigma": -1, "cutoff": 5}}),
@@ -401,7 +419,8 @@ def test_train_runs_the_protocol_builder_here_and_returns_the_outputs(codes, arg
     buffer = io.StringIO()
     write(buffer, argon_structures["train"][:2], format="extxyz")
     file = orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename="two.extxyz")
-    with pytest.raises(TrainingError, match=r"failed \[310\]: .*32 Ar atoms but the potential has 36") as error:
+    too_few = TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
+    with pytest.raises(TrainingError, match=rf"failed \[{too_few}\]: .*32 Ar atoms but the potential has 36") as error:
         train(file, codes, "fast", merge(overrides, {"test_fraction": 0.5}))
     assert error.value.node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
 
@@ -415,23 +434,47 @@ def _finished(exit_status: int, message: str | None = None) -> orm.WorkChainNode
 
 
 @pytest.mark.parametrize(
-    ("step", "status", "expected"),
+    ("step", "label", "child_code", "expected"),
     [
-        ("selection", 410, "the structure selection failed: [402] pace_select found nothing"),
-        ("training", 420, "the training failed: [430] the loss stayed NaN"),
-        ("yace", 430, "the pace_yaml2yace step failed: [300] no potential.yace"),
-        ("activeset", 430, "the pace_activeset step failed: [401] MaxVol was under-determined"),
+        (
+            "selection",
+            "ERROR_SELECTION_FAILED",
+            SelectionWorkChain.exit_codes.ERROR_NOTHING_SELECTED,
+            "the structure selection failed: [{}] nothing was selected",
+        ),
+        (
+            "training",
+            "ERROR_TRAINING_FAILED",
+            PaceTrainBaseWorkChain.exit_codes.ERROR_FIT_UNSTABLE,
+            "the training failed: [{}] the loss stayed NaN",
+        ),
+        (
+            "yace",
+            "ERROR_FINALISATION_FAILED",
+            ShellJob.exit_codes.ERROR_OUTPUT_FILEPATHS_MISSING,
+            "the pace_yaml2yace step failed: [{}] no potential.yace",
+        ),
+        (
+            "activeset",
+            "ERROR_FINALISATION_FAILED",
+            PaceActivesetCalculation.exit_codes.ERROR_MAXVOL_UNDERDETERMINED,
+            "the pace_activeset step failed: [{}] MaxVol was under-determined",
+        ),
     ],
 )
-def test_a_failed_child_stops_the_chain_with_its_status_and_message(codes, argon_sets, step, status, expected):
-    """410/420/430: the inspect step after each child passes the child's exit status and message on."""
+def test_a_failed_child_stops_the_chain_with_its_status_and_message(
+    codes, argon_sets, step, label, child_code, expected
+):
+    """The inspect step after each child ends the chain with that child's exit code and passes the child's exit
+    status and message on."""
     from aiida.engine.utils import instantiate_process
     from aiida.manage.manager import get_manager
 
     builder = builder_for(codes, argon_sets["train"])
     builder.test_set = argon_sets["test"]
     process = instantiate_process(get_manager().get_runner(), builder)
-    child = _finished(int(expected.split("[")[1][:3]), expected.split("] ")[1])
+    expected = expected.format(child_code.status)
+    child = _finished(child_code.status, expected.split("] ")[1])
     if step == "selection":
         process.ctx.selection = child
         exit_code = process.inspect_selection()
@@ -442,7 +485,8 @@ def test_a_failed_child_stops_the_chain_with_its_status_and_message(codes, argon
         process.ctx.yace, process.ctx.activeset = _finished(0), _finished(0)
         setattr(process.ctx, step, child)
         exit_code = process.inspect_finalisation()
-    assert exit_code.status == status
+    assert exit_code.status == TrainingWorkChain.exit_codes[label].status
+    assert exit_code.message == expected
     assert exit_code.message == expected
 
 

@@ -35,7 +35,7 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
     try:
         values = evaluate_baseline(spec, training_set.to_atoms())
     except BaselineError as error:  # e.g. overlapping atoms: a property of the data, recorded as a failed step
-        return ExitCode(300, f"the baseline cannot be evaluated on the training set: {error}")
+        return ExitCode(230, f"the baseline cannot be evaluated on the training set: {error}")
     residual = dict(arrays)
     residual["energy"] = arrays["energy"] - values["energy"]
     residual["forces"] = arrays["forces"] - values["forces"]
@@ -45,7 +45,7 @@ def subtract_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> Trai
         if not periodic.all():
             # a stress label on a structure that is not periodic in 3D has no baseline stress to subtract
             index = int(np.flatnonzero(~periodic)[0])
-            return ExitCode(301, f"structure {index} has a stress label but is not periodic in 3D")
+            return ExitCode(231, f"structure {index} has a stress label but is not periodic in 3D")
     result = TrainingSetData(arrays=residual)
     result.base.attributes.set("baseline", spec)
     return result
@@ -56,9 +56,9 @@ def derive_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> orm.Di
     """The baseline with every window it leaves out derived from ``training_set`` (the original structures the
     potential will be fitted on): ``{"type": "zbl"}`` gets a window for every element pair of the set, a per-pair
     dict without ``ALL`` one for each pair it does not name, each from that pair's shortest distance in the data
-    (:func:`aiida_mlip_trainer.baselines.derive_baseline` gives the rule). A baseline with nothing missing comes back
-    as it is (normalised). The result is the explicit spec that ``subtract_baseline`` and the potential then carry,
-    so the graph shows which numbers a potential was fitted with and from which data they came."""
+    (:func:`aiida_mlip_trainer.physics.baselines.derive_baseline` gives the rule). A baseline with nothing missing
+    comes back as it is (normalised). The result is the explicit spec that ``subtract_baseline`` and the potential
+    then carry, so the graph shows which numbers a potential was fitted with and from which data they came."""
     from ...physics.baselines import derive_baseline as derive
     from ...physics.baselines import missing_pairs, validate_baseline
 
@@ -73,7 +73,8 @@ def derive_baseline(training_set: TrainingSetData, baseline: orm.Dict) -> orm.Di
 def check_short_range(potential: PacePotentialData, training_set: TrainingSetData) -> dict:
     """Is the potential, as it is used (ACE plus its baseline), repulsive below each element pair's shortest distance
     in ``training_set`` (the structures it was fitted on)? Dimer scans for every pair of the potential's elements and
-    compressed fcc for each element (:func:`aiida_mlip_trainer.short_range.scan_short_range` says what is measured).
+    compressed fcc for each element (:func:`aiida_mlip_trainer.physics.short_range.scan_short_range` says what is
+    measured).
 
     A pair absent from the data is scanned around the sum of its covalent radii (``source`` says which). Returns
     ``report`` (Dict: ``all_repulsive``, ``not_repulsive``, per pair the verdicts, the ranges that do not rise, the

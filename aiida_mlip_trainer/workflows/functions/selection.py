@@ -101,7 +101,8 @@ def assemble_selection(
     (the round's pace_select picks) and ``summary_k`` (its summary). The D-optimal order (round by round, within a
     round most atoms in the active set first) is kept while it fits ``1 - random_fraction`` of the budget; the
     random share then takes a permutation of the rest of the pool, seeded with ``seed``, while it fits what is left.
-    Returns ``selected`` (TrainingSetData), ``indices`` (List of positions in ``pool``) and ``summary`` (Dict:
+    Returns ``selected`` (TrainingSetData), ``indices`` (List of positions in ``pool``), ``whole_pool`` (Bool: the
+    budget's flag, True when the pool fitted the budget and was taken whole, nothing selected) and ``summary`` (Dict:
     requested and returned structures and atoms, the two shares, the rounds, and ``shortfall``: why fewer than
     requested came back, else None)."""
     spec = budget.get_dict()
@@ -173,4 +174,9 @@ def assemble_selection(
     }
     if chunking is not None:
         summary["chunking"] = chunking.get_dict()
-    return {"selected": subset_structures(pool, picked), "indices": orm.List(picked), "summary": orm.Dict(summary)}
+    return {
+        "selected": subset_structures(pool, picked),
+        "indices": orm.List(picked),
+        "whole_pool": orm.Bool(bool(spec.get("whole_pool"))),
+        "summary": orm.Dict(summary),
+    }

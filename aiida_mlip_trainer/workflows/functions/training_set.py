@@ -17,12 +17,12 @@ __all__ = ("import_training_set", "pick_starting_structures", "split_training_se
 def import_training_set(file: orm.SinglefileData) -> TrainingSetData | ExitCode:
     """Read a labelled structure file (extxyz, ASE database, ... as ASE reads it) into a `TrainingSetData`.
 
-    A file that cannot be read or holds unusable structures finishes this step with exit status 300 and the reason,
+    A file that cannot be read or holds unusable structures finishes this step with exit status 220 and the reason,
     instead of an exception: the graph records what was wrong with the data."""
     try:
         return training_set_from_file(file)
     except Exception as error:  # noqa: BLE001 - ASE raises many types for a malformed file; all are bad input
-        return ExitCode(300, f"{file.filename!r} cannot be read as labelled structures: {error}")
+        return ExitCode(220, f"{file.filename!r} cannot be read as labelled structures: {error}")
 
 
 def training_set_from_file(file: orm.SinglefileData) -> TrainingSetData:

@@ -1,9 +1,13 @@
 """Protocols: named, complete sets of inputs for the work chains (aiida-quantumespresso's conventions).
 
-A protocol file has ``default_protocol``, ``default_inputs`` (what every protocol shares) and ``protocols`` (each with
-a ``description`` and only its differences). :meth:`ProtocolMixin.get_protocol_inputs` merges the defaults, the
-protocol and the user's overrides, key by key; ``get_builder_from_protocol`` of a work chain turns the result into a
-builder the user can read and edit before submitting.
+Every work chain has its own protocol file here (``pace_train_base.yaml``, ``selection.yaml``, ``labeling.yaml``,
+``training.yaml``, ``active_learning.yaml``) with ``default_protocol``, ``default_inputs`` (what every protocol
+shares) and ``protocols`` (``fast``, ``moderate``, ``precise``; each with a ``description`` and only its differences).
+:meth:`ProtocolMixin.get_protocol_inputs` merges the defaults, the protocol and the user's overrides, key by key;
+``get_builder_from_protocol`` of a work chain turns the result into a builder the user can read and edit before
+submitting. An outer work chain's file holds, under the namespace of each inner work chain, only what differs from
+the inner chain's own protocol: its builder calls the inner builder with the same protocol, that section as
+``overrides`` and the same ``options``.
 """
 
 from __future__ import annotations
@@ -14,11 +18,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
+from aiida import orm
+from aiida.engine.processes.ports import InputPort, PortNamespace
 
-__all__ = ("ProtocolMixin", "get_preset_parameters", "list_presets", "merge")
+__all__ = (
+    "ProtocolMixin",
+    "builder_inputs",
+    "default_resources",
+    "fill_builder",
+    "job_options",
+    "load_codes",
+    "merge",
+    "set_job",
+)
 
 PROTOCOLS_DIRECTORY = pathlib.Path(__file__).parent
-TRAINING_PROTOCOLS = PROTOCOLS_DIRECTORY / "training.yaml"
 
 
 def _copy(value: Any) -> Any:
@@ -83,16 +97,97 @@ class ProtocolMixin:
             overrides = yaml.safe_load(overrides.read_text()) or {}
         return merge(inputs, overrides or {})
 
+    @classmethod
+    def builder_with(cls, *values: Mapping[str, Any]):
+        """The process's builder with each mapping of ``values`` set on it in turn by :func:`fill_builder`."""
+        builder = cls.get_builder()
+        for each in values:
+            fill_builder(builder, each)
+        return builder
 
-class _TrainingProtocols(ProtocolMixin):
-    _protocol_file = TRAINING_PROTOCOLS
+
+def default_resources(code: orm.AbstractCode) -> dict[str, int]:
+    """One process on one machine, in the form the scheduler of ``code``'s computer takes: ``num_machines`` and
+    ``num_mpiprocs_per_machine`` for the schedulers that count nodes (``core.direct``, ``core.slurm``,
+    ``core.pbspro``, ``core.torque``), ``tot_num_mpiprocs`` for ``core.lsf``. Any other scheduler (``core.sge``
+    needs its site's parallel environment) raises a ValueError that names it: give ``resources`` in ``options``."""
+    from aiida.common.exceptions import EntryPointError
+    from aiida.plugins import SchedulerFactory
+    from aiida.schedulers.datastructures import NodeNumberJobResource
+    from aiida.schedulers.plugins.lsf import LsfJobResource
+
+    computer = code.computer
+    if computer is None:
+        raise ValueError(f"the code {code.label!r} has no computer: give options={{'resources': {{...}}}}")
+    scheduler = computer.scheduler_type
+    try:
+        resource_class = SchedulerFactory(scheduler).job_resource_class
+    except EntryPointError:
+        resource_class = None
+    if resource_class is not None and issubclass(resource_class, NodeNumberJobResource):
+        return {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    if resource_class is not None and issubclass(resource_class, LsfJobResource):
+        return {"tot_num_mpiprocs": 1}
+    raise ValueError(
+        f"no default resources for the scheduler {scheduler!r} of the computer {computer.label!r} (code "
+        f"{code.label!r}): give them, e.g. options={{'resources': {{...}}}} in the form {scheduler!r} takes"
+    )
 
 
-def list_presets() -> list[str]:
-    """The protocol names, which the deprecated ``preset`` input of TrainingWorkChain still accepts."""
-    return list(_TrainingProtocols.get_available_protocols())
+def job_options(
+    code: orm.AbstractCode, protocol_options: Mapping[str, Any] | None, options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The ``metadata.options`` of one job: the protocol's (overrides merged in), then the user's ``options``; with
+    :func:`default_resources` for ``code`` when neither gives ``resources``."""
+    result = merge(protocol_options or {}, options or {})
+    if "resources" not in result:
+        result["resources"] = default_resources(code)
+    return result
 
 
-def get_preset_parameters(name: str | None = None) -> dict[str, Any]:
-    """The pacemaker parameters (``training.pace.parameters``) of a protocol of TrainingWorkChain; a fresh copy."""
-    return _TrainingProtocols.get_protocol_inputs(name)["training"]["pace"]["parameters"]
+def load_codes(codes: Mapping[str, orm.AbstractCode | str]) -> dict[str, orm.AbstractCode]:
+    """``codes`` with each label loaded as a code."""
+    return {name: orm.load_code(code) if isinstance(code, str) else code for name, code in codes.items()}
+
+
+def set_job(values: dict[str, Any], code: orm.AbstractCode, options: Mapping[str, Any] | None) -> None:
+    """Put ``code`` and its :func:`job_options` into the protocol inputs ``values`` of one job's namespace."""
+    values["code"] = code
+    metadata = values.setdefault("metadata", {})
+    metadata["options"] = job_options(code, metadata.get("options"), options)
+
+
+def fill_builder(namespace, values: Mapping[str, Any], where: str = "") -> None:
+    """Set protocol inputs on a builder (or one of its namespaces): nested mappings into nested namespaces, plain
+    values into nodes (by the port's serializer, else ``to_aiida_type``) where the port takes nodes (not inside
+    ``metadata``); None leaves a port unset. A key that is not an input raises a ValueError naming it (a misspelt
+    override is not ignored), except in a namespace that takes any key (``oracle.inputs``): one a work chain
+    exposes is dynamic too, but takes only the ports of the process it exposes."""
+    ports = namespace._port_namespace  # noqa: SLF001 - the builder's own spec, to tell namespaces from ports
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key not in ports:
+            if not ports.dynamic or ports.valid_type is not None:
+                raise ValueError(f"{where}{key}: not an input (known here: {', '.join(sorted(ports))})")
+            namespace[key] = value
+            continue
+        port = ports[key]
+        if isinstance(port, PortNamespace) and isinstance(value, Mapping):
+            fill_builder(namespace[key], value, f"{where}{key}.")
+            continue
+        if isinstance(port, InputPort) and _takes_nodes(port) and not isinstance(value, orm.Data):
+            value = port.serialize(value) if port.serializer is not None else orm.to_aiida_type(value)
+        namespace[key] = value
+
+
+def _takes_nodes(port: InputPort) -> bool:
+    valid = port.valid_type if isinstance(port.valid_type, tuple) else (port.valid_type,)
+    return not port.non_db and any(isinstance(kind, type) and issubclass(kind, orm.Data) for kind in valid)
+
+
+def builder_inputs(builder, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What was set on ``builder`` as nested dictionaries of nodes and values (to place an inner work chain's builder
+    into the namespace an outer work chain exposes it in), without the top-level keys in ``exclude``."""
+    inputs = builder._inputs(prune=True)  # noqa: SLF001 - the builder's values without its empty namespaces
+    return {key: value for key, value in inputs.items() if key not in exclude}

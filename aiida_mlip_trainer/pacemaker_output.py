@@ -1,7 +1,0 @@
-"""Old import path of :mod:`aiida_mlip_trainer.formats.pacemaker_output`, kept for code written against it."""
-
-import sys
-
-from .formats import pacemaker_output as _module
-
-sys.modules[__name__] = _module

@@ -1,0 +1,275 @@
+"""The control flow of ActiveLearningWorkChain without any job: an instantiated loop whose children are finished nodes
+made here (with the outputs a real child has), its steps called one after the other, and `submit` replaced by a
+recorder. One test per way the loop stops, and per failure exit (each asserted by label)."""
+
+from __future__ import annotations
+
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.engine.utils import instantiate_process
+from aiida.manage.manager import get_manager
+
+from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
+from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
+from aiida_mlip_trainer.oracles import ase_oracle
+from aiida_mlip_trainer.physics.reference_data import copper_emt
+from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
+from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
+from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
+from aiida_mlip_trainer.workflows.training import TrainingWorkChain
+from tests.conftest import FIXTURES
+
+CODES = ActiveLearningWorkChain.exit_codes
+POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
+
+
+def _child(process_label: str, exit_status: int = 0, message: str | None = None, **outputs: orm.Data):
+    """A finished child as the loop sees it: a work chain node returning ``outputs`` (an exploration is a calculation
+    node that created them)."""
+    calculation = process_label == "ExplorationCalculation"
+    node = orm.CalcJobNode() if calculation else orm.WorkChainNode()
+    node.set_process_label(process_label)
+    node.set_process_state("finished")
+    node.set_exit_status(exit_status)
+    node.set_exit_message(message)
+    if calculation:
+        for label, output in outputs.items():
+            output.base.links.add_incoming(node, LinkType.CREATE, label)
+        node.store()
+        for output in outputs.values():
+            output.store()
+        return node
+    node.store()
+    for label, output in outputs.items():
+        output.store()
+        output.base.links.add_incoming(node, LinkType.RETURN, label)
+    return node
+
+
+def _cells(count: int, seed: int, labelled: bool = True) -> TrainingSetData:
+    return TrainingSetData(copper_emt(count, seed=seed, repeat=1), labelled=labelled)
+
+
+def _trained(force_rmse: float = 50.0, baseline: orm.Dict | None = None):
+    metrics = {
+        "energy_rmse": 2.0,
+        "force_rmse": force_rmse,
+        "reference": {"energy_per_atom_std": 20.0, "force_component_rms": 500.0},
+    }
+    extra = {} if baseline is None else {"baseline": baseline}
+    return _child("TrainingWorkChain", potential=PacePotentialData(POTENTIAL), metrics=orm.Dict(metrics), **extra)
+
+
+def _explored(candidates: int, halted: int = 0):
+    summary = {
+        "max_gamma": 30.0 if halted else 7.0,
+        "num_trajectories": 4,
+        "num_halted": halted,
+        "fraction_halted": halted / 4,
+        "num_candidates": candidates,
+    }
+    return _child("ExplorationCalculation", summary=orm.Dict(summary), candidates=_cells(max(candidates, 1), 7, False))
+
+
+def _labelled(labelled: int, failed: int, exit_status: int = 0, message: str | None = None):
+    failures = orm.Dict({"failures": [], "num_labelled": labelled, "num_failed": failed})
+    outputs = {"labelled": _cells(labelled, 9)} if labelled else {}
+    return _child("LabelingWorkChain", exit_status, message, failures=failures, **outputs)
+
+
+@pytest.fixture
+def loop(loop_codes, copper_sets):
+    """``factory(**inputs)``: the loop instantiated (inputs validated) and set up, its held-out set and starting
+    structures prepared; ``process.submitted`` records what its steps submit, instead of submitting."""
+
+    def factory(**inputs):
+        builder = ActiveLearningWorkChain.get_builder_from_protocol(
+            loop_codes,
+            inputs.pop("structures", copper_sets["initial"]),
+            {"temperatures": [300, 900], "steps": 50},
+            oracle=ase_oracle(loop_codes["ase_oracle"], "emt"),
+            protocol="fast",
+            max_structures=3,
+            test_set=copper_sets["test"],
+            **inputs,
+        )
+        process = instantiate_process(get_manager().get_runner(), builder)
+        process.submitted = []
+
+        def submit(process_class, **submitted):
+            process.submitted.append((process_class, submitted))
+            return orm.WorkChainNode().store()
+
+        process.submit = submit
+        process.setup()
+        if not process.needs_initial_labels():
+            process.prepare_sets()
+        return process
+
+    return factory
+
+
+def _round(process, trained, explored) -> None:
+    """Train and explore, the children finished as given."""
+    process.train()
+    process.ctx.training = trained
+    assert process.inspect_training() is None
+    process.explore()
+    process.ctx.exploration = explored
+    assert process.inspect_exploration() is None
+
+
+def _select_and_label(process, labelled) -> None:
+    process.select()
+    process.ctx.selection = _child("SelectionWorkChain", selected=_cells(3, 8, False))
+    assert process.inspect_selection() is None
+    process.label()
+    process.ctx.labeling = labelled
+    assert process.inspect_labeling() is None
+
+
+def _stopped(process, reason: str) -> None:
+    """The loop stops, with exit status 0, and its summary says why."""
+    assert not process.should_label() and not process.should_train()
+    assert process.results() is None
+    assert process.outputs["summary"]["stop_reason"] == reason
+
+
+def test_stops_at_max_rounds(loop):
+    process = loop(max_rounds=orm.Int(2))
+    _round(process, _trained(), _explored(candidates=5))
+    assert process.should_label()
+    _select_and_label(process, _labelled(3, 0))
+    assert process.ctx.round == 1 and process.should_train()
+    assert process.ctx.data.num_structures == 10 + 3  # the initial structures (test_set given) and the new labels
+    _round(process, _trained(), _explored(candidates=5))
+    _stopped(process, "max_rounds (2) reached")
+    assert process.outputs["learning_curve"].get_array("oracle_calls").tolist() == [0, 3]
+
+
+@pytest.mark.parametrize(("force_rmse", "stops"), [(20.0, True), (25.0, True), (30.0, False)])
+def test_converged_at_target_force_rmse(loop, force_rmse, stops):
+    process = loop(target_force_rmse=orm.Float(25.0))
+    _round(process, _trained(force_rmse), _explored(candidates=5))
+    if stops:
+        _stopped(process, f"converged in round 0: held-out force RMSE {force_rmse:.2f} meV/Å <= target 25.0")
+    else:
+        assert process.ctx.stop_reason is None and process.should_label()
+
+
+def test_stops_when_the_oracle_budget_is_spent(loop):
+    """The selection is cut to the calls left (2 of a budget of 3 structures); a failed label is a call paid for."""
+    process = loop(max_oracle_calls=orm.Int(2))
+    _round(process, _trained(), _explored(candidates=5))
+    _select_and_label(process, _labelled(1, 1))
+    (selection_class, selection), (labeling_class, _) = process.submitted[2:]
+    assert selection_class is SelectionWorkChain and labeling_class is LabelingWorkChain
+    assert selection["max_structures"].value == 2
+    assert process.ctx.oracle_calls == 2 and process.should_train()
+    _round(process, _trained(), _explored(candidates=5))
+    _stopped(process, "max_oracle_calls (2) spent")
+
+
+def test_exploration_without_candidates_or_halts_converges(loop):
+    process = loop()
+    _round(process, _trained(), _explored(candidates=0, halted=0))
+    _stopped(process, "converged in round 0: no frame reached gamma_collect and no trajectory halted")
+
+
+def test_selection_that_finds_nothing_converges(loop):
+    """SelectionWorkChain's ERROR_NOTHING_SELECTED (no frame extends the active set) is convergence, not a failure:
+    nothing is labelled and the loop ends with exit status 0."""
+    process = loop()
+    _round(process, _trained(), _explored(candidates=5))
+    process.select()
+    status = SelectionWorkChain.exit_codes.ERROR_NOTHING_SELECTED.status
+    process.ctx.selection = _child("SelectionWorkChain", status, "nothing was selected: round 1: no structure left")
+    assert process.inspect_selection() is None
+    assert process.label() is None and process.inspect_labeling() is None
+    assert [cls for cls, _ in process.submitted] == [TrainingWorkChain, ExplorationCalculation, SelectionWorkChain]
+    _stopped(
+        process,
+        "converged in round 0: no frame extends the active set (nothing was selected: round 1: no structure left)",
+    )
+
+
+def test_exploration_halted_before_any_frame_is_an_exit_code_with_the_outputs(loop):
+    process = loop()
+    _round(process, _trained(), _explored(candidates=0, halted=3))
+    assert not process.should_label()
+    exit_code = process.results()
+    assert exit_code.status == CODES.ERROR_NOTHING_TO_LABEL.status
+    assert "round 0: exploration halted (3 trajectories)" in exit_code.message
+    assert process.outputs["potential"].pk == process.ctx.training.outputs.potential.pk
+
+
+def test_fine_tuning_keeps_the_baseline_output_of_the_first_fit(loop):
+    process = loop(max_rounds=orm.Int(3))
+    derived = orm.Dict({"type": "zbl", "params": {"Cu-Cu": {"inner_cutoff": 1.8, "cutoff": 2.4}}})
+    first = _trained(baseline=derived)
+    _round(process, first, _explored(candidates=5))
+    _select_and_label(process, _labelled(3, 0))
+    process.train()
+    inputs = process.submitted[-1][1]
+    assert inputs["previous_potential"].pk == first.outputs.potential.pk
+    assert inputs["physics_baseline"].pk == derived.pk
+
+
+def _fail_training(process):
+    process.ctx.training = _child("TrainingWorkChain", 420, "the training failed: the loss stayed NaN")
+    return process.inspect_training()
+
+
+def _fail_exploration(process):
+    process.ctx.training = _trained()
+    assert process.inspect_training() is None
+    process.ctx.exploration = _child("ExplorationCalculation", 300, "the explore script crashed")
+    return process.inspect_exploration()
+
+
+def _fail_selection(process):
+    _round(process, _trained(), _explored(candidates=5))
+    status = SelectionWorkChain.exit_codes.ERROR_SELECT_JOB_FAILED.status
+    process.ctx.selection = _child("SelectionWorkChain", status, "a pace_select job failed")
+    return process.inspect_selection()
+
+
+def _fail_labeling(process):
+    _round(process, _trained(), _explored(candidates=5))
+    process.ctx.selection = _child("SelectionWorkChain", selected=_cells(3, 8, False))
+    assert process.inspect_selection() is None
+    status = LabelingWorkChain.exit_codes.ERROR_ALL_LABELS_FAILED.status
+    process.ctx.labeling = _labelled(0, 3, status, "no structure of the pool got a label")
+    exit_code = process.inspect_labeling()
+    assert process.ctx.oracle_calls == 3  # the failed calls were paid for
+    return exit_code
+
+
+@pytest.mark.parametrize(
+    ("fail", "label", "message"),
+    [
+        (_fail_training, "ERROR_TRAINING_FAILED", "round 0: the training failed: [420] the training failed: the loss"),
+        (_fail_exploration, "ERROR_EXPLORATION_FAILED", "round 0: the exploration failed: [300] the explore script"),
+        (_fail_selection, "ERROR_SELECTION_FAILED", "round 0: the selection failed: [{status}] a pace_select job"),
+        (_fail_labeling, "ERROR_LABELING_FAILED", "round 0: no selected structure got a label: no structure of the"),
+    ],
+    ids=["training", "exploration", "selection", "labeling"],
+)
+def test_a_failed_child_is_the_loop_exit_code_with_its_message(loop, fail, label, message):
+    exit_code = fail(loop())
+    assert exit_code.status == getattr(CODES, label).status
+    status = SelectionWorkChain.exit_codes.ERROR_SELECT_JOB_FAILED.status
+    assert exit_code.message.startswith(message.format(status=status))
+
+
+def test_initial_labelling_that_labels_nothing_is_an_exit_code(loop):
+    process = loop(structures=_cells(4, 3, labelled=False).store())
+    assert process.needs_initial_labels()
+    process.label_initial()
+    assert process.submitted[0][1]["pool"].pk == process.inputs.structures.pk
+    status = LabelingWorkChain.exit_codes.ERROR_ALL_LABELS_FAILED.status
+    process.ctx.initial_labeling = _labelled(0, 4, status, "no structure of the pool got a label")
+    exit_code = process.inspect_initial()
+    assert exit_code.status == CODES.ERROR_INITIAL_LABELING_FAILED.status
+    assert exit_code.message.endswith("no structure of the pool got a label")
