@@ -5,10 +5,20 @@ tests/integration/test_short_range_molecule.py)."""
 import numpy as np
 import pytest
 
+from aiida_mlip_trainer.formats.basis import (
+    MIN_SWITCH_WIDTH,
+    ONSET_DIP,
+    core_repulsion_of,
+    dimer_energy,
+    onset_dip,
+    size_core_repulsion,
+)
 from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.physics.baselines import (
     CORE_SWITCH_FRACTION,
     SHORT_RANGE_WALL,
+    ace_give_back,
+    core_over_ace,
     core_repulsion,
     core_switch_width,
     derive_baseline,
@@ -88,3 +98,79 @@ def test_noise_is_forgiven_a_well_or_a_gap_is_not():
     flat = np.where(r < 0.8, 5.0 * (0.8 - r) ** 2, 0.0)
     result = analyse_curve(r, flat, data_min=1.0)
     assert result["well_depth"] == 0 and not result["repulsive"]
+
+
+def test_ace_give_back_is_the_deepest_fall_inwards():
+    r = np.linspace(0.9, 1.0, 11)
+    assert ace_give_back(r, 2.0 * (r - 0.9) / 0.1) == pytest.approx(2.0)  # falls by 2 eV from d inwards
+    assert ace_give_back(r, -(r - 0.9)) == 0.0  # rises inwards: gives nothing back
+    bump = np.array([0.0, 0.5, 0.2, 0.3, 1.0, 0.4, 0.4, 0.6, 0.8, 0.9, 0.7])  # a bump inside the window counts
+    assert ace_give_back(r, bump) == pytest.approx(1.0)
+
+
+def test_core_over_ace_sizes_the_core_to_rank_times_the_give_back():
+    # the core's dimer energy at d, 2 prefactor / d, is rank x give-back: 2 x 2.25 / 0.9 = 5 = 3 x 5/3
+    assert core_over_ace(5 / 3, 0.9, 3, floor=1.0) == pytest.approx(2.25, abs=1e-6)
+    assert core_over_ace(0.1, 0.9, 3, floor=1.0) == 1.0  # ZBL's value is the floor
+    assert core_over_ace(0.0, 0.9, 3, floor=0.0) == 0.0
+    # with a decay lambda the term is prefactor exp(-lambda r^2) / r: the prefactor makes up for it at d
+    prefactor = core_over_ace(1.0, 1.0, 3, floor=0.0, decay=0.5)
+    assert 2 * prefactor * np.exp(-0.5) / 1.0 == pytest.approx(3.0, abs=1e-5)
+    with pytest.raises(ValueError):
+        core_over_ace(-1.0, 0.9, 3, floor=0.0)
+
+
+def _hand_made_potential(parameters):
+    """A C/H ACE potential with the plugin's core repulsion for C-H (d = 0.9 Å, switched over [0.855, 0.9] Å) and
+    seeded random coefficients, whose ACE part gives back about 21 eV across the C-H window: far more than ZBL's
+    core pays."""
+    from pyace.basisextension import construct_bbasisconfiguration
+
+    baseline = derive_baseline({"type": "zbl"}, {"C-H": 0.9, "C-C": 1.4, "H-H": 1.4}, ["C", "H"])
+    config = build_input_yaml(parameters, elements=["C", "H"], train_filename="t.pkl.gz", baseline=baseline)
+    config = construct_bbasisconfiguration(config["potential"])
+    config.set_func_coeffs(np.random.default_rng(0).normal(scale=3.0, size=len(config.get_func_coeffs())))
+    return config, core_repulsion("C", "H", 0.675, 0.9)[0]
+
+
+def _fall_inwards(distances, energies) -> float:
+    """The deepest fall of a curve going inwards (eV), written here independently of the plugin."""
+    return float(np.max(np.maximum.accumulate(energies[::-1])[::-1] - energies))
+
+
+def test_the_fitted_core_makes_a_hand_made_potential_rise_below_d(small_parameters):
+    config, floor = _hand_made_potential(small_parameters)
+    assert core_repulsion_of(config)["C-H"]["prefactor"] == floor
+    d, window = 0.9, np.linspace(0.855, 0.9, 201)
+    assert _fall_inwards(window, dimer_energy(config, "C", "H", window, core=False)) > 5.0  # ACE's give-back
+    scan = np.linspace(0.4 * d, 1.3 * d, 271)
+    before = analyse_curve(scan, dimer_energy(config, "C", "H", scan), data_min=d)
+    assert not before["repulsive"] and before["well_depth"] > 1.0, before  # ZBL's core: a real well
+
+    sized, report = size_core_repulsion(config, {"C-H": floor, "C-C": 100.0})
+    entry, core = report["C-H"], core_repulsion_of(sized)["C-H"]
+    assert entry["old"] == floor < entry["new"] and entry["distance"] == d and entry["rank"] == 3
+    assert core["prefactor"] == entry["new"] and core["r_in"] == d
+    # how sharp: with the core sized on the old window [0.855, 0.9] the dimer still follows ACE's own slope down below
+    # d by more than the tolerance; the switch was narrowed (never below MIN_SWITCH_WIDTH) until less than ONSET_DIP
+    # was left
+    assert entry["old_delta_in"] == 0.045 and entry["onset_dip"] > WELL_TOLERANCE, entry
+    assert MIN_SWITCH_WIDTH <= entry["new_delta_in"] == core["delta_in"] < 0.045
+    assert entry["new_onset_dip"] <= ONSET_DIP and entry["new_onset_dip"] == onset_dip(sized, "C", "H")
+    # how strong: across the new window the core's dimer energy at d, 2 prefactor / d, is rank (3) x the give-back
+    new_window = np.linspace(d - core["delta_in"], d, 201)
+    give_back = _fall_inwards(new_window, dimer_energy(sized, "C", "H", new_window, core=False))
+    assert entry["give_back"] == pytest.approx(give_back, rel=1e-9)
+    assert 2 * entry["new"] / d == pytest.approx(3 * give_back, rel=1e-6)
+    # C-C: its core is sized from its floor (100, larger than anything its ACE part gives back), no onset dip: its
+    # window is kept
+    assert report["C-C"]["new"] == 100.0 and core_repulsion_of(sized)["C-C"]["prefactor"] == 100.0
+    assert report["C-C"]["new_delta_in"] == report["C-C"]["old_delta_in"] == core_repulsion_of(sized)["C-C"]["delta_in"]
+    assert "H-H" not in report and core_repulsion_of(sized)["H-H"] == core_repulsion_of(config)["H-H"]
+    after = analyse_curve(scan, dimer_energy(sized, "C", "H", scan), data_min=d)
+    assert after["repulsive"] and after["well_depth"] <= WELL_TOLERANCE, after
+    fine = np.linspace(0.8, d, 4001)  # a step of 0.000025 Å: the onset dip is resolved
+    assert _fall_inwards(fine, dimer_energy(sized, "C", "H", fine)) <= ONSET_DIP * 1.05
+    # nothing changes where the data are: at and beyond d the core is switched off and ACE fully on
+    outside = np.linspace(d, 2.0, 50)
+    assert np.allclose(dimer_energy(sized, "C", "H", outside), dimer_energy(config, "C", "H", outside), atol=1e-9)

@@ -1,4 +1,5 @@
-"""The ACE basis as pyace reads it: its layout per element, and the unfitted basis a fit starts from (no AiiDA)."""
+"""The ACE basis as pyace reads it: its layout per element, the unfitted basis a fit starts from, and the core
+repulsion of a fitted potential, measured and sized (no AiiDA)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = (
+    "GIVE_BACK_POINTS",
+    "MIN_SWITCH_WIDTH",
+    "ONSET_DIP",
+    "ONSET_POINTS",
     "basis_layout_of",
+    "core_repulsion_of",
+    "dimer_energy",
+    "onset_dip",
     "reference_energies_of",
     "set_yace_reference_energies",
+    "size_core_repulsion",
     "unfitted_basis",
     "unfitted_basis_layout",
 )
@@ -129,3 +140,151 @@ def set_yace_reference_energies(yace: str, reference_energies: Mapping[str, floa
         raise ValueError(f"no reference energy for {missing} of the .yace file")
     values = ", ".join(repr(float(reference_energies.get(element, 0.0))) for element in elements)
     return _YACE_E0.sub(f"E0: [{values}]", yace, count=1)
+
+
+# Distances at which the ACE part's give-back is measured across a pair's switching window (a C-H window of 0.04 Å:
+# a step of 0.0002 Å, far finer than any feature of the fitted radial functions).
+GIVE_BACK_POINTS = 201
+
+
+def _pair_of(block) -> str | None:
+    """The element pair a bond block of a pyace configuration holds (``"C-H"`` for "C H" and "H C", ``"H-H"`` for the
+    unary "H"), None for a many-element block."""
+    from ..physics.baselines import pair_key
+
+    elements = list(block.elements_vec)
+    return pair_key(*elements) if len(elements) == 2 else None
+
+
+def core_repulsion_of(config) -> dict[str, dict[str, float]]:
+    """Per element pair of the pyace ``BBasisConfiguration`` ``config`` whose core repulsion is on: its ``prefactor``,
+    ``decay`` (lambda), ``r_in`` and ``delta_in`` (Å), as pacemaker's ``core-repulsion: [prefactor, lambda]`` and
+    inner cutoff of the pair's bond block."""
+    cores = {}
+    for block in config.funcspecs_blocks:
+        pair = _pair_of(block)
+        prefactor, decay = (float(value) for value in block.core_rep_parameters)
+        if pair is not None and prefactor > 0:
+            cores[pair] = {"prefactor": prefactor, "decay": decay, "r_in": float(block.r_in),
+                           "delta_in": float(block.delta_in)}  # fmt: skip
+    return dict(sorted(cores.items()))
+
+
+def _with_cores(config, prefactors: Mapping[str, float]):
+    """A copy of ``config`` with the core prefactor of each pair of ``prefactors`` (every bond block of the pair)."""
+    config = config.copy()
+    blocks = config.funcspecs_blocks
+    for block in blocks:
+        pair = _pair_of(block)
+        if pair in prefactors:
+            block.core_rep_parameters = [float(prefactors[pair]), float(block.core_rep_parameters[1])]
+    config.funcspecs_blocks = blocks
+    return config
+
+
+def dimer_energy(config, a: str, b: str, distances: Sequence[float], *, core: bool = True):
+    """Energies (eV, an array) of the dimer ``a``-``b`` under the ACE potential of the pyace ``BBasisConfiguration``
+    ``config`` alone (no baseline) at ``distances`` (Å), relative to the two isolated atoms; with ``core=False`` every
+    core repulsion is set to zero first: the fitted ACE part alone."""
+    from pyace import PyACECalculator
+
+    from ..physics.short_range import dimer_energies
+
+    if not core:
+        config = _with_cores(config, dict.fromkeys(core_repulsion_of(config), 0.0))
+    return dimer_energies(PyACECalculator(config), a, b, distances)
+
+
+def _with_switches(config, widths: Mapping[str, float]):
+    """A copy of ``config`` with the inner switching width ``delta_in`` (Å) of each pair of ``widths`` (every bond
+    block of the pair; ``r_in`` is kept)."""
+    config = config.copy()
+    blocks = config.funcspecs_blocks
+    for block in blocks:
+        pair = _pair_of(block)
+        if pair in widths:
+            block.delta_in = float(widths[pair])
+    config.funcspecs_blocks = blocks
+    return config
+
+
+# The deepest fall inwards (eV) that the sum of the ACE part and the core may keep in a pair's switching window: a
+# fifth of the check's tolerance for noise (short_range.WELL_TOLERANCE, 5 meV), below the energy error of any fit.
+ONSET_DIP = 0.001
+# Points across the switching window on which that sum is measured: the onset dip sits within a few hundredths of the
+# window below r_in (measured: C-C 0.004 Å of a 0.07 Å window), so a step of a thousandth of it.
+ONSET_POINTS = 1001
+# Å: the narrowest switch the rule sets, five spline bins of the protocols' potentials (deltaSplineBins 0.001 Å), so
+# that the splined radial functions and core still follow the switch's polynomial (the .yaml and the .yace then give
+# the same dimer energies to 1e-14 eV).
+MIN_SWITCH_WIDTH = 0.005
+# How many times the switch is narrowed at most (each step aims at ONSET_DIP from the measured dip).
+_SWITCH_STEPS = 6
+
+
+def onset_dip(config, a: str, b: str) -> float:
+    """The deepest fall inwards (eV, >= 0) of the dimer ``a``-``b`` under the ACE potential ``config`` (its ACE part
+    and core, no baseline) across the pair's switching window ``[r_in - delta_in, r_in]``, on ``ONSET_POINTS``
+    distances: what is left of ACE's own slope at ``r_in`` before the core, switched on with zero slope there, takes
+    over. Below the window ACE is off and the core ``prefactor / r`` rises; above it the data are."""
+    from ..physics.baselines import ace_give_back, pair_key
+
+    core = core_repulsion_of(config)[pair_key(a, b)]
+    window = np.linspace(core["r_in"] - core["delta_in"], core["r_in"], ONSET_POINTS)
+    return ace_give_back(window, dimer_energy(config, a, b, window))
+
+
+def _sized_core(config, ace_only, pair: str, floor: float, rank: int, delta_in: float) -> tuple[float, float]:
+    """The prefactor by :func:`~aiida_mlip_trainer.physics.baselines.core_over_ace` for ``pair`` switched over
+    ``delta_in`` (Å), and what the ACE part gives back across that window (eV)."""
+    from ..physics.baselines import ace_give_back, core_over_ace
+
+    core = core_repulsion_of(config)[pair]
+    a, b = pair.split("-")
+    window = np.linspace(core["r_in"] - delta_in, core["r_in"], GIVE_BACK_POINTS)
+    give_back = ace_give_back(window, dimer_energy(_with_switches(ace_only, {pair: delta_in}), a, b, window))
+    return core_over_ace(give_back, core["r_in"], rank, float(floor), core["decay"]), give_back
+
+
+def size_core_repulsion(config, floors: Mapping[str, float]) -> tuple[Any, dict[str, dict[str, float]]]:
+    """Size the core repulsion of each pair of ``floors`` (``{"C-H": prefactor}``: the pairs whose core the plugin
+    wrote, each with the prefactor :func:`~aiida_mlip_trainer.physics.baselines.core_repulsion` gave it from ZBL's
+    climb) in the fitted potential ``config`` (a pyace ``BBasisConfiguration``), by the rule ``core_over_ace``:
+
+    1. **How strong** (:func:`~aiida_mlip_trainer.physics.baselines.core_over_ace`): measure what the fitted ACE part
+       gives back across the pair's switching window ``[r_in - delta_in, r_in]`` (``r_in`` = the pair's shortest
+       training distance ``d``) and make the core's dimer energy at ``d`` at least the basis's largest rank times
+       that, never below the floor. That out-climbs the fall that switching ACE off causes.
+    2. **How sharp**: what no core size can beat is the slope the fitted ACE part has of its own at ``d``: the core is
+       switched on with zero slope there (``10 t^3``), so the dimer first follows ACE down, by a dip that goes as
+       ``delta_in^1.5`` and only as ``1 / sqrt(prefactor)``. So the core must take over within a narrower window:
+       while the sum of ACE and core still falls inwards by more than ``ONSET_DIP`` (1 meV) across the window
+       (:func:`onset_dip`), ``delta_in`` is narrowed to where that scaling puts the dip at 0.8 x ``ONSET_DIP``
+       (never below ``MIN_SWITCH_WIDTH``), and step 1 is redone for the new window. ``r_in`` stays ``d``: nothing
+       changes where the data are.
+
+    Returns the new configuration and, per pair, ``old``/``new`` prefactor, ``distance`` (d, Å), ``give_back`` (eV,
+    across the new window), ``rank``, ``old_delta_in``/``new_delta_in`` (Å) and ``onset_dip``/``new_onset_dip`` (eV,
+    before and after: the first with the new prefactor on the old window). A pair of ``floors`` without a core in
+    ``config`` is left alone and not reported."""
+    cores = core_repulsion_of(config)
+    ace_only = _with_cores(config, dict.fromkeys(cores, 0.0))
+    report, prefactors, widths = {}, {}, {}
+    for pair, floor in sorted(floors.items()):
+        if pair not in cores:
+            continue
+        core = cores[pair]
+        a, b = pair.split("-")
+        rank = max(int(block.rankmax) for block in config.funcspecs_blocks if list(block.elements_vec)[0] in (a, b))
+        delta_in, dips = core["delta_in"], []
+        for _ in range(_SWITCH_STEPS):
+            prefactor, give_back = _sized_core(config, ace_only, pair, floor, rank, delta_in)
+            dips.append(onset_dip(_with_switches(_with_cores(config, {pair: prefactor}), {pair: delta_in}), a, b))
+            if dips[-1] <= ONSET_DIP or delta_in <= MIN_SWITCH_WIDTH:
+                break
+            delta_in = max(MIN_SWITCH_WIDTH, round(delta_in * (0.8 * ONSET_DIP / dips[-1]) ** (2 / 3), 6))
+        prefactors[pair], widths[pair] = prefactor, delta_in
+        report[pair] = {"old": core["prefactor"], "new": prefactor, "distance": core["r_in"], "give_back": give_back,
+                        "rank": rank, "old_delta_in": core["delta_in"], "new_delta_in": delta_in,
+                        "onset_dip": dips[0], "new_onset_dip": dips[-1]}  # fmt: skip
+    return _with_switches(_with_cores(config, prefactors), widths), report

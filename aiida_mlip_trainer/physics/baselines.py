@@ -74,6 +74,8 @@ __all__ = [
     "MAX_BASELINE_CUTOFF",
     "BaselineCalculator",
     "CORE_SWITCH_FRACTION",
+    "ace_give_back",
+    "core_over_ace",
     "SHORT_RANGE_WALL",
     "BaselineError",
     "baseline_calculator",
@@ -735,6 +737,41 @@ def core_repulsion(
     if rise >= wall:
         return None
     return [round((wall - rise) * float(inner_cutoff) / 2.0, 6), 0.0]
+
+
+def ace_give_back(distances: Sequence[float], energies: Sequence[float]) -> float:
+    """How much a dimer curve falls going inwards (eV, >= 0): the largest amount by which the energy at a distance
+    lies below the energy at any distance farther out. ``distances`` (Å) ascending, ``energies`` (eV) at them. Applied
+    to the fitted ACE part alone across the window where it is switched off, it is what ACE gives back there, which
+    the core repulsion must more than pay (:func:`core_over_ace`)."""
+    energies = np.asarray(energies, dtype=float)
+    if energies.size < 2:
+        return 0.0
+    if np.any(np.diff(np.asarray(distances, dtype=float)) <= 0):
+        raise ValueError("the distances must be ascending")
+    highest_outside = np.maximum.accumulate(energies[::-1])[::-1]  # the highest energy at or beyond each distance
+    return float(np.max(highest_outside - energies))
+
+
+def core_over_ace(give_back: float, distance: float, rank: int, floor: float, decay: float = 0.0) -> float:
+    """The rule ``core_over_ace``: the prefactor of pacemaker's core repulsion ``prefactor * exp(-decay r^2) / r`` (on
+    each atom: the dimer gets twice that) for a pair whose shortest training distance is ``distance`` (Å), such that
+    the core's dimer energy at ``distance``, ``2 prefactor exp(-decay distance^2) / distance``, is at least ``rank``
+    times ``give_back`` (eV, :func:`ace_give_back` of the fitted ACE part over the window where it is switched off),
+    and never below ``floor`` (the prefactor :func:`core_repulsion` gave from ZBL's climb before the fit).
+
+    Why ``rank`` times: across the window the ACE part of a dimer is switched off by the inner cutoff function ``f``
+    (1 at ``r_in``, 0 at ``r_in - delta_in``), which multiplies every radial function; a product basis function of
+    rank ``nu`` holds ``nu`` of them, so its energy goes as ``f^nu`` and falls up to ``nu`` times as steeply as ``f``
+    (``d(f^nu) = nu f^(nu-1) df``). The core is switched on as ``1 - f``: it climbs as steeply as ``f`` falls, times
+    its own size. A core at least ``nu`` times ACE's give-back therefore out-climbs the fall that switching ACE off
+    causes, with ``nu`` the largest rank of the basis (3 for the protocols' bases). It does not beat the slope ACE has
+    of its own at ``r_in``, where the switch starts flat: that onset dip shrinks only as 1/sqrt(prefactor), so
+    :func:`~aiida_mlip_trainer.formats.basis.size_core_repulsion` narrows the switch for it (``delta_in^1.5``)."""
+    if give_back < 0 or distance <= 0 or rank < 1 or floor < 0:
+        raise ValueError(f"core_over_ace: give_back {give_back}, distance {distance}, rank {rank}, floor {floor}")
+    needed = rank * float(give_back) * float(distance) * math.exp(float(decay) * float(distance) ** 2) / 2.0
+    return max(float(floor), math.ceil(needed * 1e6) / 1e6)  # rounded up: at least the rule
 
 
 def core_switch_width(cutoff: float, fraction: float = CORE_SWITCH_FRACTION) -> float:

@@ -54,6 +54,7 @@ __all__ = (
     "SCAN_TO",
     "SHORT_DISTANCE_FRACTION",
     "analyse_curve",
+    "dimer_energies",
     "plot_short_range",
     "scan_short_range",
 )
@@ -128,6 +129,13 @@ def _dimer(a: str, b: str, r: float) -> Atoms:
                  cell=[BOX] * 3, pbc=False)  # fmt: skip
 
 
+def dimer_energies(calculator, a: str, b: str, distances) -> np.ndarray:
+    """Energies (eV) of the dimer of elements ``a`` and ``b`` alone (non-periodic, in a 20 Å box) at ``distances``
+    (Å), relative to the two isolated atoms, with the ASE ``calculator``."""
+    isolated = _isolated(a, calculator) + _isolated(b, calculator)
+    return np.array([_energy(_dimer(a, b, float(r)), calculator) for r in distances]) - isolated
+
+
 def _fcc(symbol: str, nearest: float) -> Atoms:
     from ase.build import bulk
 
@@ -174,7 +182,7 @@ def scan_short_range(
         a, b = key.split("-")
         data_min = float(data_min)
         grid = _grid(data_min, points)
-        energies = np.array([_energy(_dimer(a, b, r), calculator) for r in grid]) - reference(a) - reference(b)
+        energies = dimer_energies(calculator, a, b, grid)
         curves[f"dimer_{a}_{b}"] = np.column_stack([grid, energies])
         entry = {"data_min": data_min, "dimer": analyse_curve(grid, energies, data_min)}
         if bulk and a == b:

@@ -31,6 +31,7 @@ from ..physics.baselines import missing_pairs
 from .functions.baseline import check_short_range, derive_baseline, subtract_baseline
 from .functions.potential import (
     assemble_potential,
+    fit_core_repulsion,
     not_learned_message,
     potential_file,
     validate_potential,
@@ -162,7 +163,8 @@ def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa:
 class TrainingWorkChain(ProtocolMixin, WorkChain):
     """Train an ACE potential from labelled structures: import → split off a test set → subtract the physical
     baseline → D-optimal selection (``SelectionWorkChain``) → training with restarts (``PaceTrainBaseWorkChain``) →
-    ``.yace`` (``pace_yaml2yace``) and active set (``pace_activeset``) → validation with the baseline added back.
+    on a ZBL baseline, the light pairs' core repulsion sized to the fit (``fit_core_repulsion``) → ``.yace``
+    (``pace_yaml2yace``) and active set (``pace_activeset``) → validation with the baseline added back.
 
     Start from :meth:`get_builder_from_protocol`, which fills every input from a protocol. With
     ``previous_potential`` the fit starts from its coefficients (fine-tuning), selection counts its active set as
@@ -255,6 +257,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             cls.check_training_set,
             cls.run_training,
             cls.inspect_training,
+            if_(cls.has_zbl_baseline)(cls.size_core_repulsion),
             cls.run_finalisation,
             cls.inspect_finalisation,
             cls.validate,
@@ -273,6 +276,14 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         spec.output("test_set", valid_type=TrainingSetData, help="The held-out structures, original labels.")
         spec.output("parity_plot", valid_type=orm.SinglefileData, help="Parity plot of the validation (PNG).")
         spec.output("selection_summary", valid_type=orm.Dict, required=False)
+        spec.output(
+            "core_repulsion",
+            valid_type=orm.Dict,
+            required=False,
+            help="On a ZBL baseline: per pair the core repulsion's prefactor and switching width before and after "
+            "sizing them to the fitted ACE part (rule core_over_ace), the shortest training distance, what ACE gives "
+            "back below it and the onset dip left.",
+        )
         spec.output("short_range", valid_type=orm.Dict, help="Dimer/fcc scans below each pair's shortest distance.")
         spec.output("short_range_plot", valid_type=orm.SinglefileData, help="The short-range curves (PNG).")
         spec.output(
@@ -462,6 +473,16 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_TRAINING_FAILED.format(message=f"[{node.exit_status}] {node.exit_message}")
         self.ctx.fitted = node.outputs.potential
         return None
+
+    def has_zbl_baseline(self):
+        return self.ctx.baseline is not None and self.ctx.baseline["type"] == "zbl"
+
+    def size_core_repulsion(self):
+        """The core repulsion of the light pairs sized to what the fit made of the ACE part (rule ``core_over_ace``,
+        :func:`.functions.potential.fit_core_repulsion`), before the .yace and the active set are made from it."""
+        sized = fit_core_repulsion(self.ctx.fitted)
+        self.ctx.fitted = sized["potential"]
+        self.out("core_repulsion", sized["report"])
 
     def run_finalisation(self):
         """The LAMMPS .yace (pace_yaml2yace, a ShellJob) and the active set (pace_activeset), side by side."""

@@ -17,6 +17,7 @@ __all__ = (
     "NOT_LEARNED_ENERGY_FRACTION",
     "NOT_LEARNED_FORCE_FRACTION",
     "assemble_potential",
+    "fit_core_repulsion",
     "judge_learning",
     "not_learned_message",
     "png_file",
@@ -43,6 +44,65 @@ def assemble_potential(
         baseline=potential.baseline,
         fitted_with=potential.fitted_with,
     )
+
+
+@calcfunction
+def fit_core_repulsion(potential: PacePotentialData) -> dict:
+    """The fitted ``potential`` with the core repulsion of each pair that the plugin gave one (a pair whose ZBL
+    baseline climbs less than the wall across its window, :func:`~aiida_mlip_trainer.physics.baselines.core_repulsion`)
+    sized to what the fit made of the ACE part, by the rule ``core_over_ace``
+    (:func:`~aiida_mlip_trainer.physics.baselines.core_over_ace`): the core's dimer energy at the pair's shortest
+    training distance ``d`` is at least the basis's largest rank times what the ACE part gives back across
+    ``[r_in - delta_in, r_in]``, and never below the prefactor from ZBL's climb; and the switch ``delta_in`` narrowed
+    until the core takes over before ACE's own slope at ``d`` leaves a dip deeper than ``ONSET_DIP`` (1 meV)
+    (:func:`~aiida_mlip_trainer.formats.basis.size_core_repulsion`). Nothing changes where the data are (``r_in``
+    stays ``d``: the core is switched off from ``d`` on), so the fit's errors are the same.
+
+    Returns ``potential`` (a new node: the ``.yaml`` with the new prefactors and switches, the same baseline) and
+    ``report`` (a Dict: per pair ``old``/``new`` prefactor, ``distance`` d (Å), ``give_back`` (eV), ``rank``,
+    ``old_delta_in``/``new_delta_in`` (Å) and ``onset_dip``/``new_onset_dip`` (eV); ``rule``). A core the user set
+    in the parameters (its block keeps the baseline's whole window) is left alone."""
+    import pathlib
+    import tempfile
+
+    from pyace import BBasisConfiguration
+
+    from ...formats.basis import size_core_repulsion
+    from ...physics.baselines import core_repulsion, core_switch_width, pair_key, pair_parameters
+
+    baseline = potential.baseline
+    with tempfile.TemporaryDirectory() as tmp:
+        config = BBasisConfiguration(str(potential.write_files(tmp)["yaml"]))
+    floors = {}
+    if baseline is not None and baseline["type"] == "zbl":
+        for block in config.funcspecs_blocks:
+            elements = list(block.elements_vec)
+            if len(elements) != 2:
+                continue
+            window = pair_parameters(baseline, *elements)
+            ours = core_repulsion(*elements, window["inner_cutoff"], window["cutoff"])
+            if (
+                ours is not None
+                and math.isclose(block.r_in, window["cutoff"])
+                and math.isclose(block.delta_in, core_switch_width(window["cutoff"]))
+            ):
+                floors[pair_key(*elements)] = ours[0]
+    sized, pairs = size_core_repulsion(config, floors)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "potential.yaml"
+        sized.save(str(path))
+        yaml_bytes = path.read_bytes()
+    for pair, entry in pairs.items():
+        Process.current().report(
+            f"core repulsion {pair}: prefactor {entry['old']:.4g} -> {entry['new']:.4g}, switch delta_in "
+            f"{entry['old_delta_in']:.4g} -> {entry['new_delta_in']:.4g} Å (the ACE part gives back "
+            f"{entry['give_back']:.3g} eV below d = {entry['distance']:.3f} Å, rank {entry['rank']}; onset dip "
+            f"{entry['onset_dip'] * 1000:.1f} -> {entry['new_onset_dip'] * 1000:.1f} meV)"
+        )
+    return {
+        "potential": PacePotentialData(yaml_bytes, baseline=baseline, fitted_with=potential.fitted_with),
+        "report": orm.Dict({"rule": "core_over_ace", "pairs": pairs}),
+    }
 
 
 def png_file(figure, filename: str) -> orm.SinglefileData:
