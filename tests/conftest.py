@@ -308,20 +308,8 @@ def slurm_codes(tmp_path_factory):
     it. Skipped with the reason when Slurm is not running (scripts/services.sh starts it as root; CI is root)."""
     if not os.environ.get("MLIP_TRAINER_SLURM"):
         pytest.skip("no Slurm cluster: scripts/services.sh starts one when run as root (as `make test` and CI do)")
-    from aiida import orm
-    from aiida.common.exceptions import NotExistent
-
-    label = "slurm-localhost"
-    try:
-        computer = orm.load_computer(label)
-    except NotExistent:
-        computer = orm.Computer(
-            label=label,
-            hostname="localhost",
-            transport_type="core.local",
-            scheduler_type="core.slurm",
-            workdir=str(tmp_path_factory.mktemp("slurm_scratch")),
-        ).store()
+    computer, new = computer_on_localhost("slurm-localhost", "core.slurm", tmp_path_factory.mktemp("slurm_scratch"))
+    if new:
         computer.configure(safe_interval=0, use_login_shell=False)
         computer.set_minimum_job_poll_interval(1.0)
         computer.set_default_mpiprocs_per_machine(1)
@@ -331,15 +319,38 @@ def slurm_codes(tmp_path_factory):
         "pace_activeset": "mlip_trainer.pace_activeset",
         "pace_yaml2yace": "core.shell",
     }
-    codes = {}
-    for name, plugin in plugins.items():
+    return codes_on(computer, {name: (shutil.which(name), plugin) for name, plugin in plugins.items()})
+
+
+def computer_on_localhost(label: str, scheduler: str, workdir) -> tuple:
+    """Get or create the computer ``label`` (local transport, ``scheduler``); with True when it was created now."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        return orm.load_computer(label), False
+    except NotExistent:
+        computer = orm.Computer(
+            label=label, hostname="localhost", transport_type="core.local", scheduler_type=scheduler
+        )
+        computer.set_workdir(str(workdir))
+        return computer.store(), True
+
+
+def codes_on(computer, codes: dict) -> dict:
+    """Get or create the code ``name@<computer>`` for each ``name: (executable, plugin)`` of ``codes``."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    result = {}
+    for name, (executable, plugin) in codes.items():
         try:
-            codes[name] = orm.load_code(f"{name}@{label}")
+            result[name] = orm.load_code(f"{name}@{computer.label}")
         except NotExistent:
-            codes[name] = orm.InstalledCode(
-                label=name, computer=computer, filepath_executable=shutil.which(name), default_calc_job_plugin=plugin
+            result[name] = orm.InstalledCode(
+                label=name, computer=computer, filepath_executable=executable, default_calc_job_plugin=plugin
             ).store()
-    return codes
+    return result
 
 
 # Attributes that differ between environments or runs, not between parser behaviours: left out of the regression files.

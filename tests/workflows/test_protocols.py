@@ -18,6 +18,7 @@ from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
 from aiida_mlip_trainer.workflows.pace_train_base import PaceTrainBaseWorkChain
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from aiida_mlip_trainer.workflows.training import TrainingWorkChain
+from tests.conftest import codes_on, computer_on_localhost
 
 PROTOCOLS = ("fast", "moderate", "precise")
 CHAINS = {
@@ -43,29 +44,10 @@ EXPLORATION = {"temperatures": [300, 900], "steps": 200, "gamma_collect": 2.0, "
 def scheduler_codes(aiida_profile):
     """``scheduler_codes(scheduler)``: every code of the plugin on a computer ``<scheduler>-computer`` with that
     scheduler (never connected to: the builders read only its scheduler type), made once per profile."""
-    from aiida.common.exceptions import NotExistent
 
     def factory(scheduler: str = "core.direct") -> dict[str, orm.AbstractCode]:
-        label = f"{scheduler}-computer"
-        try:
-            computer = orm.load_computer(label)
-        except NotExistent:
-            computer = orm.Computer(
-                label=label,
-                hostname="localhost",
-                transport_type="core.local",
-                scheduler_type=scheduler,
-                workdir="/tmp/protocols",
-            ).store()
-        codes = {}
-        for name, plugin in PLUGINS.items():
-            try:
-                codes[name] = orm.load_code(f"{name}@{label}")
-            except NotExistent:
-                codes[name] = orm.InstalledCode(
-                    label=name, computer=computer, filepath_executable=f"/opt/{name}", default_calc_job_plugin=plugin
-                ).store()
-        return codes
+        computer, _ = computer_on_localhost(f"{scheduler}-computer", scheduler, "/tmp/protocols")
+        return codes_on(computer, {name: (f"/opt/{name}", plugin) for name, plugin in PLUGINS.items()})
 
     return factory
 
@@ -219,7 +201,7 @@ def test_resources_suit_the_scheduler_of_the_code(scheduler, resources, schedule
 
 
 @pytest.mark.parametrize("scheduler", ["core.sge"])
-@pytest.mark.parametrize("chain", CHAINS.keys() - {"labeling"})
+@pytest.mark.parametrize("chain", [chain for chain in CHAINS if chain != "labeling"])
 def test_an_unknown_scheduler_is_named(chain, scheduler, scheduler_codes, structures):
     """No guess for a scheduler whose resources the plugin does not know; resources given by the user need none."""
     codes = scheduler_codes(scheduler)
