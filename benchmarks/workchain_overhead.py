@@ -33,7 +33,7 @@ from aiida.engine import run_get_node
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.physics.reference_data import copper_emt
-from aiida_mlip_trainer.workflows import TrainingWorkChain
+from aiida_mlip_trainer.workflows import PaceTrainBaseWorkChain, TrainingWorkChain
 from aiida_mlip_trainer.workflows.protocols import merge
 
 parser = argparse.ArgumentParser()
@@ -50,7 +50,7 @@ structures = copper_emt(48, seed=31) + copper_emt(12, seed=32, vacancies=1)
 test_structures, train_structures = structures[::5], [s for i, s in enumerate(structures) if i % 5]
 train = TrainingSetData(train_structures).store()
 test = TrainingSetData(test_structures).store()
-fast = TrainingWorkChain.get_protocol_inputs("fast")["training"]["pace"]["parameters"]
+fast = PaceTrainBaseWorkChain.get_protocol_inputs("fast")["pace"]["parameters"]
 parameters = merge(fast, {"fit": {"maxiter": args.maxiter}})
 MAX_STRUCTURES = 30
 

@@ -153,10 +153,10 @@ def _rich_parameters(small_parameters):
 
 def test_every_setting_the_plugin_uses_is_allowed(small_parameters):
     """The protocols, the tests' and examples' settings, and the pacemaker options a user commonly sets."""
-    from aiida_mlip_trainer.workflows.training import TrainingWorkChain
+    from aiida_mlip_trainer.workflows.pace_train_base import PaceTrainBaseWorkChain
 
     for protocol in ("fast", "moderate", "precise"):
-        parameters = TrainingWorkChain.get_protocol_inputs(protocol)["training"]["pace"]["parameters"]
+        parameters = PaceTrainBaseWorkChain.get_protocol_inputs(protocol)["pace"]["parameters"]
         assert validate_parameters(parameters, elements=["Cu"]) is None, protocol
     assert validate_parameters(_rich_parameters(small_parameters), elements=["Ar"]) is None
 

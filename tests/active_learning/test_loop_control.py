@@ -90,7 +90,7 @@ def loop(loop_codes, copper_sets):
             {"temperatures": [300, 900], "steps": 50},
             oracle=ase_oracle(loop_codes["ase_oracle"], "emt"),
             protocol="fast",
-            max_structures=3,
+            overrides={"selection": {"max_structures": 3}},
             test_set=copper_sets["test"],
             **inputs,
         )
@@ -160,7 +160,7 @@ def test_converged_at_target_force_rmse(loop, force_rmse, stops):
 
 def test_stops_when_the_oracle_budget_is_spent(loop):
     """The selection is cut to the calls left (2 of a budget of 3 structures); a failed label is a call paid for."""
-    process = loop(max_oracle_calls=orm.Int(2))
+    process = loop(max_oracle_calls=orm.Int(2), max_rounds=orm.Int(5))  # the budget ends the loop, not the rounds
     _round(process, _trained(), _explored(candidates=5))
     _select_and_label(process, _labelled(1, 1))
     (selection_class, selection), (labeling_class, _) = process.submitted[2:]

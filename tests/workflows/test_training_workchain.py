@@ -108,7 +108,7 @@ def test_number_of_functions_per_element_caps_the_basis_for_five_elements(small_
     """The protocols' per-element budget: without it the fast basis has 1170 functions per element for five."""
     from aiida_mlip_trainer.formats.basis import unfitted_basis_layout
 
-    fast = TrainingWorkChain.get_protocol_inputs("fast")["training"]["pace"]["parameters"]
+    fast = PaceTrainBaseWorkChain.get_protocol_inputs("fast")["pace"]["parameters"]
     elements = ["Co", "Cr", "Fe", "Mn", "Ni"]
     layout = unfitted_basis_layout(fast, elements)
     assert set(layout) == set(elements) and all(30 <= spec["num_functions"] <= 40 for spec in layout.values())
