@@ -170,14 +170,18 @@ def core_repulsion_of(config) -> dict[str, dict[str, float]]:
     return dict(sorted(cores.items()))
 
 
-def _with_cores(config, prefactors: Mapping[str, float]):
-    """A copy of ``config`` with the core prefactor of each pair of ``prefactors`` (every bond block of the pair)."""
+def _with_pairs(config, prefactors: Mapping[str, float] | None = None, widths: Mapping[str, float] | None = None):
+    """A copy of ``config`` with, in every bond block of a pair, the core prefactor of ``prefactors`` and the inner
+    switching width ``delta_in`` (Å) of ``widths`` (``r_in`` and the core's decay are kept)."""
+    prefactors, widths = prefactors or {}, widths or {}
     config = config.copy()
     blocks = config.funcspecs_blocks
     for block in blocks:
         pair = _pair_of(block)
         if pair in prefactors:
             block.core_rep_parameters = [float(prefactors[pair]), float(block.core_rep_parameters[1])]
+        if pair in widths:
+            block.delta_in = float(widths[pair])
     config.funcspecs_blocks = blocks
     return config
 
@@ -191,21 +195,8 @@ def dimer_energy(config, a: str, b: str, distances: Sequence[float], *, core: bo
     from ..physics.short_range import dimer_energies
 
     if not core:
-        config = _with_cores(config, dict.fromkeys(core_repulsion_of(config), 0.0))
+        config = _with_pairs(config, dict.fromkeys(core_repulsion_of(config), 0.0))
     return dimer_energies(PyACECalculator(config), a, b, distances)
-
-
-def _with_switches(config, widths: Mapping[str, float]):
-    """A copy of ``config`` with the inner switching width ``delta_in`` (Å) of each pair of ``widths`` (every bond
-    block of the pair; ``r_in`` is kept)."""
-    config = config.copy()
-    blocks = config.funcspecs_blocks
-    for block in blocks:
-        pair = _pair_of(block)
-        if pair in widths:
-            block.delta_in = float(widths[pair])
-    config.funcspecs_blocks = blocks
-    return config
 
 
 # The deepest fall inwards (eV) that the sum of the ACE part and the core may keep in a pair's switching window: a
@@ -242,7 +233,7 @@ def _sized_core(config, ace_only, pair: str, floor: float, rank: int, delta_in: 
     core = core_repulsion_of(config)[pair]
     a, b = pair.split("-")
     window = np.linspace(core["r_in"] - delta_in, core["r_in"], GIVE_BACK_POINTS)
-    give_back = ace_give_back(window, dimer_energy(_with_switches(ace_only, {pair: delta_in}), a, b, window))
+    give_back = ace_give_back(window, dimer_energy(_with_pairs(ace_only, widths={pair: delta_in}), a, b, window))
     return core_over_ace(give_back, core["r_in"], rank, float(floor), core["decay"]), give_back
 
 
@@ -268,7 +259,7 @@ def size_core_repulsion(config, floors: Mapping[str, float]) -> tuple[Any, dict[
     before and after: the first with the new prefactor on the old window). A pair of ``floors`` without a core in
     ``config`` is left alone and not reported."""
     cores = core_repulsion_of(config)
-    ace_only = _with_cores(config, dict.fromkeys(cores, 0.0))
+    ace_only = _with_pairs(config, dict.fromkeys(cores, 0.0))
     report, prefactors, widths = {}, {}, {}
     for pair, floor in sorted(floors.items()):
         if pair not in cores:
@@ -279,7 +270,7 @@ def size_core_repulsion(config, floors: Mapping[str, float]) -> tuple[Any, dict[
         delta_in, dips = core["delta_in"], []
         for _ in range(_SWITCH_STEPS):
             prefactor, give_back = _sized_core(config, ace_only, pair, floor, rank, delta_in)
-            dips.append(onset_dip(_with_switches(_with_cores(config, {pair: prefactor}), {pair: delta_in}), a, b))
+            dips.append(onset_dip(_with_pairs(config, {pair: prefactor}, {pair: delta_in}), a, b))
             if dips[-1] <= ONSET_DIP or delta_in <= MIN_SWITCH_WIDTH:
                 break
             delta_in = max(MIN_SWITCH_WIDTH, round(delta_in * (0.8 * ONSET_DIP / dips[-1]) ** (2 / 3), 6))
@@ -287,4 +278,4 @@ def size_core_repulsion(config, floors: Mapping[str, float]) -> tuple[Any, dict[
         report[pair] = {"old": core["prefactor"], "new": prefactor, "distance": core["r_in"], "give_back": give_back,
                         "rank": rank, "old_delta_in": core["delta_in"], "new_delta_in": delta_in,
                         "onset_dip": dips[0], "new_onset_dip": dips[-1]}  # fmt: skip
-    return _with_switches(_with_cores(config, prefactors), widths), report
+    return _with_pairs(config, prefactors, widths), report
