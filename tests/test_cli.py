@@ -5,6 +5,7 @@ import pathlib
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import yaml
 from aiida import orm
@@ -97,22 +98,48 @@ def test_potential_export_lammps(deployable_potential, tmp_path):
     )
 
 
+def run_snippet(path: pathlib.Path) -> dict:
+    """The namespace of the exported Python snippet at ``path``, run in its folder (it names its files relatively)."""
+    namespace = {}
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        exec(path.read_text(), namespace)  # noqa: S102 - our own generated snippet
+    finally:
+        os.chdir(cwd)
+    return namespace
+
+
 def test_potential_export_ase_snippet_builds_the_same_calculator(deployable_potential, tmp_path, argon_structures):
     out = tmp_path / "ase"
     result = invoke("potential", "export", deployable_potential.pk, "--format", "ase", "-o", out)
     assert result.exit_code == 0, result.output
-    namespace = {}
-    cwd = os.getcwd()
-    os.chdir(out)
-    try:
-        exec((out / "potential_calculator.py").read_text(), namespace)  # noqa: S102 - our own generated snippet
-    finally:
-        os.chdir(cwd)
+    namespace = run_snippet(out / "potential_calculator.py")
     atoms = argon_structures["test"][0].copy()
     atoms.calc = namespace["calculator"]
     exported = atoms.get_potential_energy()
     atoms.calc = deployable_potential.get_calculator()
     assert exported == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+
+
+def test_gamma_is_in_the_results_of_the_combined_calculator(tmp_path, argon_structures):
+    """`calc.results["gamma"]`, as the tutorial says, on the calculator of a potential with an LJ baseline and an
+    active set (ACE + baseline summed), and on the one the exported ASE snippet builds: one value per atom, equal to
+    the ACE calculator's own."""
+    active_set = FIXTURES / "pace_activeset_success" / "potential.asi"
+    node = PacePotentialData(POTENTIAL, active_set=active_set, baseline=LJ).store()
+    out = tmp_path / "ase"
+    assert invoke("potential", "export", node.pk, "--format", "ase", "-o", out).exit_code == 0
+    namespace = run_snippet(out / "potential_calculator.py")
+    atoms = argon_structures["test"][0].copy()
+    atoms.rattle(0.3, seed=3)  # away from the training environments: γ differs from atom to atom
+    ace = node.get_ace_calculator()
+    ace.get_potential_energy(atoms)
+    for calculator in (node.get_calculator(), namespace["calculator"]):
+        calculator.get_potential_energy(atoms)
+        assert calculator.results["gamma"].shape == (len(atoms),)
+        np.testing.assert_allclose(calculator.results["gamma"], ace.results["gamma"], rtol=1e-12)
+    assert np.ptp(ace.results["gamma"]) > 0
 
 
 def test_export_without_yace_says_what_to_do(tmp_path):
