@@ -70,7 +70,9 @@ def test_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["data", "import", str(unlabelled), "--quiet"])
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert result.output.strip().splitlines()[-1].startswith(f"Error: {unlabelled}: structure 0")
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {unlabelled}: structure 0") and "no energy" in last
+    assert last.endswith("import it with --unlabelled for an unlabelled pool") and "labelled=False" not in last
     missing = CliRunner().invoke(cli, ["data", "show", "999999999"])
     assert missing.exit_code == 1 and missing.output.count("\n") == 1 and missing.output.startswith("Error:")
     wrong_type = CliRunner().invoke(cli, ["potential", "export", str(orm.Int(1).store().pk)])
@@ -140,6 +142,32 @@ def test_gamma_is_in_the_results_of_the_combined_calculator(tmp_path, argon_stru
         assert calculator.results["gamma"].shape == (len(atoms),)
         np.testing.assert_allclose(calculator.results["gamma"], ace.results["gamma"], rtol=1e-12)
     assert np.ptp(ace.results["gamma"]) > 0
+
+
+def test_potential_show_into_a_closed_pipe_ends_quietly(deployable_potential):
+    """`potential show N | head -3` ended with `Error: [Errno 32] Broken pipe`. Here the reader closes the pipe before
+    the first line, so every write of the command meets a closed pipe."""
+    import sys
+
+    from aiida.manage import get_manager
+
+    profile = get_manager().get_profile().name
+    command = [
+        sys.executable,
+        "-c",
+        "from aiida_mlip_trainer.cli import cli; cli()",
+        "-p",
+        profile,
+        "potential",
+        "show",
+    ]
+    process = subprocess.Popen(
+        [*command, str(deployable_potential.pk)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0, stderr
+    assert stderr == ""
 
 
 def test_export_without_yace_says_what_to_do(tmp_path):
@@ -282,7 +310,9 @@ def test_launch_refuses_an_unreadable_structures_file_before_any_process(
     bad = tmp_path / "bad.extxyz"
     bad.write_text('1\nProperties=species:S:1:pos:R:3 pbc="F F F"\nAr 0 0 0\n')  # no labels
     spec.write_text(yaml.safe_dump({"structures_file": "bad.extxyz", "codes": codes}))
-    _one_error_line(invoke("train", "launch", spec, "--run"), "structures_file bad.extxyz: structure 0", "no energy")
+    refused = invoke("train", "launch", spec, "--run")
+    _one_error_line(refused, "structures_file bad.extxyz: structure 0", "no energy")
+    assert "a training needs energies and forces" in refused.output and "labelled=False" not in refused.output
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 

@@ -6,6 +6,7 @@ Every command has ``--help``; errors are one line on stderr and a non-zero exit 
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 import sys
 
@@ -31,7 +32,8 @@ def one_line(error: BaseException) -> str:
 
 
 def clean_errors(function):
-    """Turn any exception of a command into one line on stderr and exit status 1."""
+    """Turn any exception of a command into one line on stderr and exit status 1; a reader that stops reading
+    (``| head -3``) ends the command quietly."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -39,18 +41,24 @@ def clean_errors(function):
             return function(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:
+            # What is still buffered for stdout goes nowhere: Python would otherwise complain again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except Exception as error:  # noqa: BLE001 - the point: no traceback for the user
             _fail(one_line(error))
 
     return wrapper
 
 
-def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: bool = True):
+def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: bool = True, unlabelled: str):
     """``read()`` (which reads the structure file at ``path``), with what went wrong said in one line that names
-    the file (after ``what``): an unknown format, an unknown chemical symbol, refused data or the reader's error."""
+    the file (after ``what``): an unknown format, an unknown chemical symbol, refused data or the reader's error.
+    ``unlabelled`` is what to do about a structure without energy or forces, in this command's words."""
     from ase.io.formats import UnknownFileTypeError
 
     from ..data import TrainingSetError
+    from ..physics.training_arrays import MissingLabelsError
 
     name = f"{what} {path}" if what else str(path)
     try:
@@ -60,6 +68,8 @@ def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: 
         raise ValueError(f"{name}: ASE cannot tell its format ({error}): {hint}") from None
     except KeyError as error:
         raise ValueError(f"{name}: {error} is not a chemical symbol ASE knows") from None
+    except MissingLabelsError as error:
+        raise ValueError(f"{name}: {error.detail}; {unlabelled}") from None
     except TrainingSetError as error:
         raise ValueError(f"{name}: {error}") from None
     except (OSError, ValueError, IndexError, AssertionError, StopIteration) as error:
@@ -131,7 +141,7 @@ def data_import(path, file_format, unlabelled, energy_key, forces_key, stress_ke
             stress_key=stress_key,
         )
 
-    node = read_structures(path, read)
+    node = read_structures(path, read, unlabelled="import it with --unlabelled for an unlabelled pool")
     if label:
         node.label = label
     node.store()
@@ -194,6 +204,7 @@ def train_launch(inputs_file, daemon):
             lambda: training_set_from_file(file_node),
             f"{inputs_file}: structures_file",
             format_option=False,
+            unlabelled="a training needs energies and forces for every structure",
         )
     node = _launch(builder, daemon, "train")
     if node is None:

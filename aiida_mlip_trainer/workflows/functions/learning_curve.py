@@ -11,7 +11,7 @@ from aiida.engine import calcfunction
 
 from .potential import judge_learning, png_file
 
-__all__ = ("CURVE_COLUMNS", "curve_rows", "learning_curve", "oracle_calls")
+__all__ = ("CURVE_COLUMNS", "curve_rows", "learning_curve", "learning_curve_figure", "oracle_calls")
 
 CURVE_COLUMNS = (
     "round",
@@ -78,11 +78,6 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
     meV/Å, NaN where a round did not explore), ``plot`` (PNG: held-out errors against cumulative oracle calls; max γ
     and the fraction of halted trajectories per round) and ``summary`` (Dict: the rounds and why the loop stopped)."""
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     count = 1 + max(int(key.rsplit("_", 1)[1]) for key in rounds if key.startswith("metrics_"))
     labelings = {k: rounds[f"labeling_{k}"].get_dict() for k in range(count) if f"labeling_{k}" in rounds}
     initial = rounds["initial_labeling"].get_dict() if "initial_labeling" in rounds else None
@@ -99,22 +94,7 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
     for name, values in columns.items():
         curve.set_array(name, np.asarray(values, dtype=float))
 
-    figure, (errors, gamma) = plt.subplots(1, 2, figsize=(10, 4))
-    errors.plot(columns["oracle_calls"], columns["force_rmse"], "o-", color="tab:blue")
-    errors.set_xlabel("oracle calls before the fit (cumulative)")
-    errors.set_ylabel("held-out force RMSE (meV/Å)", color="tab:blue")
-    energy = errors.twinx()
-    energy.plot(columns["oracle_calls"], columns["energy_rmse"], "s--", color="tab:orange")
-    energy.set_ylabel("held-out energy RMSE (meV/atom)", color="tab:orange")
-    gamma.plot(columns["round"], columns["max_gamma"], "o-", color="tab:green")
-    gamma.set_yscale("log")
-    gamma.set_xlabel("round")
-    gamma.set_ylabel("largest extrapolation grade γ in exploration", color="tab:green")
-    halted = gamma.twinx()
-    halted.bar(columns["round"], columns["fraction_halted"], alpha=0.3, color="tab:red")
-    halted.set_ylim(0, 1)
-    halted.set_ylabel("fraction of trajectories halted", color="tab:red")
-    figure.suptitle(f"active learning: {count} rounds, {made} oracle calls")
+    figure = learning_curve_figure(columns, made)
     summary = {
         "rounds": per_round,
         "oracle_calls": made,
@@ -126,3 +106,34 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
         "plot": png_file(figure, "learning_curve.png"),
         "summary": orm.Dict(summary),
     }
+
+
+def learning_curve_figure(columns: Mapping[str, list], made: int):
+    """The figure of :func:`learning_curve` (a matplotlib Figure): held-out errors against cumulative oracle calls,
+    and per round the largest γ and the fraction of halted trajectories. ``columns``: one list per column of
+    :data:`CURVE_COLUMNS` (NaN where a round did not explore); ``made``: the oracle calls of the whole loop."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    figure, (errors, gamma) = plt.subplots(1, 2, figsize=(10, 4))
+    errors.plot(columns["oracle_calls"], columns["force_rmse"], "o-", color="tab:blue")
+    errors.set_xlabel("oracle calls before the fit (cumulative)")
+    errors.set_ylabel("held-out force RMSE (meV/Å)", color="tab:blue")
+    energy = errors.twinx()
+    energy.plot(columns["oracle_calls"], columns["energy_rmse"], "s--", color="tab:orange")
+    energy.set_ylabel("held-out energy RMSE (meV/atom)", color="tab:orange")
+    gamma.plot(columns["round"], columns["max_gamma"], "o-", color="tab:green")
+    gamma.set_yscale("log")
+    gamma.set_xlabel("round")
+    for axis in (errors, gamma):  # rounds and calls are whole numbers: no tick at round 0.25
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    gamma.set_ylabel("largest extrapolation grade γ in exploration", color="tab:green")
+    halted = gamma.twinx()
+    halted.bar(columns["round"], columns["fraction_halted"], alpha=0.3, color="tab:red")
+    halted.set_ylim(0, 1)
+    halted.set_ylabel("fraction of trajectories halted", color="tab:red")
+    figure.suptitle(f"active learning: {len(columns['round'])} rounds, {made} oracle calls")
+    return figure
