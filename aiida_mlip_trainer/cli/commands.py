@@ -366,6 +366,8 @@ def _print_loop(node) -> None:
                 f"{row['energy_rmse']:9.3f} {row['force_rmse']:8.2f} {gamma} {halted}"
                 + ("  not learned" if row.get("learned") is False else "")
             )
+        for k, reason in progress["rises"].items():
+            click.echo(f"round {k}: {reason}")
     for label, child in progress["running"]:
         click.echo(f"running: {label}: {child.process_label}<{child.pk}>")
     if progress["stop_reason"] is not None:

@@ -11,7 +11,15 @@ from aiida.engine import calcfunction
 
 from .potential import judge_learning, png_file
 
-__all__ = ("CURVE_COLUMNS", "curve_rows", "learning_curve", "learning_curve_figure", "oracle_calls")
+__all__ = (
+    "CURVE_COLUMNS",
+    "FEW_TEST_STRUCTURES",
+    "curve_rows",
+    "explain_rises",
+    "learning_curve",
+    "learning_curve_figure",
+    "oracle_calls",
+)
 
 CURVE_COLUMNS = (
     "round",
@@ -137,3 +145,49 @@ def learning_curve_figure(columns: Mapping[str, list], made: int):
     halted.set_ylabel("fraction of trajectories halted", color="tab:red")
     figure.suptitle(f"active learning: {len(columns['round'])} rounds, {made} oracle calls")
     return figure
+
+
+# Below this many held-out structures an error moves by chance from one fit to the next.
+FEW_TEST_STRUCTURES = 10
+
+
+def explain_rises(rounds: list[Mapping[str, Any]]) -> dict[int, str]:
+    """Why the held-out force error rose, for every fitted round ``k`` whose error is above round ``k - 1``'s: the
+    causes the data show, or that none was found. ``rounds``: per fitted round, ``force_rmse`` (meV/Å),
+    ``test_structures`` (how many held-out structures), ``test_set`` (its content hash; None when unknown),
+    ``test_energies`` (the held-out energies per atom, eV) and ``added_energies`` (the energies per atom of the
+    training structures added since the previous round, eV; empty or None when none were)."""
+    explained = {}
+    for k in range(1, len(rounds)):
+        before, now = rounds[k - 1], rounds[k]
+        if not now["force_rmse"] > before["force_rmse"]:
+            continue
+        causes = []
+        count = now.get("test_structures")
+        if count is not None and count < FEW_TEST_STRUCTURES:
+            causes.append(f"only {count} test structures: an error over so few changes by chance from fit to fit")
+        if None not in (now.get("test_set"), before.get("test_set")) and now["test_set"] != before["test_set"]:
+            causes.append(f"the test set changed between rounds {k - 1} and {k}: the two errors are not comparable")
+        far = _far_from_test(now.get("test_energies"), now.get("added_energies"))
+        if far:
+            causes.append(far)
+        rise = f"the test force error rose from {before['force_rmse']:.1f} to {now['force_rmse']:.1f} meV/Å"
+        explained[k] = f"{rise}: " + "; ".join(causes) if causes else f"{rise}; no cause found"
+    return explained
+
+
+def _far_from_test(test_energies, added_energies) -> str | None:
+    """A cause when most structures added before a fit have energies per atom outside the held-out ones' range
+    (widened by their spread): the fit spent itself where the test set does not look."""
+    if test_energies is None or added_energies is None or len(test_energies) == 0 or len(added_energies) == 0:
+        return None
+    test, added = np.asarray(test_energies, dtype=float), np.asarray(added_energies, dtype=float)
+    low, high = test.min() - test.std(), test.max() + test.std()
+    outside = int(np.count_nonzero((added < low) | (added > high)))
+    if 2 * outside < len(added):
+        return None
+    return (
+        f"{outside} of the {len(added)} structures added before this fit have energies per atom outside the test "
+        f"set's ({1000 * (added.mean() - test.mean()):+.0f} meV/atom from its mean on average, test spread "
+        f"{1000 * test.std():.0f}): the fit learned where the test set does not look"
+    )
