@@ -7,10 +7,17 @@ import tempfile
 
 from aiida import orm
 
+from .formats.pacemaker_output import last_iteration, read_metrics_table
 from .formats.pacemaker_output import learning_curve as curve_from_tables
-from .formats.pacemaker_output import read_metrics_table
 
-__all__ = ("calculation_versions", "learning_curve", "loop_progress", "training_calculations")
+__all__ = (
+    "calculation_versions",
+    "fit_progress",
+    "learning_curve",
+    "loop_progress",
+    "progress_line",
+    "training_calculations",
+)
 
 _TRAIN = "aiida.calculations:mlip_trainer.pace_train"
 
@@ -49,6 +56,58 @@ def learning_curve(calc: orm.CalcJobNode) -> dict[str, list[dict]]:
         read_metrics_table(_job_file(calc, "metrics.txt")),
         read_metrics_table(_job_file(calc, "test_metrics.txt")),
     )
+
+
+def fit_progress(calc: orm.CalcJobNode) -> dict | None:
+    """Where a PaceTrainCalculation's fit is, from pacemaker's ``log.txt`` (the running job's working directory, or
+    the retrieved files once finished): :func:`~aiida_mlip_trainer.formats.pacemaker_output.last_iteration` and
+    ``maxiter`` (from its parameters; None when not given); None before the first iteration."""
+    progress = last_iteration(_job_file(calc, "log.txt"))
+    if progress is None:
+        return None
+    parameters = calc.inputs.parameters.get_dict() if "parameters" in calc.inputs else {}
+    maxiter = parameters.get("fit", {}).get("maxiter")
+    return {**progress, "maxiter": maxiter if isinstance(maxiter, int) else None}
+
+
+def fit_words(progress: dict) -> str:
+    """``iteration 12/100, loss 1.23e-04, train E 3.1 meV/atom, F 11.5 meV/Å`` of :func:`fit_progress`."""
+    of = f"/{progress['maxiter']}" if progress["maxiter"] else ""
+    return (
+        f"iteration {progress['iteration']}{of}, loss {progress['loss']:.3g}, train E {progress['energy_rmse']:.3g} "
+        f"meV/atom, F {progress['force_rmse']:.3g} meV/Å"
+    )
+
+
+def _running_fit(node: orm.ProcessNode) -> str | None:
+    """The running pacemaker fit under ``node`` (or ``node`` itself) in words, None when none runs."""
+    for calc in reversed(training_calculations(node)):
+        if not calc.is_terminated:
+            progress = fit_progress(calc)
+            where = f"{calc.process_label}<{calc.pk}>"
+            return f"fit {where}: {fit_words(progress)}" if progress else f"fit {where}: starting"
+    return None
+
+
+def progress_line(node: orm.ProcessNode) -> str:
+    """One short line on where a training or an active-learning loop is now: the round and step of a loop, the jobs
+    running and the iteration and loss of a running fit (from pacemaker's log)."""
+    state = node.process_state.value if node.process_state else "created"
+    if node.is_terminated:
+        return f"{node.process_label}<{node.pk}>: {state}"
+    parts = [f"{node.process_label}<{node.pk}>"]
+    running = [n for n in node.called_descendants if not n.is_terminated]
+    if node.process_label == "ActiveLearningWorkChain":
+        steps = [label for label, _ in loop_progress(node)["running"]]
+        if steps:
+            parts.append(f"round {steps[0].rsplit('_', 1)[-1]}: {steps[0].rsplit('_', 1)[0]}")
+    jobs = [n for n in running if isinstance(n, orm.CalcJobNode)]
+    if jobs:
+        parts.append("running " + ", ".join(f"{n.process_label}<{n.pk}>" for n in jobs))
+    fit = _running_fit(node)
+    if fit:
+        parts.append(fit)
+    return "; ".join(parts)
 
 
 def calculation_versions(calc: orm.CalcJobNode) -> dict[str, str | None]:

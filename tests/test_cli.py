@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -194,6 +195,10 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1].startswith("test force RMSE:")
     pk = int(result.output.split("TrainingWorkChain<")[1].split(">")[0])
+    # while it ran: the work chains' reports as short lines, and where it was (not aiida's logger lines)
+    assert "[REPORT]" not in result.output and "aiida.orm.nodes" not in result.output, result.output
+    assert "\nTrainingWorkChain: training: PaceTrainBaseWorkChain<" in result.output, result.output
+    assert re.search(rf"^TrainingWorkChain<{pk}>($|; )", result.output, re.M), result.output  # the progress line
 
     status = invoke("train", "status", pk, "--every", "10")
     assert status.exit_code == 0, status.output
@@ -211,6 +216,8 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
         else:
             assert row[4:] == ["-", "-"]
     assert "fitted with python-ace 0.4.0rc1, tensorpotential 0.6.2.1" in status.output
+    # the last iteration line of the retrieved log.txt (the fast protocol's maxiter: 100)
+    assert re.search(r"^  ended at iteration \d+/100, loss \S+, train E", status.output, re.M), status.output
 
     shown = invoke("potential", "show", pk)
     assert shown.exit_code == 0, shown.output

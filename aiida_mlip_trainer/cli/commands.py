@@ -240,7 +240,7 @@ def train_status(identifier, every):
     also while it runs."""
     from aiida import orm
 
-    from ..monitoring import calculation_versions, learning_curve, training_calculations
+    from ..monitoring import calculation_versions, fit_progress, fit_words, learning_curve, training_calculations
 
     node = _load(identifier, orm.ProcessNode)
     state = node.process_state.value if node.process_state else "unknown"
@@ -263,6 +263,9 @@ def train_status(identifier, every):
         versions = calculation_versions(calc)
         if versions:
             click.echo(f"  fitted with {format_versions(versions)}")
+        progress = fit_progress(calc)  # from pacemaker's log: also between two rows of the curve
+        if progress is not None:
+            click.echo(f"  {'now at' if not calc.is_terminated else 'ended at'} {fit_words(progress)}")
         curve = learning_curve(calc)
         if not curve["train"]:
             click.echo("  no metrics yet")
@@ -342,7 +345,7 @@ def learn_status(identifier):
 
 def _print_loop(node) -> None:
     """The learning curve of a loop so far, what runs now, and why it stopped."""
-    from ..monitoring import loop_progress
+    from ..monitoring import loop_progress, progress_line
 
     progress = loop_progress(node)
     rows = progress["rounds"]
@@ -370,6 +373,8 @@ def _print_loop(node) -> None:
             click.echo(f"round {k}: {reason}")
     for label, child in progress["running"]:
         click.echo(f"running: {label}: {child.process_label}<{child.pk}>")
+    if progress["running"]:
+        click.echo(f"now: {progress_line(node)}")
     if progress["stop_reason"] is not None:
         click.echo(f"stopped: {progress['stop_reason']}")
 
@@ -377,10 +382,10 @@ def _print_loop(node) -> None:
 def _launch(builder, daemon: bool, group: str):
     """Submit ``builder`` to the daemon (returns None after saying how to watch it) or run it here (returns the
     finished node)."""
-    from aiida.engine import run_get_node, submit
+    from aiida.engine import submit
 
     if not daemon:
-        return run_get_node(builder)[1]
+        return _run_here(builder)
     from aiida.engine.daemon.client import get_daemon_client
     from aiida.manage import get_manager
 
@@ -396,6 +401,99 @@ def _launch(builder, daemon: bool, group: str):
         click.echo("the daemon is not running: start it with `verdi daemon start`, or nothing will happen")
     click.echo(f"watch it: aiida-mlip-trainer {group} status {node.pk}")
     return None
+
+
+class _ProgressDisplay:
+    """While a process runs here: the work chains' reports as short plain lines (``TrainingWorkChain: ...``, not
+    aiida's logger lines with date, pid and logger name) and a progress line (:func:`progress_line`), refreshed in
+    place on a terminal, printed when it changes otherwise."""
+
+    def __init__(self):
+        import logging
+        import re
+
+        self.prefix = re.compile(r"^\[\d+\|(?P<label>[^|\]]+)\|[^\]]*\]: ")
+        self.tty = sys.stdout.isatty()
+        self.line = ""
+        display = self
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                display.say(record)
+
+        self.handler = Handler(level=logging.INFO)
+
+    def say(self, record) -> None:
+        import logging
+
+        message = self.prefix.sub(lambda m: f"{m['label']}: ", record.getMessage())
+        if record.levelno >= logging.WARNING:
+            message = f"{record.levelname.lower()}: {message}"
+        self._clear()
+        click.echo(message)
+        self._show()
+
+    def _clear(self) -> None:
+        if self.tty and self.line:
+            click.echo("\r\033[K", nl=False)
+
+    def _show(self) -> None:
+        if self.tty and self.line:
+            click.echo(self.line[: click.get_terminal_size()[0] - 1], nl=False)
+
+    def update(self, line: str) -> None:
+        if line == self.line:
+            return
+        self._clear()
+        self.line = line
+        if self.tty:
+            self._show()
+        else:
+            click.echo(line)
+
+    def close(self) -> None:
+        if self.tty and self.line:
+            click.echo("")
+
+
+def _run_here(builder, interval: float = 2.0):
+    """Run ``builder`` in this interpreter and return its node, with :class:`_ProgressDisplay` showing where it is
+    every ``interval`` seconds."""
+    import logging
+
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+
+    from ..monitoring import progress_line
+
+    runner = get_manager().get_runner()
+    process = instantiate_process(runner, builder)
+    display = _ProgressDisplay()
+    aiida_logger = logging.getLogger("aiida")
+    handlers = aiida_logger.handlers[:]
+    for handler in handlers:  # aiida's console handler: its lines carry date, pid and logger name
+        aiida_logger.removeHandler(handler)
+    aiida_logger.addHandler(display.handler)
+    timer = None
+
+    def tick():
+        nonlocal timer
+        try:
+            display.update(progress_line(process.node))
+        except Exception as error:  # noqa: BLE001 - a display problem must not stop the run
+            display.update(f"(progress unknown: {one_line(error)})")
+        timer = runner.loop.call_later(interval, tick)
+
+    timer = runner.loop.call_soon(tick)
+    try:
+        runner.run(process)
+    finally:
+        timer.cancel()
+        display.close()
+        aiida_logger.removeHandler(display.handler)
+        for handler in handlers:
+            aiida_logger.addHandler(handler)
+    return process.node
 
 
 # ------------------------------------------------------------------------------------------------------- potential
