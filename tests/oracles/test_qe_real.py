@@ -9,11 +9,11 @@ a 2-atom silicon cell, Si.pbe-rrkj.UPF at 20 Ry (the family's cutoff), a 2×2×2
 import numpy as np
 import pytest
 from aiida.engine import run_get_node
-from ase.build import bulk
 
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import qe_oracle
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
+from tests.oracles.conftest import silicon_difference_cells
 
 pytestmark = pytest.mark.real_qe
 
@@ -23,26 +23,8 @@ STRAIN = 0.002  # of the xx strain
 FAST = {"kpoints_distance": 1.0}
 
 
-def silicon_cells():
-    base = bulk("Si", "diamond", a=5.47)
-    base.positions[1] += [0.07, -0.04, 0.03]
-    cells = {"base": base}
-    for sign, label in ((1, "plus"), (-1, "minus")):
-        moved = base.copy()
-        moved.positions[1, 0] += sign * STEP
-        cells[f"move_{label}"] = moved
-        strained = base.copy()
-        deformation = np.eye(3)
-        deformation[0, 0] += sign * STRAIN
-        strained.set_cell(base.cell.array @ deformation, scale_atoms=True)
-        cells[f"strain_{label}"] = strained
-    for name, atoms in cells.items():
-        atoms.info["name"] = name
-    return cells
-
-
 def test_qe_labels_are_derivatives_of_the_qe_energy(qe_code):
-    cells = silicon_cells()
+    cells = silicon_difference_cells(STEP, STRAIN)
     pool = TrainingSetData(list(cells.values()), labelled=False).store()
     oracle = qe_oracle(qe_code, ["Si"], overrides=FAST)
     results, node = run_get_node(LabelingWorkChain, pool=pool, oracle=oracle, max_concurrent=2)
