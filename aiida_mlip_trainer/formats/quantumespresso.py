@@ -41,7 +41,8 @@ PSEUDO_FOLDER = "/usr/share/espresso/pseudo"
 # (Ry: wave functions, charge density) the family recommends. All PBE, the functional of the CP2K oracle's defaults,
 # so that the two oracles' sets differ by the code and the pseudopotentials, not by the functional. Norm-conserving
 # where the folder has one for the element (Si.pbe-rrkj: converged at a low cutoff, 20 Ry is enough for the
-# seconds-long tests, charge density at 4x); ultrasoft or PAW (kjpaw, rrkjus) otherwise, charge density at 8x.
+# seconds-long tests, charge density at 4x); ultrasoft or PAW (kjpaw, rrkjus) otherwise, charge density at 8x. Only
+# silicon's cutoff was checked (tests/oracles/test_qe_real.py); the others are a starting point, not converged.
 PSEUDOPOTENTIALS = {
     "Si": ("Si.pbe-rrkj.UPF", 20.0, 80.0),
     "Cu": ("Cu.pbe-kjpaw.UPF", 35.0, 280.0),

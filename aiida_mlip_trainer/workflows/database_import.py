@@ -56,7 +56,8 @@ def import_processes(
 
     Raises :class:`MixedSettingsError` when the usable calculations have more than one setting (and no split was
     asked), ValueError when none is usable (the message lists why each was skipped)."""
-    processes = list(source.nodes if isinstance(source, orm.Group) else source)
+    # a group's nodes in the order they were made (a group has no order of its own)
+    processes = sorted(source.nodes, key=lambda node: node.pk) if isinstance(source, orm.Group) else list(source)
     known = importable_processes()
     usable, skipped = [], []
     for node in processes:

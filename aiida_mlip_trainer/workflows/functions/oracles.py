@@ -14,6 +14,7 @@ from ...formats.cp2k import (
     CP2K_DEFAULTS,
     MIN_KPOINT_DISTANCE,
     Cp2kOutputError,
+    cp2k_settings,
     kpoint_mesh,
     read_cp2k_output,
     usable_kpoint_distance,
@@ -105,7 +106,7 @@ def pw_settings_record(process: orm.ProcessNode) -> dict:
     cutoffs, smearing and spin (:func:`~aiida_mlip_trainer.formats.quantumespresso.pw_settings`), and its k-point
     spacing."""
     calculation = _labelling_calculation(process, "output_parameters")
-    pseudos = {kind: node.md5 for kind, node in calculation.inputs.pseudos.items()}
+    pseudos = {kind: f"{node.filename} md5 {node.md5}" for kind, node in calculation.inputs.pseudos.items()}
     settings = pw_settings(calculation.inputs.parameters.get_dict(), pseudos)
     functional = process.outputs.output_parameters.get("dft_exchange_correlation")
     if functional:
@@ -115,11 +116,10 @@ def pw_settings_record(process: orm.ProcessNode) -> dict:
 
 
 def cp2k_settings_record(process: orm.ProcessNode) -> dict:
-    """The settings of a finished ``Cp2kCalculation``: its whole ``FORCE_EVAL`` section (functional, basis sets and
-    pseudopotentials of every kind, cutoffs, smearing, spin) and its k-point spacing."""
+    """The settings of a finished ``Cp2kCalculation``: functional, basis set and pseudopotential of every kind,
+    cutoffs, smearing and spin (:func:`~aiida_mlip_trainer.formats.cp2k.cp2k_settings`), and its k-point spacing."""
     calculation = _labelling_calculation(process, "retrieved")
-    force_eval = calculation.inputs.parameters.get_dict().get("FORCE_EVAL", {})
-    settings = {"code": "cp2k", "FORCE_EVAL": force_eval}
+    settings = cp2k_settings(calculation.inputs.parameters.get_dict())
     kpoints = calculation.inputs.kpoints if "kpoints" in calculation.inputs else None
     return {"settings": settings, "kpoint_spacing": _kpoint_spacing(kpoints, calculation.inputs.structure)}
 
