@@ -142,6 +142,20 @@ def test_a_tampered_qe_description_is_refused_before_any_job(fake_pw):
     assert "is not a plain file stem" in _validate(oracle, silicon)
 
 
+def test_learn_yaml_takes_a_qe_oracle(fake_pw):
+    """`learn launch`'s YAML: {type: qe, code, elements, protocol, overrides, options}, checked by qe_oracle."""
+    from aiida_mlip_trainer.cli.learning_yaml import _oracle_from_yaml
+
+    spec = {"type": "qe", "code": fake_pw.full_label, "elements": ["Si"], "overrides": {"kpoints_distance": 0.5}}
+    oracle = _oracle_from_yaml(spec, "learn.yaml")
+    assert oracle["process"] == "aiida.workflows:quantumespresso.pw.base" and oracle["adapter"] == "quantumespresso"
+    assert oracle["inputs"]["kpoints_distance"].value == 0.5
+    with pytest.raises(ValueError, match=r"learn.yaml: oracle: unknown qe oracle key\(s\) \['cutoff'\]"):
+        _oracle_from_yaml({**spec, "cutoff": 30}, "learn.yaml")
+    with pytest.raises(ValueError, match="CONTROL.outdir is not allowed"):
+        _oracle_from_yaml({**spec, "overrides": {"pw": {"parameters": {"CONTROL": {"outdir": "/tmp"}}}}}, "learn.yaml")
+
+
 # ----------------------------------------------------------------------------------------- settings of a set
 def test_settings_group_by_equality_and_kpoint_density():
     qe20 = {"code": "qe", "ecutwfc": 20.0}
