@@ -162,6 +162,18 @@ class GraceFSPotentialData(PacePotentialData):
             raise PotentialError(f"{self._where()} has no gracemaker checkpoint: it cannot be fine-tuned")
         return {name: files[name] for name in (MODEL_FILENAME, *CHECKPOINT_FILES)}
 
+    def with_active_set(self, active_set: bytes) -> GraceFSPotentialData:
+        """A new (unstored) GRACE-FS potential with the same files (checkpoint and E0 included), baseline and versions,
+        and this active set."""
+        return GraceFSPotentialData(
+            self.read_file(YAML_FILENAME),
+            active_set=active_set,
+            checkpoint=self.checkpoint_files() if self.has_checkpoint else None,
+            reference_energy=self.reference_energy or None,
+            baseline=self.baseline,
+            fitted_with=self.fitted_with,
+        )
+
     def get_ace_calculator(self, **kwargs):
         """The GRACE-FS part alone (:class:`pyace.asecalc.PyGRACEFSCalculator`): energy, forces, stress (ASE's sign),
         and with an active set the per-atom extrapolation grade in ``calc.results['gamma']``. Without the baseline:

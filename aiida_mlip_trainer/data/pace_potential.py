@@ -357,6 +357,18 @@ class PacePotentialData(orm.Data):
             written[suffix.lstrip(".")] = target
         return written
 
+    def with_active_set(self, active_set: bytes) -> PacePotentialData:
+        """A new (unstored) potential of the same kind with the same files, baseline and versions, and this active
+        set (an ``.asi`` that pace_activeset wrote for it)."""
+        yace = self.read_file(YACE_FILENAME) if self.base.attributes.get("has_yace", False) else None
+        return PacePotentialData(
+            self.read_file(YAML_FILENAME),
+            yace=yace,
+            active_set=active_set,
+            baseline=self.baseline,
+            fitted_with=self.fitted_with,
+        )
+
     def get_ace_calculator(self, **kwargs):
         """The ACE part alone (:class:`pyace.PyACECalculator`): energy, forces, stress, and with an active set the
         per-atom extrapolation grade in ``calc.results['gamma']``. Without the baseline and the reference energy:

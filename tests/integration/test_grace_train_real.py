@@ -72,3 +72,37 @@ def test_real_grace_fit_learns_the_stress(installed_code, copper_sets):
     # Total energies: the E0 gracemaker subtracted (not in the FS YAML) are added back by the node.
     energy_rmse = 1000 * float(np.sqrt(np.mean(np.square(energy_errors))))
     assert energy_rmse == pytest.approx(test["energy_rmse"], rel=0.05, abs=0.5), (energy_rmse, test["energy_rmse"])
+
+
+def test_real_active_set_of_a_grace_fs_potential(installed_code, copper_sets):
+    """pace_activeset reads the FS YAML (PaceActivesetCalculation, unchanged): the result is a GRACE-FS potential
+    with its checkpoint, E0 and the .asi, and its calculator grades the training data (γ)."""
+    from aiida_mlip_trainer.calculations import PaceActivesetCalculation
+    from aiida_mlip_trainer.data import GraceFSPotentialData
+    from tests.conftest import FIXTURES
+
+    fit = FIXTURES / "grace_train_success"
+    names = ("model.yaml", "checkpoint.index", "checkpoint.data-00000-of-00001")
+    reference = yaml.safe_load((fit / "input.yaml").read_text())["data"]["reference_energy"]
+    potential = GraceFSPotentialData(
+        fit / "FS_model.yaml", checkpoint={name: fit / name for name in names}, reference_energy=reference
+    ).store()
+    code = installed_code("pace_activeset", shutil.which("pace_activeset"), "mlip_trainer.pace_activeset")
+    results, node = run_get_node(
+        PaceActivesetCalculation, code=code, potential=potential, training_set=copper_sets["train"]
+    )
+    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
+    graded = results["potential"]
+    assert isinstance(graded, GraceFSPotentialData) and graded.has_active_set and graded.has_checkpoint
+    assert graded.reference_energy == reference
+    calculator = graded.get_ace_calculator()
+    gammas = []
+    for atoms in copper_sets["structures"][:24]:
+        copy = atoms.copy()
+        copy.calc = calculator
+        copy.get_potential_energy()
+        gammas.append(calculator.results["gamma"].max())
+    # The active set's own environments have γ = 1 exactly; the training data are nearly all interpolation (one of
+    # the 24 cells was measured at γ = 3.9 with python-ace 0.4.0rc1's GRACE-FS evaluator: not explained yet).
+    assert min(abs(gamma - 1.0) for gamma in gammas) < 1e-6, gammas
+    assert sum(gamma <= 1.0 + 1e-6 for gamma in gammas) >= 0.9 * len(gammas), gammas
