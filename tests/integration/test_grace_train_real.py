@@ -48,7 +48,7 @@ def test_real_grace_fit_learns_the_stress(installed_code, copper_sets):
     stress_rms = metrics["reference"]["test"]["stress_component_rms"]  # GPa
     test = metrics["test"]
     # The data's stress RMS is a few GPa (±3 % strain); a fit that learned the stress is well below it (measured:
-    # 1.1 GPa against about 4.5 GPa after 40 epochs; without the stress term the error is of the order of the RMS).
+    # 1.1 GPa against 3.5 GPa after 40 epochs; without the stress term the error is of the order of the RMS).
     assert 1.0 < stress_rms < 20.0, stress_rms
     assert test["stress_rmse"] < 0.5 * stress_rms, (test, stress_rms)
     assert test["energy_rmse"] < 30.0, test  # meV/atom: the reference energy (auto) took the constant away
