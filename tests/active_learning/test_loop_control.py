@@ -61,15 +61,27 @@ def _trained(force_rmse: float = 50.0, baseline: orm.Dict | None = None):
     return _child("TrainingWorkChain", potential=PacePotentialData(POTENTIAL), metrics=orm.Dict(metrics), **extra)
 
 
-def _explored(candidates: int, halted: int = 0):
+def _explored(candidates: int, halted: int = 0, resume: int = 0):
+    """An exploration of 4 trajectories (one per starting structure and temperature of the loop's 2 starts x 2
+    temperatures): the first keeps every candidate; ``resume`` halted trajectories left a resume frame."""
+    trajectories = [
+        {"condition": "", "structure": t // 2, "temperature": [300.0, 900.0][t % 2], "pressure": None, "kept": []}
+        for t in range(4)
+    ]
+    trajectories[0]["kept"] = list(range(0, 10 * candidates, 10))
     summary = {
         "max_gamma": 30.0 if halted else 7.0,
         "num_trajectories": 4,
         "num_halted": halted,
         "fraction_halted": halted / 4,
         "num_candidates": candidates,
+        "num_resume": resume,
+        "trajectories": trajectories,
     }
-    return _child("ExplorationCalculation", summary=orm.Dict(summary), candidates=_cells(max(candidates, 1), 7, False))
+    outputs = {"summary": orm.Dict(summary), "candidates": _cells(max(candidates, 1), 7, False)}
+    if resume:
+        outputs["resume"] = _cells(resume, 11, False)
+    return _child("ExplorationCalculation", **outputs)
 
 
 def _labelled(labelled: int, failed: int, exit_status: int = 0, message: str | None = None):
@@ -120,13 +132,18 @@ def _round(process, trained, explored) -> None:
     assert process.inspect_exploration() is None
 
 
+def _selected(count: int = 3):
+    return _child("SelectionWorkChain", selected=_cells(count, 8, False), indices=orm.List(list(range(count))))
+
+
 def _select_and_label(process, labelled) -> None:
     process.select()
-    process.ctx.selection = _child("SelectionWorkChain", selected=_cells(3, 8, False))
+    process.ctx.selection = _selected()
     assert process.inspect_selection() is None
     process.label()
     process.ctx.labeling = labelled
     assert process.inspect_labeling() is None
+    process.next_round()
 
 
 def _stopped(process, reason: str) -> None:
@@ -237,7 +254,7 @@ def _fail_selection(process):
 
 def _fail_labeling(process):
     _round(process, _trained(), _explored(candidates=5))
-    process.ctx.selection = _child("SelectionWorkChain", selected=_cells(3, 8, False))
+    process.ctx.selection = _selected()
     assert process.inspect_selection() is None
     status = LabelingWorkChain.exit_codes.ERROR_ALL_LABELS_FAILED.status
     process.ctx.labeling = _labelled(0, 3, status, "no structure of the pool got a label")
