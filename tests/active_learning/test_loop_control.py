@@ -4,6 +4,7 @@ recorder. One test per way the loop stops, and per failure exit (each asserted b
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.common.links import LinkType
@@ -290,3 +291,85 @@ def test_initial_labelling_that_labels_nothing_is_an_exit_code(loop):
     exit_code = process.inspect_initial()
     assert exit_code.status == CODES.ERROR_INITIAL_LABELING_FAILED.status
     assert exit_code.message.endswith("no structure of the pool got a label")
+
+
+def _validation(*extrapolating: str, max_gamma: float = 8.0) -> orm.Dict:
+    """What validation_gamma returns, for the loop's gate."""
+    return orm.Dict(
+        {"max_gamma": max_gamma, "median_gamma": 2.0, "extrapolating": list(extrapolating), "gamma": [], "names": []}
+    ).store()
+
+
+@pytest.mark.parametrize("blind", [True, False], ids=["a validation structure extrapolates", "none does"])
+def test_the_validation_gamma_gate(loop, blind):
+    """An exploration that finds nothing converges only when no validation structure is at or above gamma_collect;
+    otherwise the loop says so, explores again with the same potential (no new data, no new fit) and stops at a
+    budget, not as converged."""
+    process = loop(max_rounds=orm.Int(2))
+    process.train()
+    process.ctx.training = _trained()
+    process.ctx.validation = _validation("Cu_slab@111") if blind else _validation(max_gamma=3.0)
+    assert process.inspect_training() is None
+    process.explore()
+    process.ctx.exploration = _explored(candidates=0, halted=0)
+    assert process.inspect_exploration() is None
+    if not blind:
+        _stopped(process, "converged in round 0: no frame reached gamma_collect and no trajectory halted")
+        assert process.outputs["summary"]["converged"] is True
+        return
+    assert process.should_train() and not process.should_label()
+    process.next_round()
+    submitted = len(process.submitted)
+    process.train()  # no new data: no fit
+    assert len(process.submitted) == submitted and process.inspect_training() is None
+    assert process.outputs["potentials"]["round_1"].pk == process.outputs["potentials"]["round_0"].pk
+    process.explore()
+    assert process.submitted[-1][1]["parameters"]["seed"] == 43  # explored again, anew
+    process.ctx.exploration = _explored(candidates=0, halted=0)
+    assert process.inspect_exploration() is None
+    _stopped(process, "max_rounds (2) reached")
+    summary = process.outputs["summary"].get_dict()
+    assert summary["converged"] is False
+    assert summary["notes"][0].startswith(
+        "round 0: not converged although no frame reached gamma_collect and no trajectory halted: 1 validation "
+        "structure(s) at or above gamma_collect (largest γ 8.00)"
+    )
+    assert summary["rounds"][0]["validation"] == {
+        "max_gamma": 8.0,
+        "median_gamma": 2.0,
+        "extrapolating": ["Cu_slab@111"],
+    }
+
+
+def test_halted_trajectories_resume_and_generators_and_picks_are_in_the_summary(loop):
+    """Round 0's halted trajectories left resume frames: round 1 starts from the given structures, each generator's
+    and those frames; the summary says where each round started and how its picks spread."""
+    generators = [{"type": "vacancy", "seed": 3}, {"type": "strain", "strains": [-0.05, 0.05]}]
+    process = loop(max_rounds=orm.Int(2), explore_count=orm.Int(1), generators=orm.List(generators))
+    given = process.ctx.explore_from.num_structures
+    _round(process, _trained(), _explored(candidates=5, halted=2, resume=2))
+    resume = process.ctx.exploration.outputs.resume
+    first = process.submitted[1][1]["structures"]
+    assert first.num_structures == given * 4  # given, one vacancy cell, two strained cells
+    assert first.get_arrays()["natoms"].tolist() == [32, 31, 32, 32]
+    _select_and_label(process, _labelled(3, 0))
+    process.train()
+    process.ctx.training = _trained()
+    assert process.inspect_training() is None
+    process.explore()
+    starts = process.submitted[-1][1]["structures"]
+    names = list(starts.get_arrays()["names"])
+    assert names[-2:] == list(resume.get_arrays()["names"])  # the resume frames come back as starts
+    assert np.array_equal(starts.get_arrays()["positions"][-8:], resume.get_arrays()["positions"])
+    # the resume frames link to round 1's starting structures in the graph
+    assert starts.creator.inputs.resume.pk == resume.pk
+    process.ctx.exploration = _explored(candidates=5)
+    assert process.inspect_exploration() is None
+    _stopped(process, "max_rounds (2) reached")
+    rows = process.outputs["summary"]["rounds"]
+    assert rows[0]["starts"] == {"generated_00_vacancy": 1, "generated_01_strain": 2, "given": 1}
+    assert rows[1]["starts"] == {"generated_00_vacancy": 1, "generated_01_strain": 2, "given": 1, "resume": 2}
+    picks = rows[0]["picks"]  # the first trajectory (the given structure at 300 K) kept every candidate
+    assert picks["num_picked"] == 3 and picks["num_pool"] == 5
+    assert picks["by_temperature"] == {"300": 3} and picks["by_origin"] == {"given": 3}
+    assert picks["pool_by_condition"] == {"default": 5}
