@@ -13,7 +13,8 @@ ones draw from ``numpy.random.default_rng([seed, start index])``: the same speci
 - ``interstitial``: ``count`` atoms of ``element`` (default: the start's first element) inserted at random points
   at least ``min_distance`` Å (default 1.6) from every atom;
 - ``slab``: the ``miller`` surface (``ase.build.surface``) of the start's cell, ``layers`` thick, ``vacuum`` Å of
-  vacuum on each side along z, periodic in x and y only (the NVT runs of exploration keep it at fixed cell);
+  vacuum on each side along z; the cell stays periodic in all three directions, as pacemaker takes it (the vacuum
+  separates the slab from its images), and exploration runs it NVT only (:func:`has_vacuum`);
 - ``rattle``: every position displaced by a normal of ``stdev`` Å (``samples`` cells per start);
 - ``substitution``: a ``fraction`` of the atoms (at least one) replaced by ``element`` at random (``samples`` cells per
   start), for alloys.
@@ -27,11 +28,14 @@ import numpy as np
 
 from ..names import ELEMENTS
 
-__all__ = ("GENERATORS", "check_generator", "generate")
+__all__ = ("GENERATORS", "VACUUM_GAP", "check_generator", "generate", "has_vacuum")
 
 PLANES = {"xy": (0, 1), "xz": (0, 2), "yz": (1, 2)}
 MAX_STRAIN = 0.5  # |strain| or |shear| of a generator; beyond it a cell is no longer a deformed crystal
 MAX_COUNT = 1000  # atoms removed/inserted, cells per start
+# A gap between atomic planes wider than this (Å) along a cell vector is vacuum: wider than the spacing of the
+# planes of any crystal (under 4 Å) and than the slab generator's smallest sensible vacuum.
+VACUUM_GAP = 5.0
 _SETTINGS = {
     "strain": {"strains": None, "axes": [0, 1, 2]},
     "shear": {"shears": None, "plane": "xy"},
@@ -194,9 +198,24 @@ def _slab(start, spec: dict, _rng) -> list:
     if not start.pbc.all():
         raise ValueError(f"generator slab: {start.info.get('name')} is not a bulk cell (periodic in 3D)")
     atoms = surface(start, tuple(spec["miller"]), spec["layers"], vacuum=spec["vacuum"], periodic=True)
-    atoms.pbc = [True, True, False]
-    atoms.wrap()
+    atoms.pbc = True
     return [_named(atoms, start, spec, 0)]
+
+
+def has_vacuum(atoms, gap: float = VACUUM_GAP) -> bool:
+    """Whether a cell periodic in 3D holds vacuum: a gap wider than ``gap`` Å between the atoms' planes along one of
+    its cell vectors (a slab, a molecule in a box). Such a cell must not be run under a barostat."""
+    if len(atoms) == 0:
+        return True
+    scaled = atoms.get_scaled_positions(wrap=True)
+    normals = np.linalg.inv(atoms.cell.array).T  # reciprocal vectors: the plane spacing along axis k is 1/|b_k|
+    for axis in range(3):
+        spacing = 1.0 / np.linalg.norm(normals[:, axis])
+        levels = np.sort(scaled[:, axis])
+        gaps = np.diff(np.concatenate([levels, [levels[0] + 1.0]]))
+        if gaps.max() * spacing > gap:
+            return True
+    return False
 
 
 def _rattle(start, spec: dict, rng) -> list:

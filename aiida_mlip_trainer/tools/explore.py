@@ -10,7 +10,8 @@ It reads ``potential.yaml`` and ``potential.asi`` (pacemaker's potential and its
 the potential was fitted on top of a physical baseline (checked by
 ``aiida_mlip_trainer.physics.baselines.validate_baseline``),
 the starting structures (JSON, :mod:`.structures`) and the settings (JSON, checked by :func:`check_settings`). For
-every structure and temperature (and pressure, for cells periodic in all three directions when pressures are given)
+every structure and temperature (and pressure, for cells periodic in all three directions without vacuum, when
+pressures are given)
 it runs one trajectory: Langevin NVT (ASE), or Berendsen NPT (ASE's ``NPTBerendsen``: weak coupling, enough to let
 the cell breathe, not an exact isobaric ensemble). With ``ramp_to`` the thermostat's temperature goes linearly from
 the trajectory's temperature to ``ramp_to`` over its steps (a heating or cooling ramp). With ``conditions`` (a list of
@@ -39,6 +40,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..physics.generators import has_vacuum
 from .structures import finite_number, read_structures, write_structures
 
 __all__ = (
@@ -299,7 +301,7 @@ def _trajectories(structures, settings: dict) -> list[tuple[dict, dict]]:
     plan = []
     for name, condition in condition_settings(settings):
         for index, atoms in enumerate(structures):
-            periodic = bool(atoms.pbc.all())
+            periodic = bool(atoms.pbc.all()) and not has_vacuum(atoms)  # no barostat on a slab's vacuum
             pressures = condition["pressures"] if condition["pressures"] is not None and periodic else [None]
             for temperature in condition["temperatures"]:
                 for pressure in pressures:

@@ -259,6 +259,7 @@ def test_a_protocol_round_resumes_halted_trajectories_and_reports_validation_gam
     path = tmp_path / "protocol.yaml"
     path.write_text(yaml.safe_dump(PROTOCOL))
     slab = fcc111("Cu", size=(2, 2, 4), vacuum=8.0)
+    slab.pbc = True  # periodic, with vacuum along z: as pacemaker takes a slab
     slab.info["name"] = "cu111_slab"
     validation = TrainingSetData([slab, *generate(copper_emt(1, seed=5), {"type": "vacancy"})], labelled=False)
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
