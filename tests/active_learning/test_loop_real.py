@@ -290,9 +290,11 @@ def test_a_protocol_round_resumes_halted_trajectories_and_reports_validation_gam
 
     # round 0 halted trajectories; each left its last sample below gamma_halt, which round 1 starts from
     halted = [t for t in first.outputs.summary["trajectories"] if t["halted"]]
-    assert halted and all(t["resume_step"] is not None and t["resume_step"] < t["halt_step"] for t in halted)
+    resumed = [t for t in halted if t["resume_step"] is not None]
+    assert resumed and all(t["resume_step"] < t["halt_step"] for t in resumed)
+    assert all(t["halt_step"] == 0 for t in halted if t["resume_step"] is None)  # halted at its start: no frame below
     resume = first.outputs.resume
-    assert resume.num_structures == len(halted) == summary["rounds"][1]["starts"]["resume"]
+    assert resume.num_structures == len(resumed) == summary["rounds"][1]["starts"]["resume"]
     starts = second.inputs.structures.get_arrays()
     assert np.array_equal(
         starts["positions"][-len(resume.get_arrays()["positions"]) :], resume.get_arrays()["positions"]
