@@ -17,6 +17,7 @@ __all__ = (
     "pick_starting_structures",
     "split_training_set",
     "training_set_from_file",
+    "training_set_from_processes",
 )
 
 
@@ -102,3 +103,45 @@ def exploration_starts(**groups: TrainingSetData) -> dict:
     arrays = {key: np.concatenate([part[key] for part in parts]) for key in keys}
     origins = [name for name in names for _ in range(groups[name].num_structures)]
     return {"structures": TrainingSetData(arrays=arrays), "origins": orm.List(origins)}
+
+
+@calcfunction
+def training_set_from_processes(sources: orm.Dict, **nodes: orm.Data) -> dict:
+    """A labelled ``TrainingSetData`` from finished calculations, each structure linked to the calculation that
+    labelled it: the inputs are the calculations' own nodes, ``c<i>__structure`` (the labelled structure) and
+    ``c<i>__<output>`` (the outputs its adapter reads), so the graph runs from every calculation through its outputs
+    to this step and the set. ``sources`` (made by
+    :func:`~aiida_mlip_trainer.workflows.database_import.import_processes`) holds per calculation ``i`` the
+    ``adapter`` (an entry point name of ``mlip_trainer.oracle_adapters``), the process ``uuid`` and ``label``, and
+    ``settings`` (the one setting of the set) and ``skipped`` (processes left
+    out, with the reason). Returns ``training_set`` and ``report``: ``{"imported": [{"name", "uuid", "label"}],
+    "skipped": [{"uuid", "label", "reason"}], "settings"}``. Stress is kept only when every structure has it."""
+    import inspect
+
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from ...data.labels import read_labels
+    from ...oracles import adapter_arguments, load_adapter
+
+    record = sources.get_dict()
+    entries = []
+    for index, source in enumerate(record["calculations"]):
+        prefix = f"c{index}__"
+        structure = nodes[f"{prefix}structure"]
+        outputs = {key.removeprefix(prefix): node for key, node in nodes.items() if key.startswith(prefix)}
+        adapter = inspect.unwrap(load_adapter(source["adapter"]))  # the plain function: no process inside this one
+        energy, forces, stress = read_labels(adapter(**adapter_arguments(adapter, structure, outputs)))
+        entries.append((source, structure.get_ase(), energy, forces, stress))
+    with_stress = all(entry[4] is not None for entry in entries)
+    structures = []
+    for source, atoms, energy, forces, stress in entries:
+        results = {"energy": energy, "forces": forces, **({"stress": stress} if with_stress else {})}
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        atoms.info["name"] = source["uuid"]
+        structures.append(atoms)
+    report = {
+        "imported": [{"name": s["uuid"], "uuid": s["uuid"], "label": s["label"]} for s in record["calculations"]],
+        "skipped": record.get("skipped", []),
+        "settings": record.get("settings", {}),
+    }
+    return {"training_set": TrainingSetData(structures), "report": orm.Dict(report)}
