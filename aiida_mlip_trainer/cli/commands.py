@@ -328,6 +328,8 @@ def learn_launch(inputs_file, daemon):
     \b
     Keys: codes (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore -> code labels),
     structures (pk/UUID of a TrainingSetData), exploration (temperatures, steps, gamma_collect, ...),
+    exploration_protocol (copper, or a YAML file of generators and conditions), generators,
+    validation_structures (pk/UUID: their γ every round; not converged while one extrapolates),
     oracle ({type: ase, code, calculator} or {type: cp2k, code, elements, ...}), test_set and
     explore_from (pk/UUID), protocol, overrides (merged into the protocol: selection.max_structures
     per round, labeling.max_concurrent, training...), options (scheduler requests only, as the
