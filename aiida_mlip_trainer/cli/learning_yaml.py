@@ -24,6 +24,9 @@ LEARNING_INPUT_KEYS = (
     "overrides",
     "options",
     "exploration",
+    "exploration_protocol",
+    "generators",
+    "validation_structures",
     "oracle",
     "max_rounds",
     "max_oracle_calls",
@@ -35,7 +38,8 @@ LEARNING_INPUT_KEYS = (
     "physics_baseline",
     "short_range_check",
 )
-ORACLE_TYPES = ("ase", "cp2k")
+ORACLE_TYPES = ("ase", "cp2k", "qe")
+QE_ORACLE_KEYS = ("elements", "protocol", "overrides", "options")
 ASE_ORACLE_KEYS = ("calculator", "parameters", "options")
 # Where job-script text is set instead of a YAML file: typed in Python on the builder.
 PYTHON_OPTIONS_HINT = (
@@ -47,11 +51,12 @@ ORACLE_OPTIONS_HINT = "in Python with builder.labeling.oracle_job_options (a pla
 
 def _oracle_from_yaml(oracle: Any, where: str) -> dict:
     """An oracle description from its YAML mapping: ``{type: ase, code, calculator, parameters, options}`` or
-    ``{type: cp2k, code, elements, kpoint_distance, options, <cp2k_parameters settings>}``."""
-    from ..oracles import ase_oracle, cp2k_oracle
+    ``{type: cp2k, code, elements, kpoint_distance, options, <cp2k_parameters settings>}`` or
+    ``{type: qe, code, elements, protocol, overrides, options}`` (:func:`~aiida_mlip_trainer.oracles.qe_oracle`)."""
+    from ..oracles import ase_oracle, cp2k_oracle, qe_oracle
 
     if not isinstance(oracle, dict) or oracle.get("type") not in ORACLE_TYPES:
-        raise ValueError(f"{where}: `oracle` must be a mapping with type ase or cp2k (and code, ...)")
+        raise ValueError(f"{where}: `oracle` must be a mapping with type ase, cp2k or qe (and code, ...)")
     if "code" not in oracle:
         raise ValueError(f"{where}: `oracle` needs the code label of the oracle (code: ...)")
     oracle = dict(oracle)
@@ -64,10 +69,15 @@ def _oracle_from_yaml(oracle: Any, where: str) -> dict:
             raise ValueError(f"{where}: the ase oracle needs `calculator` (emt, lj, ...)")
         return ase_oracle(code, oracle["calculator"], oracle.get("parameters"), oracle.get("options"))
     if "elements" not in oracle:
-        raise ValueError(f"{where}: the cp2k oracle needs `elements` (the elements of the structures)")
+        raise ValueError(f"{where}: the {kind} oracle needs `elements` (the elements of the structures)")
     try:
+        if kind == "qe":
+            unknown = sorted(set(oracle) - set(QE_ORACLE_KEYS))
+            if unknown:
+                raise ValueError(f"unknown qe oracle key(s) {unknown}; allowed: {', '.join(QE_ORACLE_KEYS)}")
+            return qe_oracle(code, oracle.pop("elements"), **oracle)
         return cp2k_oracle(code, oracle.pop("elements"), **oracle)
-    except (TypeError, ValueError) as exc:  # settings are checked by cp2k_oracle: say which file they came from
+    except (TypeError, ValueError) as exc:  # settings are checked by the oracle: say which file they came from
         raise ValueError(f"{where}: oracle: {exc}") from None
 
 
@@ -75,10 +85,15 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     """An ``ActiveLearningWorkChain`` builder from a YAML file, through its ``get_builder_from_protocol``.
 
     Keys: ``codes`` (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore → code labels), ``structures``
-    (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation), ``oracle``
-    (``{type: ase, code, calculator}`` or ``{type: cp2k, code, elements, ...}``), optional ``test_set`` and
-    ``explore_from`` (pk or UUID), ``protocol``, ``overrides`` (merged into the protocol, e.g. ``{selection:
-    {max_structures: 20}, labeling: {max_concurrent: 4}, training: {training: {max_iterations: 2}}}``),
+    (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation),
+    ``exploration_protocol`` (a shipped one by name, ``copper``, or a YAML file, relative to this one: generators and
+    conditions; ``exploration`` overrides its parameters), ``generators`` (structure generators of the starting
+    structures, instead of the protocol's), ``validation_structures`` (pk or UUID: their γ is reported every round,
+    and the loop is not converged while any extrapolates), ``oracle``
+    (``{type: ase, code, calculator}``, ``{type: cp2k, code, elements, ...}`` or ``{type: qe, code, elements, ...}``),
+    optional ``test_set`` and ``explore_from`` (pk or UUID), ``protocol``, ``overrides`` (merged into the protocol,
+    e.g. ``{selection: {max_structures: 20}, labeling: {max_concurrent: 4}, training: {training: {max_iterations:
+    2}}}``),
     ``options``, and the loop's ``max_rounds``, ``max_oracle_calls``, ``target_force_rmse``,
     ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``; for every fit ``physics_baseline`` (e.g.
     ``{type: zbl}``: windows from the data) and ``short_range_check`` (``error``, ``warning`` or ``none``). Unknown
@@ -99,12 +114,16 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     unknown = sorted(set(spec) - set(LEARNING_INPUT_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(LEARNING_INPUT_KEYS)}")
-    for key in ("codes", "structures", "exploration"):
+    for key in ("codes", "structures"):
         if key not in spec:
             raise ValueError(f"{path}: `{key}` is missing (see `aiida-mlip-trainer learn launch --help`)")
+    if "exploration" not in spec and "exploration_protocol" not in spec:
+        raise ValueError(
+            f"{path}: `exploration` or `exploration_protocol` is missing (see `aiida-mlip-trainer learn launch --help`)"
+        )
     if not isinstance(spec["codes"], dict):
         raise ValueError(f"{path}: `codes` must map tool names (pacemaker, pace_select, explore, ...) to code labels")
-    if not isinstance(spec["exploration"], dict):
+    if not isinstance(spec.get("exploration", {}), dict):
         raise ValueError(f"{path}: `exploration` must be a mapping of exploration parameters (temperatures, ...)")
     oracle_options = spec["oracle"].get("options") if isinstance(spec.get("oracle"), dict) else None
     message = (
@@ -118,7 +137,18 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     if not isinstance(structures, TrainingSetData):
         raise ValueError(f"{path}: `structures` is a {structures.__class__.__name__}, not a TrainingSetData")
     oracle = _oracle_from_yaml(spec.pop("oracle"), str(path)) if "oracle" in spec else None
-    extra: dict[str, Any] = {key: orm.load_node(spec.pop(key)) for key in ("test_set", "explore_from") if key in spec}
+    extra: dict[str, Any] = {
+        key: orm.load_node(spec.pop(key))
+        for key in ("test_set", "explore_from", "validation_structures")
+        if key in spec
+    }
+    if "generators" in spec:
+        if not isinstance(spec["generators"], list):
+            raise ValueError(f"{path}: `generators` must be a list of {{type: strain, strains: [...]}}, ...")
+        extra["generators"] = orm.List(spec.pop("generators"))
+    exploration_protocol = spec.pop("exploration_protocol", None)
+    if exploration_protocol is not None and pathlib.Path(str(exploration_protocol)).suffix:
+        exploration_protocol = path.parent / str(exploration_protocol)
     for key in ("max_rounds", "max_oracle_calls", "explore_count", "seed"):
         if key in spec:
             extra[key] = orm.Int(spec.pop(key))
@@ -133,9 +163,10 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         spec.pop("codes"),
         structures,
-        spec.pop("exploration"),
+        spec.pop("exploration", None),
         spec.pop("protocol", None),
         spec.pop("overrides", None),
+        exploration_protocol=exploration_protocol,
         oracle=oracle,
         options=spec.pop("options", None),
         **extra,

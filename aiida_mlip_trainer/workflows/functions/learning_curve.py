@@ -44,13 +44,15 @@ def curve_rows(
     explorations: Mapping[int, Mapping[str, Any]],
     labelings: Mapping[int, Mapping[str, Any]],
     initial: Mapping[str, Any] | None = None,
+    extras: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of the learning curve (one per fitted round ``k``, the columns of :data:`CURVE_COLUMNS`) from plain
     dictionaries: the held-out ``metrics`` of each fit, its number of ``training_structures``, the exploration
     summary of the rounds that explored and the ``failures`` output of the rounds that labelled (``initial``: the
     labelling of the initial structures). ``oracle_calls`` of a round counts every call made before its fit; None
     where a round did not explore. ``learned`` (not a column of the curve) is :func:`judge_learning`'s verdict on the
-    round's held-out errors: False when they are at least half the spread of the held-out data."""
+    round's held-out errors: False when they are at least half the spread of the held-out data. ``extras`` are added
+    to the row of their round as they are (the loop's ``validation``, ``picks`` and ``starts``)."""
     made = oracle_calls(initial) if initial is not None else 0
     rows = []
     for k, (errors, structures) in enumerate(zip(metrics, training_structures, strict=True)):
@@ -67,6 +69,7 @@ def curve_rows(
                 "candidates": exploration.get("num_candidates"),
                 # errors at least half the spread of the held-out data (judged again: older metrics have no flag)
                 "learned": judge_learning(errors)["learned"],
+                **(extras or {}).get(k, {}),
             }
         )
         if k in labelings:
@@ -74,12 +77,33 @@ def curve_rows(
     return rows
 
 
+def _round_extras(rounds: Mapping[str, orm.Data], count: int) -> dict[int, dict[str, Any]]:
+    """Per round what the summary shows besides the curve: ``validation`` (largest and median γ of the validation
+    structures and which extrapolate), ``picks`` (how the picks spread over conditions and origins) and ``starts``
+    (the starting structures explored, per origin, and the resume frames among them)."""
+    extras: dict[int, dict[str, Any]] = {}
+    for k in range(count):
+        row = extras.setdefault(k, {})
+        if f"validation_{k}" in rounds:
+            validation = rounds[f"validation_{k}"].get_dict()
+            row["validation"] = {key: validation[key] for key in ("max_gamma", "median_gamma", "extrapolating")}
+        if f"picks_{k}" in rounds:
+            row["picks"] = rounds[f"picks_{k}"].get_dict()
+        if f"starts_{k}" in rounds:
+            origins = rounds[f"starts_{k}"].get_list()
+            row["starts"] = {origin: origins.count(origin) for origin in sorted(set(origins))}
+    return extras
+
+
 @calcfunction
-def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
+def learning_curve(stop_reason: orm.Str, notes: orm.List | None = None, **rounds: orm.Data) -> dict:
     """The learning curve of an active-learning loop. For round ``k`` pass ``metrics_k`` (the held-out validation of
     that round's potential), ``training_set_k`` (what it was fitted on), ``exploration_k`` (the exploration summary,
     when the round explored) and ``labeling_k`` (the ``failures`` output of its labelling, when it labelled; an
-    ``initial_labeling`` for the labelling of the initial structures). Oracle calls are counted from the labellings:
+    ``initial_labeling`` for the labelling of the initial structures); optionally ``validation_k`` (the γ of the
+    validation structures), ``picks_k`` (the spread of the picks) and ``starts_k`` (the origins of the starting
+    structures), shown in the round's row of the summary, and ``notes`` (the rounds that would have converged but for
+    an extrapolating validation structure). Oracle calls are counted from the labellings:
     a round's figure is every call made before its fit (labelled and failed).
 
     Returns ``curve`` (ArrayData, one array per column of :data:`CURVE_COLUMNS`; energies in meV/atom, forces in
@@ -95,6 +119,7 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
         {k: rounds[f"exploration_{k}"].get_dict() for k in range(count) if f"exploration_{k}" in rounds},
         labelings,
         initial,
+        _round_extras(rounds, count),
     )
     columns = {name: [np.nan if row[name] is None else row[name] for row in per_round] for name in CURVE_COLUMNS}
     made = sum(oracle_calls(failures) for failures in labelings.values()) + (oracle_calls(initial) if initial else 0)
@@ -107,6 +132,8 @@ def learning_curve(stop_reason: orm.Str, **rounds: orm.Data) -> dict:
         "rounds": per_round,
         "oracle_calls": made,
         "stop_reason": stop_reason.value,
+        "converged": stop_reason.value.startswith("converged"),
+        "notes": notes.get_list() if notes is not None else [],
         "units": {"energy_rmse": "meV/atom", "force_rmse": "meV/Å"},
     }
     return {
