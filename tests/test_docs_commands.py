@@ -148,7 +148,7 @@ def test_the_readme_and_the_howtos_run_as_written_on_the_demo_profile(tmp_path):
     assert "lineage of PacePotentialData" in output
     # every code once: the tutorial's loop and the how-tos reused what the demo had made
     code_list = output.rsplit("Full label", 1)[1]
-    labels = re.findall(r"^\*?\s*\d+\s+(\S+)@localhost", code_list, re.MULTILINE)
+    labels = re.findall(r"^(\S+)@localhost +\d+ ", code_list, re.MULTILINE)
     expected = {
         "pacemaker",
         "pace_select",
