@@ -21,8 +21,10 @@ job runs, and loaded again without importing anything a node names:
 ``inputs``
     The fixed inputs of every job (a nested dict of nodes: ``code``, ``parameters``, ...).
 ``options``
-    ``metadata.options`` of every job, for calculation oracles; a work chain oracle takes its options inside
-    ``inputs``. A description is data (stored, perhaps from someone else's archive), so its options are scheduler
+    ``metadata.options`` of every job: of the calculation itself, or, for a work chain, of the calculation it
+    exposes in the namespace of the structure port (``pw.metadata.options`` for ``structure_port`` ``pw.structure``
+    of aiida-quantumespresso's ``PwBaseWorkChain``). A description is data (stored, perhaps from someone else's
+    archive), so its options are scheduler
     requests only: ``resources``, ``max_wallclock_seconds``, ``max_memory_kb``, ``queue_name``, ``account``, ``qos``,
     ``priority``, ``withmpi``, ``rerunnable`` and ``environment_variables`` limited to thread counts
     (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ...) with positive integer values.
@@ -53,8 +55,13 @@ every job). The process may be any calculation or work chain that labels a struc
 Labels (the adapter's ``ArrayData``): ``energy`` shape (1,) in eV, ``forces`` (N, 3) in eV/Å and, optionally,
 ``stress`` (6,) in eV/Å³, Voigt order (xx, yy, zz, yz, xz, xy), ASE's sign (negative under compression).
 
-Two oracles are shipped: :func:`ase_oracle` (:class:`~aiida_mlip_trainer.calculations.ase_oracle.AseOracleCalculation`,
-an ASE calculator chosen by name: EMT, Lennard-Jones) and :func:`cp2k_oracle` (DFT with CP2K through aiida-cp2k).
+Three oracles are shipped: :func:`ase_oracle`
+(:class:`~aiida_mlip_trainer.calculations.ase_oracle.AseOracleCalculation`, an ASE calculator chosen by name: EMT,
+Lennard-Jones), :func:`cp2k_oracle` (DFT with CP2K through aiida-cp2k) and :func:`qe_oracle` (DFT with Quantum
+ESPRESSO through aiida-quantumespresso's ``PwBaseWorkChain``).
+
+A file among the fixed inputs (a ``SinglefileData``, such as the ``UpfData`` pseudopotentials of ``pw.x``, which
+aiida-quantumespresso copies and names in the input file by their ``filename``) must have a plain file name.
 """
 
 from __future__ import annotations
@@ -77,10 +84,13 @@ from .formats.cp2k import (
     CP2K_DEFAULTS,
     CP2K_SETTINGS,
     MIN_KPOINT_DISTANCE,
+    check_cp2k_elements,
     check_cp2k_parameters,
     cp2k_parameters,
     usable_kpoint_distance,
 )
+from .formats.quantumespresso import PSEUDO_FOLDER, PSEUDOPOTENTIALS, check_pw_parameters
+from .names import UnsafeNameError, check_file_stem
 
 __all__ = (
     "ADAPTER_GROUP",
@@ -95,6 +105,8 @@ __all__ = (
     "check_structure_inputs",
     "cp2k_oracle",
     "load_adapter",
+    "qe_oracle",
+    "qe_pseudo_family",
     "load_oracle_process",
     "validate_oracle",
 )
@@ -108,6 +120,8 @@ _PROCESS_FACTORIES = {"aiida.calculations": CalculationFactory, "aiida.workflows
 INPUT_CHECKS: dict[str, dict[str, Callable[[dict], None]]] = {
     "aiida.calculations:cp2k": {"parameters": check_cp2k_parameters},
     "aiida.workflows:cp2k.base": {"cp2k.parameters": check_cp2k_parameters},
+    "aiida.calculations:quantumespresso.pw": {"parameters": check_pw_parameters},
+    "aiida.workflows:quantumespresso.pw.base": {"pw.parameters": check_pw_parameters},
 }
 # Where to set what a stored oracle description may not carry: typed in Python, never stored as an input node.
 ORACLE_JOB_OPTIONS_HINT = (
@@ -196,6 +210,18 @@ def merge_inputs(base: Mapping, extra: Mapping) -> dict:
     return merged
 
 
+def options_port(process_class, structure_port: str) -> str | None:
+    """Where an oracle job's ``metadata.options`` go: ``metadata.options`` of a calculation, or of the calculation a
+    work chain exposes in the namespace of the structure port (``pw.metadata.options`` for ``pw.structure``); None
+    when the work chain has none there."""
+    if issubclass(process_class, CalcJob):
+        return "metadata.options"
+    namespace = structure_port.rpartition(".")[0]
+    path = f"{namespace}.metadata.options" if namespace else "metadata.options"
+    port = port_at(process_class, path)
+    return path if namespace and port is not None and "resources" in port else None
+
+
 def job_inputs(
     process_class,
     inputs: Mapping,
@@ -205,13 +231,14 @@ def job_inputs(
     extra: Mapping | None = None,
 ) -> dict:
     """The inputs of one oracle job: the fixed ``inputs``, the per-structure ``extra`` (link labels, ``__`` for
-    namespaces), the structure at its port and, for a calculation, ``metadata.options``."""
+    namespaces), the structure at its port and the ``options`` at :func:`options_port`."""
     result = merge_inputs(inputs, {})
     for label, node in (extra or {}).items():
         result = merge_inputs(result, nest(label.replace("__", "."), node))
     result = merge_inputs(result, nest(structure_port, structure))
-    if options and issubclass(process_class, CalcJob):
-        result = merge_inputs(result, {"metadata": {"options": dict(options)}})
+    path = options_port(process_class, structure_port)
+    if options and path is not None:
+        result = merge_inputs(result, nest(path, dict(options)))
     return result
 
 
@@ -224,23 +251,25 @@ def validate_oracle(
     generator: str | None = None,
     generator_parameters: Mapping | None = None,
     job_options: Mapping | None = None,
+    structure: orm.StructureData | None = None,
 ) -> str | None:
     """Check an oracle description before any job runs: the process is one an oracle may be (not a command runner
     such as ``core.shell``) and it and the adapter load, the port takes a ``StructureData``, the ``options`` (from
     the description: data) hold only scheduler requests, the ``settings`` among the ``inputs`` retrieve only files
     inside the job folder, the per-structure ``generator`` (with its ``generator_parameters``) fills a free port of
     the right type, and the fixed inputs, the options and the Python-only ``job_options`` fit the process's input
-    ports. None, or a one-line message; it never raises."""
+    ports, with ``structure`` (one of those to label; default: a one-atom stand-in) at the structure port. None, or
+    a one-line message; it never raises."""
     try:
         return _validate_oracle(
-            process, structure_port, adapter, inputs, options, generator, generator_parameters, job_options
+            process, structure_port, adapter, inputs, options, generator, generator_parameters, job_options, structure
         )
     except Exception as exc:  # a validator answers with a message, whatever the description holds
         return f"the oracle description cannot be used: {type(exc).__name__}: {exc}"
 
 
 def _validate_oracle(  # noqa: PLR0911 - one clear message per mistake
-    process, structure_port, adapter, inputs, options, generator, generator_parameters, job_options
+    process, structure_port, adapter, inputs, options, generator, generator_parameters, job_options, structure
 ) -> str | None:
     try:
         process_class = load_oracle_process(process)
@@ -260,7 +289,7 @@ def _validate_oracle(  # noqa: PLR0911 - one clear message per mistake
     if valid is not None and not issubclass(orm.StructureData, valid if isinstance(valid, tuple) else (valid,)):
         return f"the input port {structure_port!r} of {process!r} does not take a StructureData (takes {valid})"
     for check in (
-        lambda: check_oracle_options(process_class, process, options, job_options),
+        lambda: check_oracle_options(process_class, process, options, job_options, structure_port),
         lambda: check_oracle_settings(inputs),
         lambda: check_oracle_inputs(inputs),
         lambda: check_input_contents(process_class, inputs),
@@ -271,9 +300,12 @@ def _validate_oracle(  # noqa: PLR0911 - one clear message per mistake
         message = check()
         if message is not None:
             return message
-    # A stand-in structure (never stored) so that the whole set of inputs is checked against the process's ports.
-    placeholder = orm.StructureData(cell=np.eye(3).tolist())
-    placeholder.append_atom(position=(0.0, 0.0, 0.0), symbols="H")
+    # A structure to label, or a stand-in (never stored), so that the whole set of inputs is checked against the
+    # process's ports (aiida-quantumespresso compares the pseudopotentials with the structure's kinds).
+    placeholder = structure
+    if placeholder is None:
+        placeholder = orm.StructureData(cell=np.eye(3).tolist())
+        placeholder.append_atom(position=(0.0, 0.0, 0.0), symbols="H")
     candidate = _as_dicts(
         job_inputs(process_class, inputs, structure_port, placeholder, merge_inputs(options or {}, job_options or {}))
     )
@@ -332,7 +364,11 @@ def check_oracle_process(process_class: type, process: str) -> str | None:
 
 
 def check_oracle_options(
-    process_class: type, process: str, options: Mapping | None, job_options: Mapping | None
+    process_class: type,
+    process: str,
+    options: Mapping | None,
+    job_options: Mapping | None,
+    structure_port: str = "structure",
 ) -> str | None:
     """None when the job options of an oracle are allowed, else a one-line message.
 
@@ -340,8 +376,11 @@ def check_oracle_options(
     of :data:`~aiida_mlip_trainer.calculations.job_options.DATA_OPTIONS`, the environment limited to thread counts.
     ``job_options`` were typed in Python (``oracle_job_options``, never stored): any ``metadata.options`` of the
     process, job-script text included, with environment variable names that are identifiers."""
-    if (options or job_options) and not issubclass(process_class, CalcJob):
-        return f"{process!r} is a work chain: give its options inside inputs, not as oracle options"
+    if (options or job_options) and options_port(process_class, structure_port) is None:
+        return (
+            f"{process!r} is a work chain without a calculation's metadata.options next to its structure port "
+            f"{structure_port!r}: it takes no oracle options"
+        )
     message = check_data_options(options, "oracle.options", ORACLE_JOB_OPTIONS_HINT)
     if message is not None:
         return message
@@ -406,6 +445,11 @@ def check_oracle_inputs(inputs: Mapping) -> str | None:
     ``RemoteData`` would link a folder of the computer into every job, and a ``Dict`` named ``options`` (the job
     options of a work chain that takes them as a node) gets the rule of ``oracle.options``."""
     for path, value in walk_inputs(inputs):
+        if isinstance(value, orm.SinglefileData):
+            try:  # pw.x reads it by this name from its input file; copied under it into the job folder
+                check_file_stem(value.filename, f"oracle input {path}: the file name")
+            except UnsafeNameError as exc:
+                return str(exc)
         if isinstance(value, orm.RemoteData):
             return (
                 f"oracle input {path} is a RemoteData: a folder of the computer is not linked into every oracle job "
@@ -560,3 +604,114 @@ def cp2k_oracle(
             "parameters": {"distance": float(kpoint_distance), "port": "kpoints"},
         }
     return description
+
+
+# The aiida-pseudo family of the QE oracle: the UPF files of formats.quantumespresso.PSEUDOPOTENTIALS, from the
+# folder Debian's quantum-espresso-data installs.
+QE_PSEUDO_FAMILY = "mlip-trainer/quantum-espresso-data/PBE"
+# Settings of the QE oracle on top of aiida-quantumespresso's protocol: a tight SCF (labels are differences of
+# energies and forces: 1e-10 Ry per atom) and one pw.x process (Debian's pw.x runs without mpirun for one process;
+# OpenMPI refuses to start as root without a flag).
+QE_OVERRIDES = {"meta_parameters": {"conv_thr_per_atom": 1.0e-10}}
+QE_OPTIONS = {
+    "resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1},
+    "withmpi": False,
+    "max_wallclock_seconds": 3600,
+    "environment_variables": {"OMP_NUM_THREADS": "1"},
+}
+
+
+def qe_pseudo_family(label: str = QE_PSEUDO_FAMILY, folder: str = PSEUDO_FOLDER):
+    """The aiida-pseudo ``CutoffsPseudoPotentialFamily`` ``label``, installed on first use from the files of
+    :data:`~aiida_mlip_trainer.formats.quantumespresso.PSEUDOPOTENTIALS` in ``folder`` (Debian's
+    ``quantum-espresso-data``: ``/usr/share/espresso/pseudo``), with their recommended cutoffs (Ry) as the ``normal``
+    stringency. Raises FileNotFoundError when a file is missing (``scripts/qe.sh`` installs them)."""
+    import shutil
+    import tempfile
+
+    from aiida.common.exceptions import NotExistent
+    from aiida.plugins import DataFactory
+    from aiida_pseudo.groups.family import CutoffsPseudoPotentialFamily
+
+    try:
+        return CutoffsPseudoPotentialFamily.collection.get(label=label)
+    except NotExistent:
+        pass
+    source = pathlib.Path(folder)
+    missing = [name for name, _, _ in PSEUDOPOTENTIALS.values() if not (source / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"no {', '.join(missing)} in {source}: scripts/qe.sh installs Debian's quantum-espresso-data as root"
+        )
+    with tempfile.TemporaryDirectory() as chosen:
+        for name, _, _ in PSEUDOPOTENTIALS.values():
+            shutil.copy(source / name, pathlib.Path(chosen) / name)
+        family = CutoffsPseudoPotentialFamily.create_from_folder(
+            pathlib.Path(chosen), label, description=f"PBE UPF files of {source}", pseudo_type=DataFactory("pseudo.upf")
+        )
+    cutoffs = {element: {"cutoff_wfc": wfc, "cutoff_rho": rho} for element, (_, wfc, rho) in PSEUDOPOTENTIALS.items()}
+    family.set_cutoffs(cutoffs, "normal", unit="Ry")
+    return family
+
+
+def qe_oracle(
+    code: orm.AbstractCode,
+    elements: Sequence[str],
+    *,
+    protocol: str = "fast",
+    overrides: Mapping | None = None,
+    options: dict | None = None,
+) -> dict:
+    """A ready oracle description for DFT with Quantum ESPRESSO: aiida-quantumespresso's ``PwBaseWorkChain``
+    (restarts included), adapter ``quantumespresso``.
+
+    Pass the ``code`` (``pw.x`` on some computer, plugin ``quantumespresso.pw``) and the ``elements`` of the
+    structures (every structure of the pool must hold all of them: pw.x takes one pseudopotential per kind present).
+    The inputs are those of ``PwBaseWorkChain.get_builder_from_protocol`` with the ``protocol`` (``fast``,
+    ``balanced``, ``stringent``), the pseudopotential family of :func:`qe_pseudo_family` (PBE, from
+    ``quantum-espresso-data``) with its cutoffs, :data:`QE_OVERRIDES`, then your ``overrides`` (that method's format:
+    ``{"kpoints_distance": 0.5, "pw": {"parameters": {"SYSTEM": {"ecutwfc": 30, "ecutrho": 120}}}}``). Forces and
+    stress are on (``tprnfor``, ``tstress``), and every structure gets a k-point mesh of the protocol's
+    ``kpoints_distance``. The SCF threshold is the protocol's per atom times the number of ``elements``.
+    ``options`` update :data:`QE_OPTIONS` (one pw.x process without MPI, one thread, an hour): scheduler requests
+    only (the description is stored as data); job-script text goes into ``LabelingWorkChain``'s
+    ``oracle_job_options``.
+
+    The parameters are checked by :func:`~aiida_mlip_trainer.formats.quantumespresso.check_pw_parameters` (no file
+    or folder names, single point only); a string for ``elements`` or an element without a pseudopotential in the
+    family is refused with a ValueError.
+    """
+    from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
+
+    try:
+        elements = check_cp2k_elements(elements)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("cp2k", "qe")) from None
+    unknown = sorted(set(elements) - set(PSEUDOPOTENTIALS))
+    if unknown:
+        known = sorted(PSEUDOPOTENTIALS)
+        raise ValueError(f"qe elements {unknown} have no pseudopotential in the family; known: {known}")
+    family = qe_pseudo_family()
+    # A stand-in structure (never stored) with one atom of each element: the protocol reads its kinds for the
+    # pseudopotentials and the cutoffs.
+    placeholder = orm.StructureData(cell=(np.eye(3) * 10.0).tolist())
+    for position, element in enumerate(elements):
+        placeholder.append_atom(position=(2.0 * position, 0.0, 0.0), symbols=element)
+    merged = merge_inputs(merge_inputs({"pseudo_family": family.label}, QE_OVERRIDES), overrides or {})
+    builder = PwBaseWorkChain.get_builder_from_protocol(code, placeholder, protocol=protocol, overrides=merged)
+    parameters = builder.pw.parameters.get_dict()
+    check_pw_parameters(parameters, "qe parameters")
+    inputs = {
+        "pw": {"code": code, "parameters": orm.Dict(parameters), "pseudos": dict(builder.pw.pseudos)},
+        "kpoints_distance": builder.kpoints_distance,
+        "kpoints_force_parity": builder.kpoints_force_parity,
+        "max_iterations": builder.max_iterations,
+        "clean_workdir": builder.clean_workdir,
+    }
+    return {
+        "process": "aiida.workflows:quantumespresso.pw.base",
+        "structure_port": "pw.structure",
+        "adapter": "quantumespresso",
+        "inputs": inputs,
+        "options": {**QE_OPTIONS, **(options or {})},
+    }

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 eval "$(bash scripts/postgres.sh)"
 eval "$(bash scripts/services.sh)"
 bash scripts/cp2k.sh
+bash scripts/qe.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 # pytest's exit status 5 is "no test selected": arguments may select tests of one part only.

@@ -157,6 +157,22 @@ def cp2k_code(installed_code):
 
 
 @pytest.fixture
+def qe_code(installed_code):
+    """Debian's Quantum ESPRESSO (`pw.x`, installed by scripts/qe.sh as root), and the pseudopotential family of the
+    QE oracle made from quantum-espresso-data's UPF files (aiida_mlip_trainer.oracles.qe_pseudo_family); the test
+    skips without them."""
+    from aiida_mlip_trainer.formats.quantumespresso import PSEUDO_FOLDER, PSEUDOPOTENTIALS
+    from aiida_mlip_trainer.oracles import qe_pseudo_family
+
+    executable = shutil.which("pw.x")
+    files = [pathlib.Path(PSEUDO_FOLDER) / name for name, _, _ in PSEUDOPOTENTIALS.values()]
+    if executable is None or not all(path.is_file() for path in files):
+        pytest.skip("no pw.x or UPF files: scripts/qe.sh installs Debian's quantum-espresso as root (`make test` does)")
+    qe_pseudo_family()
+    return installed_code("pw.x", executable, "quantumespresso.pw")
+
+
+@pytest.fixture
 def mock_pacemaker_code(installed_code, mock_executable):
     """A stand-in for `pacemaker` that replays the real fit recorded for exactly its inputs (tests/mock_codes/replay.py;
     unknown inputs fail) and can fail on request through MOCK_PACEMAKER_MODE: walltime, nan, crash, bad_input."""

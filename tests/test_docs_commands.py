@@ -33,6 +33,7 @@ HOWTOS = ("exploration.md", "labelling.md", "active_learning.md")
 # Pages whose commands another test runs, or that are not for a newcomer's first hour.
 ELSEWHERE = {
     "tutorial.md": "tests/test_tutorial.py, on a profile of its own (real pacemaker)",
+    "database_import.md": "tests/oracles/test_database_import_howto.py, after its Python blocks (real pw.x)",
     "benchmarks.md": "benchmark runs of minutes to hours (benchmarks/), each recorded in docs/benchmarks.md",
 }
 MOCKED = {"pacemaker": "mock_pacemaker.py", "pace_select": "mock_pace_tools.py", "pace_activeset": "mock_pace_tools.py"}

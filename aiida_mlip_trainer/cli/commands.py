@@ -114,7 +114,17 @@ def data():
 
 
 @data.command("import", context_settings=CONTEXT)
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option(
+    "--group",
+    "group_label",
+    default=None,
+    help="Instead of PATH: the finished calculations of this AiiDA group (PwCalculation, PwBaseWorkChain, "
+    "Cp2kCalculation, ...), each structure linked to its calculation.",
+)
+@click.option(
+    "--split-by-settings", is_flag=True, help="With --group: one training set per DFT setting instead of a refusal."
+)
 @click.option("--format", "file_format", default=None, help="ASE format name (default: from the file name).")
 @click.option("--unlabelled", is_flag=True, help="A pool of candidates without energies and forces.")
 @click.option("--energy-key", default="energy", show_default=True, help="info key of the energy when no calculator.")
@@ -123,8 +133,18 @@ def data():
 @click.option("--label", default=None, help="Label of the new node.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @clean_errors
-def data_import(path, file_format, unlabelled, energy_key, forces_key, stress_key, label, quiet):
-    """Import PATH (extxyz, ASE database, or anything ASE reads) as a TrainingSetData node."""
+def data_import(
+    path, group_label, split_by_settings, file_format, unlabelled, energy_key, forces_key, stress_key, label, quiet
+):
+    """Import PATH (extxyz, ASE database, or anything ASE reads), or with --group the finished DFT calculations of
+    an AiiDA group, as a TrainingSetData node."""
+    if (path is None) == (group_label is None):
+        raise click.UsageError("give either PATH or --group NAME")
+    if group_label is not None:
+        _import_group(group_label, split_by_settings, label)
+        return
+    if split_by_settings:
+        raise click.UsageError("--split-by-settings goes with --group")
     from ase.io import iread
     from tqdm import tqdm
 
@@ -145,12 +165,33 @@ def data_import(path, file_format, unlabelled, energy_key, forces_key, stress_ke
     if label:
         node.label = label
     node.store()
+    _echo_training_set(node)
+
+
+def _echo_training_set(node) -> None:
     attributes = node.base.attributes.all
     click.echo(
         f"TrainingSetData<{node.pk}> {node.uuid}: {node.num_structures} structures, {node.num_atoms} atoms, "
         f"elements {node.elements}, {'labelled' if node.labelled else 'unlabelled'}"
         + (", with stress" if attributes.get("has_stress") else "")
     )
+
+
+def _import_group(group_label: str, split_by_settings: bool, label: str | None) -> None:
+    """`data import --group`: one line per training set made, then one per skipped process."""
+    from aiida import orm
+
+    from ..workflows.database_import import import_processes
+
+    group = orm.load_group(label=group_label)
+    results = import_processes(group, split_by_settings=split_by_settings)
+    for result in results:
+        node = result["training_set"]
+        if label:
+            node.label = label
+        _echo_training_set(node)
+    for skipped in results[0]["report"]["skipped"]:
+        click.echo(f"skipped {printable(skipped['label'])} {skipped['uuid']}: {printable(skipped['reason'])}")
 
 
 @data.command("show", context_settings=CONTEXT)

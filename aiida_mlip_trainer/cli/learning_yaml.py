@@ -16,7 +16,8 @@ __all__ = ("LEARNING_INPUT_KEYS", "learning_builder_from_yaml")
 
 
 LEARNING_INPUT_KEYS = tuple(LEARNING_KEYS)
-ORACLE_TYPES = ("ase", "cp2k")
+ORACLE_TYPES = ("ase", "cp2k", "qe")
+QE_ORACLE_KEYS = ("elements", "protocol", "overrides", "options")
 ASE_ORACLE_KEYS = ("calculator", "parameters", "options")
 # Where job-script text is set instead of a YAML file: typed in Python on the builder.
 PYTHON_OPTIONS_HINT = (
@@ -28,11 +29,12 @@ ORACLE_OPTIONS_HINT = "in Python with builder.labeling.oracle_job_options (a pla
 
 def _oracle_from_yaml(oracle: Any, where: str) -> dict:
     """An oracle description from its YAML mapping: ``{type: ase, code, calculator, parameters, options}`` or
-    ``{type: cp2k, code, elements, kpoint_distance, options, <cp2k_parameters settings>}``."""
-    from ..oracles import ase_oracle, cp2k_oracle
+    ``{type: cp2k, code, elements, kpoint_distance, options, <cp2k_parameters settings>}`` or
+    ``{type: qe, code, elements, protocol, overrides, options}`` (:func:`~aiida_mlip_trainer.oracles.qe_oracle`)."""
+    from ..oracles import ase_oracle, cp2k_oracle, qe_oracle
 
     if not isinstance(oracle, dict) or oracle.get("type") not in ORACLE_TYPES:
-        raise ValueError(f"{where}: `oracle` must be a mapping with type ase or cp2k (and code, ...)")
+        raise ValueError(f"{where}: `oracle` must be a mapping with type ase, cp2k or qe (and code, ...)")
     if "code" not in oracle:
         raise ValueError(f"{where}: `oracle` needs the code label of the oracle (code: ...)")
     oracle = dict(oracle)
@@ -45,10 +47,15 @@ def _oracle_from_yaml(oracle: Any, where: str) -> dict:
             raise ValueError(f"{where}: the ase oracle needs `calculator` (emt, lj, ...)")
         return ase_oracle(code, oracle["calculator"], oracle.get("parameters"), oracle.get("options"))
     if "elements" not in oracle:
-        raise ValueError(f"{where}: the cp2k oracle needs `elements` (the elements of the structures)")
+        raise ValueError(f"{where}: the {kind} oracle needs `elements` (the elements of the structures)")
     try:
+        if kind == "qe":
+            unknown = sorted(set(oracle) - set(QE_ORACLE_KEYS))
+            if unknown:
+                raise ValueError(f"unknown qe oracle key(s) {unknown}; allowed: {', '.join(QE_ORACLE_KEYS)}")
+            return qe_oracle(code, oracle.pop("elements"), **oracle)
         return cp2k_oracle(code, oracle.pop("elements"), **oracle)
-    except (TypeError, ValueError) as exc:  # settings are checked by cp2k_oracle: say which file they came from
+    except (TypeError, ValueError) as exc:  # settings are checked by the oracle: say which file they came from
         raise ValueError(f"{where}: oracle: {exc}") from None
 
 
@@ -57,9 +64,10 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
 
     Keys: ``codes`` (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore → code labels), ``structures``
     (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation), ``oracle``
-    (``{type: ase, code, calculator}`` or ``{type: cp2k, code, elements, ...}``), optional ``test_set`` and
-    ``explore_from`` (pk or UUID), ``protocol``, ``overrides`` (merged into the protocol, e.g. ``{selection:
-    {max_structures: 20}, labeling: {max_concurrent: 4}, training: {training: {max_iterations: 2}}}``),
+    (``{type: ase, code, calculator}``, ``{type: cp2k, code, elements, ...}`` or ``{type: qe, code, elements, ...}``),
+    optional ``test_set`` and ``explore_from`` (pk or UUID), ``protocol``, ``overrides`` (merged into the protocol,
+    e.g. ``{selection: {max_structures: 20}, labeling: {max_concurrent: 4}, training: {training: {max_iterations:
+    2}}}``),
     ``options``, and the loop's ``max_rounds``, ``max_oracle_calls``, ``target_force_rmse``,
     ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``; for every fit ``physics_baseline`` (e.g.
     ``{type: zbl}``: windows from the data) and ``short_range_check`` (``error``, ``warning`` or ``none``). Unknown

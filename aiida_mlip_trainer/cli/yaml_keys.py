@@ -28,7 +28,7 @@ LEARNING_KEYS = {
     "overrides": "merged into the protocol, e.g. {selection: {max_structures: 5}, labeling: {max_concurrent: 2}}",
     "options": "scheduler requests of every job (resources, max_wallclock_seconds, queue_name, account, ...)",
     "exploration": "the MD: temperatures, steps, gamma_collect, gamma_halt, ...",
-    "oracle": "{type: ase, code, calculator} or {type: cp2k, code, elements, ...}",
+    "oracle": "{type: ase, code, calculator}, {type: cp2k, code, elements, ...} or {type: qe, code, elements, ...}",
     "max_rounds": "at most this many fits",
     "max_oracle_calls": "at most this many labels",
     "target_force_rmse": "stop when the held-out force RMSE (meV/Å) is at most this",

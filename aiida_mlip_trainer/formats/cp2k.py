@@ -40,6 +40,7 @@ __all__ = (
     "check_cp2k_elements",
     "check_cp2k_parameters",
     "cp2k_parameters",
+    "cp2k_settings",
     "MIN_KPOINT_DISTANCE",
     "kpoint_mesh",
     "read_cp2k_output",
@@ -440,6 +441,33 @@ def cp2k_parameters(
     # What is written here must pass the rule a stored parameters Dict passes (the allowlist is the one place).
     check_cp2k_parameters(parameters)
     return parameters
+
+
+def cp2k_settings(parameters: dict) -> dict:
+    """The settings of a CP2K run that must agree across a training set, from its parameters (aiida-cp2k's nested
+    dict): functional, basis set and pseudopotential of every kind, cutoffs (Ry), smearing and spin. The k-point
+    density is compared separately (with a tolerance)."""
+    force_eval = parameters.get("FORCE_EVAL", {})
+    force_eval = force_eval[0] if isinstance(force_eval, list) and force_eval else force_eval
+    dft = force_eval.get("DFT", {})
+    functional = dft.get("XC", {}).get("XC_FUNCTIONAL", {})
+    kinds = force_eval.get("SUBSYS", {}).get("KIND", [])
+    smear = dft.get("SCF", {}).get("SMEAR", {})
+    smearing = "none"
+    if isinstance(smear, dict) and str(smear.get("_", "OFF")).upper() in ("ON", "TRUE", ".TRUE."):
+        smearing = f"{smear.get('METHOD', 'FERMI_DIRAC')}, {smear.get('ELECTRONIC_TEMPERATURE', '300')}"
+    return {
+        "code": "cp2k",
+        "functional": str(functional.get("_", functional) if isinstance(functional, dict) else functional),
+        "basis and pseudopotentials": {
+            str(kind.get("_")): f"{kind.get('BASIS_SET')} {kind.get('POTENTIAL')}"
+            for kind in (kinds if isinstance(kinds, list) else [kinds])
+        },
+        "cutoff": dft.get("MGRID", {}).get("CUTOFF"),
+        "rel_cutoff": dft.get("MGRID", {}).get("REL_CUTOFF"),
+        "smearing": smearing,
+        "spin": "polarized" if any(dft.get(key) for key in ("UKS", "LSD")) else "unpolarized",
+    }
 
 
 def usable_kpoint_distance(distance: Any) -> bool:

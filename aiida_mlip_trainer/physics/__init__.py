@@ -1,4 +1,4 @@
-"""Physics without AiiDA: pair baselines, short-range dimer scans, reference data and reference energies (numpy and
-ASE only)."""
+"""Physics without AiiDA: pair baselines, short-range dimer scans, reference data and reference energies, the DFT
+settings of a training set compared (numpy and ASE only)."""
 
-__all__ = ("baselines", "reference_data", "reference_energy", "short_range", "training_arrays")
+__all__ = ("baselines", "dft_settings", "reference_data", "reference_energy", "short_range", "training_arrays")

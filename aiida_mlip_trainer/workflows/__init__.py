@@ -1,7 +1,9 @@
-"""Work chains: training with automatic restarts, selection, the end-to-end training, labelling with an oracle, and
-the active-learning loop. Their calcfunctions are in :mod:`.functions`, their protocols in :mod:`.protocols`."""
+"""Work chains: training with automatic restarts, selection, the end-to-end training, labelling with an oracle, the
+active-learning loop, and training sets imported from finished calculations. Their calcfunctions are in
+:mod:`.functions`, their protocols in :mod:`.protocols`."""
 
 from .active_learning import ActiveLearningWorkChain
+from .database_import import MixedSettingsError, import_processes
 from .labeling import LabelingWorkChain
 from .pace_train_base import PaceTrainBaseWorkChain
 from .selection import SelectionWorkChain
@@ -10,7 +12,9 @@ from .training import TrainingWorkChain
 __all__ = (
     "ActiveLearningWorkChain",
     "LabelingWorkChain",
+    "MixedSettingsError",
     "PaceTrainBaseWorkChain",
     "SelectionWorkChain",
     "TrainingWorkChain",
+    "import_processes",
 )

@@ -176,6 +176,7 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
             generator.value if generator is not None else None,
             structure_inputs["parameters"].get_dict() if "parameters" in structure_inputs else None,
             inputs.get("oracle_job_options"),
+            _first_structure(inputs.get("pool")),
         )
 
     def setup(self):
@@ -263,3 +264,10 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
         self.out("indices", merged["indices"])
         self.report(f"{len(self.ctx.labels)} structures labelled, {len(self.ctx.failures)} skipped")
         return None
+
+
+def _first_structure(pool: TrainingSetData | None) -> orm.StructureData | None:
+    """The first structure of ``pool`` (not stored), on which the oracle's inputs are checked before any job."""
+    if pool is None or not pool.num_structures:
+        return None
+    return orm.StructureData(ase=pool.to_atoms()[0])

@@ -42,7 +42,7 @@ def learn_yaml(tmp_path, loop_codes, copper_sets):
     [
         ({"rounds": 3}, ["unknown key(s) ['rounds']", "allowed: codes"]),
         ({"exploration": None}, ["`exploration` is missing"]),
-        ({"oracle": {"type": "vasp", "code": "x"}}, ["`oracle` must be a mapping with type ase or cp2k"]),
+        ({"oracle": {"type": "vasp", "code": "x"}}, ["`oracle` must be a mapping with type ase, cp2k or qe"]),
         ({"oracle": {"type": "ase", "code": "mlip-trainer-ase-oracle@localhost"}}, ["needs `calculator`"]),
         ({"exploration": {"temperatures": [300], "thermostat": "nose"}}, ["unknown exploration parameters"]),
         ({"max_rounds": 0}, ["max_rounds must be at least 1, got 0"]),

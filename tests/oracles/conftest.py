@@ -29,3 +29,27 @@ def copper_pool():
     from aiida_mlip_trainer.data import TrainingSetData
 
     return TrainingSetData(copper_cells(3), labelled=False).store()
+
+
+def silicon_difference_cells(step: float, strain: float) -> dict:
+    """A rattled 2-atom silicon cell (``base``) and the cells of a central finite difference: its second atom moved
+    along x by ±``step`` Å (``move_plus``, ``move_minus``) and the cell strained along xx by ±``strain``
+    (``strain_plus``, ``strain_minus``); each named by its key."""
+    import numpy as np
+    from ase.build import bulk
+
+    base = bulk("Si", "diamond", a=5.47)
+    base.positions[1] += [0.07, -0.04, 0.03]
+    cells = {"base": base}
+    for sign, label in ((1, "plus"), (-1, "minus")):
+        moved = base.copy()
+        moved.positions[1, 0] += sign * step
+        cells[f"move_{label}"] = moved
+        strained = base.copy()
+        deformation = np.eye(3)
+        deformation[0, 0] += sign * strain
+        strained.set_cell(base.cell.array @ deformation, scale_atoms=True)
+        cells[f"strain_{label}"] = strained
+    for name, atoms in cells.items():
+        atoms.info["name"] = name
+    return cells

@@ -9,11 +9,11 @@ labels belong together. Fast settings (120 Ry, a 4×4×4 mesh, a 2-atom cell), a
 import numpy as np
 import pytest
 from aiida.engine import run_get_node
-from ase.build import bulk
 
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import cp2k_oracle
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
+from tests.oracles.conftest import silicon_difference_cells
 
 pytestmark = pytest.mark.real_cp2k
 
@@ -22,26 +22,8 @@ STRAIN = 0.002  # of the xx strain
 FAST = {"cutoff": 120.0, "rel_cutoff": 30.0, "eps_scf": 1e-8, "kpoint_distance": 0.6}
 
 
-def _silicon_cells():
-    base = bulk("Si", "diamond", a=5.47)
-    base.positions[1] += [0.07, -0.04, 0.03]
-    cells = {"base": base}
-    for sign, label in ((1, "plus"), (-1, "minus")):
-        moved = base.copy()
-        moved.positions[1, 0] += sign * STEP
-        cells[f"move_{label}"] = moved
-        strained = base.copy()
-        deformation = np.eye(3)
-        deformation[0, 0] += sign * STRAIN
-        strained.set_cell(base.cell.array @ deformation, scale_atoms=True)
-        cells[f"strain_{label}"] = strained
-    for name, atoms in cells.items():
-        atoms.info["name"] = name
-    return cells
-
-
 def test_cp2k_labels_are_derivatives_of_the_cp2k_energy(cp2k_code):
-    cells = _silicon_cells()
+    cells = silicon_difference_cells(STEP, STRAIN)
     pool = TrainingSetData(list(cells.values()), labelled=False).store()
     oracle = cp2k_oracle(cp2k_code, ["Si"], **FAST)
     results, node = run_get_node(LabelingWorkChain, pool=pool, oracle=oracle, max_concurrent=2)
@@ -68,7 +50,7 @@ def test_cp2k_labels_are_derivatives_of_the_cp2k_energy(cp2k_code):
 
 def test_unconverged_scf_is_a_failed_label(cp2k_code):
     """CP2K 2023 finishes an unconverged SCF with exit status 0; the adapter refuses it, the work chain reports it."""
-    cells = _silicon_cells()
+    cells = silicon_difference_cells(STEP, STRAIN)
     pool = TrainingSetData([cells["base"]], labelled=False).store()
     oracle = cp2k_oracle(cp2k_code, ["Si"], **{**FAST, "max_scf": 3})
     results, node = run_get_node(LabelingWorkChain, pool=pool, oracle=oracle)

@@ -10,7 +10,13 @@ from aiida.engine import ExitCode, calcfunction
 from ...data.training_set import TrainingSetData
 from ...physics.training_arrays import LABEL_KEYS, STRESS_KEY
 
-__all__ = ("import_training_set", "pick_starting_structures", "split_training_set", "training_set_from_file")
+__all__ = (
+    "import_training_set",
+    "pick_starting_structures",
+    "split_training_set",
+    "training_set_from_file",
+    "training_set_from_processes",
+)
 
 
 @calcfunction
@@ -71,3 +77,45 @@ def pick_starting_structures(structures: TrainingSetData, count: orm.Int, seed: 
     order = np.random.default_rng(seed.value).permutation(structures.num_structures)[: count.value]
     arrays = subset_arrays(structures.get_arrays(), sorted(int(i) for i in order))
     return TrainingSetData(arrays={key: value for key, value in arrays.items() if key not in (*LABEL_KEYS, STRESS_KEY)})
+
+
+@calcfunction
+def training_set_from_processes(sources: orm.Dict, **nodes: orm.Data) -> dict:
+    """A labelled ``TrainingSetData`` from finished calculations, each structure linked to the calculation that
+    labelled it: the inputs are the calculations' own nodes, ``c<i>__structure`` (the labelled structure) and
+    ``c<i>__<output>`` (the outputs its adapter reads), so the graph runs from every calculation through its outputs
+    to this step and the set. ``sources`` (made by
+    :func:`~aiida_mlip_trainer.workflows.database_import.import_processes`) holds per calculation ``i`` the
+    ``adapter`` (an entry point name of ``mlip_trainer.oracle_adapters``), the process ``uuid`` and ``label``, and
+    ``settings`` (the one setting of the set) and ``skipped`` (processes left
+    out, with the reason). Returns ``training_set`` and ``report``: ``{"imported": [{"name", "uuid", "label"}],
+    "skipped": [{"uuid", "label", "reason"}], "settings"}``. Stress is kept only when every structure has it."""
+    import inspect
+
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from ...data.labels import read_labels
+    from ...oracles import adapter_arguments, load_adapter
+
+    record = sources.get_dict()
+    entries = []
+    for index, source in enumerate(record["calculations"]):
+        prefix = f"c{index}__"
+        structure = nodes[f"{prefix}structure"]
+        outputs = {key.removeprefix(prefix): node for key, node in nodes.items() if key.startswith(prefix)}
+        adapter = inspect.unwrap(load_adapter(source["adapter"]))  # the plain function: no process inside this one
+        energy, forces, stress = read_labels(adapter(**adapter_arguments(adapter, structure, outputs)))
+        entries.append((source, structure.get_ase(), energy, forces, stress))
+    with_stress = all(entry[4] is not None for entry in entries)
+    structures = []
+    for source, atoms, energy, forces, stress in entries:
+        results = {"energy": energy, "forces": forces, **({"stress": stress} if with_stress else {})}
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        atoms.info["name"] = source["uuid"]
+        structures.append(atoms)
+    report = {
+        "imported": [{"name": s["uuid"], "uuid": s["uuid"], "label": s["label"]} for s in record["calculations"]],
+        "skipped": record.get("skipped", []),
+        "settings": record.get("settings", {}),
+    }
+    return {"training_set": TrainingSetData(structures), "report": orm.Dict(report)}
