@@ -13,8 +13,18 @@ import sys
 import click
 
 from ..names import printable
+from .yaml_keys import LEARNING_KEYS, TRAINING_KEYS, keys_help
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+# Job-script text (prepend_text, ...) is not a key: it is set in Python on the builder.
+TRAIN_LAUNCH_HELP = (
+    "Launch a TrainingWorkChain from a YAML file of inputs (through get_builder_from_protocol).\n\n"
+    + keys_help(TRAINING_KEYS)
+)
+LEARN_LAUNCH_HELP = (
+    "Launch an ActiveLearningWorkChain from a YAML file of inputs (through get_builder_from_protocol).\n\n"
+    + keys_help(LEARNING_KEYS)
+)
 
 
 def _fail(message: str) -> None:
@@ -212,21 +222,11 @@ def train():
     """Launch and watch trainings."""
 
 
-@train.command("launch", context_settings=CONTEXT)
+@train.command("launch", context_settings=CONTEXT, help=TRAIN_LAUNCH_HELP)
 @click.argument("inputs_file", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--daemon/--run", default=True, show_default=True, help="Submit to the daemon, or run here and wait.")
 @clean_errors
 def train_launch(inputs_file, daemon):
-    """Launch a TrainingWorkChain from a YAML file of inputs (through get_builder_from_protocol).
-
-    \b
-    Keys: codes (name -> code label, e.g. pacemaker: pacemaker@localhost), structures_file (a path
-    inside the YAML file's folder) or training_set (pk/UUID), protocol (fast, moderate, precise),
-    overrides (merged into the protocol, e.g. {selection: {max_structures: 100}}), options
-    (scheduler requests of every job: resources, max_wallclock_seconds, queue_name, account, qos,
-    max_memory_kb, withmpi, thread counts; job-script text such as prepend_text only from Python),
-    test_set and previous_potential (pk/UUID), physics_baseline.
-    """
     import yaml
 
     from .training_yaml import training_builder_from_yaml
@@ -332,24 +332,11 @@ def learn():
     """Launch and watch active-learning loops (train, explore, select, label, retrain)."""
 
 
-@learn.command("launch", context_settings=CONTEXT)
+@learn.command("launch", context_settings=CONTEXT, help=LEARN_LAUNCH_HELP)
 @click.argument("inputs_file", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--daemon/--run", default=True, show_default=True, help="Submit to the daemon, or run here and wait.")
 @clean_errors
 def learn_launch(inputs_file, daemon):
-    """Launch an ActiveLearningWorkChain from a YAML file of inputs (through get_builder_from_protocol).
-
-    \b
-    Keys: codes (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore -> code labels),
-    structures (pk/UUID of a TrainingSetData), exploration (temperatures, steps, gamma_collect, ...),
-    exploration_protocol (copper, or a YAML file of generators and conditions), generators,
-    validation_structures (pk/UUID: their γ every round; not converged while one extrapolates),
-    oracle ({type: ase, code, calculator} or {type: cp2k, code, elements, ...}), test_set and
-    explore_from (pk/UUID), protocol, overrides (merged into the protocol: selection.max_structures
-    per round, labeling.max_concurrent, training...), options (scheduler requests only, as the
-    oracle's; job-script text only from Python), max_rounds, max_oracle_calls, target_force_rmse (meV/Å), explore_count,
-    test_fraction, seed, fine_tune, physics_baseline (e.g. {type: zbl}), short_range_check.
-    """
     import yaml
 
     from .learning_yaml import learning_builder_from_yaml

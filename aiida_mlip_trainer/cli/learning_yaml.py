@@ -10,34 +10,12 @@ from aiida import orm
 
 from ..calculations.job_options import check_data_options, check_options_in
 from ..data import TrainingSetData
+from .yaml_keys import LEARNING_KEYS
 
 __all__ = ("LEARNING_INPUT_KEYS", "learning_builder_from_yaml")
 
 
-# Keys of `learn launch`'s YAML (ActiveLearningWorkChain.get_builder_from_protocol).
-LEARNING_INPUT_KEYS = (
-    "codes",
-    "structures",
-    "test_set",
-    "explore_from",
-    "protocol",
-    "overrides",
-    "options",
-    "exploration",
-    "exploration_protocol",
-    "generators",
-    "validation_structures",
-    "oracle",
-    "max_rounds",
-    "max_oracle_calls",
-    "target_force_rmse",
-    "explore_count",
-    "test_fraction",
-    "seed",
-    "fine_tune",
-    "physics_baseline",
-    "short_range_check",
-)
+LEARNING_INPUT_KEYS = tuple(LEARNING_KEYS)
 ORACLE_TYPES = ("ase", "cp2k", "qe")
 QE_ORACLE_KEYS = ("elements", "protocol", "overrides", "options")
 ASE_ORACLE_KEYS = ("calculator", "parameters", "options")
