@@ -80,6 +80,11 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
     message = _validate_exploration_sizes(inputs, explore_from if explore_from is not None else structures)
     if message:
         return f"exploration: {message}"
+    if "labeling" in inputs:
+        # the oracle checked on the loop's structures (the namespace alone has no pool to check it on)
+        message = LabelingWorkChain.validate_inputs({**inputs["labeling"], "pool": structures}, None)
+        if message:
+            return f"labeling: {message}"
     return _validate_training(inputs)
 
 

@@ -273,3 +273,35 @@ def test_initial_labelling_that_labels_nothing_is_an_exit_code(loop):
     exit_code = process.inspect_initial()
     assert exit_code.status == CODES.ERROR_INITIAL_LABELING_FAILED.status
     assert exit_code.message.endswith("no structure of the pool got a label")
+
+
+def test_a_qe_oracle_is_checked_on_the_loops_structures(loop_codes, installed_code, copper_sets):
+    """aiida-quantumespresso compares the pseudopotentials with the structure's kinds: the loop checks its oracle on
+    its own structures (the labeling namespace has no pool), so a silicon QE oracle passes on silicon and is refused,
+    before any job, on copper."""
+    import pathlib
+
+    from ase.build import bulk
+
+    from aiida_mlip_trainer.formats.quantumespresso import PSEUDO_FOLDER, PSEUDOPOTENTIALS
+    from aiida_mlip_trainer.oracles import qe_oracle
+
+    if not all((pathlib.Path(PSEUDO_FOLDER) / name).is_file() for name, _, _ in PSEUDOPOTENTIALS.values()):
+        pytest.skip("no UPF files: scripts/qe.sh installs Debian's quantum-espresso-data as root")
+    oracle = qe_oracle(installed_code("fake-pw", "/bin/true", "quantumespresso.pw"), ["Si"])
+    cells = []
+    for index in range(4):
+        atoms = bulk("Si", "diamond", a=5.43)
+        atoms.rattle(0.05, seed=index)
+        cells.append(atoms)
+    silicon = TrainingSetData(cells, labelled=False).store()
+
+    def launch(structures, **inputs):
+        builder = ActiveLearningWorkChain.get_builder_from_protocol(
+            loop_codes, structures, {"temperatures": [300], "steps": 50}, "fast", oracle=oracle, **inputs
+        )
+        return instantiate_process(get_manager().get_runner(), builder)
+
+    assert launch(silicon, test_fraction=orm.Float(0.25)).node.is_stored
+    with pytest.raises(ValueError, match=r"labeling: the oracle inputs do not fit .*\{'Si'\} vs \{'Cu'\}"):
+        launch(copper_sets["initial"], test_set=copper_sets["test"])
