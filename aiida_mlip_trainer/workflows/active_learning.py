@@ -235,6 +235,14 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             541, "ERROR_LABELING_FAILED", message="round {round}: no selected structure got a label: {message}"
         )
         spec.exit_code(
+            642,
+            "ERROR_POTENTIAL_WITHOUT_ACTIVE_SET",
+            message="round {round}: the potential has no active set, so exploration has no extrapolation grade: the "
+            "training data hold too few distinct environments for the basis (TrainingWorkChain's report says which "
+            "element); give more varied structures or a smaller basis. Its potential is output as potentials.round_"
+            "{round}.",
+        )
+        spec.exit_code(
             640,
             "ERROR_NOTHING_TO_LABEL",
             message="round {round}: exploration halted ({halted} trajectories) before any frame reached the collect "
@@ -375,6 +383,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.out(f"potentials.round_{k}", self.ctx.potential)
         if self.ctx.baseline is None and "baseline" in node.outputs:
             self.ctx.baseline = node.outputs.baseline
+        if not self.ctx.potential.has_active_set:
+            return self.exit_codes.ERROR_POTENTIAL_WITHOUT_ACTIVE_SET.format(round=k)
         metrics = node.outputs.metrics
         self.ctx.curve_inputs.update({f"metrics_{k}": metrics, f"training_set_{k}": self.ctx.data})
         self.report(

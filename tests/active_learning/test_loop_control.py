@@ -22,6 +22,7 @@ from tests.conftest import FIXTURES
 
 CODES = ActiveLearningWorkChain.exit_codes
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
+ACTIVE_SET = FIXTURES / "pace_activeset_success" / "potential.asi"
 
 
 def _child(process_label: str, exit_status: int = 0, message: str | None = None, **outputs: orm.Data):
@@ -51,14 +52,15 @@ def _cells(count: int, seed: int, labelled: bool = True) -> TrainingSetData:
     return TrainingSetData(copper_emt(count, seed=seed, repeat=1), labelled=labelled)
 
 
-def _trained(force_rmse: float = 50.0, baseline: orm.Dict | None = None):
+def _trained(force_rmse: float = 50.0, baseline: orm.Dict | None = None, active_set: bool = True):
     metrics = {
         "energy_rmse": 2.0,
         "force_rmse": force_rmse,
         "reference": {"energy_per_atom_std": 20.0, "force_component_rms": 500.0},
     }
     extra = {} if baseline is None else {"baseline": baseline}
-    return _child("TrainingWorkChain", potential=PacePotentialData(POTENTIAL), metrics=orm.Dict(metrics), **extra)
+    potential = PacePotentialData(POTENTIAL, active_set=ACTIVE_SET if active_set else None)
+    return _child("TrainingWorkChain", potential=potential, metrics=orm.Dict(metrics), **extra)
 
 
 def _explored(candidates: int, halted: int = 0):
@@ -261,6 +263,19 @@ def test_a_failed_child_is_the_loop_exit_code_with_its_message(loop, fail, label
     assert exit_code.status == getattr(CODES, label).status
     status = SelectionWorkChain.exit_codes.ERROR_SELECT_JOB_FAILED.status
     assert exit_code.message.startswith(message.format(status=status))
+
+
+def test_a_potential_without_active_set_is_an_exit_code_not_an_exploration(loop):
+    """TrainingWorkChain returns its potential without an active set when pace_activeset's is singular (too few
+    distinct environments for the basis): the loop stops there with its exit code, instead of launching an
+    exploration that refuses the potential (an exception, the loop excepted)."""
+    process = loop()
+    process.train()
+    process.ctx.training = _trained(active_set=False)
+    exit_code = process.inspect_training()
+    assert exit_code.status == CODES.ERROR_POTENTIAL_WITHOUT_ACTIVE_SET.status
+    assert exit_code.message.startswith("round 0: the potential has no active set")
+    assert process.outputs["potentials"]["round_0"].pk == process.ctx.training.outputs.potential.pk
 
 
 def test_initial_labelling_that_labels_nothing_is_an_exit_code(loop):
