@@ -24,9 +24,10 @@ PACKAGE = ROOT / "aiida_mlip_trainer"
 UNLABELLED = "—"  # a calcfunction's ExitCode has no label
 
 # 300-399 "a job produced no usable output": the decades of each tool (350s: what pace_select and pace_activeset
-# share); the table's introduction says the same.
+# share; 360s: gracemaker); the table's introduction says the same.
 TOOL_DECADES = {
     "PaceTrainCalculation": {31},
+    "GraceTrainCalculation": {36},
     "PaceSelectCalculation": {32, 35},
     "PaceActivesetCalculation": {33, 35},
     "AseOracleCalculation": {34},

@@ -10,6 +10,7 @@ from aiida import orm
 
 from aiida_mlip_trainer.calculations.ase_oracle import AseOracleCalculation
 from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
+from aiida_mlip_trainer.calculations.grace_train import GraceTrainCalculation
 from aiida_mlip_trainer.calculations.job_options import check_data_options
 from aiida_mlip_trainer.calculations.pace_activeset import PaceActivesetCalculation
 from aiida_mlip_trainer.calculations.pace_select import PaceSelectCalculation
@@ -28,6 +29,7 @@ INJECTED = {"A=1; touch x; B": "v"}
     "process_class, path",
     [
         (PaceTrainCalculation, "metadata.options"),
+        (GraceTrainCalculation, "metadata.options"),
         (PaceSelectCalculation, "metadata.options"),
         (PaceActivesetCalculation, "metadata.options"),
         (ExplorationCalculation, "metadata.options"),

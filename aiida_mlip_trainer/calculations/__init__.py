@@ -1,7 +1,8 @@
-"""CalcJobs wrapping the pacemaker command-line tools, exploration with the extrapolation grade, the ASE oracle."""
+"""CalcJobs wrapping pacemaker and its tools, gracemaker, exploration with the extrapolation grade, the ASE oracle."""
 
 from .ase_oracle import AseOracleCalculation
 from .explore import ExplorationCalculation
+from .grace_train import GraceTrainCalculation
 from .pace_activeset import PaceActivesetCalculation
 from .pace_select import PaceSelectCalculation
 from .pace_tool import PaceToolCalculation
@@ -10,6 +11,7 @@ from .pace_train import PaceTrainCalculation
 __all__ = (
     "AseOracleCalculation",
     "ExplorationCalculation",
+    "GraceTrainCalculation",
     "PaceActivesetCalculation",
     "PaceSelectCalculation",
     "PaceToolCalculation",

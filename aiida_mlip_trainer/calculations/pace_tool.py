@@ -13,6 +13,7 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from ..data.training_set import TrainingSetData
 from .job_options import guard_environment_variables
 from .untrusted import refuses_altered_nodes
 from .versions import VERSIONS_FILENAME, version_probe
@@ -21,10 +22,13 @@ __all__ = (
     "ACTIVESET_PARAMETERS",
     "COMMON_PARAMETERS",
     "PaceToolCalculation",
+    "check_previous_potential",
+    "check_training_sets",
     "number_argument",
     "parse_memory_limit",
     "tool_options",
     "validate_tool_parameters",
+    "watchdog_lines",
 )
 
 # The tools' memory units are binary (pyace.aceselect.compute_mem_limit: GB = 2**30, MB = 2**20).
@@ -111,6 +115,58 @@ def number_argument(value, name: str) -> str:
     return str(int(value)) if isinstance(value, numbers.Integral) else repr(float(value))
 
 
+def check_training_sets(training_set, test_set, tool: str) -> str | None:
+    """A message when the training set (and test set) of a fit cannot be fitted by ``tool``: unlabelled, a test set
+    with other elements, or residuals on another baseline; else None."""
+    baseline = training_set.base.attributes.get("baseline", None)
+    if not training_set.labelled:
+        return f"the training_set has no labels (energies and forces): {tool} cannot fit an unlabelled pool"
+    if test_set is None:
+        return None
+    if not test_set.labelled:
+        return "the test_set has no labels (energies and forces)"
+    extra = sorted(set(test_set.elements) - set(training_set.elements))
+    if extra:
+        return f"the test_set contains {extra}, which the training_set lacks"
+    if test_set.base.attributes.get("baseline", None) != baseline:
+        return "the test_set and the training_set must be residuals on the same baseline (or both on none)"
+    return None
+
+
+def check_previous_potential(previous, elements, baseline) -> str | None:
+    """A message when a fit for ``elements`` on ``baseline`` cannot start from the potential ``previous``."""
+    expected = sorted(elements)
+    if sorted(previous.elements) != expected:
+        return (
+            f"previous_potential has elements {previous.elements} but this fit is for {expected}: "
+            "continuing or fine-tuning needs the same elements"
+        )
+    if previous.baseline != baseline:
+        return (
+            f"previous_potential was fitted on the baseline {previous.baseline} but this training_set is on "
+            f"{baseline}: fine-tuning must keep the baseline"
+        )
+    return None
+
+
+def watchdog_lines(soft_limit: int | None, input_filename: str, marker_filename: str) -> tuple[list[str], list[str]]:
+    """``(prepend, append)`` job-script lines of the soft walltime: a fitting tool has no time limit of its own, so
+    a watchdog stops it (SIGTERM) ``soft_limit`` seconds in, a margin before the scheduler would kill the whole job,
+    so that its interim results and logs are retrieved and the fit can continue from them. It matches only the job
+    script's own child started on ``input_filename``, and leaves ``marker_filename`` behind, so that the parser can
+    tell its stop from a kill by someone else. ``([], [])`` without a limit. Plugin-made text only."""
+    if soft_limit is None:
+        return [], []
+    limit = number_argument(int(soft_limit), "soft walltime")
+    return (
+        [
+            f"( sleep {limit} && touch {marker_filename} && "
+            f"pkill -TERM -P $$ -f {input_filename} ) &\nMLIP_TRAINER_WATCHDOG=$!"
+        ],
+        ['pkill -P "$MLIP_TRAINER_WATCHDOG" 2>/dev/null || true'],
+    )
+
+
 class PaceToolCalculation(CalcJob):
     """The base of the CalcJobs that run one pacemaker tool (``pacemaker``, ``pace_select``, ``pace_activeset``).
 
@@ -140,6 +196,17 @@ class PaceToolCalculation(CalcJob):
             valid_type=orm.Dict,
             required=False,
             help="Versions of python-ace, tensorpotential, TensorFlow, ... that ran, read on the machine of the job.",
+        )
+
+    @classmethod
+    def define_training_sets(cls, spec) -> None:
+        """The ``training_set`` and optional ``test_set`` inputs of a fit."""
+        spec.input("training_set", valid_type=TrainingSetData, help="Labelled structures to fit.")
+        spec.input(
+            "test_set",
+            valid_type=TrainingSetData,
+            required=False,
+            help="Labelled structures held out of the fit and reported as test errors.",
         )
 
     @classmethod

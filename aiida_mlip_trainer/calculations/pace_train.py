@@ -6,9 +6,8 @@ import yaml
 from aiida import orm
 
 from ..data.pace_potential import PacePotentialData
-from ..data.training_set import TrainingSetData
 from ..formats.pacemaker_input import build_input_yaml, validate_parameters
-from .pace_tool import PaceToolCalculation
+from .pace_tool import PaceToolCalculation, check_previous_potential, check_training_sets, watchdog_lines
 
 __all__ = ("PaceTrainCalculation",)
 
@@ -37,13 +36,7 @@ class PaceTrainCalculation(PaceToolCalculation):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input("training_set", valid_type=TrainingSetData, help="Labelled structures to fit.")
-        spec.input(
-            "test_set",
-            valid_type=TrainingSetData,
-            required=False,
-            help="Labelled structures held out of the fit and reported as test errors.",
-        )
+        cls.define_training_sets(spec)
         spec.input(
             "parameters",
             valid_type=orm.Dict,
@@ -140,17 +133,10 @@ class PaceTrainCalculation(PaceToolCalculation):
             return None  # the missing required port is reported by the port itself
         training_set = inputs["training_set"]
         baseline = training_set.base.attributes.get("baseline", None)
-        if not training_set.labelled:
-            return "the training_set has no labels (energies and forces): pacemaker cannot fit an unlabelled pool"
         test_set = inputs.get("test_set")
-        if test_set is not None:
-            if not test_set.labelled:
-                return "the test_set has no labels (energies and forces)"
-            extra = sorted(set(test_set.elements) - set(training_set.elements))
-            if extra:
-                return f"the test_set contains {extra}, which the training_set lacks"
-            if test_set.base.attributes.get("baseline", None) != baseline:
-                return "the test_set and the training_set must be residuals on the same baseline (or both on none)"
+        message = check_training_sets(training_set, test_set, "pacemaker")
+        if message:
+            return message
         parameters = inputs["parameters"].get_dict()
         message = validate_parameters(
             parameters, elements=training_set.elements, has_test_set=test_set is not None, baseline=baseline
@@ -159,17 +145,8 @@ class PaceTrainCalculation(PaceToolCalculation):
             return message
         previous = inputs.get("previous_potential")
         if previous is not None:
-            expected = sorted(parameters["potential"].get("elements", training_set.elements))
-            if sorted(previous.elements) != expected:
-                return (
-                    f"previous_potential has elements {previous.elements} but this fit is for {expected}: "
-                    "continuing or fine-tuning needs the same elements"
-                )
-            if previous.baseline != baseline:
-                return (
-                    f"previous_potential was fitted on the baseline {previous.baseline} but this training_set is on "
-                    f"{baseline}: fine-tuning must keep the baseline"
-                )
+            elements = parameters["potential"].get("elements", training_set.elements)
+            return check_previous_potential(previous, elements, baseline)
         return None
 
     def prepare_for_submission(self, folder):
@@ -197,18 +174,11 @@ class PaceTrainCalculation(PaceToolCalculation):
                 handle.write(self.inputs.previous_potential.get_yaml())
             cmdline += ["-p", self.PREVIOUS_FILENAME]
 
-        prepend, append = [], []
-        soft_limit = self.soft_walltime(self.node.get_option("max_wallclock_seconds"))
-        if soft_limit is not None:
-            # pacemaker has no time limit of its own: a watchdog stops it (SIGTERM) a margin before the scheduler
-            # would kill the whole job, so that the interim potential and the logs are retrieved and the fit can
-            # continue from them. It matches only the job script's own child started on our input file, and leaves
-            # a file behind, so that the parser can tell its stop from a kill by someone else.
-            prepend.append(
-                f"( sleep {soft_limit} && touch {self.SOFT_WALLTIME_FILENAME} && "
-                f"pkill -TERM -P $$ -f {self.INPUT_FILENAME} ) &\nMLIP_TRAINER_WATCHDOG=$!"
-            )
-            append.append('pkill -P "$MLIP_TRAINER_WATCHDOG" 2>/dev/null || true')
+        prepend, append = watchdog_lines(
+            self.soft_walltime(self.node.get_option("max_wallclock_seconds")),
+            self.INPUT_FILENAME,
+            self.SOFT_WALLTIME_FILENAME,
+        )
         retrieve = [
             self.INPUT_FILENAME,
             self.LOG_FILENAME,

@@ -1,7 +1,16 @@
-"""Data nodes: training sets and ACE potentials, an oracle's labels (:mod:`.labels`) and plain
+"""Data nodes: training sets, ACE and GRACE-FS potentials, an oracle's labels (:mod:`.labels`) and plain
 operations on training sets (:mod:`.operations`)."""
 
+from .grace_potential import GraceFSPotentialData
 from .pace_potential import PacePotentialData, PotentialError
 from .training_set import TrainingSetData, TrainingSetError
 
-__all__ = ("PacePotentialData", "PotentialError", "TrainingSetData", "TrainingSetError", "labels", "operations")
+__all__ = (
+    "GraceFSPotentialData",
+    "PacePotentialData",
+    "PotentialError",
+    "TrainingSetData",
+    "TrainingSetError",
+    "labels",
+    "operations",
+)

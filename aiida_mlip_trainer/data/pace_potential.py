@@ -12,7 +12,7 @@ import json
 import os
 import pathlib
 import tempfile
-from typing import Any
+from typing import Any, ClassVar
 
 from aiida import orm
 
@@ -20,7 +20,7 @@ from ..formats.basis import basis_layout_of, reference_energies_of, set_yace_ref
 from ..names import UnsafeNameError, check_element_symbols, check_file_stem
 from ..tools.active_set import ActiveSetError, check_active_set
 
-__all__ = ("PacePotentialData", "PotentialError", "basis_layout_of")
+__all__ = ("PacePotentialData", "PotentialError", "basis_layout_of", "read_bytes")
 
 YAML_FILENAME = "potential.yaml"
 YACE_FILENAME = "potential.yace"
@@ -33,7 +33,8 @@ class PotentialError(ValueError):
     """A potential node is corrupt or was altered: the message names the node and what does not hold."""
 
 
-def _read_bytes(source: str | os.PathLike | bytes) -> bytes:
+def read_bytes(source: str | os.PathLike | bytes) -> bytes:
+    """The content of a file given by its path, or the bytes themselves."""
     if isinstance(source, bytes):
         return source
     return pathlib.Path(source).read_bytes()
@@ -73,11 +74,21 @@ def _basis_summary(yaml_bytes: bytes) -> dict[str, Any]:
 
 
 def potential_hash(
-    yaml_bytes: bytes, yace_bytes: bytes | None = None, asi_bytes: bytes | None = None, baseline: dict | None = None
+    yaml_bytes: bytes,
+    yace_bytes: bytes | None = None,
+    asi_bytes: bytes | None = None,
+    baseline: dict | None = None,
+    *,
+    model_kind: str = "ace",
+    extra: dict[str, bytes] | None = None,
 ) -> str:
-    """sha256 over the files and the baseline: the same fit on another baseline is another potential."""
+    """sha256 over the files, the baseline and (other than ACE) the kind of model: the same fit on another baseline
+    is another potential. ``extra`` are further files by name (a GRACE-FS potential's checkpoint)."""
     digest = hashlib.sha256()
-    for label, content in (("yaml", yaml_bytes), ("yace", yace_bytes), ("asi", asi_bytes)):
+    if model_kind != "ace":
+        digest.update(f"model_kind:{model_kind};".encode())
+    files = [("yaml", yaml_bytes), ("yace", yace_bytes), ("asi", asi_bytes), *sorted((extra or {}).items())]
+    for label, content in files:
         if content is not None:
             digest.update(f"{label}:{len(content)};".encode())
             digest.update(content)
@@ -99,8 +110,13 @@ class PacePotentialData(orm.Data):
     ``content_hash`` and, for a
     potential a fit produced, ``fitted_with``: the versions of python-ace, tensorpotential and TensorFlow that ran
     the fit, read on the machine where it ran (query them:
-    ``QueryBuilder().append(PacePotentialData, filters={"attributes.fitted_with.tensorflow": "2.20.0"})``).
+    ``QueryBuilder().append(PacePotentialData, filters={"attributes.fitted_with.tensorflow": "2.20.0"})``) and
+    ``model_kind`` (``ace``; a subclass holds another kind of model of the same family, e.g. GRACE-FS).
     """
+
+    MODEL_KIND: ClassVar[str] = "ace"
+    # The only repository files the node may have; nothing else is ever read from the repository or written out.
+    FILENAMES: ClassVar[tuple[str, ...]] = FILENAMES
 
     def __init__(
         self,
@@ -115,10 +131,10 @@ class PacePotentialData(orm.Data):
         super().__init__(**kwargs)
         if potential is None:
             raise TypeError("`potential` (the pacemaker .yaml file or its content) is required")
-        yaml_bytes = _read_bytes(potential)
-        yace_bytes = None if yace is None else _read_bytes(yace)
-        asi_bytes = None if active_set is None else _read_bytes(active_set)
-        summary = _basis_summary(yaml_bytes)
+        yaml_bytes = read_bytes(potential)
+        yace_bytes = None if yace is None else read_bytes(yace)
+        asi_bytes = None if active_set is None else read_bytes(active_set)
+        summary = self._summary(yaml_bytes)
         if yace_bytes is not None and summary["reference_energy"]:
             # pace_yaml2yace writes E0 = 0 whatever the fit subtracted: the .yace gets the .yaml's reference energies,
             # so that both files of the node (and LAMMPS) predict the same total energies.
@@ -127,27 +143,54 @@ class PacePotentialData(orm.Data):
             except (UnicodeDecodeError, ValueError) as error:
                 raise ValueError(f"the .yace file: {error}") from None
             yace_bytes = yace_text.encode()
+        self._put_files(
+            {YAML_FILENAME: yaml_bytes, YACE_FILENAME: yace_bytes, ASI_FILENAME: asi_bytes},
+            summary,
+            baseline,
+            fitted_with,
+        )
+
+    def _put_files(self, files: dict[str, bytes | None], summary: dict, baseline, fitted_with) -> None:
+        """Check the active set against the basis, put the files (None: absent) and set the attributes."""
         if baseline is not None:
             baseline = _valid_baseline(baseline, "baseline")
+        asi_bytes = files.get(ASI_FILENAME)
         if asi_bytes is not None:
             try:
                 check_active_set(asi_bytes, summary["basis_layout"])
             except ActiveSetError as error:
                 raise ValueError(f"the active set (.asi): {error}") from None
-
-        for filename, content in ((YAML_FILENAME, yaml_bytes), (YACE_FILENAME, yace_bytes), (ASI_FILENAME, asi_bytes)):
-            if content is not None:
-                self.base.repository.put_object_from_bytes(content, filename)
+        files = {name: content for name, content in files.items() if content is not None}
+        for filename, content in files.items():
+            self.base.repository.put_object_from_bytes(content, filename)
         attributes = {
             **summary,
-            "has_yace": yace_bytes is not None,
+            "model_kind": self.MODEL_KIND,
+            "has_yace": YACE_FILENAME in files,
             "has_active_set": asi_bytes is not None,
             "baseline": baseline,
-            "content_hash": potential_hash(yaml_bytes, yace_bytes, asi_bytes, baseline),
+            "content_hash": self._hash(files, baseline),
         }
         if fitted_with:
             attributes["fitted_with"] = _versions(fitted_with)
         self.base.attributes.set_many(attributes)
+
+    @staticmethod
+    def _summary(yaml_bytes: bytes) -> dict[str, Any]:
+        """The attributes read from the potential file: elements, cutoff, num_functions, basis_layout,
+        reference_energy (ValueError for a file that is not this kind of potential)."""
+        return _basis_summary(yaml_bytes)
+
+    def _hash(self, files: dict[str, bytes], baseline) -> str:
+        extra = {name: content for name, content in files.items() if name not in FILENAMES}
+        return potential_hash(
+            files[YAML_FILENAME],
+            files.get(YACE_FILENAME),
+            files.get(ASI_FILENAME),
+            baseline,
+            model_kind=self.MODEL_KIND,
+            extra=extra,
+        )
 
     @classmethod
     def get_or_create(
@@ -169,7 +212,8 @@ class PacePotentialData(orm.Data):
 
     # ------------------------------------------------------------------------------------------------ attributes
     def _where(self) -> str:
-        return f"PacePotentialData<{self.pk}> ({self.uuid})" if self.is_stored else "an unstored PacePotentialData"
+        name = type(self).__name__
+        return f"{name}<{self.pk}> ({self.uuid})" if self.is_stored else f"an unstored {name}"
 
     @property
     def elements(self) -> list[str]:
@@ -249,8 +293,13 @@ class PacePotentialData(orm.Data):
                     f"{where}: attribute {flag!r} is {self.base.attributes.get(flag, None)!r} but the node "
                     f"{'has' if filename in files else 'has no'} {filename}: {altered}"
                 )
+        if self.base.attributes.get("model_kind", "ace") != self.MODEL_KIND:
+            raise PotentialError(
+                f"{where}: attribute 'model_kind' is {self.base.attributes.get('model_kind', None)!r}, not "
+                f"{self.MODEL_KIND!r}: {altered}"
+            )
         try:
-            summary = _basis_summary(files[YAML_FILENAME])
+            summary = self._summary(files[YAML_FILENAME])
         except ValueError as error:
             raise PotentialError(f"{where} potential.yaml: {error}: {altered}") from None
         if summary["elements"] != elements:
@@ -271,23 +320,18 @@ class PacePotentialData(orm.Data):
     def read_file(self, filename: str) -> bytes:
         """The content of one of the potential's files (``potential.yaml``, ``.yace`` or ``.asi``), after all files
         were compared with the node's ``content_hash`` (a node from an archive may have been altered)."""
-        if filename not in FILENAMES:
-            raise ValueError(f"a potential has only the files {list(FILENAMES)}, not {filename!r}")
+        if filename not in self.FILENAMES:
+            raise ValueError(f"a potential has only the files {list(self.FILENAMES)}, not {filename!r}")
         return self._verified_files()[filename]
 
     def _verified_files(self) -> dict[str, bytes]:
         present = set(self.base.repository.list_object_names())
         files = {
-            name: self.base.repository.get_object_content(name, mode="rb") for name in FILENAMES if name in present
+            name: self.base.repository.get_object_content(name, mode="rb") for name in self.FILENAMES if name in present
         }
         if YAML_FILENAME not in files:
             raise PotentialError(f"{self._where()} has no {YAML_FILENAME}: the node is corrupt or was altered")
-        expected = potential_hash(
-            files[YAML_FILENAME],
-            files.get(YACE_FILENAME),
-            files.get(ASI_FILENAME),
-            self.base.attributes.get("baseline", None),
-        )
+        expected = self._hash(files, self.base.attributes.get("baseline", None))
         if expected != self.content_hash:
             raise PotentialError(
                 f"{self._where()}: its files and baseline do not match its content_hash attribute: the node is "
@@ -305,11 +349,25 @@ class PacePotentialData(orm.Data):
         directory = pathlib.Path(directory)
         written = {}
         for filename, content in self._verified_files().items():
+            if filename not in FILENAMES:
+                continue  # not a file of the deployed potential (a GRACE-FS potential's checkpoint)
             suffix = pathlib.Path(filename).suffix
             target = directory / f"{stem}{suffix}"
             target.write_bytes(content)
             written[suffix.lstrip(".")] = target
         return written
+
+    def with_active_set(self, active_set: bytes) -> PacePotentialData:
+        """A new (unstored) potential of the same kind with the same files, baseline and versions, and this active
+        set (an ``.asi`` that pace_activeset wrote for it)."""
+        yace = self.read_file(YACE_FILENAME) if self.base.attributes.get("has_yace", False) else None
+        return PacePotentialData(
+            self.read_file(YAML_FILENAME),
+            yace=yace,
+            active_set=active_set,
+            baseline=self.baseline,
+            fitted_with=self.fitted_with,
+        )
 
     def get_ace_calculator(self, **kwargs):
         """The ACE part alone (:class:`pyace.PyACECalculator`): energy, forces, stress, and with an active set the
@@ -328,8 +386,10 @@ class PacePotentialData(orm.Data):
     def get_calculator(self, **kwargs):
         """A ready ASE calculator for predictions: ACE plus, when the potential was fitted on top of a physical
         baseline, that baseline, plus, when the fit subtracted reference energies, their sum (an
-        :class:`ase.calculators.mixing.SumCalculator` of the parts): total energies, as the labels were."""
-        parts = [self.get_ace_calculator(**kwargs)]
+        :class:`~aiida_mlip_trainer.physics.ace_sum.AceSumCalculator` of the parts): total energies, as the labels
+        were, and with an active set ACE's per-atom extrapolation grade in ``calc.results['gamma']``."""
+        ace = self.get_ace_calculator(**kwargs)
+        parts = []
         if self.baseline is not None:
             from ..physics.baselines import baseline_calculator
 
@@ -339,11 +399,11 @@ class PacePotentialData(orm.Data):
             from ..physics.reference_energy import ReferenceEnergyCalculator
 
             parts.append(ReferenceEnergyCalculator(reference))
-        if len(parts) == 1:
-            return parts[0]
-        from ase.calculators.mixing import SumCalculator
+        if not parts:
+            return ace
+        from ..physics.ace_sum import AceSumCalculator
 
-        return SumCalculator(parts)
+        return AceSumCalculator(ace, parts)
 
     def lammps_commands(self, yace_filename: str = "potential.yace") -> list[str]:
         """The LAMMPS ``pair_style``/``pair_coeff`` lines for this potential as trained: ``pair_style pace`` alone,

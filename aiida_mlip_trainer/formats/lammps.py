@@ -10,7 +10,7 @@ from ase.data import atomic_numbers
 
 from ..physics.baselines import BaselineError, element_symbol, evaluable_baseline, pair_parameters
 
-__all__ = ("LAMMPS_STYLE", "lammps_pair_commands")
+__all__ = ("ACE_STYLES", "LAMMPS_STYLE", "lammps_pair_commands")
 
 # The LAMMPS pair style of each baseline type: the same function as physics.baselines evaluates in Python.
 LAMMPS_STYLE = {"lj": "lj/smooth/linear", "zbl": "zbl"}
@@ -21,8 +21,15 @@ def _lammps_number(value: float) -> str:
     return repr(float(value))
 
 
-def lammps_pair_commands(spec: Mapping, elements: Sequence[str], ace_file: str | None = "potential.yace") -> list[str]:
-    """LAMMPS input lines that add the baseline ``spec`` to an ACE potential.
+# The LAMMPS pair styles of the fitted models: ACE (.yace) and GRACE-FS (FS YAML).
+ACE_STYLES = ("pace", "grace/fs")
+
+
+def lammps_pair_commands(
+    spec: Mapping, elements: Sequence[str], ace_file: str | None = "potential.yace", ace_style: str = "pace"
+) -> list[str]:
+    """LAMMPS input lines that add the baseline ``spec`` to an ACE potential (``ace_style`` ``pace``) or a GRACE-FS
+    one (``grace/fs``; ``ace_file`` then the FS YAML, optionally followed by its ``.asi``).
 
     ``elements`` gives the element of each LAMMPS atom type, in order (type 1 is ``elements[0]``); it must match
     the element order of the ``pair_coeff * * pace`` line. The result, for LJ::
@@ -41,6 +48,8 @@ def lammps_pair_commands(spec: Mapping, elements: Sequence[str], ace_file: str |
     ``pair_coeff 1 1 0.0104 3.4``, ...; several ZBL windows as ``hybrid/overlay zbl ... zbl ...``): that form runs in
     any LAMMPS, also one built without ML-PACE.
     """
+    if ace_style not in ACE_STYLES:
+        raise BaselineError(f"ace_style must be one of {list(ACE_STYLES)}, got {ace_style!r}")
     spec = evaluable_baseline(spec)
     if isinstance(elements, str) or not elements:
         raise BaselineError(f"elements must be a non-empty list of element symbols, got {elements!r}")
@@ -85,6 +94,6 @@ def lammps_pair_commands(spec: Mapping, elements: Sequence[str], ace_file: str |
             return [f"pair_style {overlay}"] + [f"pair_coeff {i} {j} {args}" for i, j, _, args in coefficients]
         return [f"pair_style hybrid/overlay {overlay}"] + [coefficient_line(*c) for c in coefficients]
     return [
-        f"pair_style hybrid/overlay pace {overlay}",
-        f"pair_coeff * * pace {ace_file} {' '.join(elements)}",
+        f"pair_style hybrid/overlay {ace_style} {overlay}",
+        f"pair_coeff * * {ace_style} {ace_file} {' '.join(elements)}",
     ] + [coefficient_line(*c) for c in coefficients]

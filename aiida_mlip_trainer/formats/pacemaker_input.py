@@ -26,7 +26,9 @@ __all__ = (
     "DEFAULT_SEED",
     "REFUSED",
     "build_input_yaml",
+    "plain_values",
     "switch_ace_off_inside_zbl",
+    "unknown_keys",
     "validate_parameters",
 )
 
@@ -161,20 +163,20 @@ def max_bond_cutoff(potential: Mapping[str, Any]) -> float | None:
     return max(cutoffs) if cutoffs else None
 
 
-def _plain_values(value: Any, where: str) -> str | None:
+def plain_values(value: Any, where: str) -> str | None:
     """A message when ``value`` holds anything but finite numbers, booleans, one-line strings that do not look like
     paths, and lists and string-keyed dicts of those; else None."""
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{where}: key {key!r} is not a string"
-            message = _plain_values(item, f"{where}.{key}")
+            message = plain_values(item, f"{where}.{key}")
             if message:
                 return message
         return None
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            message = _plain_values(item, f"{where}[{index}]")
+            message = plain_values(item, f"{where}[{index}]")
             if message:
                 return message
         return None
@@ -185,14 +187,14 @@ def _plain_values(value: Any, where: str) -> str | None:
     if isinstance(value, str):
         if control_characters(value) or "/" in value or "\\" in value or value.startswith("~"):
             return (
-                f"{where} is {value!r}, which looks like a file path: pacemaker settings never name files "
-                "(the plugin writes and names every file pacemaker reads)"
+                f"{where} is {value!r}, which looks like a file path: the trainer's settings never name files "
+                "(the plugin writes and names every file pacemaker and gracemaker read)"
             )
         return None
     return f"{where} must be a number, a string, a list or a dictionary, got {type(value).__name__}"
 
 
-def _unknown_keys(mapping: Mapping, path: str, allowed: Iterable[str]) -> str | None:
+def unknown_keys(mapping: Mapping, path: str, allowed: Iterable[str]) -> str | None:
     """A message for the first key of ``mapping`` (at the dotted ``path``) that is refused or not allowed."""
     allowed = tuple(allowed)
     for key in mapping:
@@ -209,7 +211,7 @@ def _subsection(value: Any, path: str, example: str) -> str | None:
     """A message unless ``value`` is a dictionary with only the keys allowed at ``path``."""
     if not isinstance(value, Mapping):
         return f"{path} must be a dictionary, e.g. {example}"
-    return _unknown_keys(value, path, ALLOWED_KEYS[path])
+    return unknown_keys(value, path, ALLOWED_KEYS[path])
 
 
 def _block_name(name: Any, path: str) -> str | None:
@@ -224,7 +226,7 @@ def _block_name(name: Any, path: str) -> str | None:
 
 
 def _check_potential_section(potential: Mapping[str, Any]) -> str | None:
-    message = _unknown_keys(potential, "potential", ALLOWED_KEYS["potential"])
+    message = unknown_keys(potential, "potential", ALLOWED_KEYS["potential"])
     if message:
         return message
     if "elements" in potential:
@@ -251,14 +253,14 @@ def _check_potential_section(potential: Mapping[str, Any]) -> str | None:
                 return message
             if not isinstance(block, Mapping):
                 return f"{path} must be a dictionary"
-            message = _unknown_keys(block, path, ALLOWED_KEYS[f"potential.{section}.<block>"])
+            message = unknown_keys(block, path, ALLOWED_KEYS[f"potential.{section}.<block>"])
             if message:
                 return message
     return None
 
 
 def _check_fit_section(fit: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> str | None:
-    message = _unknown_keys(fit, "fit", ALLOWED_KEYS["fit"])
+    message = unknown_keys(fit, "fit", ALLOWED_KEYS["fit"])
     if message:
         return message
     for key in ("maxiter", "fit_cycles"):
@@ -282,7 +284,7 @@ def _check_fit_section(fit: Mapping[str, Any], baseline: Mapping[str, Any] | Non
             return _EXTERNAL_WEIGHTS
         if weighting.get("type") not in WEIGHTING_TYPES:
             return f"fit.weighting.type must be one of {list(WEIGHTING_TYPES)}, got {weighting.get('type')!r}"
-        message = _unknown_keys(weighting, "fit.weighting", ALLOWED_KEYS["fit.weighting"])
+        message = unknown_keys(weighting, "fit.weighting", ALLOWED_KEYS["fit.weighting"])
         if message:
             return message
     if "repulsion" in fit:
@@ -297,7 +299,7 @@ def _check_fit_section(fit: Mapping[str, Any], baseline: Mapping[str, Any] | Non
 
 
 def _check_backend_section(backend: Mapping[str, Any]) -> str | None:
-    message = _unknown_keys(backend, "backend", ALLOWED_KEYS["backend"])
+    message = unknown_keys(backend, "backend", ALLOWED_KEYS["backend"])
     if message:
         return message
     evaluator = backend.get("evaluator", "tensorpot")
@@ -353,7 +355,7 @@ def validate_parameters(
     unknown = sorted(str(key) for key in set(parameters) - set(ALLOWED_SECTIONS) if str(key) not in REFUSED)
     if unknown:
         return f"unknown section(s) {unknown} in parameters; allowed: {list(ALLOWED_SECTIONS)}"
-    message = _unknown_keys(parameters, "", ALLOWED_SECTIONS)
+    message = unknown_keys(parameters, "", ALLOWED_SECTIONS)
     if message:
         return message
 
@@ -424,7 +426,7 @@ def validate_parameters(
     if "cutoff" in parameters and not (_is_number(parameters["cutoff"]) and parameters["cutoff"] > 0):
         return f"cutoff must be a positive number (Å), got {parameters['cutoff']!r}"
     # Last, for what no key check above looked at: no value anywhere may name a file.
-    return _plain_values(dict(parameters), "parameters")
+    return plain_values(dict(parameters), "parameters")
 
 
 # A bond block other than the keywords names an element pair ("Cu Ni", "CuNi", or "Cu" for Cu-Cu), read with the

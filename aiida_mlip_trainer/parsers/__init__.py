@@ -2,8 +2,16 @@
 
 from .ase_oracle import AseOracleParser
 from .explore import ExplorationParser
+from .grace_train import GraceTrainParser
 from .pace_activeset import PaceActivesetParser
 from .pace_select import PaceSelectParser
 from .pace_train import PaceTrainParser
 
-__all__ = ("AseOracleParser", "ExplorationParser", "PaceActivesetParser", "PaceSelectParser", "PaceTrainParser")
+__all__ = (
+    "AseOracleParser",
+    "ExplorationParser",
+    "GraceTrainParser",
+    "PaceActivesetParser",
+    "PaceSelectParser",
+    "PaceTrainParser",
+)

@@ -9,7 +9,6 @@ import numpy as np
 from aiida import orm
 
 from ..calculations.pace_activeset import PaceActivesetCalculation as Calc
-from ..data.pace_potential import YACE_FILENAME, PacePotentialData
 from ..tools.active_set import check_active_set
 from .pace_tools import PaceToolParser
 
@@ -54,19 +53,7 @@ class PaceActivesetParser(PaceToolParser):
             return self.exit_codes.ERROR_INVALID_ACTIVE_SET.format(detail=str(exc))
 
         self.out("summary", orm.Dict(self._summary(stderr, shapes, full, parameters)))
-        yace = None
-        if potential.base.attributes.get("has_yace", False):
-            yace = potential.read_file(YACE_FILENAME)
-        self.out(
-            "potential",
-            PacePotentialData(
-                potential.get_yaml().encode(),
-                yace=yace,
-                active_set=content,
-                baseline=potential.baseline,
-                fitted_with=potential.fitted_with,
-            ),
-        )
+        self.out("potential", potential.with_active_set(content))
         return None
 
     def _summary(self, stderr: str, shapes: dict, full: bool, parameters: dict) -> dict:

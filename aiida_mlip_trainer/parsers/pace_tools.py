@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import ClassVar
@@ -15,6 +16,7 @@ from ..calculations.versions import VERSIONS_FILENAME, read_versions
 __all__ = (
     "KILLED_STATUSES",
     "PaceToolParser",
+    "finite_or_string",
     "last_error_line",
     "read_exit_status",
     "stop_reason",
@@ -33,6 +35,16 @@ _UNDER_DETERMINED = re.compile(
     r"Insufficient atomic environments to determine active set for species type (\d+).*?"
     r"projections shape=\((\d+), (\d+)\)"
 )
+
+
+def finite_or_string(value):
+    """``value`` (nested dicts) with every non-finite float as a string: JSON has no NaN, and a metrics node with
+    one could not be stored."""
+    if isinstance(value, dict):
+        return {key: finite_or_string(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def read_exit_status(text: str | None) -> int | None:
@@ -127,6 +139,20 @@ class PaceToolParser(Parser):
         """``(stderr, its error line, exit status)`` of the tool run by ``calculation`` (the CalcJob class)."""
         stderr = self._read(calculation.STDERR_FILENAME) or ""
         return stderr, last_error_line(stderr), read_exit_status(self._read(calculation.EXIT_STATUS_FILENAME))
+
+    def _fit_stop(self, calculation, files: set[str]) -> tuple[str, int | None, bool, str | None]:
+        """``(error line, exit status, killed, what stopped it in words or None)`` of the fit run by
+        ``calculation`` (the CalcJob class, with a ``SOFT_WALLTIME_FILENAME``) whose retrieved files are ``files``."""
+        _, detail, exit_status = self._stderr_and_status(calculation)
+        killed = exit_status is None or exit_status in KILLED_STATUSES
+        reason = None
+        if killed:
+            reason = stop_reason(
+                exit_status,
+                soft_walltime=calculation.SOFT_WALLTIME_FILENAME in files,
+                scheduler_stderr=self._scheduler_stderr(),
+            )
+        return detail, exit_status, killed, reason
 
     def _scheduler_stderr(self) -> str:
         return self._read(self.node.get_option("scheduler_stderr") or "_scheduler-stderr.txt") or ""

@@ -19,7 +19,7 @@ from ..formats.pacemaker_output import (
     log_wall_time,
     read_metrics_table,
 )
-from .pace_tools import KILLED_STATUSES, PaceToolParser, stop_reason
+from .pace_tools import PaceToolParser, finite_or_string
 
 __all__ = ("PaceTrainParser",)
 
@@ -73,17 +73,7 @@ class PaceTrainParser(PaceToolParser):
 
     def parse(self, **kwargs):
         files = set(self.retrieved.base.repository.list_object_names())
-        stderr, detail, exit_status = self._stderr_and_status(Calc)
-        killed = exit_status is None or exit_status in KILLED_STATUSES
-        reason = (
-            stop_reason(
-                exit_status,
-                soft_walltime=Calc.SOFT_WALLTIME_FILENAME in files,
-                scheduler_stderr=self._scheduler_stderr(),
-            )
-            if killed
-            else None
-        )
+        detail, exit_status, killed, reason = self._fit_stop(Calc, files)
         log = self._read(Calc.LOG_FILENAME)
         self._versions = self._output_versions(log)
         interim = sorted((int(m.group(1)), name) for name in files if (m := _INTERIM.match(name)) is not None)
@@ -156,7 +146,7 @@ class PaceTrainParser(PaceToolParser):
         if test_rows:
             metrics["final_test_loss"] = test_rows[-1]["loss"]
         # JSON has no NaN: store non-finite numbers as strings so the node can still be stored and read.
-        return _finite_or_string(metrics)
+        return finite_or_string(metrics)
 
     def _reference_spread(self) -> dict:
         """The spread of the reference data, to read every error against: energy-per-atom standard deviation
@@ -184,11 +174,3 @@ class PaceTrainParser(PaceToolParser):
                 for quantity in ("loss", "energy_rmse", "force_rmse"):
                     node.set_array(f"{prefix}_{quantity}", np.array([p[quantity] for p in points]))
         self.out("learning_curve", node)
-
-
-def _finite_or_string(value):
-    if isinstance(value, dict):
-        return {key: _finite_or_string(item) for key, item in value.items()}
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value

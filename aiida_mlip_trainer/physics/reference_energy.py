@@ -30,18 +30,34 @@ def effective_reference_energies(spec: Mapping, elements: list[str]) -> dict[str
     pacemaker subtracts ``spec.get(element, 0)`` per atom and adds ``spec.get("shift", 0)`` per atom (its ``auto``
     option returns both), so the energy to add back per atom is ``spec.get(element, 0) - spec.get("shift", 0)``.
     """
-    values = _finite(spec)
+    values = finite_energies(spec)
     shift = values.get("shift", 0.0)
     return {element: values.get(element, 0.0) - shift for element in elements}
 
 
-def _finite(spec: Mapping) -> dict[str, float]:
+def finite_energies(spec: Mapping) -> dict[str, float]:
+    """``spec`` as ``{str: float}``; ReferenceEnergyError unless every value is a finite number (eV)."""
     values = {}
     for key, value in spec.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise ReferenceEnergyError(f"reference energy of {key!r} must be a finite number (eV), got {value!r}")
         values[str(key)] = float(value)
     return values
+
+
+def least_squares_reference_energies(arrays: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """E0 per element (eV/atom) by least squares of the total energies on the numbers of atoms of each element (what
+    gracemaker's and pacemaker's ``reference_energy: auto`` compute), from labelled training-set arrays."""
+    from ase.data import chemical_symbols
+
+    numbers, counts = arrays["numbers"], arrays["natoms"]
+    owners = np.repeat(np.arange(len(counts)), counts)
+    species = sorted(set(int(z) for z in numbers))
+    composition = np.zeros((len(counts), len(species)))
+    for column, z in enumerate(species):
+        np.add.at(composition[:, column], owners[numbers == z], 1.0)
+    solution, *_ = np.linalg.lstsq(composition, np.asarray(arrays["energy"], dtype=float), rcond=None)
+    return {chemical_symbols[z]: float(value) for z, value in zip(species, solution, strict=True)}
 
 
 class ReferenceEnergyCalculator(Calculator):
@@ -57,7 +73,7 @@ class ReferenceEnergyCalculator(Calculator):
             raise ReferenceEnergyError(
                 "give E0 per element (fold pacemaker's shift in with effective_reference_energies)"
             )
-        self.reference_energies = _finite(reference_energies)
+        self.reference_energies = finite_energies(reference_energies)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
