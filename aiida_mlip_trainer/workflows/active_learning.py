@@ -100,6 +100,11 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
     message = _validate_exploration_sizes(inputs, explore_from if explore_from is not None else structures)
     if message:
         return f"exploration: {message}"
+    if "labeling" in inputs:
+        # the oracle checked on the loop's structures (the namespace alone has no pool to check it on)
+        message = LabelingWorkChain.validate_inputs({**inputs["labeling"], "pool": structures}, None)
+        if message:
+            return f"labeling: {message}"
     return _validate_training(inputs)
 
 
@@ -283,6 +288,14 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(520, "ERROR_SELECTION_FAILED", message="round {round}: the selection failed: {message}")
         spec.exit_code(
             541, "ERROR_LABELING_FAILED", message="round {round}: no selected structure got a label: {message}"
+        )
+        spec.exit_code(
+            642,
+            "ERROR_POTENTIAL_WITHOUT_ACTIVE_SET",
+            message="round {round}: the potential has no active set, so exploration has no extrapolation grade: the "
+            "training data hold too few distinct environments for the basis (TrainingWorkChain's report says which "
+            "element); give more varied structures or a smaller basis. Its potential is output as potentials.round_"
+            "{round}.",
         )
         spec.exit_code(
             640,
@@ -469,6 +482,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.out(f"potentials.round_{k}", self.ctx.potential)
         if self.ctx.baseline is None and "baseline" in node.outputs:
             self.ctx.baseline = node.outputs.baseline
+        if not self.ctx.potential.has_active_set:
+            return self.exit_codes.ERROR_POTENTIAL_WITHOUT_ACTIVE_SET.format(round=k)
         metrics = node.outputs.metrics
         self.ctx.curve_inputs.update({f"metrics_{k}": metrics, f"training_set_{k}": self.ctx.data})
         self.report(

@@ -157,11 +157,15 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
 
     @staticmethod
     def validate_inputs(inputs, _):
-        """Refuse an oracle that cannot run, before any job: see :func:`aiida_mlip_trainer.oracles.validate_oracle`."""
+        """Refuse an oracle that cannot run, before any job: see :func:`aiida_mlip_trainer.oracles.validate_oracle`.
+        The inputs are checked with the pool's first structure at the oracle's structure port; a work chain that
+        exposes these inputs without the pool (``ActiveLearningWorkChain``) calls this with its own structures as
+        ``pool`` instead (a one-atom stand-in would not do: aiida-quantumespresso compares the pseudopotentials with
+        the structure's kinds)."""
         if "max_concurrent" in inputs and inputs["max_concurrent"].value < 1:
             return f"max_concurrent must be at least 1, got {inputs['max_concurrent'].value}"
         oracle = inputs.get("oracle")
-        if oracle is None or "process" not in oracle or "adapter" not in oracle:
+        if oracle is None or "process" not in oracle or "adapter" not in oracle or "pool" not in inputs:
             return None
         structure_inputs = oracle.get("structure_inputs", {})
         generator = structure_inputs.get("generator")

@@ -23,6 +23,7 @@ from tests.conftest import FIXTURES
 
 CODES = ActiveLearningWorkChain.exit_codes
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
+ACTIVE_SET = FIXTURES / "pace_activeset_success" / "potential.asi"
 
 
 def _child(process_label: str, exit_status: int = 0, message: str | None = None, **outputs: orm.Data):
@@ -52,14 +53,15 @@ def _cells(count: int, seed: int, labelled: bool = True) -> TrainingSetData:
     return TrainingSetData(copper_emt(count, seed=seed, repeat=1), labelled=labelled)
 
 
-def _trained(force_rmse: float = 50.0, baseline: orm.Dict | None = None):
+def _trained(force_rmse: float = 50.0, baseline: orm.Dict | None = None, active_set: bool = True):
     metrics = {
         "energy_rmse": 2.0,
         "force_rmse": force_rmse,
         "reference": {"energy_per_atom_std": 20.0, "force_component_rms": 500.0},
     }
     extra = {} if baseline is None else {"baseline": baseline}
-    return _child("TrainingWorkChain", potential=PacePotentialData(POTENTIAL), metrics=orm.Dict(metrics), **extra)
+    potential = PacePotentialData(POTENTIAL, active_set=ACTIVE_SET if active_set else None)
+    return _child("TrainingWorkChain", potential=potential, metrics=orm.Dict(metrics), **extra)
 
 
 def _explored(candidates: int, halted: int = 0, resume: int = 0):
@@ -281,6 +283,19 @@ def test_a_failed_child_is_the_loop_exit_code_with_its_message(loop, fail, label
     assert exit_code.message.startswith(message.format(status=status))
 
 
+def test_a_potential_without_active_set_is_an_exit_code_not_an_exploration(loop):
+    """TrainingWorkChain returns its potential without an active set when pace_activeset's is singular (too few
+    distinct environments for the basis): the loop stops there with its exit code, instead of launching an
+    exploration that refuses the potential (an exception, the loop excepted)."""
+    process = loop()
+    process.train()
+    process.ctx.training = _trained(active_set=False)
+    exit_code = process.inspect_training()
+    assert exit_code.status == CODES.ERROR_POTENTIAL_WITHOUT_ACTIVE_SET.status
+    assert exit_code.message.startswith("round 0: the potential has no active set")
+    assert process.outputs["potentials"]["round_0"].pk == process.ctx.training.outputs.potential.pk
+
+
 def test_initial_labelling_that_labels_nothing_is_an_exit_code(loop):
     process = loop(structures=_cells(4, 3, labelled=False).store())
     assert process.needs_initial_labels()
@@ -291,6 +306,38 @@ def test_initial_labelling_that_labels_nothing_is_an_exit_code(loop):
     exit_code = process.inspect_initial()
     assert exit_code.status == CODES.ERROR_INITIAL_LABELING_FAILED.status
     assert exit_code.message.endswith("no structure of the pool got a label")
+
+
+def test_a_qe_oracle_is_checked_on_the_loops_structures(loop_codes, installed_code, copper_sets):
+    """aiida-quantumespresso compares the pseudopotentials with the structure's kinds: the loop checks its oracle on
+    its own structures (the labeling namespace has no pool), so a silicon QE oracle passes on silicon and is refused,
+    before any job, on copper."""
+    import pathlib
+
+    from ase.build import bulk
+
+    from aiida_mlip_trainer.formats.quantumespresso import PSEUDO_FOLDER, PSEUDOPOTENTIALS
+    from aiida_mlip_trainer.oracles import qe_oracle
+
+    if not all((pathlib.Path(PSEUDO_FOLDER) / name).is_file() for name, _, _ in PSEUDOPOTENTIALS.values()):
+        pytest.skip("no UPF files: scripts/qe.sh installs Debian's quantum-espresso-data as root")
+    oracle = qe_oracle(installed_code("fake-pw", "/bin/true", "quantumespresso.pw"), ["Si"])
+    cells = []
+    for index in range(4):
+        atoms = bulk("Si", "diamond", a=5.43)
+        atoms.rattle(0.05, seed=index)
+        cells.append(atoms)
+    silicon = TrainingSetData(cells, labelled=False).store()
+
+    def launch(structures, **inputs):
+        builder = ActiveLearningWorkChain.get_builder_from_protocol(
+            loop_codes, structures, {"temperatures": [300], "steps": 50}, "fast", oracle=oracle, **inputs
+        )
+        return instantiate_process(get_manager().get_runner(), builder)
+
+    assert launch(silicon, test_fraction=orm.Float(0.25)).node.is_stored
+    with pytest.raises(ValueError, match=r"labeling: the oracle inputs do not fit .*\{'Si'\} vs \{'Cu'\}"):
+        launch(copper_sets["initial"], test_set=copper_sets["test"])
 
 
 def _validation(*extrapolating: str, max_gamma: float = 8.0) -> orm.Dict:
