@@ -210,8 +210,10 @@ def train_launch(inputs_file, daemon):
     """Launch a TrainingWorkChain from a YAML file of inputs (through get_builder_from_protocol).
 
     \b
-    Keys: codes (name -> code label, e.g. pacemaker: pacemaker@localhost), structures_file (a path
-    inside the YAML file's folder) or training_set (pk/UUID), protocol (fast, moderate, precise),
+    Keys: codes (name -> code label, e.g. pacemaker: pacemaker@localhost), trainer (pacemaker, the
+    default, or gracemaker: GRACE-FS with stress in the loss; codes gracemaker and pace_activeset),
+    structures_file (a path inside the YAML file's folder) or training_set (pk/UUID), protocol
+    (fast, moderate, precise),
     overrides (merged into the protocol, e.g. {selection: {max_structures: 100}}), options
     (scheduler requests of every job: resources, max_wallclock_seconds, queue_name, account, qos,
     max_memory_kb, withmpi, thread counts; job-script text such as prepend_text only from Python),
