@@ -62,7 +62,7 @@ def export_potential(
         ]
         if "asi" in files:
             body.append(f'calculator.set_active_set("{name}.asi")  # per-atom extrapolation grade: results["gamma"]')
-        parts = ["calculator"]
+        parts = []
         if baseline:
             # A validated baseline holds only known keys, element symbols and finite numbers: its repr is a literal.
             body += [
@@ -77,11 +77,12 @@ def export_potential(
                 "from aiida_mlip_trainer.physics.reference_energy import ReferenceEnergyCalculator",
             ]
             parts.append(f"ReferenceEnergyCalculator({reference!r})")
-        if len(parts) > 1:
+        if parts:
             body += [
-                "from ase.calculators.mixing import SumCalculator",
+                '# the sum keeps ACE\'s per-atom extrapolation grade: calculator.results["gamma"]',
+                "from aiida_mlip_trainer.physics.ace_sum import AceSumCalculator",
                 "",
-                f"calculator = SumCalculator([{', '.join(parts)}])",
+                f"calculator = AceSumCalculator(calculator, [{', '.join(parts)}])",
             ]
         snippet.write_text("\n".join(body) + "\n")
         return sorted([*files.values(), snippet])

@@ -55,9 +55,10 @@ class SelectionError(RuntimeError):
 
 class TrainingError(RuntimeError):
     """A training failed; the message carries its exit status and message, ``node`` is the work chain's node (its
-    outputs, e.g. the potential of a fit that failed the short-range check, are still there to inspect)."""
+    outputs, e.g. the potential of a fit that failed the short-range check, are still there to inspect), or None when
+    the work chain refused its inputs (e.g. a bad ``physics_baseline``) and nothing ran."""
 
-    def __init__(self, message: str, node: orm.ProcessNode):
+    def __init__(self, message: str, node: orm.ProcessNode | None):
         super().__init__(message)
         self.node = node
 
@@ -294,7 +295,7 @@ def train(
     ``previous_potential``, ``short_range_check``, ``require_learned``) are inputs of the work chain, plain values
     accepted. ``trainer="gracemaker"`` fits a GRACE-FS potential (stress in the loss) instead of ACE; its default
     ``codes`` are ``gracemaker`` and ``pace_activeset``. Raises :class:`TrainingError` with the exit status and
-    message when the training fails.
+    message when the training fails, and with the reason when the work chain refuses its inputs.
 
     A potential that has not learned (held-out energy or force errors at least half the spread of the data; see
     ``metrics["learned"]`` and ``metrics["not_learned_reasons"]``) is returned with a :class:`NotLearnedWarning`;
@@ -315,6 +316,10 @@ def train(
     builder = TrainingWorkChain.get_builder_from_protocol(
         codes, structures, protocol, overrides, options=options, trainer=trainer, **_as_nodes(inputs)
     )
+    # Refused inputs (a bad baseline, ...) are a TrainingError too, in one line and before any node exists.
+    refused = TrainingWorkChain.spec().inputs.validate(builder._inputs(prune=True))
+    if refused is not None:
+        raise TrainingError(f"TrainingWorkChain refused its inputs: {' '.join(refused.message.split())}", None)
     results, node = run_get_node(builder)
     if not node.is_finished_ok:
         raise TrainingError(f"TrainingWorkChain<{node.pk}> failed [{node.exit_status}]: {node.exit_message}", node)

@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 from aiida import orm
+from aiida.common.exceptions import NotExistent
 from aiida.engine import run_get_node
 from ase.build import bulk
 
@@ -37,8 +38,11 @@ for index in range(8):
     cells.append(atoms)
 structures = TrainingSetData(cells, labelled=False).store()  # the loop labels them first, with the oracle
 
-codes = get_or_create_codes([*TRAINING_TOOLS, "explore"])
-cp2k = get_or_create_code("cp2k.psmp", "cp2k")
+try:  # the codes of this machine's tools: existing ones are reused
+    codes = get_or_create_codes([*TRAINING_TOOLS, "explore"])
+    cp2k = get_or_create_code("cp2k.psmp", "cp2k")
+except NotExistent as error:
+    sys.exit(f"active_learning_cp2k.py: {error}")
 
 builder = ActiveLearningWorkChain.get_builder_from_protocol(
     codes,

@@ -1,9 +1,15 @@
 """Ask the provenance graph: which potentials were trained from a dataset, and where a potential came from.
 
-Run with:  verdi run examples/query_provenance.py
+Run with:  verdi run examples/query_provenance.py [POTENTIAL]
+
+POTENTIAL (pk or UUID of a PacePotentialData, or of any data node) is the node whose lineage is printed; without
+it, the newest deployable potential (one with a .yace). It stops with a one-line message when there is none.
 """
 
+import sys
+
 from aiida import orm
+from aiida.common.exceptions import MultipleObjectsError, NotExistent
 from aiida.common.links import LinkType
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
@@ -24,13 +30,20 @@ for (dataset,) in datasets.all():
             f"{len(potentials)} deployable potential(s): {', '.join(potentials)}"
         )
 
-# 2. The full lineage of the newest deployable potential (with .yace), back to its structures.
-query = orm.QueryBuilder().append(PacePotentialData, filters={"attributes.has_yace": True}, project="*")
-query.order_by({PacePotentialData: {"ctime": "desc"}})
-potential = query.first(flat=True)
-if potential is None:
-    raise SystemExit("no deployable potential yet: run examples/train_from_extxyz.py first")
-print(f"\nlineage of potential {potential.uuid}:")
+# 2. The full lineage of a potential (the one given, or the newest deployable one), back to its structures.
+if len(sys.argv) > 1:
+    try:  # any data node has a lineage: a potential, a training set, ...
+        potential, why = orm.load_node(sys.argv[1]), "given on the command line"
+    except (NotExistent, MultipleObjectsError) as error:
+        sys.exit(f"query_provenance.py: {error}")
+else:
+    query = orm.QueryBuilder().append(PacePotentialData, filters={"attributes.has_yace": True}, project="*")
+    query.order_by({PacePotentialData: {"ctime": "desc"}})
+    potential = query.first(flat=True)
+    if potential is None:
+        sys.exit("query_provenance.py: no deployable potential yet: run examples/train_from_extxyz.py first")
+    why = "the newest deployable potential (with .yace)"
+print(f"\nlineage of {potential.__class__.__name__} {potential.uuid} ({why}):")
 frontier, seen = [potential], set()
 while frontier:
     node = frontier.pop()

@@ -6,13 +6,19 @@ Run with:  verdi run examples/train_argon.py  [code label, default: pacemaker@lo
 import sys
 
 from aiida import orm
+from aiida.common.exceptions import MultipleObjectsError, NotExistent
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.calculations import PaceTrainCalculation
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 
-code = orm.load_code(sys.argv[1] if len(sys.argv) > 1 else "pacemaker@localhost")
+label = sys.argv[1] if len(sys.argv) > 1 else "pacemaker@localhost"
+try:
+    code = orm.load_code(label)
+except (NotExistent, MultipleObjectsError) as error:
+    sys.exit(f"train_argon.py: code {label}: {error}")
+print(f"pacemaker code: {code.full_label} ({'given on the command line' if len(sys.argv) > 1 else 'the default'})")
 
 # 16 training and 6 test structures of 32 atoms; the test set comes from another random stream.
 training_set = TrainingSetData(argon_lennard_jones(16, seed=1))

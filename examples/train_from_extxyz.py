@@ -12,6 +12,7 @@ import pathlib
 import sys
 
 from aiida import orm
+from aiida.common.exceptions import MultipleObjectsError, NotExistent
 from aiida.engine import run_get_node
 from ase.io import write
 
@@ -20,6 +21,9 @@ from aiida_mlip_trainer.workflows import TrainingWorkChain
 
 if len(sys.argv) > 1:
     path = pathlib.Path(sys.argv[1])
+    if not path.is_file():
+        sys.exit(f"train_from_extxyz.py: no file {path}")
+    print(f"structures: {path} (given on the command line)")
 else:
     path = pathlib.Path("cu_emt.extxyz")
     write(path, copper_emt(40, seed=1) + copper_emt(20, seed=2, vacancies=1, strain=0.05), format="extxyz")
@@ -27,15 +31,18 @@ else:
 
 CODES = {name: f"{name}@localhost" for name in ("pacemaker", "pace_select", "pace_activeset", "pace_yaml2yace")}
 # Every input comes from the "fast" protocol; the builder can be read and edited before it runs.
-builder = TrainingWorkChain.get_builder_from_protocol(
-    CODES,
-    orm.SinglefileData(path.absolute()),
-    protocol="fast",
-    overrides={"test_fraction": 0.2, "selection": {"max_structures": 30}},
-    # ZBL takes over below each element pair's shortest distance in the data (a window per pair, derived by a
-    # calcfunction): the potential stays repulsive where the data end, which the work chain checks at the end
-    physics_baseline=orm.Dict({"type": "zbl"}),
-)
+try:
+    builder = TrainingWorkChain.get_builder_from_protocol(
+        CODES,
+        orm.SinglefileData(path.absolute()),
+        protocol="fast",
+        overrides={"test_fraction": 0.2, "selection": {"max_structures": 30}},
+        # ZBL takes over below each element pair's shortest distance in the data (a window per pair, derived by a
+        # calcfunction): the potential stays repulsive where the data end, which the work chain checks at the end
+        physics_baseline=orm.Dict({"type": "zbl"}),
+    )
+except (NotExistent, MultipleObjectsError) as error:  # a code missing, or two under one label
+    sys.exit(f"train_from_extxyz.py: {error}")
 results, node = run_get_node(builder)
 if not node.is_finished_ok:
     print(f"TrainingWorkChain<{node.pk}> failed: [{node.exit_status}] {node.exit_message}")

@@ -13,11 +13,9 @@ fi
 verdi profile set-default "$PROFILE" >/dev/null
 for tool in pacemaker:mlip_trainer.pace_train pace_select:mlip_trainer.pace_select \
             pace_activeset:mlip_trainer.pace_activeset pace_yaml2yace:core.shell; do
-  name=${tool%%:*} plugin=${tool#*:}
-  if ! verdi -p "$PROFILE" code show "$name@localhost" >/dev/null 2>&1; then
-    verdi -p "$PROFILE" code create core.code.installed --non-interactive --label "$name" --computer localhost \
-      --filepath-executable "$(command -v "$name")" --default-calc-job-plugin "$plugin"
-  fi
+  verdi code show "${tool%%:*}@localhost" >/dev/null 2>&1 ||
+    verdi code create core.code.installed --non-interactive --label "${tool%%:*}" --computer localhost \
+      --filepath-executable "$(command -v "${tool%%:*}")" --default-calc-job-plugin "${tool#*:}"
 done
 mkdir -p .aiida-demo/work
 cd .aiida-demo/work

@@ -2,9 +2,11 @@
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import yaml
 from aiida import orm
@@ -69,7 +71,9 @@ def test_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["data", "import", str(unlabelled), "--quiet"])
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert result.output.strip().splitlines()[-1].startswith(f"Error: {unlabelled}: structure 0")
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {unlabelled}: structure 0") and "no energy" in last
+    assert last.endswith("import it with --unlabelled for an unlabelled pool") and "labelled=False" not in last
     missing = CliRunner().invoke(cli, ["data", "show", "999999999"])
     assert missing.exit_code == 1 and missing.output.count("\n") == 1 and missing.output.startswith("Error:")
     wrong_type = CliRunner().invoke(cli, ["potential", "export", str(orm.Int(1).store().pk)])
@@ -97,22 +101,74 @@ def test_potential_export_lammps(deployable_potential, tmp_path):
     )
 
 
+def run_snippet(path: pathlib.Path) -> dict:
+    """The namespace of the exported Python snippet at ``path``, run in its folder (it names its files relatively)."""
+    namespace = {}
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        exec(path.read_text(), namespace)  # noqa: S102 - our own generated snippet
+    finally:
+        os.chdir(cwd)
+    return namespace
+
+
 def test_potential_export_ase_snippet_builds_the_same_calculator(deployable_potential, tmp_path, argon_structures):
     out = tmp_path / "ase"
     result = invoke("potential", "export", deployable_potential.pk, "--format", "ase", "-o", out)
     assert result.exit_code == 0, result.output
-    namespace = {}
-    cwd = os.getcwd()
-    os.chdir(out)
-    try:
-        exec((out / "potential_calculator.py").read_text(), namespace)  # noqa: S102 - our own generated snippet
-    finally:
-        os.chdir(cwd)
+    namespace = run_snippet(out / "potential_calculator.py")
     atoms = argon_structures["test"][0].copy()
     atoms.calc = namespace["calculator"]
     exported = atoms.get_potential_energy()
     atoms.calc = deployable_potential.get_calculator()
     assert exported == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+
+
+def test_gamma_is_in_the_results_of_the_combined_calculator(tmp_path, argon_structures):
+    """`calc.results["gamma"]`, as the tutorial says, on the calculator of a potential with an LJ baseline and an
+    active set (ACE + baseline summed), and on the one the exported ASE snippet builds: one value per atom, equal to
+    the ACE calculator's own."""
+    active_set = FIXTURES / "pace_activeset_success" / "potential.asi"
+    node = PacePotentialData(POTENTIAL, active_set=active_set, baseline=LJ).store()
+    out = tmp_path / "ase"
+    assert invoke("potential", "export", node.pk, "--format", "ase", "-o", out).exit_code == 0
+    namespace = run_snippet(out / "potential_calculator.py")
+    atoms = argon_structures["test"][0].copy()
+    atoms.rattle(0.3, seed=3)  # away from the training environments: γ differs from atom to atom
+    ace = node.get_ace_calculator()
+    ace.get_potential_energy(atoms)
+    for calculator in (node.get_calculator(), namespace["calculator"]):
+        calculator.get_potential_energy(atoms)
+        assert calculator.results["gamma"].shape == (len(atoms),)
+        np.testing.assert_allclose(calculator.results["gamma"], ace.results["gamma"], rtol=1e-12)
+    assert np.ptp(ace.results["gamma"]) > 0
+
+
+def test_potential_show_into_a_closed_pipe_ends_quietly(deployable_potential):
+    """`potential show N | head -3` ended with `Error: [Errno 32] Broken pipe`. Here the reader closes the pipe before
+    the first line, so every write of the command meets a closed pipe."""
+    import sys
+
+    from aiida.manage import get_manager
+
+    profile = get_manager().get_profile().name
+    command = [
+        sys.executable,
+        "-c",
+        "from aiida_mlip_trainer.cli import cli; cli()",
+        "-p",
+        profile,
+        "potential",
+        "show",
+    ]
+    process = subprocess.Popen(
+        [*command, str(deployable_potential.pk)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0, stderr
+    assert stderr == ""
 
 
 def test_export_without_yace_says_what_to_do(tmp_path):
@@ -139,6 +195,10 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1].startswith("test force RMSE:")
     pk = int(result.output.split("TrainingWorkChain<")[1].split(">")[0])
+    # while it ran: the work chains' reports as short lines, and where it was (not aiida's logger lines)
+    assert "[REPORT]" not in result.output and "aiida.orm.nodes" not in result.output, result.output
+    assert "\nTrainingWorkChain: training: PaceTrainBaseWorkChain<" in result.output, result.output
+    assert re.search(rf"^TrainingWorkChain<{pk}>($|; )", result.output, re.M), result.output  # the progress line
 
     status = invoke("train", "status", pk, "--every", "10")
     assert status.exit_code == 0, status.output
@@ -156,6 +216,8 @@ def test_train_launch_run_and_status(tmp_path, argon_sets, mock_pacemaker_code, 
         else:
             assert row[4:] == ["-", "-"]
     assert "fitted with python-ace 0.4.0rc1, tensorpotential 0.6.2.1" in status.output
+    # the last iteration line of the retrieved log.txt (the fast protocol's maxiter: 100)
+    assert re.search(r"^  ended at iteration \d+/100, loss \S+, train E", status.output, re.M), status.output
 
     shown = invoke("potential", "show", pk)
     assert shown.exit_code == 0, shown.output
@@ -255,7 +317,9 @@ def test_launch_refuses_an_unreadable_structures_file_before_any_process(
     bad = tmp_path / "bad.extxyz"
     bad.write_text('1\nProperties=species:S:1:pos:R:3 pbc="F F F"\nAr 0 0 0\n')  # no labels
     spec.write_text(yaml.safe_dump({"structures_file": "bad.extxyz", "codes": codes}))
-    _one_error_line(invoke("train", "launch", spec, "--run"), "structures_file bad.extxyz: structure 0", "no energy")
+    refused = invoke("train", "launch", spec, "--run")
+    _one_error_line(refused, "structures_file bad.extxyz: structure 0", "no energy")
+    assert "a training needs energies and forces" in refused.output and "labelled=False" not in refused.output
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 

@@ -7,6 +7,7 @@ import pytest
 from aiida_mlip_trainer.formats.pacemaker_output import (
     final_error_tables,
     first_non_finite,
+    last_iteration,
     log_wall_time,
     read_metrics_table,
 )
@@ -51,3 +52,14 @@ def test_metrics_table_agrees_with_the_log():
 def test_wall_time():
     assert log_wall_time((RECORDED / "log.txt").read_text()) == pytest.approx(17.127, abs=0.01)
     assert log_wall_time("") is None
+
+
+def test_last_iteration_is_read_from_a_log_being_written():
+    """What `train status` and `--run` show while a fit runs: the last iteration line of log.txt so far."""
+    log = (RECORDED / "log.txt").read_text()
+    assert last_iteration(log) == {"iteration": 29, "loss": 3.9434e-05, "energy_rmse": 0.77, "force_rmse": 5.11}
+    partial = log[: log.index("Iteration   #5 ")]
+    assert last_iteration(partial) == {"iteration": 4, "loss": 2.4455e-04, "energy_rmse": 9.68, "force_rmse": 11.48}
+    start = log[: log.index("Iteration   #1 ")]  # only the initial state, and the test set's (not the fit's)
+    assert last_iteration(start)["iteration"] == 0 and last_iteration(start)["loss"] == 6.4960e-03
+    assert last_iteration(log[: log.index("Initial state")]) is None

@@ -28,6 +28,9 @@ class ExplorationCalculation(ScriptCalculation):
 
     - ``candidates``: the frames whose γ lies in ``[gamma_collect, gamma_halt)``, an unlabelled
       :class:`TrainingSetData` pool for selection and labelling (absent when no frame was in that band);
+    - ``resume``: for each trajectory that halted, its last sample (below ``gamma_halt``), an unlabelled
+      :class:`TrainingSetData` named ``<start>_traj<i>_resume<step>`` (absent when none halted after a sample): the
+      active-learning loop starts the next round's trajectories there;
     - ``gamma``: an ``ArrayData`` with ``gamma``, ``temperature`` (K) and ``energy_per_atom`` (eV) of shape
       (trajectories, samples), NaN after a trajectory stopped, ``steps`` (samples,), ``max_gamma`` (trajectories,)
       and ``halt_step`` (trajectories,; -1 when it ran to the end);
@@ -35,6 +38,9 @@ class ExplorationCalculation(ScriptCalculation):
       run, whether it halted (and where, at which γ), its largest γ and the steps of the frames kept; totals.
 
     ``parameters``: ``temperatures`` (K, required), ``pressures`` (GPa; NPT for cells periodic in all directions),
+    ``ramp_to`` (K: each trajectory's thermostat goes linearly from its temperature to this over its steps),
+    ``conditions`` (a list of named overrides, ``{name, temperatures, pressures, ramp_to, steps, ...}``: the plan is
+    run for each, each trajectory's record names its ``condition``),
     ``steps`` (1000), ``timestep`` (fs, 1), ``sample_interval`` (steps, 10), ``gamma_collect`` (5), ``gamma_halt``
     (25), ``seed`` (42), ``max_frames`` (kept per trajectory, 10), ``friction`` (1/fs, 0.01), ``taut``/``taup`` (fs)
     and ``compressibility`` (1/GPa) for NPT. The thresholds 5 and 25 are those pacemaker's and LAMMPS's
@@ -56,6 +62,7 @@ class ExplorationCalculation(ScriptCalculation):
     BASELINE_FILENAME = "baseline.json"
     OUTPUT_FILENAME = "exploration.json"
     CANDIDATES_FILENAME = "candidates.json"
+    RESUME_FILENAME = "resume.json"
     STDOUT_FILENAME = "explore.out"
     STDERR_FILENAME = "explore.err"
     EXIT_STATUS_FILENAME = "explore.exit_status"
@@ -69,9 +76,9 @@ class ExplorationCalculation(ScriptCalculation):
             "parameters",
             valid_type=orm.Dict,
             serializer=orm.to_aiida_type,
-            help="temperatures (K), pressures (GPa), steps, timestep (fs), sample_interval, gamma_collect, "
-            "gamma_halt, seed, max_frames, friction, taut, taup, compressibility; budgets max_md_steps_total, "
-            "max_samples_total, max_atoms.",
+            help="temperatures (K), pressures (GPa), ramp_to (K), conditions, steps, timestep (fs), sample_interval, "
+            "gamma_collect, gamma_halt, seed, max_frames, friction, taut, taup, compressibility; budgets "
+            "max_md_steps_total, max_samples_total, max_atoms.",
         )
         spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
         spec.inputs["metadata"]["options"]["parser_name"].default = "mlip_trainer.explore"
@@ -81,6 +88,12 @@ class ExplorationCalculation(ScriptCalculation):
             valid_type=TrainingSetData,
             required=False,
             help="Frames in the collect band [gamma_collect, gamma_halt): an unlabelled pool.",
+        )
+        spec.output(
+            "resume",
+            valid_type=TrainingSetData,
+            required=False,
+            help="The last sample below gamma_halt of each halted trajectory: where the next round starts again.",
         )
         spec.output("gamma", valid_type=orm.ArrayData, help="γ, temperature and energy along each trajectory.")
         spec.output("summary", valid_type=orm.Dict, help="Per trajectory: settings, halted or not, largest γ, kept.")
@@ -136,13 +149,15 @@ class ExplorationCalculation(ScriptCalculation):
             self.OUTPUT_FILENAME,
             "--candidates",
             self.CANDIDATES_FILENAME,
+            "--resume",
+            self.RESUME_FILENAME,
         ]
         if potential.baseline is not None:
             with folder.open(self.BASELINE_FILENAME, "w", encoding="utf8") as handle:
                 json.dump(potential.baseline, handle)
             cmdline += ["--baseline", self.BASELINE_FILENAME]
 
-        return self.script_calcinfo(cmdline, [self.OUTPUT_FILENAME, self.CANDIDATES_FILENAME])
+        return self.script_calcinfo(cmdline, [self.OUTPUT_FILENAME, self.CANDIDATES_FILENAME, self.RESUME_FILENAME])
 
 
 def _check_sizes(settings: dict, structures: TrainingSetData) -> str | None:

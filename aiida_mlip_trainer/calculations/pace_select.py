@@ -134,6 +134,25 @@ class PaceSelectCalculation(PaceToolCalculation):
             "already covers this pool (every candidate's extrapolation grade is below the tolerance).",
         )
 
+    def parse(self, retrieved_temporary_folder=None, existing_exit_code=None):
+        """CalcJob's parse, with ERROR_NONE_SELECTED said as a report in words instead of aiida's warning
+        ``output parser returned exit code<...>``: nothing new to select is how a selection ends (SelectionWorkChain
+        stops its rounds on it), not a problem to warn a user about. The exit status is the same."""
+        expected = f"output parser returned exit code<{self.exit_codes.ERROR_NONE_SELECTED.status}>"
+
+        def not_expected(record) -> bool:
+            return not record.getMessage().startswith(expected)
+
+        logger = getattr(self.logger, "logger", self.logger)  # the Logger under aiida's LoggerAdapter
+        logger.addFilter(not_expected)
+        try:
+            exit_code = super().parse(retrieved_temporary_folder, existing_exit_code)
+        finally:
+            logger.removeFilter(not_expected)
+        if getattr(exit_code, "status", None) == self.exit_codes.ERROR_NONE_SELECTED.status:
+            self.report(f"nothing selected: {exit_code.message}")
+        return exit_code
+
     @staticmethod
     def validate_inputs(inputs, _):
         """Refuse bad input before any job runs, with a message that says what to change."""

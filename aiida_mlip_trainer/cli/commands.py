@@ -6,14 +6,25 @@ Every command has ``--help``; errors are one line on stderr and a non-zero exit 
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 import sys
 
 import click
 
 from ..names import printable
+from .yaml_keys import LEARNING_KEYS, TRAINING_KEYS, keys_help
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+# Job-script text (prepend_text, ...) is not a key: it is set in Python on the builder.
+TRAIN_LAUNCH_HELP = (
+    "Launch a TrainingWorkChain from a YAML file of inputs (through get_builder_from_protocol).\n\n"
+    + keys_help(TRAINING_KEYS)
+)
+LEARN_LAUNCH_HELP = (
+    "Launch an ActiveLearningWorkChain from a YAML file of inputs (through get_builder_from_protocol).\n\n"
+    + keys_help(LEARNING_KEYS)
+)
 
 
 def _fail(message: str) -> None:
@@ -31,7 +42,8 @@ def one_line(error: BaseException) -> str:
 
 
 def clean_errors(function):
-    """Turn any exception of a command into one line on stderr and exit status 1."""
+    """Turn any exception of a command into one line on stderr and exit status 1; a reader that stops reading
+    (``| head -3``) ends the command quietly."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -39,18 +51,24 @@ def clean_errors(function):
             return function(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:
+            # What is still buffered for stdout goes nowhere: Python would otherwise complain again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except Exception as error:  # noqa: BLE001 - the point: no traceback for the user
             _fail(one_line(error))
 
     return wrapper
 
 
-def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: bool = True):
+def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: bool = True, unlabelled: str):
     """``read()`` (which reads the structure file at ``path``), with what went wrong said in one line that names
-    the file (after ``what``): an unknown format, an unknown chemical symbol, refused data or the reader's error."""
+    the file (after ``what``): an unknown format, an unknown chemical symbol, refused data or the reader's error.
+    ``unlabelled`` is what to do about a structure without energy or forces, in this command's words."""
     from ase.io.formats import UnknownFileTypeError
 
     from ..data import TrainingSetError
+    from ..physics.training_arrays import MissingLabelsError
 
     name = f"{what} {path}" if what else str(path)
     try:
@@ -60,6 +78,8 @@ def read_structures(path: pathlib.Path, read, what: str = "", *, format_option: 
         raise ValueError(f"{name}: ASE cannot tell its format ({error}): {hint}") from None
     except KeyError as error:
         raise ValueError(f"{name}: {error} is not a chemical symbol ASE knows") from None
+    except MissingLabelsError as error:
+        raise ValueError(f"{name}: {error.detail}; {unlabelled}") from None
     except TrainingSetError as error:
         raise ValueError(f"{name}: {error}") from None
     except (OSError, ValueError, IndexError, AssertionError, StopIteration) as error:
@@ -151,7 +171,7 @@ def data_import(
             stress_key=stress_key,
         )
 
-    node = read_structures(path, read)
+    node = read_structures(path, read, unlabelled="import it with --unlabelled for an unlabelled pool")
     if label:
         node.label = label
     node.store()
@@ -202,23 +222,11 @@ def train():
     """Launch and watch trainings."""
 
 
-@train.command("launch", context_settings=CONTEXT)
+@train.command("launch", context_settings=CONTEXT, help=TRAIN_LAUNCH_HELP)
 @click.argument("inputs_file", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--daemon/--run", default=True, show_default=True, help="Submit to the daemon, or run here and wait.")
 @clean_errors
 def train_launch(inputs_file, daemon):
-    """Launch a TrainingWorkChain from a YAML file of inputs (through get_builder_from_protocol).
-
-    \b
-    Keys: codes (name -> code label, e.g. pacemaker: pacemaker@localhost), trainer (pacemaker, the
-    default, or gracemaker: GRACE-FS with stress in the loss; codes gracemaker and pace_activeset),
-    structures_file (a path inside the YAML file's folder) or training_set (pk/UUID), protocol
-    (fast, moderate, precise),
-    overrides (merged into the protocol, e.g. {selection: {max_structures: 100}}), options
-    (scheduler requests of every job: resources, max_wallclock_seconds, queue_name, account, qos,
-    max_memory_kb, withmpi, thread counts; job-script text such as prepend_text only from Python),
-    test_set and previous_potential (pk/UUID), physics_baseline.
-    """
     import yaml
 
     from .training_yaml import training_builder_from_yaml
@@ -237,6 +245,7 @@ def train_launch(inputs_file, daemon):
             lambda: training_set_from_file(file_node),
             f"{inputs_file}: structures_file",
             format_option=False,
+            unlabelled="a training needs energies and forces for every structure",
         )
     node = _launch(builder, daemon, "train")
     if node is None:
@@ -272,7 +281,7 @@ def train_status(identifier, every):
     also while it runs."""
     from aiida import orm
 
-    from ..monitoring import calculation_versions, learning_curve, training_calculations
+    from ..monitoring import calculation_versions, fit_progress, fit_words, learning_curve, training_calculations
 
     node = _load(identifier, orm.ProcessNode)
     state = node.process_state.value if node.process_state else "unknown"
@@ -295,6 +304,9 @@ def train_status(identifier, every):
         versions = calculation_versions(calc)
         if versions:
             click.echo(f"  fitted with {format_versions(versions)}")
+        progress = fit_progress(calc)  # from pacemaker's log: also between two rows of the curve
+        if progress is not None:
+            click.echo(f"  {'now at' if not calc.is_terminated else 'ended at'} {fit_words(progress)}")
         curve = learning_curve(calc)
         if not curve["train"]:
             click.echo("  no metrics yet")
@@ -320,22 +332,11 @@ def learn():
     """Launch and watch active-learning loops (train, explore, select, label, retrain)."""
 
 
-@learn.command("launch", context_settings=CONTEXT)
+@learn.command("launch", context_settings=CONTEXT, help=LEARN_LAUNCH_HELP)
 @click.argument("inputs_file", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--daemon/--run", default=True, show_default=True, help="Submit to the daemon, or run here and wait.")
 @clean_errors
 def learn_launch(inputs_file, daemon):
-    """Launch an ActiveLearningWorkChain from a YAML file of inputs (through get_builder_from_protocol).
-
-    \b
-    Keys: codes (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore -> code labels),
-    structures (pk/UUID of a TrainingSetData), exploration (temperatures, steps, gamma_collect, ...),
-    oracle ({type: ase, code, calculator} or {type: cp2k, code, elements, ...}), test_set and
-    explore_from (pk/UUID), protocol, overrides (merged into the protocol: selection.max_structures
-    per round, labeling.max_concurrent, training...), options (scheduler requests only, as the
-    oracle's; job-script text only from Python), max_rounds, max_oracle_calls, target_force_rmse (meV/Å), explore_count,
-    test_fraction, seed, fine_tune, physics_baseline (e.g. {type: zbl}), short_range_check.
-    """
     import yaml
 
     from .learning_yaml import learning_builder_from_yaml
@@ -374,7 +375,7 @@ def learn_status(identifier):
 
 def _print_loop(node) -> None:
     """The learning curve of a loop so far, what runs now, and why it stopped."""
-    from ..monitoring import loop_progress
+    from ..monitoring import loop_progress, progress_line
 
     progress = loop_progress(node)
     rows = progress["rounds"]
@@ -398,8 +399,12 @@ def _print_loop(node) -> None:
                 f"{row['energy_rmse']:9.3f} {row['force_rmse']:8.2f} {gamma} {halted}"
                 + ("  not learned" if row.get("learned") is False else "")
             )
+        for k, reason in progress["rises"].items():
+            click.echo(f"round {k}: {reason}")
     for label, child in progress["running"]:
         click.echo(f"running: {label}: {child.process_label}<{child.pk}>")
+    if progress["running"]:
+        click.echo(f"now: {progress_line(node)}")
     if progress["stop_reason"] is not None:
         click.echo(f"stopped: {progress['stop_reason']}")
 
@@ -407,10 +412,10 @@ def _print_loop(node) -> None:
 def _launch(builder, daemon: bool, group: str):
     """Submit ``builder`` to the daemon (returns None after saying how to watch it) or run it here (returns the
     finished node)."""
-    from aiida.engine import run_get_node, submit
+    from aiida.engine import submit
 
     if not daemon:
-        return run_get_node(builder)[1]
+        return _run_here(builder)
     from aiida.engine.daemon.client import get_daemon_client
     from aiida.manage import get_manager
 
@@ -426,6 +431,99 @@ def _launch(builder, daemon: bool, group: str):
         click.echo("the daemon is not running: start it with `verdi daemon start`, or nothing will happen")
     click.echo(f"watch it: aiida-mlip-trainer {group} status {node.pk}")
     return None
+
+
+class _ProgressDisplay:
+    """While a process runs here: the work chains' reports as short plain lines (``TrainingWorkChain: ...``, not
+    aiida's logger lines with date, pid and logger name) and a progress line (:func:`progress_line`), refreshed in
+    place on a terminal, printed when it changes otherwise."""
+
+    def __init__(self):
+        import logging
+        import re
+
+        self.prefix = re.compile(r"^\[\d+\|(?P<label>[^|\]]+)\|[^\]]*\]: ")
+        self.tty = sys.stdout.isatty()
+        self.line = ""
+        display = self
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                display.say(record)
+
+        self.handler = Handler(level=logging.INFO)
+
+    def say(self, record) -> None:
+        import logging
+
+        message = self.prefix.sub(lambda m: f"{m['label']}: ", record.getMessage())
+        if record.levelno >= logging.WARNING:
+            message = f"{record.levelname.lower()}: {message}"
+        self._clear()
+        click.echo(message)
+        self._show()
+
+    def _clear(self) -> None:
+        if self.tty and self.line:
+            click.echo("\r\033[K", nl=False)
+
+    def _show(self) -> None:
+        if self.tty and self.line:
+            click.echo(self.line[: click.get_terminal_size()[0] - 1], nl=False)
+
+    def update(self, line: str) -> None:
+        if line == self.line:
+            return
+        self._clear()
+        self.line = line
+        if self.tty:
+            self._show()
+        else:
+            click.echo(line)
+
+    def close(self) -> None:
+        if self.tty and self.line:
+            click.echo("")
+
+
+def _run_here(builder, interval: float = 2.0):
+    """Run ``builder`` in this interpreter and return its node, with :class:`_ProgressDisplay` showing where it is
+    every ``interval`` seconds."""
+    import logging
+
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+
+    from ..monitoring import progress_line
+
+    runner = get_manager().get_runner()
+    process = instantiate_process(runner, builder)
+    display = _ProgressDisplay()
+    aiida_logger = logging.getLogger("aiida")
+    handlers = aiida_logger.handlers[:]
+    for handler in handlers:  # aiida's console handler: its lines carry date, pid and logger name
+        aiida_logger.removeHandler(handler)
+    aiida_logger.addHandler(display.handler)
+    timer = None
+
+    def tick():
+        nonlocal timer
+        try:
+            display.update(progress_line(process.node))
+        except Exception as error:  # noqa: BLE001 - a display problem must not stop the run
+            display.update(f"(progress unknown: {one_line(error)})")
+        timer = runner.loop.call_later(interval, tick)
+
+    timer = runner.loop.call_soon(tick)
+    try:
+        runner.run(process)
+    finally:
+        timer.cancel()
+        display.close()
+        aiida_logger.removeHandler(display.handler)
+        for handler in handlers:
+            aiida_logger.addHandler(handler)
+    return process.node
 
 
 # ------------------------------------------------------------------------------------------------------- potential

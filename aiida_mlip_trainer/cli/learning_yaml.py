@@ -10,31 +10,12 @@ from aiida import orm
 
 from ..calculations.job_options import check_data_options, check_options_in
 from ..data import TrainingSetData
+from .yaml_keys import LEARNING_KEYS
 
 __all__ = ("LEARNING_INPUT_KEYS", "learning_builder_from_yaml")
 
 
-# Keys of `learn launch`'s YAML (ActiveLearningWorkChain.get_builder_from_protocol).
-LEARNING_INPUT_KEYS = (
-    "codes",
-    "structures",
-    "test_set",
-    "explore_from",
-    "protocol",
-    "overrides",
-    "options",
-    "exploration",
-    "oracle",
-    "max_rounds",
-    "max_oracle_calls",
-    "target_force_rmse",
-    "explore_count",
-    "test_fraction",
-    "seed",
-    "fine_tune",
-    "physics_baseline",
-    "short_range_check",
-)
+LEARNING_INPUT_KEYS = tuple(LEARNING_KEYS)
 ORACLE_TYPES = ("ase", "cp2k", "qe")
 QE_ORACLE_KEYS = ("elements", "protocol", "overrides", "options")
 ASE_ORACLE_KEYS = ("calculator", "parameters", "options")
@@ -82,7 +63,11 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     """An ``ActiveLearningWorkChain`` builder from a YAML file, through its ``get_builder_from_protocol``.
 
     Keys: ``codes`` (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore → code labels), ``structures``
-    (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation), ``oracle``
+    (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation),
+    ``exploration_protocol`` (a shipped one by name, ``copper``, or a YAML file, relative to this one: generators and
+    conditions; ``exploration`` overrides its parameters), ``generators`` (structure generators of the starting
+    structures, instead of the protocol's), ``validation_structures`` (pk or UUID: their γ is reported every round,
+    and the loop is not converged while any extrapolates), ``oracle``
     (``{type: ase, code, calculator}``, ``{type: cp2k, code, elements, ...}`` or ``{type: qe, code, elements, ...}``),
     optional ``test_set`` and ``explore_from`` (pk or UUID), ``protocol``, ``overrides`` (merged into the protocol,
     e.g. ``{selection: {max_structures: 20}, labeling: {max_concurrent: 4}, training: {training: {max_iterations:
@@ -107,12 +92,16 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     unknown = sorted(set(spec) - set(LEARNING_INPUT_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(LEARNING_INPUT_KEYS)}")
-    for key in ("codes", "structures", "exploration"):
+    for key in ("codes", "structures"):
         if key not in spec:
             raise ValueError(f"{path}: `{key}` is missing (see `aiida-mlip-trainer learn launch --help`)")
+    if "exploration" not in spec and "exploration_protocol" not in spec:
+        raise ValueError(
+            f"{path}: `exploration` or `exploration_protocol` is missing (see `aiida-mlip-trainer learn launch --help`)"
+        )
     if not isinstance(spec["codes"], dict):
         raise ValueError(f"{path}: `codes` must map tool names (pacemaker, pace_select, explore, ...) to code labels")
-    if not isinstance(spec["exploration"], dict):
+    if not isinstance(spec.get("exploration", {}), dict):
         raise ValueError(f"{path}: `exploration` must be a mapping of exploration parameters (temperatures, ...)")
     oracle_options = spec["oracle"].get("options") if isinstance(spec.get("oracle"), dict) else None
     message = (
@@ -126,7 +115,18 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     if not isinstance(structures, TrainingSetData):
         raise ValueError(f"{path}: `structures` is a {structures.__class__.__name__}, not a TrainingSetData")
     oracle = _oracle_from_yaml(spec.pop("oracle"), str(path)) if "oracle" in spec else None
-    extra: dict[str, Any] = {key: orm.load_node(spec.pop(key)) for key in ("test_set", "explore_from") if key in spec}
+    extra: dict[str, Any] = {
+        key: orm.load_node(spec.pop(key))
+        for key in ("test_set", "explore_from", "validation_structures")
+        if key in spec
+    }
+    if "generators" in spec:
+        if not isinstance(spec["generators"], list):
+            raise ValueError(f"{path}: `generators` must be a list of {{type: strain, strains: [...]}}, ...")
+        extra["generators"] = orm.List(spec.pop("generators"))
+    exploration_protocol = spec.pop("exploration_protocol", None)
+    if exploration_protocol is not None and pathlib.Path(str(exploration_protocol)).suffix:
+        exploration_protocol = path.parent / str(exploration_protocol)
     for key in ("max_rounds", "max_oracle_calls", "explore_count", "seed"):
         if key in spec:
             extra[key] = orm.Int(spec.pop(key))
@@ -141,9 +141,10 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         spec.pop("codes"),
         structures,
-        spec.pop("exploration"),
+        spec.pop("exploration", None),
         spec.pop("protocol", None),
         spec.pop("overrides", None),
+        exploration_protocol=exploration_protocol,
         oracle=oracle,
         options=spec.pop("options", None),
         **extra,

@@ -8,23 +8,12 @@ import pathlib
 from aiida import orm
 
 from ..calculations.job_options import check_data_options, check_options_in
+from .yaml_keys import TRAINING_KEYS
 
 __all__ = ("TRAINING_INPUT_KEYS", "training_builder_from_yaml")
 
 
-TRAINING_INPUT_KEYS = (
-    "training_set",
-    "structures_file",
-    "test_set",
-    "physics_baseline",
-    "short_range_check",
-    "previous_potential",
-    "codes",
-    "trainer",
-    "protocol",
-    "overrides",
-    "options",
-)
+TRAINING_INPUT_KEYS = tuple(TRAINING_KEYS)
 # Where job-script text is set instead of a YAML file: typed in Python on the builder.
 PYTHON_OPTIONS_HINT = (
     "in Python on the builder, e.g. builder.training.pace.metadata.options.prepend_text of "

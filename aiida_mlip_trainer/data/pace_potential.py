@@ -386,8 +386,10 @@ class PacePotentialData(orm.Data):
     def get_calculator(self, **kwargs):
         """A ready ASE calculator for predictions: ACE plus, when the potential was fitted on top of a physical
         baseline, that baseline, plus, when the fit subtracted reference energies, their sum (an
-        :class:`ase.calculators.mixing.SumCalculator` of the parts): total energies, as the labels were."""
-        parts = [self.get_ace_calculator(**kwargs)]
+        :class:`~aiida_mlip_trainer.physics.ace_sum.AceSumCalculator` of the parts): total energies, as the labels
+        were, and with an active set ACE's per-atom extrapolation grade in ``calc.results['gamma']``."""
+        ace = self.get_ace_calculator(**kwargs)
+        parts = []
         if self.baseline is not None:
             from ..physics.baselines import baseline_calculator
 
@@ -397,11 +399,11 @@ class PacePotentialData(orm.Data):
             from ..physics.reference_energy import ReferenceEnergyCalculator
 
             parts.append(ReferenceEnergyCalculator(reference))
-        if len(parts) == 1:
-            return parts[0]
-        from ase.calculators.mixing import SumCalculator
+        if not parts:
+            return ace
+        from ..physics.ace_sum import AceSumCalculator
 
-        return SumCalculator(parts)
+        return AceSumCalculator(ace, parts)
 
     def lammps_commands(self, yace_filename: str = "potential.yace") -> list[str]:
         """The LAMMPS ``pair_style``/``pair_coeff`` lines for this potential as trained: ``pair_style pace`` alone,

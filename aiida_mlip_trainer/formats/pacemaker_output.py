@@ -10,12 +10,18 @@ import math
 import re
 from datetime import datetime
 
-__all__ = ("final_error_tables", "learning_curve", "log_wall_time", "read_metrics_table")
+__all__ = ("final_error_tables", "last_iteration", "learning_curve", "log_wall_time", "read_metrics_table")
 
 _TITLE = re.compile(r"^-{5,}(?P<title>[A-Za-z ]+?):?-{5,}\s*$")
 _ROW = re.compile(r"^\s*(?P<kind>RMSE|MAE|MAX_AE):\s+(?P<values>.+)$")
 _ITERATION = re.compile(r"^Iteration:\s+#(?P<iteration>\d+)")
 _TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) ")
+# One line per iteration of the fit: `... I - Iteration   #4    (6 evals):  Loss: 2.4455e-04 | RMSE Energy(low):
+# 9.68 (9.68) meV/at | Forces(low): 11.48 (11.48) meV/A | ...` (the start as `Initial state:#0`).
+_PROGRESS = re.compile(
+    r" - (?:Iteration\s+|Initial state:)#(?P<iteration>\d+)\s+\(\d+ evals\):\s+Loss: (?P<loss>\S+)"
+    r" \| RMSE Energy\(low\): (?P<energy>\S+) .*?\| Forces\(low\): (?P<forces>\S+)"
+)
 
 # Title of the train and test tables, from the most to the least final.
 _TRAIN_TITLES = ("Cycle last iteration", "FIT STATS", "INIT STATS")
@@ -81,6 +87,24 @@ def read_metrics_table(text: str) -> list[dict[str, float]]:
             continue  # a line cut short by a kill
         rows.append({name: float(value) for name, value in zip(header, fields, strict=True)})
     return rows
+
+
+def last_iteration(text: str) -> dict[str, float] | None:
+    """The last iteration of the fit a ``log.txt`` shows so far (also while pacemaker writes it): ``iteration``,
+    ``loss``, ``energy_rmse`` (meV/atom) and ``force_rmse`` (meV/Å) on the training data; None before the first."""
+    found = None
+    for line in text.splitlines():
+        match = _PROGRESS.search(line)
+        if match:
+            found = match
+    if found is None:
+        return None
+    return {
+        "iteration": int(found["iteration"]),
+        "loss": float(found["loss"]),
+        "energy_rmse": float(found["energy"]),
+        "force_rmse": float(found["forces"]),
+    }
 
 
 def log_wall_time(text: str) -> float | None:

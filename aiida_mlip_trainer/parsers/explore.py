@@ -32,7 +32,8 @@ class ExplorationParser(ScriptParser):
         try:
             records = result["trajectories"]
             gamma = _gamma_arrays(records, result["settings"]["sample_interval"])
-            candidates = self._candidates(result["num_candidates"], records)
+            candidates = self._frames(Calc.CANDIDATES_FILENAME, result["num_candidates"], records, "kept")
+            resume = self._frames(Calc.RESUME_FILENAME, result["num_resume"], records, "resume_step")
         except (ValueError, KeyError, TypeError, IndexError, StructureFileError, TrainingSetError) as exc:
             return self.exit_codes.ERROR_OUTPUT_INVALID.format(detail=f"{type(exc).__name__}: {exc}")
 
@@ -42,6 +43,7 @@ class ExplorationParser(ScriptParser):
             "num_halted": halted,
             "fraction_halted": halted / len(records),
             "num_candidates": int(result["num_candidates"]),
+            "num_resume": int(result["num_resume"]),
             "max_gamma": float(result["max_gamma"]),
             "settings": result["settings"],
             "trajectories": [
@@ -53,22 +55,28 @@ class ExplorationParser(ScriptParser):
         self.out("gamma", gamma)
         if candidates is not None:
             self.out("candidates", candidates)
+        if resume is not None:
+            self.out("resume", resume)
         if halted:
             self.logger.warning(f"{halted} of {len(records)} trajectories halted at gamma_halt")
         return None
 
-    def _candidates(self, expected: int, records: list[dict]) -> TrainingSetData | None:
-        kept = sum(len(record["kept"]) for record in records)
-        if kept != expected:
-            raise ValueError(f"the trajectories kept {kept} frames, the output says {expected}")
+    def _frames(self, filename: str, expected: int, records: list[dict], key: str) -> TrainingSetData | None:
+        """The frames of ``filename``: as many as the trajectories' ``kept`` steps, or their ``resume_step``s."""
+        if key == "kept":
+            count = sum(len(record["kept"]) for record in records)
+        else:
+            count = sum(record.get(key) is not None for record in records)
+        if count != expected:
+            raise ValueError(f"the trajectories have {count} frames for {filename}, the output says {expected}")
         if expected == 0:
             return None
-        content = self._read(Calc.CANDIDATES_FILENAME, mode="rb")
+        content = self._read(filename, mode="rb")
         if content is None:
-            raise ValueError(f"{expected} frames were kept but {Calc.CANDIDATES_FILENAME} is missing")
+            raise ValueError(f"{expected} frames were kept but {filename} is missing")
         frames = read_structures(io.BytesIO(content))
         if len(frames) != expected:
-            raise ValueError(f"{Calc.CANDIDATES_FILENAME} holds {len(frames)} frames, expected {expected}")
+            raise ValueError(f"{filename} holds {len(frames)} frames, expected {expected}")
         return TrainingSetData(frames, labelled=False)
 
 

@@ -1,4 +1,12 @@
 """Physics without AiiDA: pair baselines, short-range dimer scans, reference data and reference energies, the DFT
-settings of a training set compared (numpy and ASE only)."""
+settings of a training set compared, the structure generators of exploration (numpy and ASE only)."""
 
-__all__ = ("baselines", "dft_settings", "reference_data", "reference_energy", "short_range", "training_arrays")
+__all__ = (
+    "baselines",
+    "dft_settings",
+    "generators",
+    "reference_data",
+    "reference_energy",
+    "short_range",
+    "training_arrays",
+)

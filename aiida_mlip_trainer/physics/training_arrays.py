@@ -57,6 +57,15 @@ class TrainingSetError(ValueError):
     """A training set was refused; the message names the structure and the problem."""
 
 
+class MissingLabelsError(TrainingSetError):
+    """A structure of a labelled training set has no energy or no forces. ``detail`` says which structure and what
+    is missing; the message adds the Python way out (``labelled=False``), which a command line replaces by its own."""
+
+    def __init__(self, detail: str):
+        super().__init__(f"{detail}; pass labelled=False for an unlabelled pool")
+        self.detail = detail
+
+
 def _describe(index: int, names: Sequence[str] | np.ndarray) -> str:
     # str(): a numpy string would print as np.str_('x')
     return f"structure {index} ({str(names[index])!r})"
@@ -112,15 +121,9 @@ def _labels_of(atoms, where: str, energy_key: str, forces_key: str, stress_key: 
         stress = atoms.info[stress_key]
 
     if energy is None:
-        raise TrainingSetError(
-            f"{where}: no energy (no calculator result and no info[{energy_key!r}]); "
-            "pass labelled=False for an unlabelled pool"
-        )
+        raise MissingLabelsError(f"{where}: no energy (no calculator result and no info[{energy_key!r}])")
     if forces is None:
-        raise TrainingSetError(
-            f"{where}: no forces (no calculator result and no arrays[{forces_key!r}]); "
-            "pass labelled=False for an unlabelled pool"
-        )
+        raise MissingLabelsError(f"{where}: no forces (no calculator result and no arrays[{forces_key!r}])")
     try:
         energy = float(np.asarray(energy, dtype=float).reshape(()))
     except (TypeError, ValueError) as exc:

@@ -10,16 +10,23 @@ It reads ``potential.yaml`` and ``potential.asi`` (pacemaker's potential and its
 the potential was fitted on top of a physical baseline (checked by
 ``aiida_mlip_trainer.physics.baselines.validate_baseline``),
 the starting structures (JSON, :mod:`.structures`) and the settings (JSON, checked by :func:`check_settings`). For
-every structure and temperature (and pressure, for cells periodic in all three directions when pressures are given)
+every structure and temperature (and pressure, for cells periodic in all three directions without vacuum, when
+pressures are given)
 it runs one trajectory: Langevin NVT (ASE), or Berendsen NPT (ASE's ``NPTBerendsen``: weak coupling, enough to let
-the cell breathe, not an exact isobaric ensemble). pyace evaluates γ for every atom at every step; the largest γ of
-the structure is the frame's grade. Every ``sample_interval`` steps the frame is recorded and, when its grade lies
-in the collect band ``gamma_collect <= γ < gamma_halt``, kept as a candidate (at most ``max_frames`` per
+the cell breathe, not an exact isobaric ensemble). With ``ramp_to`` the thermostat's temperature goes linearly from
+the trajectory's temperature to ``ramp_to`` over its steps (a heating or cooling ramp). With ``conditions`` (a list of
+named overrides of temperatures, pressures, ramp_to, steps, ...) it runs this plan for each condition in turn, every
+record naming its condition: one job explores a whole protocol. pyace evaluates γ for every atom at every step; the
+largest γ of the structure is the frame's grade. Every ``sample_interval`` steps the frame is recorded and, when its
+grade lies in the collect band ``gamma_collect <= γ < gamma_halt``, kept as a candidate (at most ``max_frames`` per
 trajectory, the first ones). A trajectory stops as soon as a step reaches ``gamma_halt``: beyond it the potential
-is extrapolating so far that its forces, and so the rest of the trajectory, are not to be trusted.
+is extrapolating so far that its forces, and so the rest of the trajectory, are not to be trusted. Its last sample
+(all samples lie below ``gamma_halt``) is kept as its resume frame: the next round, with a potential that has learned
+from this round's picks, starts a trajectory there.
 
 Writes ``exploration.json`` (per trajectory: its settings, the sampled steps with γ, temperature and energy, whether
-and where it halted, which samples it kept) and ``candidates.json`` (the kept frames, JSON structures).
+and where it halted, its ``resume_step``, which samples it kept), ``candidates.json`` (the kept frames, JSON
+structures) and ``resume.json`` (the resume frames of the halted trajectories, in trajectory order).
 Random numbers: one generator per trajectory, seeded with ``[seed, trajectory index]``, so a run is reproducible
 and each trajectory is independent of the others.
 """
@@ -33,9 +40,19 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..physics.generators import has_vacuum
 from .structures import finite_number, read_structures, write_structures
 
-__all__ = ("DEFAULTS", "LIMITS", "check_plan", "check_settings", "explore", "main")
+__all__ = (
+    "CONDITION_KEYS",
+    "DEFAULTS",
+    "LIMITS",
+    "check_plan",
+    "check_settings",
+    "condition_settings",
+    "explore",
+    "main",
+)
 
 # gamma_collect 5 and gamma_halt 25: the thresholds of pacemaker's and LAMMPS's documentation for the extrapolation
 # grade (above 5 a structure is worth labelling, above 25 a simulation is no longer reliable). pacemaker's own
@@ -43,6 +60,8 @@ __all__ = ("DEFAULTS", "LIMITS", "check_plan", "check_settings", "explore", "mai
 # clearly new environments and 25 lets a trajectory go far enough to find them.
 DEFAULTS = {
     "pressures": None,  # GPa; None: NVT only
+    "ramp_to": None,  # K; None: each trajectory at its temperature, else ramped linearly to this over its steps
+    "conditions": None,  # None: one condition (these settings); else a list of named overrides of them
     "steps": 1000,
     "timestep": 1.0,  # fs
     "sample_interval": 10,
@@ -70,6 +89,20 @@ LIMITS = {
 }
 DEFAULTS.update(LIMITS)
 REQUIRED = ("temperatures",)
+# What a condition of ``conditions`` may change; the sampling grid (sample_interval), the thresholds, the seed and the
+# budgets are the job's.
+CONDITION_KEYS = (
+    "temperatures",
+    "pressures",
+    "ramp_to",
+    "steps",
+    "timestep",
+    "max_frames",
+    "friction",
+    "taut",
+    "taup",
+    "compressibility",
+)
 # Fixed physical and sanity bounds (not raisable: beyond them the run is meaningless, not just long).
 MAX_TEMPERATURE = 10_000.0  # K; well above any melt, below plasma
 MAX_PRESSURE = 1_000.0  # GPa, either sign; above the Earth's core (360 GPa), within diamond-anvil reach
@@ -107,6 +140,8 @@ def check_settings(settings: Mapping) -> dict:
     """
     if not isinstance(settings, Mapping):
         raise ValueError(f"the exploration parameters must be a dict, got {type(settings).__name__}")
+    if settings.get("conditions") is not None:
+        return _check_conditions(settings)
     unknown = sorted(set(settings) - set(DEFAULTS) - set(REQUIRED), key=str)
     if unknown:
         raise ValueError(f"unknown exploration parameters {unknown}: known are {sorted({*DEFAULTS, *REQUIRED})}")
@@ -117,6 +152,8 @@ def check_settings(settings: Mapping) -> dict:
     if not isinstance(temperatures, list | tuple) or not temperatures:
         raise ValueError("temperatures must be a non-empty list of temperatures in K")
     result["temperatures"] = [_bounded(t, "each temperature (K)", 0.0, MAX_TEMPERATURE) for t in temperatures]
+    if result["ramp_to"] is not None:
+        result["ramp_to"] = _bounded(result["ramp_to"], "ramp_to (K)", 0.0, MAX_TEMPERATURE)
     if result["pressures"] is not None:
         if not isinstance(result["pressures"], list | tuple) or not result["pressures"]:
             raise ValueError("pressures must be a non-empty list of pressures in GPa, or left out for NVT")
@@ -139,8 +176,50 @@ def check_settings(settings: Mapping) -> dict:
             f"gamma_halt ({result['gamma_halt']}) must be above gamma_collect ({result['gamma_collect']}): "
             "frames are collected in [gamma_collect, gamma_halt)"
         )
-    _check_budget(result, len(result["temperatures"]), "one structure")
+    _check_budget([(result, len(result["temperatures"]))], "one structure")
     return result
+
+
+def _check_conditions(settings: Mapping) -> dict:
+    """Settings with ``conditions``: each a mapping with a unique ``name`` and any of :data:`CONDITION_KEYS`, checked
+    merged over the other settings (``temperatures`` may then be left out of them); the budgets hold for all
+    conditions together."""
+    conditions = settings["conditions"]
+    if not isinstance(conditions, list | tuple) or not conditions:
+        raise ValueError("conditions must be a non-empty list of mappings (name, temperatures, ...), or left out")
+    base = {key: value for key, value in settings.items() if key != "conditions"}
+    checked, names = [], []
+    for index, condition in enumerate(conditions):
+        if not isinstance(condition, Mapping) or not isinstance(condition.get("name"), str) or not condition["name"]:
+            raise ValueError(f"condition {index} must be a mapping with a `name` (a non-empty string)")
+        name = condition["name"]
+        if name in names:
+            raise ValueError(f"condition name {name!r} is given twice")
+        names.append(name)
+        unknown = sorted(set(condition) - {"name", *CONDITION_KEYS}, key=str)
+        if unknown:
+            raise ValueError(f"condition {name!r}: unknown key(s) {unknown}; a condition sets {list(CONDITION_KEYS)}")
+        merged = {**base, **{key: value for key, value in condition.items() if key != "name"}}
+        merged.setdefault("temperatures", None)
+        try:
+            result = check_settings(merged)
+        except ValueError as exc:
+            raise ValueError(f"condition {name!r}: {exc}") from None
+        checked.append({"name": name, **{key: result[key] for key in CONDITION_KEYS}})
+    result = {**check_settings({**base, **{key: checked[0][key] for key in CONDITION_KEYS}}), "conditions": checked}
+    for key in CONDITION_KEYS:  # each trajectory's come from its condition
+        result[key] = None
+    return result
+
+
+def condition_settings(settings: dict) -> list[tuple[str, dict]]:
+    """``(name, settings)`` of each condition of checked settings: one (named ``""``) without ``conditions``."""
+    if settings["conditions"] is None:
+        return [("", settings)]
+    return [
+        (condition["name"], {**settings, **{key: condition[key] for key in CONDITION_KEYS}})
+        for condition in settings["conditions"]
+    ]
 
 
 def _bounded(value, where: str, low: float, high: float, *, open_below: bool = True) -> float:
@@ -151,16 +230,21 @@ def _bounded(value, where: str, low: float, high: float, *, open_below: bool = T
     return number
 
 
-def _check_budget(settings: dict, trajectories: int, what: str) -> None:
-    """ValueError when ``trajectories`` trajectories of these settings exceed the job's budgets."""
-    steps = settings["steps"] * trajectories
+def _check_budget(runs: Sequence[tuple[dict, int]], what: str) -> None:
+    """ValueError when the trajectories of ``runs`` (the settings of a condition, its number of trajectories) exceed
+    the job's budgets (the same in every condition's settings)."""
+    settings = runs[0][0]
+    trajectories = sum(count for _, count in runs)
+    steps = sum(run["steps"] * count for run, count in runs)
+    lengths = {run["steps"] for run, _ in runs}
+    per_trajectory = f"{lengths.pop()} steps" if len(lengths) == 1 else "the steps of each condition"
     if steps > settings["max_md_steps_total"]:
         raise ValueError(
-            f"the exploration would run {steps} MD steps ({settings['steps']} steps x {trajectories} "
+            f"the exploration would run {steps} MD steps ({per_trajectory} x {trajectories} "
             f"trajectories for {what}), more than max_md_steps_total ({settings['max_md_steps_total']}): shorten it, "
             "or raise max_md_steps_total in the parameters if you mean it"
         )
-    samples = settings["steps"] // settings["sample_interval"] * trajectories
+    samples = sum(run["steps"] // run["sample_interval"] * count for run, count in runs)
     if samples > settings["max_samples_total"]:
         raise ValueError(
             f"the exploration would sample {samples} frames (steps // sample_interval x {trajectories} "
@@ -180,9 +264,12 @@ def check_plan(settings: dict, sizes: Sequence[int], periodic: Sequence[bool]) -
                 f"starting structure {index} has {size} atoms, more than max_atoms ({settings['max_atoms']}): "
                 "explore smaller cells, or raise max_atoms in the parameters if you mean it"
             )
-    pressures = len(settings["pressures"]) if settings["pressures"] is not None else 1
-    per_temperature = sum(pressures if full else 1 for full in periodic)
-    _check_budget(settings, per_temperature * len(settings["temperatures"]), f"{len(sizes)} structure(s)")
+    runs = []
+    for _, condition in condition_settings(settings):
+        pressures = len(condition["pressures"]) if condition["pressures"] is not None else 1
+        per_temperature = sum(pressures if full else 1 for full in periodic)
+        runs.append((condition, per_temperature * len(condition["temperatures"])))
+    _check_budget(runs, f"{len(sizes)} structure(s)")
 
 
 def ace_calculator(potential: str, active_set: str, baseline: Mapping | None):
@@ -208,19 +295,25 @@ def ace_calculator(potential: str, active_set: str, baseline: Mapping | None):
     return SumCalculator([ace, baseline_calculator(validate_baseline(baseline))]), ace
 
 
-def _trajectories(structures, settings: dict) -> list[dict]:
+def _trajectories(structures, settings: dict) -> list[tuple[dict, dict]]:
+    """``(plan, settings)`` of every trajectory: each condition, structure, temperature and (3D-periodic cells)
+    pressure."""
     plan = []
-    for index, atoms in enumerate(structures):
-        periodic = bool(atoms.pbc.all())
-        pressures = settings["pressures"] if settings["pressures"] is not None and periodic else [None]
-        for temperature in settings["temperatures"]:
-            for pressure in pressures:
-                plan.append({"structure": index, "temperature": temperature, "pressure": pressure})
+    for name, condition in condition_settings(settings):
+        for index, atoms in enumerate(structures):
+            periodic = bool(atoms.pbc.all()) and not has_vacuum(atoms)  # no barostat on a slab's vacuum
+            pressures = condition["pressures"] if condition["pressures"] is not None and periodic else [None]
+            for temperature in condition["temperatures"]:
+                for pressure in pressures:
+                    trajectory = {"condition": name, "structure": index, "temperature": temperature}
+                    trajectory.update(pressure=pressure, ramp_to=condition["ramp_to"])
+                    plan.append((trajectory, condition))
     return plan
 
 
-def run_trajectory(atoms, calculator, ace, plan: dict, index: int, settings: dict) -> tuple[dict, list]:
-    """One trajectory; returns its record and the frames kept (``ase.Atoms``)."""
+def run_trajectory(atoms, calculator, ace, plan: dict, index: int, settings: dict) -> tuple[dict, list, object]:
+    """One trajectory; returns its record, the frames kept (``ase.Atoms``) and its resume frame (the last sample
+    before it halted; None when it ran to the end, or halted before its first sample)."""
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
@@ -266,9 +359,10 @@ def run_trajectory(atoms, calculator, ace, plan: dict, index: int, settings: dic
         "halted": False,
         "halt_step": None,
         "halt_gamma": None,
+        "resume_step": None,
         "max_gamma": 0.0,
     }
-    frames = []
+    frames, last_sample = [], None
     for _ in dynamics.irun(settings["steps"]):
         step = dynamics.nsteps
         gamma = float(np.max(ace.results["gamma"]))
@@ -276,8 +370,12 @@ def run_trajectory(atoms, calculator, ace, plan: dict, index: int, settings: dic
         if gamma >= settings["gamma_halt"]:
             record.update(halted=True, halt_step=step, halt_gamma=gamma)
             break
+        if plan["ramp_to"] is not None:  # the thermostat's temperature for the next step
+            target = temperature + (plan["ramp_to"] - temperature) * (step + 1) / settings["steps"]
+            dynamics.set_temperature(temperature_K=target)
         if step % settings["sample_interval"]:
             continue
+        last_sample = atoms.copy()  # the resume frame, should a later step halt
         record["steps"].append(step)
         record["gamma"].append(gamma)
         record["temperature_K"].append(float(atoms.get_temperature()))
@@ -289,18 +387,28 @@ def run_trajectory(atoms, calculator, ace, plan: dict, index: int, settings: dic
             frame.info = {"name": f"{record['name']}_traj{index}_step{step}"}
             frames.append(frame)
             record["kept"].append(step)
+    resume_frame = None
+    if record["halted"] and last_sample is not None:
+        resume_frame = last_sample
+        resume_frame.calc = None
+        resume_frame.set_constraint()
+        resume_frame.info = {"name": f"{record['name']}_traj{index}_resume{record['steps'][-1]}"}
+        record["resume_step"] = record["steps"][-1]
     record["steps_run"] = int(dynamics.nsteps)
-    return record, frames
+    return record, frames, resume_frame
 
 
-def explore(structures, settings: dict, calculator, ace) -> tuple[list[dict], list]:
-    """Run every trajectory of the plan; returns the records and all kept frames, in trajectory order."""
-    records, frames = [], []
-    for index, plan in enumerate(_trajectories(structures, settings)):
-        record, kept = run_trajectory(structures[plan["structure"]], calculator, ace, plan, index, settings)
+def explore(structures, settings: dict, calculator, ace) -> tuple[list[dict], list, list]:
+    """Run every trajectory of the plan; returns the records, all kept frames and the resume frames of the halted
+    trajectories, in trajectory order."""
+    records, frames, resumes = [], [], []
+    for index, (plan, condition) in enumerate(_trajectories(structures, settings)):
+        record, kept, resume = run_trajectory(structures[plan["structure"]], calculator, ace, plan, index, condition)
         records.append(record)
         frames.extend(kept)
-    return records, frames
+        if resume is not None:
+            resumes.append(resume)
+    return records, frames, resumes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=None, help="baseline.json, when the potential has a baseline")
     parser.add_argument("--output", default="exploration.json")
     parser.add_argument("--candidates", default="candidates.json")
+    parser.add_argument("--resume", default="resume.json")
     args = parser.parse_args(argv)
 
     with open(args.settings, encoding="utf8") as handle:
@@ -324,15 +433,18 @@ def main(argv: list[str] | None = None) -> int:
     # Checked again here: the settings file is the job's input, whatever wrote it.
     check_plan(settings, [len(atoms) for atoms in structures], [bool(atoms.pbc.all()) for atoms in structures])
     calculator, ace = ace_calculator(args.potential, args.active_set, baseline)
-    records, frames = explore(structures, settings, calculator, ace)
+    records, frames, resumes = explore(structures, settings, calculator, ace)
     if frames:
         write_structures(args.candidates, frames)
+    if resumes:
+        write_structures(args.resume, resumes)
     halted = sum(record["halted"] for record in records)
     summary = {
         "settings": settings,
         "trajectories": records,
         "num_candidates": len(frames),
         "num_halted": halted,
+        "num_resume": len(resumes),
         "max_gamma": max(record["max_gamma"] for record in records),
     }
     with open(args.output, "w", encoding="utf8") as handle:

@@ -7,6 +7,7 @@ round) and ``LabelingWorkChain`` (``labeling``: the oracle, any AiiDA process th
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,12 +19,26 @@ from ..calculations.explore import ExplorationCalculation
 from ..calculations.untrusted import refuses_altered_nodes
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
+from ..physics.generators import check_generator
 from ..tools.explore import check_plan, check_settings
 from .functions.learning_curve import learning_curve, oracle_calls
-from .functions.selection import concatenate_structures
-from .functions.training_set import pick_starting_structures, split_training_set
+from .functions.potential import validation_gamma
+from .functions.selection import concatenate_structures, pick_spread
+from .functions.training_set import (
+    exploration_starts,
+    generate_structures,
+    pick_starting_structures,
+    split_training_set,
+)
 from .labeling import LabelingWorkChain
-from .protocols import PROTOCOLS_DIRECTORY, ProtocolMixin, builder_inputs, load_codes, set_job
+from .protocols import (
+    PROTOCOLS_DIRECTORY,
+    ProtocolMixin,
+    builder_inputs,
+    load_codes,
+    load_exploration_protocol,
+    set_job,
+)
 from .selection import SelectionWorkChain
 from .training import TrainingWorkChain
 from .training import validate_inputs as validate_training_inputs
@@ -64,11 +79,16 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
     elif not 0 < inputs["test_fraction"].value < 1:
         return f"test_fraction must be in (0, 1), got {inputs['test_fraction'].value}"
     explore_from = inputs.get("explore_from")
-    if explore_from is not None and set(explore_from.elements) - set(structures.elements):
-        return (
-            f"explore_from contains {sorted(set(explore_from.elements) - set(structures.elements))}, which the "
-            "potential will not know: the structures must contain every element"
-        )
+    for role in ("explore_from", "validation_structures"):
+        other = inputs.get(role)
+        if other is not None and set(other.elements) - set(structures.elements):
+            return (
+                f"{role} contains {sorted(set(other.elements) - set(structures.elements))}, which the "
+                "potential will not know: the structures must contain every element"
+            )
+    message = _validate_generators(inputs.get("generators"), set(structures.elements))
+    if message:
+        return message
     if inputs["max_rounds"].value < 1:
         return f"max_rounds must be at least 1, got {inputs['max_rounds'].value}"
     if "max_oracle_calls" in inputs and inputs["max_oracle_calls"].value < 1:
@@ -81,6 +101,24 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
     if message:
         return f"exploration: {message}"
     return _validate_training(inputs)
+
+
+def _validate_generators(generators, elements: set[str]) -> str | None:
+    """Each generator of the exploration protocol checked (physics.generators.check_generator); a substitution or
+    interstitial element must be one the potential learns."""
+    if generators is None:
+        return None
+    for index, spec in enumerate(generators.get_list()):
+        try:
+            checked = check_generator(spec)
+        except ValueError as exc:
+            return f"generators[{index}]: {exc}"
+        if checked.get("element") is not None and checked["element"] not in elements:
+            return (
+                f"generators[{index}]: element {checked['element']} is not in the structures (elements "
+                f"{sorted(elements)}): the potential would not know it"
+            )
+    return None
 
 
 def _validate_exploration_sizes(inputs, starts) -> str | None:
@@ -151,6 +189,22 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             required=False,
             help="Starting structures of the exploration (default: explore_count of the training data).",
         )
+        spec.input(
+            "generators",
+            valid_type=orm.List,
+            required=False,
+            serializer=orm.to_aiida_type,
+            help="Structure generators of the exploration protocol (strain, shear, vacancy, interstitial, slab, "
+            "rattle, substitution; aiida_mlip_trainer.physics.generators): each makes starting structures from "
+            "explore_from once, seeded, in the graph (generate_structures).",
+        )
+        spec.input(
+            "validation_structures",
+            valid_type=TrainingSetData,
+            required=False,
+            help="The structures you need the potential for (labels not needed): every round reports their γ with "
+            "its potential, and the loop is not converged while any is at or above gamma_collect.",
+        )
         spec.input("explore_count", valid_type=orm.Int, default=lambda: orm.Int(2), serializer=orm.to_aiida_type)
         spec.input("max_rounds", valid_type=orm.Int, default=lambda: orm.Int(5), serializer=orm.to_aiida_type)
         spec.input("max_oracle_calls", valid_type=orm.Int, required=False, serializer=orm.to_aiida_type)
@@ -212,6 +266,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 cls.explore,
                 cls.inspect_exploration,
                 if_(cls.should_label)(cls.select, cls.inspect_selection, cls.label, cls.inspect_labeling),
+                cls.next_round,
             ),
             cls.results,
         )
@@ -243,10 +298,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         cls,
         codes: Mapping[str, orm.AbstractCode | str],
         structures: TrainingSetData,
-        exploration: Mapping[str, Any],
+        exploration: Mapping[str, Any] | None,
         protocol: str | None = None,
         overrides: Mapping[str, Any] | None = None,
         *,
+        exploration_protocol: str | pathlib.Path | None = None,
         oracle: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         **inputs: Any,
@@ -258,7 +314,10 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         and, with an ``oracle`` (from :func:`~aiida_mlip_trainer.oracles.ase_oracle` or
         :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`), ``labeling`` from
         :meth:`LabelingWorkChain.get_builder_from_protocol`, each with the same protocol; ``exploration`` are the
-        parameters of ``ExplorationCalculation``.
+        parameters of ``ExplorationCalculation``. ``exploration_protocol`` (the name of a shipped one, ``copper``, or
+        the path of a YAML file; see :func:`~aiida_mlip_trainer.workflows.protocols.load_exploration_protocol`) gives
+        the ``generators`` of the starting structures and the exploration's parameters (its ``conditions``), which
+        ``exploration`` then overrides key by key.
 
         ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace``, ``pace_select`` and ``explore`` (the
         ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``overrides`` is
@@ -292,7 +351,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if oracle is not None:
             labeling = LabelingWorkChain.get_builder_from_protocol(oracle, None, protocol, labeling)
             values["labeling"] = builder_inputs(labeling)
-        values["exploration"]["parameters"] = dict(exploration)
+        parameters = dict(exploration or {})
+        if exploration_protocol is not None:
+            explored = load_exploration_protocol(exploration_protocol)
+            parameters = {**explored["exploration"], **parameters}
+            if explored["generators"] and "generators" not in inputs:
+                values["generators"] = orm.List(explored["generators"])
+        if not parameters:
+            raise ValueError("give the exploration's parameters (temperatures, ...) or an exploration_protocol")
+        values["exploration"]["parameters"] = parameters
         set_job(values["exploration"], codes["explore"], options)
         values["structures"] = structures
         return cls.builder_with(values, inputs)
@@ -307,6 +374,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.potential = None
         self.ctx.baseline = None  # the first fit's `baseline` output (its windows explicit), kept by fine-tuning
         self.ctx.data = self.inputs.structures
+        self.ctx.fitted_on = None  # the training set of the last fit: no new data, no new fit
+        self.ctx.validation = None  # the validation γ of the current potential
+        self.ctx.resume = None  # the resume frames of the last exploration's halted trajectories
+        self.ctx.skip_labeling = False
+        self.ctx.notes = []  # rounds that would have converged but for the validation structures
 
     def needs_initial_labels(self):
         return not self.inputs.structures.labelled
@@ -340,11 +412,21 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         else:
             count = orm.Int(min(self.inputs.explore_count.value, self.ctx.data.num_structures))
             self.ctx.explore_from = pick_starting_structures(self.ctx.data, count, self.inputs.seed)
+        # the starting structures of every round: those given (or drawn) and each generator's, made once
+        self.ctx.start_groups = {"given": self.ctx.explore_from}
+        for index, generator in enumerate(self.inputs.generators.get_list() if "generators" in self.inputs else []):
+            label = f"generated_{index:02d}_{generator['type']}"
+            self.ctx.start_groups[label] = generate_structures(
+                self.ctx.explore_from, orm.Dict(generator), metadata={"call_link_label": f"generator_{index}"}
+            )
 
     def should_train(self):
         return self.ctx.stop_reason is None
 
     def train(self):
+        if self.ctx.fitted_on is not None and self.ctx.fitted_on.pk == self.ctx.data.pk:
+            self.report(f"round {self.ctx.round}: no new data since the last fit: its potential explores again")
+            return None
         inputs = AttributeDict(self.exposed_inputs(TrainingWorkChain, namespace="training"))
         inputs.training_set = self.ctx.data
         inputs.test_set = self.ctx.test
@@ -368,7 +450,24 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_TRAINING_FAILED.format(
                 round=k, message=f"[{node.exit_status}] {node.exit_message}"
             )
-        self.ctx.potential = node.outputs.potential
+        if self.ctx.fitted_on is None or self.ctx.fitted_on.pk != self.ctx.data.pk:
+            self.ctx.potential = node.outputs.potential
+            self.ctx.fitted_on = self.ctx.data
+            if "validation_structures" in self.inputs:
+                gamma_collect = check_settings(self.inputs.exploration.parameters.get_dict())["gamma_collect"]
+                self.ctx.validation = validation_gamma(
+                    self.ctx.potential,
+                    self.inputs.validation_structures,
+                    orm.Float(gamma_collect),
+                    metadata={"call_link_label": f"validation_gamma_{k}"},
+                )
+        if self.ctx.validation is not None:
+            validation = self.ctx.validation
+            self.ctx.curve_inputs[f"validation_{k}"] = validation
+            self.report(
+                f"round {k}: validation structures: largest γ {validation['max_gamma']:.2f}, median "
+                f"{validation['median_gamma']:.2f}, {len(validation['extrapolating'])} at or above gamma_collect"
+            )
         self.out(f"potentials.round_{k}", self.ctx.potential)
         if self.ctx.baseline is None and "baseline" in node.outputs:
             self.ctx.baseline = node.outputs.baseline
@@ -386,9 +485,20 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         parameters = inputs.parameters.get_dict()
         # every round explores anew: another seed, recorded in the job's parameters
         parameters["seed"] = int(parameters.get("seed", 42)) + self.ctx.round
+        groups = dict(self.ctx.start_groups)
+        if self.ctx.resume is not None:  # halted last round: start again from their last frames below gamma_halt
+            groups["resume"] = self.ctx.resume
+        starts = exploration_starts(**groups, metadata={"call_link_label": f"exploration_starts_{self.ctx.round}"})
+        self.ctx.origins = starts["origins"]
+        self.ctx.curve_inputs[f"starts_{self.ctx.round}"] = starts["origins"]
+        arrays = starts["structures"].get_arrays()
+        try:
+            check_plan(check_settings(parameters), arrays["natoms"].tolist(), arrays["pbc"].all(axis=1).tolist())
+        except ValueError as exc:
+            return self.exit_codes.ERROR_EXPLORATION_FAILED.format(round=self.ctx.round, message=str(exc))
         inputs.update(
             potential=self.ctx.potential,
-            structures=self.ctx.explore_from,
+            structures=starts["structures"],
             parameters=orm.Dict(parameters),
             metadata={**inputs.get("metadata", {}), "call_link_label": f"exploration_{self.ctx.round}"},
         )
@@ -405,31 +515,46 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             )
         summary = node.outputs.summary
         self.ctx.curve_inputs[f"exploration_{k}"] = summary
+        self.ctx.resume = node.outputs.resume if "resume" in node.outputs else None
         halted, collected = summary["num_halted"], summary["num_candidates"]
         self.report(
             f"round {k}: exploration: largest γ {summary['max_gamma']:.2f}, {halted} of {summary['num_trajectories']} "
             f"trajectories halted, {collected} frames in the collect band"
+            + (f", {summary['num_resume']} resume frames for the next round" if self.ctx.resume is not None else "")
         )
         metrics = self.ctx.training.outputs.metrics
         target = self.inputs.get("target_force_rmse")
+        self.ctx.skip_labeling = not collected
         if not collected and not halted:
-            self.ctx.stop_reason = f"converged in round {k}: no frame reached gamma_collect and no trajectory halted"
+            self._converged("no frame reached gamma_collect and no trajectory halted")
         elif target is not None and metrics["force_rmse"] <= target.value:
-            self.ctx.stop_reason = (
-                f"converged in round {k}: held-out force RMSE {metrics['force_rmse']:.2f} meV/Å <= target "
-                f"{target.value}"
-            )
-        elif k + 1 >= self.inputs.max_rounds.value:
+            self._converged(f"held-out force RMSE {metrics['force_rmse']:.2f} meV/Å <= target {target.value}")
+        if self.ctx.stop_reason is not None:
+            return None
+        if k + 1 >= self.inputs.max_rounds.value:
             self.ctx.stop_reason = f"max_rounds ({self.inputs.max_rounds.value}) reached"
         elif "max_oracle_calls" in self.inputs and self.ctx.oracle_calls >= self.inputs.max_oracle_calls.value:
             self.ctx.stop_reason = f"max_oracle_calls ({self.inputs.max_oracle_calls.value}) spent"
-        elif not collected:
+        elif not collected and halted:
             self.ctx.stop_reason = f"round {k}: exploration halted before any frame reached the collect band"
             self.ctx.halted_without_frames = [k, halted]
         return None
 
+    def _converged(self, why: str) -> None:
+        """Stop as converged, unless a validation structure still extrapolates: then say so and go on."""
+        k, validation = self.ctx.round, self.ctx.validation
+        if validation is not None and validation["extrapolating"]:
+            note = (
+                f"round {k}: not converged although {why}: {len(validation['extrapolating'])} validation "
+                f"structure(s) at or above gamma_collect (largest γ {validation['max_gamma']:.2f})"
+            )
+            self.report(note)
+            self.ctx.notes.append(note)
+            return
+        self.ctx.stop_reason = f"converged in round {k}: {why}"
+
     def should_label(self):
-        return self.ctx.stop_reason is None
+        return self.ctx.stop_reason is None and not self.ctx.skip_labeling
 
     def select(self):
         inputs = AttributeDict(self.exposed_inputs(SelectionWorkChain, namespace="selection"))
@@ -450,16 +575,23 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     def inspect_selection(self):
         node, k = self.ctx.selection, self.ctx.round
         if node.exit_status == SelectionWorkChain.exit_codes.ERROR_NOTHING_SELECTED.status:
-            self.ctx.stop_reason = f"converged in round {k}: no frame extends the active set ({node.exit_message})"
+            self.ctx.skip_labeling = True
+            self._converged(f"no frame extends the active set ({node.exit_message})")
             return None
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_SELECTION_FAILED.format(
                 round=k, message=f"[{node.exit_status}] {node.exit_message}"
             )
+        self.ctx.curve_inputs[f"picks_{k}"] = pick_spread(
+            node.outputs.indices,
+            self.ctx.exploration.outputs.summary,
+            self.ctx.origins,
+            metadata={"call_link_label": f"pick_spread_{k}"},
+        )
         return None
 
     def label(self):
-        if self.ctx.stop_reason is not None:
+        if self.ctx.stop_reason is not None or self.ctx.skip_labeling:
             return None
         inputs = AttributeDict(self.exposed_inputs(LabelingWorkChain, namespace="labeling"))
         inputs.pool = self.ctx.selection.outputs.selected
@@ -470,7 +602,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
 
     def inspect_labeling(self):
         """Add the new labels (a calcfunction: every new structure links back to the job that labelled it)."""
-        if self.ctx.stop_reason is not None:
+        if self.ctx.stop_reason is not None or self.ctx.skip_labeling:
             return None
         node, k = self.ctx.labeling, self.ctx.round
         self.ctx.curve_inputs[f"labeling_{k}"] = node.outputs.failures
@@ -478,11 +610,16 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_LABELING_FAILED.format(round=k, message=node.exit_message)
         self.ctx.data = concatenate_structures(set_0=self.ctx.data, set_1=node.outputs.labelled)
-        self.ctx.round += 1
         return None
 
+    def next_round(self):
+        if self.ctx.stop_reason is None:
+            self.ctx.round += 1
+
     def results(self):
-        curve = learning_curve(stop_reason=orm.Str(self.ctx.stop_reason or ""), **self.ctx.curve_inputs)
+        curve = learning_curve(
+            stop_reason=orm.Str(self.ctx.stop_reason or ""), notes=orm.List(self.ctx.notes), **self.ctx.curve_inputs
+        )
         self.out("potential", self.ctx.potential)
         self.out("training_set", self.ctx.data)
         self.out("test_set", self.ctx.test)

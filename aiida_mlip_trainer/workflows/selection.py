@@ -603,6 +603,5 @@ class SelectionWorkChain(ProtocolMixin, WorkChain):
         message = f"selected {summary['returned']} structures ({summary['returned_atoms']} atoms)"
         if summary["shortfall"]:
             message += f", fewer than the budget: {summary['shortfall']}"
-            self.logger.warning(message)
         self.report(message)
         return None

@@ -41,7 +41,11 @@ def learn_yaml(tmp_path, loop_codes, copper_sets):
     "changes, fragments",
     [
         ({"rounds": 3}, ["unknown key(s) ['rounds']", "allowed: codes"]),
-        ({"exploration": None}, ["`exploration` is missing"]),
+        ({"exploration": None}, ["`exploration` or `exploration_protocol` is missing"]),
+        ({"exploration_protocol": "titanium"}, ["no exploration protocol 'titanium'", "shipped are ['copper']"]),
+        ({"generators": [{"type": "slab"}]}, ["generators[0]: generator slab: give miller"]),
+        ({"generators": [{"type": "substitution", "element": "Ni", "fraction": 0.1}]}, ["element Ni is not in"]),
+        ({"validation_structures": 10**9}, ["10000"]),
         ({"oracle": {"type": "vasp", "code": "x"}}, ["`oracle` must be a mapping with type ase, cp2k or qe"]),
         ({"oracle": {"type": "ase", "code": "mlip-trainer-ase-oracle@localhost"}}, ["needs `calculator`"]),
         ({"exploration": {"temperatures": [300], "thermostat": "nose"}}, ["unknown exploration parameters"]),
@@ -56,6 +60,35 @@ def test_launch_refuses_bad_input_in_one_line(learn_yaml, changes, fragments):
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
     _one_error_line(invoke("learn", "launch", learn_yaml(**changes), "--run"), *fragments)
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
+def test_an_exploration_protocol_by_name_or_file(learn_yaml, copper_sets, tmp_path):
+    """`exploration_protocol: copper` gives the generators and the conditions; `exploration` overrides its parameters
+    key by key; a user's file is read relative to the YAML file; `validation_structures` arrives as given."""
+    from aiida_mlip_trainer.cli.learning_yaml import learning_builder_from_yaml
+    from aiida_mlip_trainer.workflows.protocols import load_exploration_protocol
+
+    copper = load_exploration_protocol("copper")
+    builder = learning_builder_from_yaml(
+        learn_yaml(
+            exploration={"steps": 20}, exploration_protocol="copper", validation_structures=copper_sets["test"].uuid
+        )
+    )
+    assert builder.generators.get_list() == copper["generators"]
+    parameters = builder.exploration.parameters.get_dict()
+    assert parameters == {**copper["exploration"], "steps": 20}
+    assert {c["name"] for c in parameters["conditions"]} == {"nvt_ladder", "heating_ramp", "npt_pressures"}
+    assert builder.validation_structures.pk == copper_sets["test"].pk
+
+    mine = {"generators": [{"type": "rattle", "stdev": 0.1, "seed": 7}], "exploration": {"temperatures": [500]}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    builder = learning_builder_from_yaml(learn_yaml(exploration=None, exploration_protocol="mine.yaml"))
+    assert builder.generators.get_list() == mine["generators"]
+    assert builder.exploration.parameters.get_dict() == {"temperatures": [500]}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({**mine, "generator": []}))
+    _one_error_line(
+        invoke("learn", "launch", learn_yaml(exploration_protocol="mine.yaml")), "unknown key(s) ['generator']"
+    )
 
 
 def test_launch_refuses_structures_that_are_not_a_training_set(learn_yaml):

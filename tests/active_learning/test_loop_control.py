@@ -4,6 +4,7 @@ recorder. One test per way the loop stops, and per failure exit (each asserted b
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.common.links import LinkType
@@ -61,15 +62,27 @@ def _trained(force_rmse: float = 50.0, baseline: orm.Dict | None = None):
     return _child("TrainingWorkChain", potential=PacePotentialData(POTENTIAL), metrics=orm.Dict(metrics), **extra)
 
 
-def _explored(candidates: int, halted: int = 0):
+def _explored(candidates: int, halted: int = 0, resume: int = 0):
+    """An exploration of 4 trajectories (one per starting structure and temperature of the loop's 2 starts x 2
+    temperatures): the first keeps every candidate; ``resume`` halted trajectories left a resume frame."""
+    trajectories = [
+        {"condition": "", "structure": t // 2, "temperature": [300.0, 900.0][t % 2], "pressure": None, "kept": []}
+        for t in range(4)
+    ]
+    trajectories[0]["kept"] = list(range(0, 10 * candidates, 10))
     summary = {
         "max_gamma": 30.0 if halted else 7.0,
         "num_trajectories": 4,
         "num_halted": halted,
         "fraction_halted": halted / 4,
         "num_candidates": candidates,
+        "num_resume": resume,
+        "trajectories": trajectories,
     }
-    return _child("ExplorationCalculation", summary=orm.Dict(summary), candidates=_cells(max(candidates, 1), 7, False))
+    outputs = {"summary": orm.Dict(summary), "candidates": _cells(max(candidates, 1), 7, False)}
+    if resume:
+        outputs["resume"] = _cells(resume, 11, False)
+    return _child("ExplorationCalculation", **outputs)
 
 
 def _labelled(labelled: int, failed: int, exit_status: int = 0, message: str | None = None):
@@ -120,13 +133,18 @@ def _round(process, trained, explored) -> None:
     assert process.inspect_exploration() is None
 
 
+def _selected(count: int = 3):
+    return _child("SelectionWorkChain", selected=_cells(count, 8, False), indices=orm.List(list(range(count))))
+
+
 def _select_and_label(process, labelled) -> None:
     process.select()
-    process.ctx.selection = _child("SelectionWorkChain", selected=_cells(3, 8, False))
+    process.ctx.selection = _selected()
     assert process.inspect_selection() is None
     process.label()
     process.ctx.labeling = labelled
     assert process.inspect_labeling() is None
+    process.next_round()
 
 
 def _stopped(process, reason: str) -> None:
@@ -237,7 +255,7 @@ def _fail_selection(process):
 
 def _fail_labeling(process):
     _round(process, _trained(), _explored(candidates=5))
-    process.ctx.selection = _child("SelectionWorkChain", selected=_cells(3, 8, False))
+    process.ctx.selection = _selected()
     assert process.inspect_selection() is None
     status = LabelingWorkChain.exit_codes.ERROR_ALL_LABELS_FAILED.status
     process.ctx.labeling = _labelled(0, 3, status, "no structure of the pool got a label")
@@ -273,3 +291,85 @@ def test_initial_labelling_that_labels_nothing_is_an_exit_code(loop):
     exit_code = process.inspect_initial()
     assert exit_code.status == CODES.ERROR_INITIAL_LABELING_FAILED.status
     assert exit_code.message.endswith("no structure of the pool got a label")
+
+
+def _validation(*extrapolating: str, max_gamma: float = 8.0) -> orm.Dict:
+    """What validation_gamma returns, for the loop's gate."""
+    return orm.Dict(
+        {"max_gamma": max_gamma, "median_gamma": 2.0, "extrapolating": list(extrapolating), "gamma": [], "names": []}
+    ).store()
+
+
+@pytest.mark.parametrize("blind", [True, False], ids=["a validation structure extrapolates", "none does"])
+def test_the_validation_gamma_gate(loop, blind):
+    """An exploration that finds nothing converges only when no validation structure is at or above gamma_collect;
+    otherwise the loop says so, explores again with the same potential (no new data, no new fit) and stops at a
+    budget, not as converged."""
+    process = loop(max_rounds=orm.Int(2))
+    process.train()
+    process.ctx.training = _trained()
+    process.ctx.validation = _validation("Cu_slab@111") if blind else _validation(max_gamma=3.0)
+    assert process.inspect_training() is None
+    process.explore()
+    process.ctx.exploration = _explored(candidates=0, halted=0)
+    assert process.inspect_exploration() is None
+    if not blind:
+        _stopped(process, "converged in round 0: no frame reached gamma_collect and no trajectory halted")
+        assert process.outputs["summary"]["converged"] is True
+        return
+    assert process.should_train() and not process.should_label()
+    process.next_round()
+    submitted = len(process.submitted)
+    process.train()  # no new data: no fit
+    assert len(process.submitted) == submitted and process.inspect_training() is None
+    assert process.outputs["potentials"]["round_1"].pk == process.outputs["potentials"]["round_0"].pk
+    process.explore()
+    assert process.submitted[-1][1]["parameters"]["seed"] == 43  # explored again, anew
+    process.ctx.exploration = _explored(candidates=0, halted=0)
+    assert process.inspect_exploration() is None
+    _stopped(process, "max_rounds (2) reached")
+    summary = process.outputs["summary"].get_dict()
+    assert summary["converged"] is False
+    assert summary["notes"][0].startswith(
+        "round 0: not converged although no frame reached gamma_collect and no trajectory halted: 1 validation "
+        "structure(s) at or above gamma_collect (largest γ 8.00)"
+    )
+    assert summary["rounds"][0]["validation"] == {
+        "max_gamma": 8.0,
+        "median_gamma": 2.0,
+        "extrapolating": ["Cu_slab@111"],
+    }
+
+
+def test_halted_trajectories_resume_and_generators_and_picks_are_in_the_summary(loop):
+    """Round 0's halted trajectories left resume frames: round 1 starts from the given structures, each generator's
+    and those frames; the summary says where each round started and how its picks spread."""
+    generators = [{"type": "vacancy", "seed": 3}, {"type": "strain", "strains": [-0.05, 0.05]}]
+    process = loop(max_rounds=orm.Int(2), explore_count=orm.Int(1), generators=orm.List(generators))
+    given = process.ctx.explore_from.num_structures
+    _round(process, _trained(), _explored(candidates=5, halted=2, resume=2))
+    resume = process.ctx.exploration.outputs.resume
+    first = process.submitted[1][1]["structures"]
+    assert first.num_structures == given * 4  # given, one vacancy cell, two strained cells
+    assert first.get_arrays()["natoms"].tolist() == [32, 31, 32, 32]
+    _select_and_label(process, _labelled(3, 0))
+    process.train()
+    process.ctx.training = _trained()
+    assert process.inspect_training() is None
+    process.explore()
+    starts = process.submitted[-1][1]["structures"]
+    names = list(starts.get_arrays()["names"])
+    assert names[-2:] == list(resume.get_arrays()["names"])  # the resume frames come back as starts
+    assert np.array_equal(starts.get_arrays()["positions"][-8:], resume.get_arrays()["positions"])
+    # the resume frames link to round 1's starting structures in the graph
+    assert starts.creator.inputs.resume.pk == resume.pk
+    process.ctx.exploration = _explored(candidates=5)
+    assert process.inspect_exploration() is None
+    _stopped(process, "max_rounds (2) reached")
+    rows = process.outputs["summary"]["rounds"]
+    assert rows[0]["starts"] == {"generated_00_vacancy": 1, "generated_01_strain": 2, "given": 1}
+    assert rows[1]["starts"] == {"generated_00_vacancy": 1, "generated_01_strain": 2, "given": 1, "resume": 2}
+    picks = rows[0]["picks"]  # the first trajectory (the given structure at 300 K) kept every candidate
+    assert picks["num_picked"] == 3 and picks["num_pool"] == 5
+    assert picks["by_temperature"] == {"300": 3} and picks["by_origin"] == {"given": 3}
+    assert picks["pool_by_condition"] == {"default": 5}

@@ -149,7 +149,10 @@ def test_unlabelled_pool():
     ("make", "message"),
     [
         (lambda: [], "empty"),
-        (lambda: [Atoms("Ar", cell=np.eye(3) * 4, pbc=True)], r"structure 0 \('structure_0'\): no energy"),
+        (
+            lambda: [Atoms("Ar", cell=np.eye(3) * 4, pbc=True)],
+            r"structure 0 \('structure_0'\): no energy .*; pass labelled=False for an unlabelled pool$",
+        ),
         (
             lambda: [
                 labelled(Atoms("Ar2", positions=[[0, 0, 0], [3, 0, 0]])),

@@ -179,6 +179,37 @@ def test_halt_threshold_stops_the_trajectory(explore_code, potential_with_active
     # Sampled every 10 steps until the halt, and all of those below the threshold.
     assert len(row) == len(range(0, trajectory["halt_step"], 10)) and (row < 0.7).all()
     assert results["candidates"].num_structures == len(trajectory["kept"]) > 0
+    # The resume frame is the last sample below the halt: its step, and its γ as pyace evaluates it, are that sample's
+    last = len(row) - 1
+    assert trajectory["resume_step"] == gamma.get_array("steps")[last] == (trajectory["halt_step"] - 1) // 10 * 10
+    (resume,) = results["resume"].to_atoms()
+    assert resume.info["name"] == f"Ar_start_1.0_traj0_resume{trajectory['resume_step']}"
+    assert not results["resume"].labelled and summary["num_resume"] == 1
+    (grade,) = _max_gamma(potential_with_active_set, [resume])
+    assert grade == pytest.approx(row[last], rel=1e-9) and grade < 0.7
+
+
+def test_a_ramp_and_conditions_in_one_job(explore_code, potential_with_active_set, starts):
+    """Two conditions in one job: a heating ramp from 10 to 150 K and a fixed 10 K; every record names its condition,
+    and the ramp's thermostat heats the atoms while the fixed one keeps them cold."""
+    results, _ = _explore(
+        explore_code,
+        potential_with_active_set,
+        starts["equilibrium"],
+        steps=400,
+        conditions=[
+            {"name": "ramp", "temperatures": [10], "ramp_to": 150},
+            {"name": "cold", "temperatures": [10], "steps": 200},
+        ],
+        gamma_collect=20,
+        gamma_halt=1000,
+    )
+    ramp, cold = results["summary"]["trajectories"]
+    assert (ramp["condition"], ramp["ramp_to"], ramp["steps_run"]) == ("ramp", 150.0, 400)
+    assert (cold["condition"], cold["ramp_to"], cold["steps_run"]) == ("cold", None, 200)
+    temperature = results["gamma"].get_array("temperature")
+    assert np.isnan(temperature[1, 21:]).all()  # the cold condition ran 200 steps: sampled 21 times
+    assert temperature[0, -10:].mean() > 80 > 25 > temperature[1, 11:21].mean()
 
 
 def test_the_seed_reproduces_the_run(explore_code, potential_with_active_set, starts):
@@ -245,3 +276,22 @@ def test_parser_failure_modes(explore_code, potential_with_active_set, starts, p
         assert calcfunction.exit_status == expected.status, case
     _, calcfunction = parse_retrieved_files(cases["failed"][0], inputs)
     assert "ValueError: unknown parameter" in calcfunction.exit_message
+
+
+def test_validation_gamma_of_the_users_structures(potential_with_active_set):
+    """The loop's validation γ (a calcfunction): each structure's largest γ with the potential and its active set, as
+    pyace gives it, and which are at or above gamma_collect."""
+    from aiida_mlip_trainer.workflows.functions.potential import validation_gamma
+
+    cells = [argon_start(), argon_start(0.93), argon_start(0.9)]
+    structures = TrainingSetData(cells, labelled=False).store()
+    expected = _max_gamma(potential_with_active_set, [cell.copy() for cell in cells])
+    first = validation_gamma(potential_with_active_set, structures, orm.Float(5.0)).get_dict()
+    assert first["gamma"] == pytest.approx(expected, rel=1e-9)
+    low, middle, _ = sorted(expected)
+    threshold = (low + middle) / 2  # two of the three extrapolate
+    result = validation_gamma(potential_with_active_set, structures, orm.Float(threshold)).get_dict()
+    assert result["max_gamma"] == pytest.approx(max(expected)) and result["median_gamma"] == pytest.approx(middle)
+    names = [cell.info["name"] for cell in cells]
+    assert sorted(result["extrapolating"]) == sorted(n for n, g in zip(names, expected, strict=True) if g >= threshold)
+    assert len(result["extrapolating"]) == 2 and expected[0] < threshold

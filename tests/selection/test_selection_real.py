@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 from aiida import orm
+from aiida.common.log import LOG_LEVEL_REPORT
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.calculations.pace_activeset import PaceActivesetCalculation
@@ -48,8 +49,8 @@ def test_fewer_than_requested_is_said_clearly(pace_select_code, argon_pool, fitt
     assert summary["returned"] <= summary["basis_functions"]["Ar"]
     assert set(results["indices"].get_list()[:4]) == NEW_IN_POOL  # best first
     assert "contribute an atomic environment" in summary["shortfall"]
-    warnings = [log.message for log in orm.Log.collection.get_logs_for(node) if log.levelname == "WARNING"]
-    assert any(f"returned {summary['returned']} of the 20 structures requested" in w for w in warnings), warnings
+    reports = [log.message for log in orm.Log.collection.get_logs_for(node) if log.levelname == "REPORT"]
+    assert any(f"returned {summary['returned']} of the 20 structures requested" in w for w in reports), reports
 
 
 def test_active_set_grades_extrapolation_and_marks_the_training_data_covered(
@@ -103,13 +104,20 @@ def test_rounds_extend_until_nothing_is_new_or_fill_in_layers(
     pace_select_code, pace_activeset_code, argon_pool, fitted_potential, caplog
 ):
     common = {"potential": fitted_potential, "code": pace_select_code, "activeset_code": pace_activeset_code}
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(LOG_LEVEL_REPORT):
         extended = select_structures(argon_pool, 9, **common)
     summary = extended.creator.outputs.summary.get_dict()
     assert summary["returned"] == extended.num_structures < 9
     assert len(summary["rounds"]) == 1  # round 2 found nothing outside the active set of the first round's picks
     assert "no structure left in the pool extends the active set" in summary["shortfall"]
     assert f"returned {summary['returned']} of the 9 structures requested" in caplog.text
+    # round 2's pace_select ended with ERROR_NONE_SELECTED, as expected: said in words, without aiida's warning
+    assert "nothing selected: no structure of the pool extends the active set" in caplog.text
+    assert "output parser returned exit code" not in caplog.text
+    # the selection work chain says its shortfall as a report (select_structures, asked for 9, still warns)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warned = [message for message in warned if "fewer than the budget" in message]
+    assert not warned, warned
 
     layered = select_structures(argon_pool, 9, strategy="layers", **common)
     indices = layered.creator.outputs.indices.get_list()

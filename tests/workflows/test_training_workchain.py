@@ -518,3 +518,21 @@ def test_a_singular_active_set_leaves_the_potential_without_one(codes, argon_set
     assert potential.base.attributes.get("has_yace") and not potential.has_active_set
     reports = [log.message for log in orm.Log.collection.get_logs_for(process.node)]
     assert any("no active set, so no extrapolation grade" in report and "singular" in report for report in reports)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "detail"),
+    [({"type": "nonsense"}, "physics_baseline: "), ({"type": "lj", "params": {"sigma": -1.0}}, "physics_baseline: ")],
+)
+def test_train_refuses_a_bad_baseline_with_a_training_error(codes, argon_sets, baseline, detail):
+    """launch.train with a baseline the work chain refuses: TrainingError (as README promises), one line, before any
+    job; no node to inspect."""
+    from aiida_mlip_trainer.launch import TrainingError, train
+
+    jobs = orm.QueryBuilder().append(orm.CalcJobNode).count()
+    with pytest.raises(TrainingError) as error:
+        train(argon_sets["train"], codes, "fast", physics_baseline=baseline)
+    message = str(error.value)
+    assert detail in message and "\n" not in message, message
+    assert error.value.node is None, message
+    assert orm.QueryBuilder().append(orm.CalcJobNode).count() == jobs

@@ -23,6 +23,7 @@ __all__ = (
     "png_file",
     "potential_file",
     "validate_potential",
+    "validation_gamma",
 )
 
 
@@ -290,3 +291,31 @@ def potential_file(potential: PacePotentialData) -> orm.SinglefileData:
     import io
 
     return orm.SinglefileData(io.BytesIO(potential.get_yaml().encode()), filename="potential.yaml")
+
+
+@calcfunction
+def validation_gamma(potential: PacePotentialData, structures: TrainingSetData, gamma_collect: orm.Float) -> orm.Dict:
+    """The extrapolation grade of the user's validation structures with ``potential`` and its active set (pyace's
+    ``PyACECalculator``, as exploration evaluates it): ``gamma`` (the largest per-atom γ of each structure, in order),
+    ``names``, ``max_gamma``, ``median_gamma``, ``gamma_collect`` and ``extrapolating`` (the names of those at or
+    above ``gamma_collect``: a loop is not converged while any is)."""
+    if not potential.has_active_set:
+        raise ValueError("the potential has no active set (.asi): no extrapolation grade")
+    calculator = potential.get_ace_calculator()
+    grades = []
+    for atoms in structures.to_atoms():
+        atoms.calc = calculator
+        atoms.get_potential_energy()
+        grades.append(float(np.max(calculator.results["gamma"])))
+    names = [str(name) for name in structures.get_arrays()["names"]]
+    threshold = gamma_collect.value
+    return orm.Dict(
+        {
+            "gamma": grades,
+            "names": names,
+            "max_gamma": max(grades),
+            "median_gamma": float(np.median(grades)),
+            "gamma_collect": threshold,
+            "extrapolating": [name for name, grade in zip(names, grades, strict=True) if grade >= threshold],
+        }
+    )

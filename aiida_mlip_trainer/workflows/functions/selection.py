@@ -18,7 +18,15 @@ from ...data.pace_potential import PacePotentialData
 from ...data.training_set import TrainingSetData
 from ...formats.basis import unfitted_basis
 
-__all__ = ("assemble_selection", "concatenate_structures", "merge_picks", "take_structures", "unfitted_potential")
+__all__ = (
+    "assemble_selection",
+    "concatenate_structures",
+    "merge_picks",
+    "pick_spread",
+    "pool_origins",
+    "take_structures",
+    "unfitted_potential",
+)
 
 
 @calcfunction
@@ -180,3 +188,49 @@ def assemble_selection(
         "whole_pool": orm.Bool(bool(spec.get("whole_pool"))),
         "summary": orm.Dict(summary),
     }
+
+
+def pool_origins(trajectories: list[dict], origins: list[str]) -> list[dict]:
+    """Where each candidate of an exploration came from, in the order of its ``candidates`` pool: per kept frame its
+    trajectory's ``condition``, ``temperature``, ``pressure`` and ``origin`` (the group of its starting structure:
+    ``given``, ``generated_<i>_<type>``, ``resume``; ``origins`` lists them per starting structure)."""
+    frames = []
+    for record in trajectories:
+        for _ in record["kept"]:
+            frames.append(
+                {
+                    "condition": record["condition"] or "default",
+                    "temperature": record["temperature"],
+                    "pressure": record["pressure"],
+                    "origin": origins[record["structure"]],
+                }
+            )
+    return frames
+
+
+@calcfunction
+def pick_spread(indices: orm.List, exploration: orm.Dict, origins: orm.List) -> orm.Dict:
+    """How one round's picks (``indices`` into the exploration's candidate pool) spread over the conditions of the
+    exploration (its ``summary``) and the origins of their starting structures: counts ``by_condition``,
+    ``by_origin``, ``by_temperature`` (K, as text) and ``by_pressure`` (GPa, ``NVT`` without), of the picks and of
+    the pool (``pool_by_...``)."""
+    frames = pool_origins(exploration["trajectories"], origins.get_list())
+    if len(frames) != exploration["num_candidates"]:
+        raise ValueError(
+            f"the trajectories kept {len(frames)} frames, the exploration says {exploration['num_candidates']}"
+        )
+    picked = [frames[int(i)] for i in indices.get_list()]
+
+    def counts(rows: list[dict], key: str) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for row in rows:
+            value = row[key]
+            label = "NVT" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+            result[label] = result.get(label, 0) + 1
+        return dict(sorted(result.items()))
+
+    spread = {"num_picked": len(picked), "num_pool": len(frames)}
+    for key in ("condition", "origin", "temperature", "pressure"):
+        spread[f"by_{key}"] = counts(picked, key)
+        spread[f"pool_by_{key}"] = counts(frames, key)
+    return orm.Dict(spread)

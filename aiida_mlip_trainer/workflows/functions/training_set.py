@@ -1,5 +1,5 @@
-"""Calcfunctions that make training sets: read from a file, split into training and test structures, draw the
-starting structures of exploration."""
+"""Calcfunctions that make training sets: read from a file, split into training and test structures, draw and
+generate the starting structures of exploration."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from ...data.training_set import TrainingSetData
 from ...physics.training_arrays import LABEL_KEYS, STRESS_KEY
 
 __all__ = (
+    "exploration_starts",
+    "generate_structures",
     "import_training_set",
     "pick_starting_structures",
     "split_training_set",
@@ -77,6 +79,30 @@ def pick_starting_structures(structures: TrainingSetData, count: orm.Int, seed: 
     order = np.random.default_rng(seed.value).permutation(structures.num_structures)[: count.value]
     arrays = subset_arrays(structures.get_arrays(), sorted(int(i) for i in order))
     return TrainingSetData(arrays={key: value for key, value in arrays.items() if key not in (*LABEL_KEYS, STRESS_KEY)})
+
+
+@calcfunction
+def generate_structures(structures: TrainingSetData, generator: orm.Dict) -> TrainingSetData:
+    """The structures a generator of an exploration protocol makes from ``structures`` (strained, sheared, vacancy,
+    interstitial, slab, rattled, substituted cells: :mod:`aiida_mlip_trainer.physics.generators`; the generator's
+    seed is in ``generator``), unlabelled, each named ``<start>@<type><k>``."""
+    from ...physics.generators import generate
+
+    return TrainingSetData(generate(structures.to_atoms(), generator.get_dict()), labelled=False)
+
+
+@calcfunction
+def exploration_starts(**groups: TrainingSetData) -> dict:
+    """The starting structures of one round's exploration: the ``groups`` (given or drawn structures, each
+    generator's, the resume frames of halted trajectories) concatenated, labels dropped: ``given`` first, ``resume``
+    last, the others in the order of their names. Returns ``structures`` and ``origins`` (an ``orm.List``: the group
+    of each structure, in order)."""
+    names = sorted(groups, key=lambda name: (name != "given", name == "resume", name))
+    parts = [groups[name].get_arrays() for name in names]
+    keys = ("natoms", "numbers", "positions", "cell", "pbc", "names")
+    arrays = {key: np.concatenate([part[key] for part in parts]) for key in keys}
+    origins = [name for name in names for _ in range(groups[name].num_structures)]
+    return {"structures": TrainingSetData(arrays=arrays), "origins": orm.List(origins)}
 
 
 @calcfunction

@@ -22,17 +22,59 @@ from aiida import orm
 from aiida.engine.processes.ports import InputPort, PortNamespace
 
 __all__ = (
+    "EXPLORATION_PROTOCOLS_DIRECTORY",
     "ProtocolMixin",
     "builder_inputs",
     "default_resources",
     "fill_builder",
     "job_options",
     "load_codes",
+    "load_exploration_protocol",
     "merge",
     "set_job",
 )
 
 PROTOCOLS_DIRECTORY = pathlib.Path(__file__).parent
+# One exploration protocol per system (`<name>.yaml`): the starting structures' generators and the conditions.
+EXPLORATION_PROTOCOLS_DIRECTORY = PROTOCOLS_DIRECTORY / "exploration"
+EXPLORATION_PROTOCOL_KEYS = ("description", "generators", "exploration")
+
+
+def load_exploration_protocol(protocol: str | pathlib.Path) -> dict[str, Any]:
+    """An exploration protocol: the name of a shipped one (``copper``: ``workflows/protocols/exploration/``) or the
+    path of a YAML file with ``generators`` (a list of :mod:`aiida_mlip_trainer.physics.generators` specifications),
+    ``exploration`` (ExplorationCalculation's parameters, usually with ``conditions``) and a ``description``.
+    Returns ``{"generators": [...], "exploration": {...}}``, checked; ValueError naming the file and the mistake."""
+    from ...physics.generators import check_generator
+    from ...tools.explore import check_settings
+
+    path = pathlib.Path(protocol)
+    if not path.suffix:
+        shipped = sorted(item.stem for item in EXPLORATION_PROTOCOLS_DIRECTORY.glob("*.yaml"))
+        if str(protocol) not in shipped:
+            raise ValueError(f"no exploration protocol {protocol!r}: shipped are {shipped}, or give a YAML file")
+        path = EXPLORATION_PROTOCOLS_DIRECTORY / f"{protocol}.yaml"
+    if not path.is_file():
+        raise ValueError(f"exploration protocol {path}: no such file")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"exploration protocol {path}: expected a mapping of {list(EXPLORATION_PROTOCOL_KEYS)}")
+    unknown = sorted(set(values) - set(EXPLORATION_PROTOCOL_KEYS), key=str)
+    if unknown:
+        raise ValueError(
+            f"exploration protocol {path}: unknown key(s) {unknown}; known are {list(EXPLORATION_PROTOCOL_KEYS)}"
+        )
+    generators, exploration = values.get("generators") or [], values.get("exploration") or {}
+    if not isinstance(generators, list):
+        raise ValueError(f"exploration protocol {path}: generators must be a list of {{type: ..., ...}}")
+    try:
+        for spec in generators:
+            check_generator(spec)
+        if "temperatures" in exploration or "conditions" in exploration:
+            check_settings(exploration)
+    except ValueError as exc:
+        raise ValueError(f"exploration protocol {path}: {exc}") from None
+    return {"generators": generators, "exploration": exploration}
 
 
 def _copy(value: Any) -> Any:
