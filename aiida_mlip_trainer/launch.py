@@ -38,12 +38,15 @@ LOGGER = logging.getLogger("aiida.mlip_trainer.launch")
 # The plugin's tools, by their names in the builders' ``codes``: (executable, default calculation plugin).
 TOOL_CODES = {
     "pacemaker": ("pacemaker", "mlip_trainer.pace_train"),
+    "gracemaker": ("gracemaker", "mlip_trainer.grace_train"),
     "pace_activeset": ("pace_activeset", "mlip_trainer.pace_activeset"),
     "pace_select": ("pace_select", "mlip_trainer.pace_select"),
     "pace_yaml2yace": ("pace_yaml2yace", "core.shell"),
     "explore": ("mlip-trainer-explore", "mlip_trainer.explore"),
 }
 TRAINING_TOOLS = ("pacemaker", "pace_activeset", "pace_select", "pace_yaml2yace")
+# What TrainingWorkChain needs with trainer="gracemaker": the GRACE-FS fit and its active set.
+GRACE_TRAINING_TOOLS = ("gracemaker", "pace_activeset")
 
 
 class SelectionError(RuntimeError):
@@ -278,6 +281,7 @@ def train(
     overrides: Mapping[str, Any] | None = None,
     *,
     options: Mapping[str, Any] | None = None,
+    trainer: str = "pacemaker",
     **inputs: Any,
 ) -> dict[str, orm.Data]:
     """Train a validated, deployable ACE potential here, in one call: run ``TrainingWorkChain`` from its protocol
@@ -289,8 +293,9 @@ def train(
     ``moderate``, ``precise``), ``overrides`` and ``options`` are those of
     ``TrainingWorkChain.get_builder_from_protocol``; other keyword arguments (``test_set``, ``physics_baseline``,
     ``previous_potential``, ``short_range_check``, ``require_learned``) are inputs of the work chain, plain values
-    accepted. Raises :class:`TrainingError` with the exit status and message when the training fails, and with the
-    reason when the work chain refuses its inputs.
+    accepted. ``trainer="gracemaker"`` fits a GRACE-FS potential (stress in the loss) instead of ACE; its default
+    ``codes`` are ``gracemaker`` and ``pace_activeset``. Raises :class:`TrainingError` with the exit status and
+    message when the training fails, and with the reason when the work chain refuses its inputs.
 
     A potential that has not learned (held-out energy or force errors at least half the spread of the data; see
     ``metrics["learned"]`` and ``metrics["not_learned_reasons"]``) is returned with a :class:`NotLearnedWarning`;
@@ -307,9 +312,9 @@ def train(
     if not structures.is_stored:
         structures.store()
     if codes is None:
-        codes = get_or_create_codes()
+        codes = get_or_create_codes(GRACE_TRAINING_TOOLS if trainer == "gracemaker" else TRAINING_TOOLS)
     builder = TrainingWorkChain.get_builder_from_protocol(
-        codes, structures, protocol, overrides, options=options, **_as_nodes(inputs)
+        codes, structures, protocol, overrides, options=options, trainer=trainer, **_as_nodes(inputs)
     )
     # Refused inputs (a bad baseline, ...) are a TrainingError too, in one line and before any node exists.
     refused = TrainingWorkChain.spec().inputs.validate(builder._inputs(prune=True))

@@ -90,6 +90,30 @@ def test_collapse_under_compression_is_a_warning_beside_a_repulsive_dimer():
     assert start == pytest.approx(1.0, abs=0.05) and 1.57 < end < 2.5  # further shells add to the density
 
 
+class _NoLoneAtoms(LennardJones):
+    """LJ that refuses an atom with fewer than two neighbours, as python-ace's GRACE-FS evaluator does (by crashing)."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        if len(atoms) < 3 and not atoms.pbc.any():
+            raise RuntimeError("an atom with fewer than two neighbours")
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_given_isolated_energies_scan_compressed_fcc_only_and_judge_no_pair():
+    """A GRACE-FS potential: no dimer, no lone atom; the fcc curve is relative to the isolated energies given."""
+    calculator = _NoLoneAtoms(sigma=2.0, epsilon=0.1, rc=6.0)
+    result = scan_short_range(calculator, {"Cu-Cu": 2.5, "Cu-Ni": 2.4}, points=31, isolated_energies={"Cu": 0.5})
+    report = result["report"]
+    assert set(result["curves"]) == {"fcc_Cu"} and "dimers_not_scanned" in report
+    assert report["all_repulsive"] is None and report["not_repulsive"] == []
+    assert report["pairs"]["Cu-Cu"]["repulsive"] is None and "dimer" not in report["pairs"]["Cu-Cu"]
+    assert report["compression_not_rising"] == ["Cu"]  # LJ's well, as in test_an_attractive_curve_is_flagged
+    full = scan_short_range(LennardJones(sigma=2.0, epsilon=0.1, rc=6.0), {"Cu-Cu": 2.5}, points=31)
+    shift = full["curves"]["fcc_Cu"][:, 1] - result["curves"]["fcc_Cu"][:, 1]
+    assert shift == pytest.approx(np.full(shift.shape, 0.5), abs=1e-9)  # a lone LJ atom has energy 0
+    assert plot_short_range(result)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_plot_is_a_png():
     result = scan_short_range(LennardJones(sigma=2.0, epsilon=0.1, rc=6.0), {"Ar-Ar": 2.5}, points=31)
     assert plot_short_range(result, title="LJ")[:8] == b"\x89PNG\r\n\x1a\n"

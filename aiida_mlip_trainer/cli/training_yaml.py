@@ -43,7 +43,8 @@ def structures_file_path(spec_path: pathlib.Path, value: object) -> pathlib.Path
 def training_builder_from_yaml(path: str | pathlib.Path):
     """A ``TrainingWorkChain`` builder from a YAML file, through ``get_builder_from_protocol``.
 
-    Keys: ``codes`` (tool name → code label), ``structures_file`` (a path relative to the YAML file) or
+    Keys: ``codes`` (tool name → code label), ``trainer`` (``pacemaker``, the default, or ``gracemaker``: then
+    ``codes`` maps ``gracemaker`` and ``pace_activeset``), ``structures_file`` (a path relative to the YAML file) or
     ``training_set`` (pk or UUID), optional ``protocol`` (fast, moderate, precise), ``overrides`` (merged into the
     protocol), ``options`` (every job's scheduler options), ``test_set`` and ``previous_potential`` (pk or UUID),
     ``physics_baseline``, ``short_range_check``. Unknown keys are refused.
@@ -54,7 +55,7 @@ def training_builder_from_yaml(path: str | pathlib.Path):
     Python on the builder."""
     import yaml
 
-    from ..workflows.training import TrainingWorkChain
+    from ..workflows.training import TRAINERS, TrainingWorkChain
 
     path = pathlib.Path(path)
     spec = yaml.safe_load(path.read_text()) or {}
@@ -64,9 +65,14 @@ def training_builder_from_yaml(path: str | pathlib.Path):
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(TRAINING_INPUT_KEYS)}")
     codes = spec.pop("codes", None) or {}
-    if not isinstance(codes, dict) or "pacemaker" not in codes:
+    trainer = spec.pop("trainer", "pacemaker")
+    if trainer not in TRAINERS:
+        raise ValueError(f"{path}: trainer must be one of {', '.join(TRAINERS)}, got {trainer!r}")
+    if not isinstance(codes, dict) or trainer not in codes:
         raise ValueError(
-            f"{path}: `codes` must map at least `pacemaker` (and pace_activeset, pace_yaml2yace, pace_select) to labels"
+            f"{path}: `codes` must map at least `{trainer}` (and pace_activeset"
+            + (", pace_yaml2yace, pace_select" if trainer == "pacemaker" else "")
+            + ") to labels"
         )
     message = check_data_options(spec.get("options"), f"{path}: options", PYTHON_OPTIONS_HINT) or check_options_in(
         spec.get("overrides"), f"{path}: overrides", PYTHON_OPTIONS_HINT
@@ -93,5 +99,6 @@ def training_builder_from_yaml(path: str | pathlib.Path):
         protocol=spec.pop("protocol", None),
         overrides=spec.pop("overrides", None),
         options=spec.pop("options", None),
+        trainer=trainer,
         **extra,
     )

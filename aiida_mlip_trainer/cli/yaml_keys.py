@@ -8,6 +8,7 @@ __all__ = ("LEARNING_KEYS", "TRAINING_KEYS", "keys_help")
 # TrainingWorkChain.get_builder_from_protocol, from `train launch`'s YAML file.
 TRAINING_KEYS = {
     "codes": "tool name -> code label (pacemaker, pace_select, pace_activeset, pace_yaml2yace)",
+    "trainer": "pacemaker (default, ACE) or gracemaker (GRACE-FS, stress fitted; codes gracemaker, pace_activeset)",
     "training_set": "label, pk or UUID of a labelled TrainingSetData",
     "structures_file": "or: a structures file inside the YAML file's folder",
     "test_set": "label, pk or UUID of the held-out TrainingSetData (else test_fraction)",

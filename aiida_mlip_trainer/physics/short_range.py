@@ -157,6 +157,7 @@ def scan_short_range(
     *,
     bulk: bool = True,
     points: int = SCAN_POINTS,
+    isolated_energies: Mapping[str, float] | None = None,
 ) -> dict:
     """Scan every pair of ``min_distances`` (``{"Cu-Ni": 2.21, ...}``: each pair's shortest training distance, Å,
     e.g. from :func:`aiida_mlip_trainer.physics.baselines.pair_min_distances`) with ``calculator`` (an ASE
@@ -169,8 +170,14 @@ def scan_short_range(
     lists the elements whose compressed fcc does not rise at every step (a warning, see the module's text).
     ``curves``: ``{"dimer_Cu_Ni": array (n, 2)
     of distance (Å) and energy (eV, relative to the isolated atoms), "fcc_Cu": (n, 2) nearest-neighbour distance
-    and energy per atom, ...}``."""
-    isolated: dict[str, float] = {}
+    and energy per atom, ...}``.
+
+    ``isolated_energies`` (eV per element) are given for a calculator that cannot take an atom with fewer than two
+    neighbours (python-ace 0.4.0rc1's GRACE-FS evaluator crashes the Python process on a dimer or a lone atom):
+    then no dimer is scanned, the pairs' verdict (``repulsive``, ``all_repulsive``) is None, not judged, and
+    ``dimers_not_scanned`` says why; compressed fcc is scanned and reported as always."""
+    isolated: dict[str, float] = dict(isolated_energies or {})
+    dimers = isolated_energies is None
 
     def reference(symbol: str) -> float:
         if symbol not in isolated:
@@ -181,10 +188,12 @@ def scan_short_range(
     for key, data_min in sorted(min_distances.items()):
         a, b = key.split("-")
         data_min = float(data_min)
-        grid = _grid(data_min, points)
-        energies = dimer_energies(calculator, a, b, grid)
-        curves[f"dimer_{a}_{b}"] = np.column_stack([grid, energies])
-        entry = {"data_min": data_min, "dimer": analyse_curve(grid, energies, data_min)}
+        entry = {"data_min": data_min}
+        if dimers:
+            grid = _grid(data_min, points)
+            energies = dimer_energies(calculator, a, b, grid)
+            curves[f"dimer_{a}_{b}"] = np.column_stack([grid, energies])
+            entry["dimer"] = analyse_curve(grid, energies, data_min)
         if bulk and a == b:
             nearest = _grid(data_min, BULK_POINTS)
             per_atom = []
@@ -193,14 +202,14 @@ def scan_short_range(
                 per_atom.append(_energy(crystal, calculator) / len(crystal) - reference(a))
             curves[f"fcc_{a}"] = np.column_stack([nearest, per_atom])
             entry["fcc"] = analyse_curve(nearest, np.array(per_atom), data_min)
-        entry["repulsive"] = entry["dimer"]["repulsive"]
+        entry["repulsive"] = entry["dimer"]["repulsive"] if dimers else None
         pairs[key] = entry
-    not_repulsive = [key for key, entry in pairs.items() if not entry["repulsive"]]
+    not_repulsive = [key for key, entry in pairs.items() if entry["repulsive"] is False]
     compression = [
         key.split("-")[0] for key, entry in pairs.items() if "fcc" in entry and not entry["fcc"]["repulsive"]
     ]
     report = {
-        "all_repulsive": not not_repulsive,
+        "all_repulsive": not not_repulsive if dimers else None,
         "not_repulsive": not_repulsive,
         "compression_not_rising": compression,
         "scan": {
@@ -212,6 +221,11 @@ def scan_short_range(
         },
         "pairs": pairs,
     }
+    if not dimers:
+        report["dimers_not_scanned"] = (
+            "the calculator cannot evaluate an atom with fewer than two neighbours (python-ace's GRACE-FS evaluator "
+            "crashes on a dimer): compressed fcc only, no verdict on the pairs"
+        )
     return {"report": report, "curves": curves}
 
 
@@ -241,7 +255,8 @@ def plot_short_range(result: Mapping, title: str = "") -> bytes:
                 axis.axvspan(start, end, color="tab:red", alpha=0.3)
         axis.axvline(entry["data_min"], color="0.4", linestyle=":", label="shortest in data")
         axis.set_yscale("symlog", linthresh=1.0)
-        axis.set_title(f"{key}: {'repulsive' if entry['repulsive'] else 'NOT repulsive'}", fontsize=10)
+        verdict = {True: "repulsive", False: "NOT repulsive", None: "dimer not scanned"}[entry["repulsive"]]
+        axis.set_title(f"{key}: {verdict}", fontsize=10)
         axis.set_xlabel("distance (Å)")
         axis.legend(fontsize=7)
     for axis in axes.ravel()[count:]:

@@ -236,8 +236,10 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 "test_set",
                 "test_fraction",
                 "previous_potential",
+                "trainer",
+                "grace",
             ),
-            namespace_options={"help": "Every round's TrainingWorkChain (no selection there, usually)."},
+            namespace_options={"help": "Every round's TrainingWorkChain (pacemaker; no selection there, usually)."},
         )
         spec.expose_inputs(
             ExplorationCalculation,

@@ -5,6 +5,11 @@ It composes the plugin's smaller processes the aiida-quantumespresso way: ``Sele
 ``pace_yaml2yace`` ``ShellJob`` (``yace``), each exposed, so that every job's code, parameters and
 ``metadata.options`` (queue, account, walltime) can be set from the top. ``get_builder_from_protocol`` fills them
 all from a protocol (``fast``, ``moderate``, ``precise``).
+
+``trainer`` picks the fit: ``pacemaker`` (ACE, the default) or ``gracemaker`` (GRACE-FS, energies, forces and
+stresses in the loss: ``GraceTrainCalculation``, namespace ``grace``). A GRACE-FS potential goes through the same
+active set, delta learning, short-range check and validation; it has no ``.yace`` (LAMMPS reads its FS YAML with
+``pair_style grace/fs``) and no ACE core repulsion to size (``fit_core_repulsion`` edits an ACE basis).
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ from aiida.engine import ToContext, WorkChain, if_
 from aiida_shell import ShellJob
 from aiida_shell.launch import prepare_shell_job_inputs
 
+from ..calculations.grace_train import GraceTrainCalculation
 from ..calculations.job_options import guard_environment_variables
 from ..calculations.pace_activeset import PaceActivesetCalculation
 from ..calculations.untrusted import refuses_altered_nodes
+from ..data.grace_potential import GraceFSPotentialData
 from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..formats.basis import unfitted_basis_layout
+from ..formats.grace_input import validate_grace_parameters
 from ..formats.pacemaker_input import validate_parameters
 from ..physics.baselines import missing_pairs
 from .functions.baseline import check_short_range, derive_baseline, subtract_baseline
@@ -47,13 +55,54 @@ from .protocols import (
 )
 from .selection import SelectionWorkChain
 
-__all__ = ("TrainingWorkChain", "validate_inputs")
+__all__ = ("TRAINERS", "TrainingWorkChain", "validate_inputs")
 
 LOGGER = logging.getLogger("aiida.mlip_trainer.training")
 
 # What a potential that is not repulsive below its training data does to the work chain:
 # ERROR_SHORT_RANGE_NOT_REPULSIVE (all outputs attached), or a warning in the report only.
 SHORT_RANGE_CHECKS = ("error", "warning")
+# The fits TrainingWorkChain runs (input `trainer`): pacemaker (ACE, PaceTrainBaseWorkChain, namespace `training`)
+# and gracemaker (GRACE-FS with stress in the loss, GraceTrainCalculation, namespace `grace`).
+TRAINERS = ("pacemaker", "gracemaker")
+
+
+def _optional(help_text: str) -> dict:
+    """The options of an exposed namespace that may be left out (that trainer's, or no selection)."""
+    return {"required": False, "populate_defaults": False, "help": help_text}
+
+
+def validate_trainer(trainer: orm.Str | None, _=None) -> str | None:
+    """The ``trainer`` port's own check: one of :data:`TRAINERS`."""
+    if trainer is not None and trainer.value not in TRAINERS:
+        return f"trainer must be one of {list(TRAINERS)}, got {trainer.value!r}"
+    return None
+
+
+def _validate_grace(inputs: Mapping[str, Any], training_set, baseline) -> str | None:  # noqa: PLR0911
+    """The checks of a gracemaker fit (trainer ``gracemaker``) before any job."""
+    for namespace in ("training", "yace"):
+        if inputs.get(namespace):
+            return f"trainer gracemaker fits in the `grace` namespace: leave `{namespace}` (pacemaker's) out"
+    if inputs.get("selection"):
+        return (
+            "selection with trainer gracemaker is not supported (D-optimal selection uses an ACE basis): leave "
+            "`selection` out, or select with pacemaker's basis first (launch.select_structures)"
+        )
+    grace = inputs.get("grace") or {}
+    if "code" not in grace:
+        return "give the code of grace.code (gracemaker)"
+    if "code" not in inputs["activeset"]:
+        return "give the code of activeset.code"
+    parameters = grace["parameters"].get_dict() if "parameters" in grace else {}
+    has_stress = bool(training_set.has_stress) if training_set is not None else True
+    message = validate_grace_parameters(parameters, has_stress=has_stress)
+    if message:
+        return f"grace parameters: {message}"
+    previous = inputs.get("previous_potential")
+    if previous is not None and not (isinstance(previous, GraceFSPotentialData) and previous.has_checkpoint):
+        return "trainer gracemaker fine-tunes a GRACE-FS potential with its checkpoint: previous_potential is not one"
+    return None
 
 
 def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa: PLR0911,PLR0912 - one message per mistake
@@ -81,6 +130,7 @@ def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa:
             if training_set.base.attributes.get("baseline", None) is not None:
                 return "give the original labels: the work chain subtracts `physics_baseline` itself"
     elements = training_set.elements if training_set is not None else None
+    trainer = inputs["trainer"].value if "trainer" in inputs else "pacemaker"
     test_set = inputs.get("test_set")
     if test_set is not None:
         if not test_set.labelled:
@@ -103,12 +153,24 @@ def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa:
             baseline = validate_baseline(inputs["physics_baseline"].get_dict())
         except BaselineError as error:
             return f"physics_baseline: {error}"
-    parameters = inputs["training"]["pace"]["parameters"].get_dict()
-    message = validate_parameters(parameters, elements=elements, baseline=baseline)
-    if message:
-        return f"training parameters: {message}"
-
     previous = inputs.get("previous_potential")
+    if trainer == "gracemaker":
+        message = _validate_grace(inputs, training_set, baseline)
+        if message:
+            return message
+    elif "grace" in inputs and inputs["grace"]:
+        return "the `grace` namespace is gracemaker's: set trainer='gracemaker', or leave it out"
+    elif previous is not None and isinstance(previous, GraceFSPotentialData):
+        return "previous_potential is a GRACE-FS potential: fine-tune it with trainer='gracemaker'"
+    elif "pace" not in (inputs.get("training") or {}):
+        return "give the fit: training.pace (code and parameters), or trainer='gracemaker' with `grace`"
+    else:
+        message = validate_parameters(
+            inputs["training"]["pace"]["parameters"].get_dict(), elements=elements, baseline=baseline
+        )
+        if message:
+            return f"training parameters: {message}"
+
     if previous is not None and baseline is not None and missing_pairs(baseline, previous.elements):
         return (
             "fine-tuning keeps the baseline: give physics_baseline=previous_potential.baseline, not windows to derive"
@@ -128,10 +190,11 @@ def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa:
     missing = [
         where
         for where, namespace in (
-            ("training.pace.code", inputs["training"]["pace"]),
+            ("training.pace.code", inputs.get("training", {}).get("pace", {})),
             ("activeset.code", inputs["activeset"]),
+            ("yace.code", inputs.get("yace", {})),
         )
-        if "code" not in namespace
+        if trainer == "pacemaker" and "code" not in namespace
     ]
     if missing:
         return f"give the code of {', '.join(missing)}"
@@ -145,8 +208,9 @@ def validate_inputs(inputs: Mapping[str, Any], ctx=None) -> str | None:  # noqa:
             if key in selection and selection[key].value <= 0:
                 return f"{key} must be a positive integer, got {selection[key].value}"
 
-    if training_set is not None:
+    if training_set is not None and trainer == "pacemaker":
         # MaxVol (selection and the active set) needs one atomic environment per basis function and element
+        parameters = inputs["training"]["pace"]["parameters"].get_dict()
         try:
             layout = previous.basis_layout if previous is not None else unfitted_basis_layout(parameters, elements)
         except ValueError as error:
@@ -217,22 +281,38 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             "(default) reports it and flags it in `metrics` (exit 0), True ends with ERROR_NOT_LEARNED, every "
             "output still attached.",
         )
-        spec.input("previous_potential", valid_type=PacePotentialData, required=False, help="Fine-tune from it.")
+        spec.input(
+            "trainer",
+            valid_type=orm.Str,
+            default=lambda: orm.Str("pacemaker"),
+            serializer=orm.to_aiida_type,
+            validator=validate_trainer,
+            help="The fit: 'pacemaker' (ACE; namespaces `training` and `yace`) or 'gracemaker' (GRACE-FS with "
+            "stress in the loss; namespace `grace`).",
+        )
+        spec.input(
+            "previous_potential",
+            valid_type=PacePotentialData,
+            required=False,
+            help="Fine-tune from it (with gracemaker: a GRACE-FS potential with its checkpoint).",
+        )
         spec.expose_inputs(
             SelectionWorkChain,
             namespace="selection",
             exclude=("pool", "potential", "parameters", "covered"),
-            namespace_options={
-                "required": False,
-                "populate_defaults": False,
-                "help": "D-optimal selection of the training structures (left out: no selection).",
-            },
+            namespace_options=_optional("D-optimal selection of the training structures (left out: no selection)."),
         )
         spec.expose_inputs(
             PaceTrainBaseWorkChain,
             namespace="training",
             exclude=("pace.training_set", "pace.test_set", "pace.previous_potential"),
-            namespace_options={"help": "The fit: pacemaker code, parameters, options, restarts, handler_overrides."},
+            namespace_options=_optional("trainer pacemaker: the fit (code, parameters, options, restarts)."),
+        )
+        spec.expose_inputs(
+            GraceTrainCalculation,
+            namespace="grace",
+            exclude=("training_set", "test_set", "previous_potential"),
+            namespace_options=_optional("trainer gracemaker: the GRACE-FS fit (code, parameters, options)."),
         )
         spec.expose_inputs(
             PaceActivesetCalculation,
@@ -244,7 +324,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             ShellJob,
             namespace="yace",
             include=("code", "metadata"),
-            namespace_options={"help": "The LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."},
+            namespace_options=_optional("trainer pacemaker: the LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."),
         )
         guard_environment_variables(spec.inputs["yace"])  # aiida-shell's ShellJob does not check the names
         spec.inputs.validator = refuses_altered_nodes(validate_inputs)
@@ -271,7 +351,12 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             "half the spread of the data.",
         )
         spec.output("training_metrics", valid_type=orm.Dict, help="pacemaker's own train/test metrics.")
-        spec.output("parameters", valid_type=orm.Dict, help="The exact pacemaker settings of the fit.")
+        spec.output(
+            "parameters",
+            valid_type=orm.Dict,
+            required=False,
+            help="The exact settings of the fit (pacemaker's; gracemaker's when given).",
+        )
         spec.output("training_set", valid_type=TrainingSetData, help="What was fitted: selected, residual.")
         spec.output("test_set", valid_type=TrainingSetData, help="The held-out structures, original labels.")
         spec.output("parity_plot", valid_type=orm.SinglefileData, help="Parity plot of the validation (PNG).")
@@ -326,6 +411,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         overrides: Mapping[str, Any] | None = None,
         *,
         options: Mapping[str, Any] | None = None,
+        trainer: str | orm.Str = "pacemaker",
         **inputs: Any,
     ):
         """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
@@ -341,12 +427,22 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         "queue_name": "y"}``) are merged last into every job's ``metadata.options``, whose ``resources`` default to
         one process in the form each code's scheduler takes. Other keyword arguments (``physics_baseline``,
         ``previous_potential``, ``test_set``) are set as they are.
+
+        ``trainer="gracemaker"`` fits GRACE-FS instead: ``codes`` then maps ``gracemaker`` and ``pace_activeset``,
+        the fit is the protocol's ``grace`` section (its ``overrides`` the same, e.g. ``{"grace": {"parameters":
+        {"fit": {"maxiter": 100}}}}``), and there is no selection, ``.yace`` or ``training`` namespace.
         """
+        trainer = trainer.value if isinstance(trainer, orm.Str) else trainer
+        if trainer not in TRAINERS:
+            raise ValueError(f"trainer must be one of {list(TRAINERS)}, got {trainer!r}")
+        if trainer == "gracemaker":
+            return cls._grace_builder(codes, structures, protocol, overrides, options, inputs)
         missing = [name for name in ("pacemaker", "pace_activeset", "pace_yaml2yace") if name not in codes]
         if missing:
             raise ValueError(f"codes: give a code for {', '.join(missing)} (the fit, its active set and its .yace)")
         codes = load_codes(codes)
         values = cls.get_protocol_inputs(protocol, overrides)
+        values.pop("grace")
         training = PaceTrainBaseWorkChain.get_builder_from_protocol(
             codes["pacemaker"], None, protocol, values["training"], options=options
         )
@@ -362,17 +458,44 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             values["selection"] = builder_inputs(selection)
         set_job(values["activeset"], codes["pace_activeset"], options)
         set_job(values["yace"], codes["pace_yaml2yace"], options)
+        cls._set_structures(values, structures)
+        return cls.builder_with(values, inputs)
+
+    @classmethod
+    def _grace_builder(cls, codes, structures, protocol, overrides, options, inputs):
+        """:meth:`get_builder_from_protocol` for trainer gracemaker: the ``grace`` fit and the active set."""
+        missing = [name for name in ("gracemaker", "pace_activeset") if name not in codes]
+        if missing:
+            raise ValueError(f"codes: give a code for {', '.join(missing)} (the GRACE-FS fit and its active set)")
+        codes = load_codes(codes)
+        values = cls.get_protocol_inputs(protocol, overrides)
+        for namespace in ("training", "yace", "selection"):  # pacemaker's
+            values.pop(namespace)
+        values["trainer"] = "gracemaker"
+        set_job(values["grace"], codes["gracemaker"], options)
+        set_job(values["activeset"], codes["pace_activeset"], options)
+        cls._set_structures(values, structures)
+        return cls.builder_with(values, inputs)
+
+    @staticmethod
+    def _set_structures(values: dict, structures: TrainingSetData | orm.SinglefileData) -> None:
         if isinstance(structures, TrainingSetData):
             values["training_set"] = structures
         else:
             values["structures_file"] = structures
-        return cls.builder_with(values, inputs)
 
     # ------------------------------------------------------------------------------------------------------ steps
     def setup(self):
-        self.ctx.parameters = self.inputs.training.pace.parameters
+        if self._grace():
+            self.ctx.parameters = self.inputs.grace.get("parameters")
+        else:
+            self.ctx.parameters = self.inputs.training.pace.parameters
         self.ctx.baseline = self.inputs.get("physics_baseline")
         self.ctx.data = self.inputs.get("training_set")
+
+    def _grace(self) -> bool:
+        """Is the fit gracemaker's (trainer gracemaker)?"""
+        return self.inputs.trainer.value == "gracemaker"
 
     def has_structures_file(self):
         return "structures_file" in self.inputs
@@ -410,14 +533,17 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         else:
             self.ctx.train, self.ctx.train_test = train, self.ctx.test
         layout = self._layout()
-        too_few = check_environments(self.ctx.train, layout, role="training data")
+        too_few = layout is not None and check_environments(self.ctx.train, layout, role="training data")
         if too_few:
             return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(message=too_few)
         return None
 
-    def _layout(self) -> dict:
+    def _layout(self) -> dict | None:
         """Per element, the number of basis functions of the fit (the previous potential's, or the unfitted basis
-        of the parameters), without storing anything."""
+        of the parameters), without storing anything; None for a GRACE-FS fit, whose functions are known only
+        once it is exported (its active set says then, ERROR_INVALID_ACTIVE_SET, if the data are too few)."""
+        if self._grace():
+            return None
         if "previous_potential" in self.inputs:
             return self.inputs.previous_potential.basis_layout
         return unfitted_basis_layout(self.ctx.parameters.get_dict(), self.ctx.train.elements)
@@ -449,7 +575,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
     def check_training_set(self):
         """The active set of the final potential needs one atomic environment per function and element in what is
         fitted: say so before the fit, not after it."""
-        too_few = check_environments(self.ctx.train, self._layout(), role="selected training set")
+        layout = self._layout()
+        too_few = layout is not None and check_environments(self.ctx.train, layout, role="selected training set")
         if too_few:
             return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(
                 message=f"{too_few} (raise the selection budget, or use a smaller basis)"
@@ -457,6 +584,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def run_training(self):
+        if self._grace():
+            return self._run_grace()
         inputs = AttributeDict(self.exposed_inputs(PaceTrainBaseWorkChain, namespace="training"))
         pace = AttributeDict(inputs.pace)
         pace.update(training_set=self.ctx.train, test_set=self.ctx.train_test, parameters=self.ctx.parameters)
@@ -464,6 +593,17 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             pace.previous_potential = self.inputs.previous_potential
         inputs.pace = pace
         node = self.submit(PaceTrainBaseWorkChain, **inputs)
+        self.report(f"training: {node.process_label}<{node.pk}>")
+        return ToContext(training=node)
+
+    def _run_grace(self):
+        """trainer gracemaker: one GraceTrainCalculation (no restarts: a fit stopped at its walltime ends the chain
+        with ERROR_TRAINING_FAILED, its last checkpoint on the job's `potential` output to fine-tune from)."""
+        inputs = AttributeDict(self.exposed_inputs(GraceTrainCalculation, namespace="grace"))
+        inputs.update(training_set=self.ctx.train, test_set=self.ctx.train_test)
+        if "previous_potential" in self.inputs:
+            inputs.previous_potential = self.inputs.previous_potential
+        node = self.submit(GraceTrainCalculation, **inputs)
         self.report(f"training: {node.process_label}<{node.pk}>")
         return ToContext(training=node)
 
@@ -475,7 +615,14 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def has_zbl_baseline(self):
-        return self.ctx.baseline is not None and self.ctx.baseline["type"] == "zbl"
+        zbl = self.ctx.baseline is not None and self.ctx.baseline["type"] == "zbl"
+        if zbl and self._grace():
+            self.report(
+                "core repulsion: not sized (fit_core_repulsion edits an ACE basis; a GRACE-FS potential keeps the ZBL "
+                "baseline as derived); the short-range check below still tests it"
+            )
+            return False
+        return zbl
 
     def size_core_repulsion(self):
         """The core repulsion of the light pairs sized to what the fit made of the ACE part (rule ``core_over_ace``,
@@ -485,7 +632,14 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         self.out("core_repulsion", sized["report"])
 
     def run_finalisation(self):
-        """The LAMMPS .yace (pace_yaml2yace, a ShellJob) and the active set (pace_activeset), side by side."""
+        """The LAMMPS .yace (pace_yaml2yace, a ShellJob) and the active set (pace_activeset), side by side; a
+        GRACE-FS potential has no .yace (LAMMPS reads its FS YAML), only the active set."""
+        activeset_inputs = AttributeDict(self.exposed_inputs(PaceActivesetCalculation, namespace="activeset"))
+        activeset_inputs.update(potential=self.ctx.fitted, training_set=self.ctx.train)
+        if self._grace():
+            activeset = self.submit(PaceActivesetCalculation, **activeset_inputs)
+            self.report(f"finalising: PaceActivesetCalculation<{activeset.pk}>")
+            return ToContext(activeset=activeset)
         given = self.exposed_inputs(ShellJob, namespace="yace")
         yace_inputs = prepare_shell_job_inputs(
             given["code"],
@@ -495,8 +649,6 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             metadata=given.get("metadata", {}),
         )
         yace = self.submit(ShellJob, **yace_inputs)
-        activeset_inputs = AttributeDict(self.exposed_inputs(PaceActivesetCalculation, namespace="activeset"))
-        activeset_inputs.update(potential=self.ctx.fitted, training_set=self.ctx.train)
         activeset = self.submit(PaceActivesetCalculation, **activeset_inputs)
         self.report(f"finalising: ShellJob<{yace.pk}> (pace_yaml2yace), PaceActivesetCalculation<{activeset.pk}>")
         return ToContext(yace=yace, activeset=activeset)
@@ -507,7 +659,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         # environments of that element for the basis (a molecule's few kinds of carbon, say). The fit itself is
         # sound, so the potential is still returned, without an active set (no extrapolation grade), and said so.
         degenerate = activeset.exit_status == PaceActivesetCalculation.exit_codes.ERROR_INVALID_ACTIVE_SET.status
-        for step, node in (("pace_yaml2yace", self.ctx.yace), ("pace_activeset", activeset)):
+        steps = ([] if self._grace() else [("pace_yaml2yace", self.ctx.yace)]) + [("pace_activeset", activeset)]
+        for step, node in steps:
             if not node.is_finished_ok and not (node is activeset and degenerate):
                 return self.exit_codes.ERROR_FINALISATION_FAILED.format(
                     step=step, message=f"[{node.exit_status}] {node.exit_message}"
@@ -518,6 +671,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
                 "training data hold too few distinct environments of that element for the basis; exploration and "
                 "selection by γ need more varied data or a smaller basis)"
             )
+        if self._grace():  # the active set's output is the fitted GRACE-FS potential with its .asi
+            self.ctx.potential = self.ctx.fitted if degenerate else activeset.outputs.potential
+            return None
         self.ctx.potential = assemble_potential(
             self.ctx.fitted,
             self.ctx.yace.outputs.potential_yace,
@@ -543,7 +699,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         self.out("metrics", validation["metrics"])
         self.out("parity_plot", validation["parity_plot"])
         self.out("training_metrics", self.ctx.training.outputs.metrics)
-        self.out("parameters", self.ctx.parameters)
+        if self.ctx.parameters is not None:
+            self.out("parameters", self.ctx.parameters)
         self.out("training_set", self.ctx.train)
         self.out("test_set", self.ctx.test)
 
@@ -558,6 +715,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
                 "shortest training distance (the ACE embedding at densities far above the data; add compressed "
                 "structures or set embeddings rho_core_cut/drho_core_cut)"
             )
+        if short_range["report"]["all_repulsive"] is None:
+            self.report(f"short range, warning: {short_range['report']['dimers_not_scanned']}")
+            return None
         if not failing:
             self.report("short range: every element pair is repulsive below its shortest training distance")
             return None

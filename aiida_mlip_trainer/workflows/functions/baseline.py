@@ -93,7 +93,11 @@ def check_short_range(potential: PacePotentialData, training_set: TrainingSetDat
             key = pair_key(a, b)
             distances[key] = found.get(key, default_pair_distance(a, b))
             sources[key] = "data" if key in found else "covalent radii (absent from the data)"
-    result = scan_short_range(potential.get_calculator(), distances)
+    # python-ace's GRACE-FS evaluator crashes on a dimer or a lone atom: compressed fcc only, the isolated atoms
+    # being the E0 the potential adds (a pair baseline is zero for a lone atom).
+    grace = potential.base.attributes.get("model_kind", None) == "grace-fs"
+    isolated = {element: potential.reference_energy.get(element, 0.0) for element in elements} if grace else None
+    result = scan_short_range(potential.get_calculator(), distances, isolated_energies=isolated)
     report = result["report"]
     baseline = None if potential.baseline is None else validate_baseline(potential.baseline)
     for key, entry in report["pairs"].items():
@@ -106,7 +110,11 @@ def check_short_range(potential: PacePotentialData, training_set: TrainingSetDat
     for name, array in result["curves"].items():
         curves.set_array(name, array)
     verdict = (
-        "all pairs repulsive" if report["all_repulsive"] else f"NOT repulsive: {', '.join(report['not_repulsive'])}"
+        "dimers not scanned (GRACE-FS)"
+        if report["all_repulsive"] is None
+        else "all pairs repulsive"
+        if report["all_repulsive"]
+        else f"NOT repulsive: {', '.join(report['not_repulsive'])}"
     )
     png = plot_short_range(result, title=f"below the shortest training distance: {verdict}")
     return {
