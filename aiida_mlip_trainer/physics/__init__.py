@@ -5,6 +5,7 @@ __all__ = (
     "baselines",
     "dft_settings",
     "generators",
+    "properties",
     "reference_data",
     "reference_energy",
     "short_range",
