@@ -1,4 +1,5 @@
-"""`ExplorationCalculation`: MD with an ACE potential and its active set; frames where it extrapolates come back."""
+"""`ExplorationCalculation`: MD with an ACE or GRACE-FS potential and its active set; frames where it extrapolates
+come back."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 from aiida import orm
 
+from ..data.grace_potential import GraceFSPotentialData
 from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..tools.explore import check_plan, check_settings
@@ -21,10 +23,11 @@ class ExplorationCalculation(ScriptCalculation):
     structure at each temperature (and pressure) with the potential's ACE calculator (plus its baseline), recording
     the extrapolation grade γ of every sampled frame.
 
-    Pass the ``potential`` (a :class:`PacePotentialData` **with** its active set, as ``TrainingWorkChain`` and
-    ``PaceActivesetCalculation`` return it), the starting ``structures`` (a :class:`TrainingSetData`; labels are not
-    needed), ``parameters`` (see below) and a ``code`` for the ``mlip-trainer-explore`` executable on the computer
-    that runs the job. You get:
+    Pass the ``potential`` (a :class:`PacePotentialData`, or a GRACE-FS
+    :class:`~aiida_mlip_trainer.data.grace_potential.GraceFSPotentialData`, **with** its active set, as
+    ``TrainingWorkChain`` and ``PaceActivesetCalculation`` return it), the starting ``structures`` (a
+    :class:`TrainingSetData`; labels are not needed), ``parameters`` (see below) and a ``code`` for the
+    ``mlip-trainer-explore`` executable on the computer that runs the job. You get:
 
     - ``candidates``: the frames whose γ lies in ``[gamma_collect, gamma_halt)``, an unlabelled
       :class:`TrainingSetData` pool for selection and labelling (absent when no frame was in that band);
@@ -152,6 +155,8 @@ class ExplorationCalculation(ScriptCalculation):
             "--resume",
             self.RESUME_FILENAME,
         ]
+        if isinstance(potential, GraceFSPotentialData):  # the node's class, not a string read from it
+            cmdline += ["--model", "grace-fs"]
         if potential.baseline is not None:
             with folder.open(self.BASELINE_FILENAME, "w", encoding="utf8") as handle:
                 json.dump(potential.baseline, handle)

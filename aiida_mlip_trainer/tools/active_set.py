@@ -27,12 +27,16 @@ class ActiveSetError(ValueError):
 
 
 def basis_layout(basis) -> dict[str, dict[str, int]]:
-    """Per element of a pyace ``ACEBBasisSet``: ``num_functions`` (the side of its linear ``.asi`` matrix, one
-    MaxVol row per function) and ``ndensity`` (the non-linear ``.asi`` of ``pace_activeset -f`` has side
-    ``num_functions * ndensity``)."""
+    """Per element of a pyace ``ACEBBasisSet`` (or GRACE-FS ``GRACEFSBasisSet``, ndensity 1): ``num_functions``
+    (the side of its linear ``.asi`` matrix, one MaxVol row per function) and ``ndensity`` (the non-linear ``.asi``
+    of ``pace_activeset -f`` has side ``num_functions * ndensity``)."""
     from pyace.activelearning import compute_number_of_functions
+    from pyace.grace_fs import GRACEFSBasisSet
 
     counts = compute_number_of_functions(basis)
+    if isinstance(basis, GRACEFSBasisSet):  # GRACE-FS: the linear active set only
+        names = basis.elements_name
+        return {name: {"num_functions": int(counts[index]), "ndensity": 1} for index, name in enumerate(names)}
     return {
         name: {"num_functions": int(counts[index]), "ndensity": int(basis.map_embedding_specifications[index].ndensity)}
         for index, name in enumerate(basis.elements_name)

@@ -6,7 +6,8 @@ Run in the job's folder::
     mlip-trainer-explore --settings settings.json --structures structures.json --output exploration.json \
         --candidates candidates.json
 
-It reads ``potential.yaml`` and ``potential.asi`` (pacemaker's potential and its active set), ``baseline.json`` when
+It reads ``potential.yaml`` and ``potential.asi`` (the potential and its active set: pacemaker's ACE, or with
+``--model grace-fs`` gracemaker's GRACE-FS exported to its FS YAML), ``baseline.json`` when
 the potential was fitted on top of a physical baseline (checked by
 ``aiida_mlip_trainer.physics.baselines.validate_baseline``),
 the starting structures (JSON, :mod:`.structures`) and the settings (JSON, checked by :func:`check_settings`). For
@@ -47,12 +48,16 @@ __all__ = (
     "CONDITION_KEYS",
     "DEFAULTS",
     "LIMITS",
+    "MODELS",
     "check_plan",
     "check_settings",
     "condition_settings",
     "explore",
     "main",
 )
+
+# The kinds of potential the MD runs with (``--model``): pacemaker's ACE and gracemaker's GRACE-FS (its FS YAML).
+MODELS = ("ace", "grace-fs")
 
 # gamma_collect 5 and gamma_halt 25: the thresholds of pacemaker's and LAMMPS's documentation for the extrapolation
 # grade (above 5 a structure is worth labelling, above 25 a simulation is no longer reliable). pacemaker's own
@@ -272,16 +277,25 @@ def check_plan(settings: dict, sizes: Sequence[int], periodic: Sequence[bool]) -
     _check_budget(runs, f"{len(sizes)} structure(s)")
 
 
-def ace_calculator(potential: str, active_set: str, baseline: Mapping | None):
-    """``(calculator for the MD, the ACE part whose results hold γ)``: ACE alone, or ACE plus the baseline. The
-    active set is checked against the potential's basis first (:func:`.active_set.check_active_set`): a matrix of
-    zeros would give γ = 0 everywhere (read as converged), a NaN would give NaN grades; ValueError naming the
-    element instead."""
-    from pyace import PyACECalculator
-
+def ace_calculator(potential: str, active_set: str, baseline: Mapping | None, model: str = "ace"):
+    """``(calculator for the MD, the ACE part whose results hold γ)``: ACE alone, or ACE plus the baseline.
+    ``model`` is the kind of ``potential``: ``ace`` (pacemaker's YAML, python-ace's ``PyACECalculator``) or
+    ``grace-fs`` (gracemaker's FS YAML, ``PyGRACEFSCalculator``; its E0 per element, a constant per atom, is left out:
+    it moves no atom). The active set is checked against the potential's basis first
+    (:func:`.active_set.check_active_set`): a matrix of zeros would give γ = 0 everywhere (read as converged), a NaN
+    would give NaN grades; ValueError naming the element instead."""
     from .active_set import basis_layout, check_active_set
 
-    ace = PyACECalculator(potential)
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+    if model == "grace-fs":
+        from pyace.asecalc import PyGRACEFSCalculator
+
+        ace = PyGRACEFSCalculator(potential)
+    else:
+        from pyace import PyACECalculator
+
+        ace = PyACECalculator(potential)
     with open(active_set, "rb") as handle:
         check_active_set(handle.read(), basis_layout(ace.basis))
     # The `active_set=` keyword of PyACECalculator is silently ignored in python-ace 0.4.0rc1: set it explicitly.
@@ -417,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--structures", default="structures.json")
     parser.add_argument("--potential", default="potential.yaml")
     parser.add_argument("--active-set", default="potential.asi")
+    parser.add_argument("--model", default="ace", choices=MODELS, help="the potential's kind: ACE or GRACE-FS")
     parser.add_argument("--baseline", default=None, help="baseline.json, when the potential has a baseline")
     parser.add_argument("--output", default="exploration.json")
     parser.add_argument("--candidates", default="candidates.json")
@@ -432,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     structures = read_structures(args.structures)
     # Checked again here: the settings file is the job's input, whatever wrote it.
     check_plan(settings, [len(atoms) for atoms in structures], [bool(atoms.pbc.all()) for atoms in structures])
-    calculator, ace = ace_calculator(args.potential, args.active_set, baseline)
+    calculator, ace = ace_calculator(args.potential, args.active_set, baseline, args.model)
     records, frames, resumes = explore(structures, settings, calculator, ace)
     if frames:
         write_structures(args.candidates, frames)
