@@ -248,6 +248,43 @@ def generate_calc_job_node(aiida_localhost):
     return factory
 
 
+def recorded_grace_potential(*, active_set: bool = True, checkpoint: bool = True):
+    """The recorded gracemaker fit (tests/fixtures/grace_train_success: GRACE-FS, 4-atom EMT copper) as an unstored
+    ``GraceFSPotentialData``: its FS YAML, E0 per element, and optionally its active set (``FS_model.asi``) and
+    gracemaker's checkpoint."""
+    import yaml
+
+    from aiida_mlip_trainer.data import GraceFSPotentialData
+
+    fit = FIXTURES / "grace_train_success"
+    names = ("model.yaml", "checkpoint.index", "checkpoint.data-00000-of-00001")
+    return GraceFSPotentialData(
+        fit / "FS_model.yaml",
+        active_set=fit / "FS_model.asi" if active_set else None,
+        checkpoint={name: fit / name for name in names} if checkpoint else None,
+        reference_energy=yaml.safe_load((fit / "input.yaml").read_text())["data"]["reference_energy"],
+    )
+
+
+def with_submit_recorder(builder):
+    """The work chain of ``builder`` instantiated (its inputs validated), not run; ``submit`` replaced by a recorder:
+    ``process.submitted`` lists ``(process class, inputs)`` of what its steps submit, each answered by a new
+    ``WorkChainNode``."""
+    from aiida import orm
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage.manager import get_manager
+
+    process = instantiate_process(get_manager().get_runner(), builder)
+    process.submitted = []
+
+    def submit(process_class, **inputs):
+        process.submitted.append((process_class, inputs))
+        return orm.WorkChainNode().store()
+
+    process.submit = submit
+    return process
+
+
 @pytest.fixture
 def generate_workchain():
     """An instance of the work chain ``entry_point`` with ``inputs`` (validated), not run: call its outline steps and

@@ -62,7 +62,9 @@ def _oracle_from_yaml(oracle: Any, where: str) -> dict:
 def learning_builder_from_yaml(path: str | pathlib.Path):
     """An ``ActiveLearningWorkChain`` builder from a YAML file, through its ``get_builder_from_protocol``.
 
-    Keys: ``codes`` (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore → code labels), ``structures``
+    Keys: ``codes`` (pacemaker, pace_activeset, pace_yaml2yace, pace_select, explore → code labels; with ``trainer:
+    gracemaker`` gracemaker, pace_activeset, pace_select, explore), ``trainer`` (``pacemaker``, the default, or
+    ``gracemaker``: every round a GRACE-FS fit with stress in the loss), ``structures``
     (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation),
     ``exploration_protocol`` (a shipped one by name, ``copper``, or a YAML file, relative to this one: generators and
     conditions; ``exploration`` overrides its parameters), ``generators`` (structure generators of the starting
@@ -84,6 +86,7 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     import yaml
 
     from ..workflows.active_learning import ActiveLearningWorkChain
+    from ..workflows.training import TRAINERS
 
     path = pathlib.Path(path)
     spec = yaml.safe_load(path.read_text()) or {}
@@ -101,6 +104,11 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
         )
     if not isinstance(spec["codes"], dict):
         raise ValueError(f"{path}: `codes` must map tool names (pacemaker, pace_select, explore, ...) to code labels")
+    trainer = spec.pop("trainer", "pacemaker")
+    if trainer not in TRAINERS:
+        raise ValueError(f"{path}: trainer must be one of {', '.join(TRAINERS)}, got {trainer!r}")
+    if trainer not in spec["codes"]:
+        raise ValueError(f"{path}: trainer {trainer} needs its code: `codes` must map `{trainer}` to a label")
     if not isinstance(spec.get("exploration", {}), dict):
         raise ValueError(f"{path}: `exploration` must be a mapping of exploration parameters (temperatures, ...)")
     oracle_options = spec["oracle"].get("options") if isinstance(spec.get("oracle"), dict) else None
@@ -147,6 +155,7 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
         exploration_protocol=exploration_protocol,
         oracle=oracle,
         options=spec.pop("options", None),
+        trainer=trainer,
         **extra,
     )
     if baseline is not None:

@@ -22,6 +22,7 @@ TRAINING_KEYS = {
 # ActiveLearningWorkChain.get_builder_from_protocol, from `learn launch`'s YAML file.
 LEARNING_KEYS = {
     "codes": "tool name -> code label (pacemaker, pace_select, pace_activeset, pace_yaml2yace, explore)",
+    "trainer": "pacemaker (default, ACE) or gracemaker (GRACE-FS every round; codes gracemaker, not pacemaker, yace)",
     "structures": "label, pk or UUID of the initial TrainingSetData (unlabelled: the oracle labels it first)",
     "test_set": "label, pk or UUID of the fixed held-out TrainingSetData (else test_fraction)",
     "explore_from": "label, pk or UUID of the structures MD starts from (default: the training data)",

@@ -236,10 +236,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 "test_set",
                 "test_fraction",
                 "previous_potential",
-                "trainer",
-                "grace",
             ),
-            namespace_options={"help": "Every round's TrainingWorkChain (pacemaker; no selection there, usually)."},
+            namespace_options={
+                "help": "Every round's TrainingWorkChain: `trainer` pacemaker (ACE, `training.training`) or gracemaker "
+                "(GRACE-FS with stress in the loss, `training.grace`); no selection there, usually."
+            },
         )
         spec.expose_inputs(
             ExplorationCalculation,
@@ -275,7 +276,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             ),
             cls.results,
         )
-        spec.output("potential", valid_type=PacePotentialData, help="The potential of the last round.")
+        # PacePotentialData: an ACE potential, or a GraceFSPotentialData (its subclass) with trainer gracemaker
+        spec.output("potential", valid_type=PacePotentialData, help="The last round's potential (ACE or GRACE-FS).")
         spec.output_namespace("potentials", valid_type=PacePotentialData, dynamic=True, help="Every round's.")
         spec.output("training_set", valid_type=TrainingSetData, help="The final training data (original labels).")
         spec.output("test_set", valid_type=TrainingSetData, help="The fixed held-out set of the learning curve.")
@@ -318,6 +320,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         exploration_protocol: str | pathlib.Path | None = None,
         oracle: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
+        trainer: str = "pacemaker",
         **inputs: Any,
     ):
         """A builder with every input filled from ``protocol`` (``fast``, ``moderate`` (default), ``precise``; see
@@ -333,7 +336,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         ``exploration`` then overrides key by key.
 
         ``codes`` maps ``pacemaker``, ``pace_activeset``, ``pace_yaml2yace``, ``pace_select`` and ``explore`` (the
-        ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``overrides`` is
+        ``mlip-trainer-explore`` script, plugin ``mlip_trainer.explore``) to codes or code labels. ``trainer``
+        ``"gracemaker"`` fits every round with gracemaker (GRACE-FS, stress in the loss; ``training.trainer``): then
+        ``codes`` maps ``gracemaker`` instead of ``pacemaker`` and ``pace_yaml2yace``, and the fit is the training
+        protocol's ``grace`` section (overridden with ``{"training": {"grace": {"parameters": {...}}}}``); the
+        exploration, the selection with the active set and the validation γ use the GRACE-FS potential. ``overrides`` is
         merged into the protocol key by key, its ``training``, ``selection`` and ``labeling`` sections into those of
         the inner protocols (e.g. ``{"selection": {"max_structures": 20}, "labeling": {"max_concurrent": 4},
         "training": {"training": {"pace": {"parameters": {"fit": {"maxiter": 50}}}}}}``). ``options`` are merged
@@ -347,7 +354,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         codes = load_codes(codes)
         values = cls.get_protocol_inputs(protocol, overrides)
         training = TrainingWorkChain.get_builder_from_protocol(
-            codes, structures, protocol, values["training"], options=options
+            codes, structures, protocol, values["training"], options=options, trainer=trainer
         )
         exclude = ("training_set", "structures_file", "test_set", "test_fraction", "previous_potential")
         values["training"] = builder_inputs(training, exclude)

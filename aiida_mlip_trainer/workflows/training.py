@@ -20,7 +20,7 @@ from typing import Any
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ToContext, WorkChain, if_
+from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida_shell import ShellJob
 from aiida_shell.launch import prepare_shell_job_inputs
 
@@ -33,7 +33,7 @@ from ..data.operations import check_environments
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..formats.basis import unfitted_basis_layout
-from ..formats.grace_input import validate_grace_parameters
+from ..formats.grace_input import DEFAULT_FIT, validate_grace_parameters
 from ..formats.pacemaker_input import validate_parameters
 from ..physics.baselines import missing_pairs
 from .functions.baseline import check_short_range, derive_baseline, subtract_baseline
@@ -65,6 +65,9 @@ SHORT_RANGE_CHECKS = ("error", "warning")
 # The fits TrainingWorkChain runs (input `trainer`): pacemaker (ACE, PaceTrainBaseWorkChain, namespace `training`)
 # and gracemaker (GRACE-FS with stress in the loss, GraceTrainCalculation, namespace `grace`).
 TRAINERS = ("pacemaker", "gracemaker")
+# A gracemaker fit stopped at its walltime (ERROR_OUT_OF_WALLTIME, its last checkpoint returned) is continued from
+# that checkpoint for the epochs left, at most this many times in a row.
+GRACE_CONTINUATIONS = 3
 
 
 def _optional(help_text: str) -> dict:
@@ -335,8 +338,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             cls.prepare_sets,
             if_(cls.should_select)(cls.run_selection, cls.inspect_selection),
             cls.check_training_set,
-            cls.run_training,
-            cls.inspect_training,
+            while_(cls.should_fit)(cls.run_training, cls.inspect_training),
             if_(cls.has_zbl_baseline)(cls.size_core_repulsion),
             cls.run_finalisation,
             cls.inspect_finalisation,
@@ -492,6 +494,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             self.ctx.parameters = self.inputs.training.pace.parameters
         self.ctx.baseline = self.inputs.get("physics_baseline")
         self.ctx.data = self.inputs.get("training_set")
+        self.ctx.fitted = None
+        self.ctx.continue_from = None  # gracemaker: the checkpoint of a fit stopped at its walltime, and epochs left
+        self.ctx.continuations = 0
 
     def _grace(self) -> bool:
         """Is the fit gracemaker's (trainer gracemaker)?"""
@@ -583,6 +588,11 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             )
         return None
 
+    def should_fit(self):
+        """Until the fit has a potential (pacemaker's restarts are PaceTrainBaseWorkChain's; a gracemaker fit stopped
+        at its walltime is continued here, see :meth:`inspect_training`)."""
+        return self.ctx.fitted is None
+
     def run_training(self):
         if self._grace():
             return self._run_grace()
@@ -597,22 +607,60 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return ToContext(training=node)
 
     def _run_grace(self):
-        """trainer gracemaker: one GraceTrainCalculation (no restarts: a fit stopped at its walltime ends the chain
-        with ERROR_TRAINING_FAILED, its last checkpoint on the job's `potential` output to fine-tune from)."""
+        """trainer gracemaker: a GraceTrainCalculation; after one stopped at its walltime, the next continues from its
+        checkpoint for the epochs left (:meth:`_continue_grace`). Any other failure ends the chain with
+        ERROR_TRAINING_FAILED."""
         inputs = AttributeDict(self.exposed_inputs(GraceTrainCalculation, namespace="grace"))
         inputs.update(training_set=self.ctx.train, test_set=self.ctx.train_test)
         if "previous_potential" in self.inputs:
             inputs.previous_potential = self.inputs.previous_potential
+        if self.ctx.continue_from is not None:  # the checkpoint of the fit stopped at its walltime, the epochs left
+            potential, epochs_left = self.ctx.continue_from
+            parameters = inputs["parameters"].get_dict() if "parameters" in inputs else {}
+            parameters["fit"] = {**parameters.get("fit", {}), "maxiter": epochs_left}
+            inputs.update(previous_potential=potential, parameters=orm.Dict(parameters))
+            inputs.metadata = {
+                **inputs.get("metadata", {}),
+                "call_link_label": f"continuation_{self.ctx.continuations}",
+            }
         node = self.submit(GraceTrainCalculation, **inputs)
         self.report(f"training: {node.process_label}<{node.pk}>")
         return ToContext(training=node)
 
     def inspect_training(self):
         node = self.ctx.training
+        if self._grace() and self._continue_grace(node):
+            return None
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_TRAINING_FAILED.format(message=f"[{node.exit_status}] {node.exit_message}")
         self.ctx.fitted = node.outputs.potential
         return None
+
+    def _continue_grace(self, node) -> bool:
+        """A gracemaker fit stopped at its walltime with its last checkpoint (ERROR_OUT_OF_WALLTIME, a `potential`
+        output): continue from it for the epochs left (fine-tuning from the checkpoint, epochs and optimizer reset),
+        at most :data:`GRACE_CONTINUATIONS` times in a row. True when a continuation is due."""
+        stopped = GraceTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status
+        if node.exit_status != stopped or "potential" not in node.outputs or "metrics" not in node.outputs:
+            return False
+        if self.ctx.continuations >= GRACE_CONTINUATIONS:
+            self.report(f"gracemaker stopped at its walltime {self.ctx.continuations + 1} times in a row: giving up")
+            return False
+        parameters = self.inputs.grace["parameters"].get_dict() if "parameters" in self.inputs.grace else {}
+        wanted = int(parameters.get("fit", {}).get("maxiter", DEFAULT_FIT["maxiter"]))
+        done = int(node.outputs.metrics.get_dict().get("epochs") or 0)
+        previous_left = self.ctx.continue_from[1] if self.ctx.continue_from is not None else wanted
+        left = previous_left - done
+        if done < 1 or left < 1:  # no progress (or nothing left to do): a continuation would not help
+            return False
+        self.ctx.continuations += 1
+        self.ctx.continue_from = (node.outputs.potential, left)
+        self.report(
+            f"gracemaker {node.process_label}<{node.pk}> stopped at its walltime after {done} epochs: continuing from "
+            f"its checkpoint for the {left} epochs left (continuation {self.ctx.continuations} of at most "
+            f"{GRACE_CONTINUATIONS})"
+        )
+        return True
 
     def has_zbl_baseline(self):
         zbl = self.ctx.baseline is not None and self.ctx.baseline["type"] == "zbl"

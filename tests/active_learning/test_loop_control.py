@@ -19,7 +19,7 @@ from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from aiida_mlip_trainer.workflows.training import TrainingWorkChain
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, with_submit_recorder
 
 CODES = ActiveLearningWorkChain.exit_codes
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
@@ -109,14 +109,7 @@ def loop(loop_codes, copper_sets):
             test_set=copper_sets["test"],
             **inputs,
         )
-        process = instantiate_process(get_manager().get_runner(), builder)
-        process.submitted = []
-
-        def submit(process_class, **submitted):
-            process.submitted.append((process_class, submitted))
-            return orm.WorkChainNode().store()
-
-        process.submit = submit
+        process = with_submit_recorder(builder)
         process.setup()
         if not process.needs_initial_labels():
             process.prepare_sets()

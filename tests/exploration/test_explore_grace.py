@@ -4,27 +4,19 @@ and the γ it records are those the node's own evaluator gives. Seconds: no fit.
 
 import numpy as np
 import pytest
-import yaml
 from aiida.engine import run_get_node
 from ase.build import bulk
 
 from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
-from aiida_mlip_trainer.data import GraceFSPotentialData, TrainingSetData
-from tests.conftest import FIXTURES
+from aiida_mlip_trainer.data import TrainingSetData
+from tests.conftest import FIXTURES, recorded_grace_potential
 
 FIT = FIXTURES / "grace_train_success"
 
 
 @pytest.fixture
 def grace_potential():
-    names = ("model.yaml", "checkpoint.index", "checkpoint.data-00000-of-00001")
-    reference = yaml.safe_load((FIT / "input.yaml").read_text())["data"]["reference_energy"]
-    return GraceFSPotentialData(
-        FIT / "FS_model.yaml",
-        active_set=FIT / "FS_model.asi",
-        checkpoint={name: FIT / name for name in names},
-        reference_energy=reference,
-    ).store()
+    return recorded_grace_potential().store()
 
 
 def _copper(compression: float) -> TrainingSetData:

@@ -12,8 +12,7 @@ from aiida.engine import run_get_node
 from aiida_mlip_trainer.data import GraceFSPotentialData, PacePotentialData, TrainingSetData
 from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
-from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, with_submit_recorder
 
 GRACE_FIT = FIXTURES / "grace_train_success"
 
@@ -153,7 +152,85 @@ def test_the_training_yaml_takes_the_trainer(grace_codes, copper, tmp_path):
         training_builder_from_yaml(path)
 
 
-def test_the_active_learning_loop_trains_with_pacemaker_only():
-    """Its rounds' TrainingWorkChain: no trainer to choose yet (issue 22 item 3 names it)."""
-    exposed = ActiveLearningWorkChain.spec().inputs["training"]
-    assert "trainer" not in exposed and "grace" not in exposed and "training" in exposed
+def _grace_job(exit_status: int, epochs: int | None = None, potential: bool = True) -> orm.CalcJobNode:
+    """A finished GraceTrainCalculation as the chain sees it: its exit status, and the `potential` (the recorded fit,
+    with its checkpoint) and `metrics` it returned."""
+    from aiida.common.links import LinkType
+
+    node = orm.CalcJobNode()
+    node.set_process_label("GraceTrainCalculation")
+    node.set_process_state("finished")
+    node.set_exit_status(exit_status)
+    outputs = {"metrics": orm.Dict({"epochs": epochs})} if epochs is not None else {}
+    if potential:
+        outputs["potential"] = grace_potential()
+    for label, output in outputs.items():
+        output.base.links.add_incoming(node, LinkType.CREATE, label)
+    node.store()
+    for output in outputs.values():
+        output.store()
+    return node
+
+
+@pytest.fixture
+def grace_chain(grace_codes, copper):
+    """A gracemaker TrainingWorkChain instantiated and set up to its fit, its `submit` a recorder."""
+    builder = TrainingWorkChain.get_builder_from_protocol(grace_codes, copper, "fast", trainer="gracemaker")
+    process = with_submit_recorder(builder)
+    process.setup()
+    assert process.prepare_sets() is None
+    return process
+
+
+def test_a_gracemaker_fit_stopped_at_its_walltime_continues_from_its_checkpoint(grace_chain):
+    from aiida_mlip_trainer.calculations.grace_train import GraceTrainCalculation
+
+    walltime = GraceTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status
+    process = grace_chain
+    assert process.should_fit()
+    process.run_training()
+    assert "previous_potential" not in process.submitted[-1][1]
+    left = 40  # the fast protocol's epochs
+    for done in (15, 10):
+        process.ctx.training = stopped = _grace_job(walltime, epochs=done)
+        assert process.inspect_training() is None and process.should_fit()
+        left -= done
+        process.run_training()
+        inputs = process.submitted[-1][1]
+        assert inputs["previous_potential"].pk == stopped.outputs.potential.pk
+        assert inputs["parameters"]["fit"]["maxiter"] == left  # the epochs still to do
+        assert inputs["parameters"]["cutoff"] == 5.0  # the rest of the protocol's settings kept
+        assert inputs["metadata"]["call_link_label"].startswith("continuation_")
+    process.ctx.training = finished = _grace_job(0, epochs=left)
+    assert process.inspect_training() is None and not process.should_fit()
+    assert process.ctx.fitted.pk == finished.outputs.potential.pk
+    reports = " ".join(log.message for log in orm.Log.collection.get_logs_for(process.node))
+    assert "stopped at its walltime after 15 epochs: continuing from its checkpoint for the 25 epochs left" in reports
+
+
+@pytest.mark.parametrize(
+    "stops",
+    [
+        ["ERROR_OUT_OF_WALLTIME"] * 4,  # three continuations, then the fourth stop ends the chain
+        ["ERROR_KILLED_BEFORE_INTERIM"],  # no checkpoint to continue from
+        ["ERROR_NAN_LOSS"],  # not a walltime: nothing to continue
+    ],
+    ids=["four_walltimes", "killed_before_interim", "nan"],
+)
+def test_a_gracemaker_fit_that_cannot_continue_ends_the_chain(grace_chain, stops):
+    from aiida_mlip_trainer.calculations.grace_train import GraceTrainCalculation
+    from aiida_mlip_trainer.workflows.training import GRACE_CONTINUATIONS
+
+    assert GRACE_CONTINUATIONS == 3
+    process = grace_chain
+    process.run_training()
+    for index, label in enumerate(stops):
+        status = getattr(GraceTrainCalculation.exit_codes, label).status
+        walltime = label == "ERROR_OUT_OF_WALLTIME"
+        process.ctx.training = _grace_job(status, epochs=5 if walltime else None, potential=walltime)
+        exit_code = process.inspect_training()
+        if index < len(stops) - 1:
+            assert exit_code is None
+            process.run_training()
+    assert exit_code.status == TrainingWorkChain.exit_codes.ERROR_TRAINING_FAILED.status
+    assert len(process.submitted) == len(stops)
