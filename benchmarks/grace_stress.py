@@ -47,9 +47,12 @@ parser.add_argument("--train", type=int, default=80)
 parser.add_argument("--test", type=int, default=20)
 parser.add_argument("--strain", type=float, default=0.03)
 parser.add_argument("--epochs", type=int, default=150, help="gracemaker epochs (Adam)")
-parser.add_argument("--stress-weight", type=float, default=1000.0)
 parser.add_argument("--maxiter", type=int, default=300, help="pacemaker BFGS iterations")
-parser.add_argument("--arms", default="pacemaker,grace w=0,grace w>0")
+parser.add_argument(
+    "--arms",
+    default="pacemaker,grace w=0,grace w=1000",
+    help="pacemaker, or grace w=W (stress weight W)",
+)
 parser.add_argument("--cache", default="benchmarks/results/grace_stress.json")
 parser.add_argument("--print-only", action="store_true")
 args = parser.parse_args()
@@ -119,7 +122,7 @@ def fit(arm, train, test, seed):
         inputs = {"code": code("pacemaker", "mlip_trainer.pace_train"), "parameters": parameters}
         process = PaceTrainCalculation
     else:
-        weight = 0.0 if arm == "grace w=0" else args.stress_weight
+        weight = float(arm.removeprefix("grace w="))
         loss = {"energy": 16.0, "forces": 32.0, "stress": weight}
         parameters = {"seed": seed, "cutoff": 5.0, "fit": {"maxiter": args.epochs, "jit_compile": True, "loss": loss}}
         inputs = {"code": code("gracemaker", "mlip_trainer.grace_train"), "parameters": parameters}
@@ -186,14 +189,14 @@ for dataset, seed in runs if not args.print_only else []:
 
 print(
     f"\nEMT reference: C11 {reference['C11']:.1f}, C12 {reference['C12']:.1f}, C44 {reference['C44']:.1f} GPa "
-    f"at a = {reference['lattice_constant']:.4f} Å. gracemaker {args.epochs} epochs (stress weight "
-    f"{args.stress_weight:g} for w>0), pacemaker BFGS {args.maxiter} iterations."
+    f"at a = {reference['lattice_constant']:.4f} Å. gracemaker {args.epochs} epochs (energy weight 16, forces 32, "
+    f"stress w), pacemaker BFGS {args.maxiter} iterations."
 )
 print(
-    f"{'data/seed':12s} {'fit':10s} {'E RMSE/spread':>14s} {'F RMSE/spread':>14s} {'S RMSE/RMS (%)':>20s} "
+    f"{'data/seed':12s} {'fit':12s} {'E RMSE/spread':>14s} {'F RMSE/spread':>14s} {'S RMSE/RMS (%)':>20s} "
     f"{'wall s':>7s} {'C11 (err %)':>13s} {'C12 (err %)':>13s} {'C44 (err %)':>13s}"
 )
-print(f"{'':12s} {'':10s} {'meV/atom':>14s} {'meV/Å':>14s} {'GPa':>20s}")
+print(f"{'':12s} {'':12s} {'meV/atom':>14s} {'meV/Å':>14s} {'GPa':>20s}")
 summary = {}
 for key, row in cache.items():
     if key.count("/") != 2:
@@ -205,13 +208,13 @@ for key, row in cache.items():
     summary.setdefault((dataset, arm), []).append((ratio, row["wall"], relative))
     constants = " ".join(f"{row[n]:6.1f} ({relative[n]:+5.1f})" for n in ("C11", "C12", "C44"))
     print(
-        f"{dataset + '/' + seed:12s} {arm:10s} {row['E']:6.2f}/{spread['E']:6.2f} {row['F']:6.1f}/{spread['F']:6.1f} "
+        f"{dataset + '/' + seed:12s} {arm:12s} {row['E']:6.2f}/{spread['E']:6.2f} {row['F']:6.1f}/{spread['F']:6.1f} "
         f"{row['S']:6.3f}/{spread['S']:5.2f} ({ratio:5.1f}) {row['wall']:7.0f} {constants}"
     )
 print("\nmedians over seeds: stress RMSE / RMS (%), wall (s), largest |elastic constant error| (%)")
 for (dataset, arm), values in summary.items():
     worst = [max(abs(v) for v in relative.values()) for _, _, relative in values]
     print(
-        f"{dataset:8s} {arm:10s} {statistics.median(v[0] for v in values):6.1f} "
+        f"{dataset:8s} {arm:12s} {statistics.median(v[0] for v in values):6.1f} "
         f"{statistics.median(v[1] for v in values):7.0f} {statistics.median(worst):6.1f}  ({len(values)} seed(s))"
     )
