@@ -1,6 +1,7 @@
 """ActiveLearningWorkChain with trainer gracemaker, for real: EMT copper (4-atom cells), the ASE (EMT) oracle, real
 gracemaker, pace_activeset, mlip-trainer-explore (GRACE-FS evaluator) and pace_select, two rounds. Two short GRACE-FS
-fits (5 epochs: TensorFlow's fixed costs dominate, about 2 minutes each on two idle cores), so about 5 minutes."""
+fits (5 epochs: TensorFlow's fixed costs dominate, about 2 minutes each on two idle cores). Measured: 29 minutes
+on the 2-core machine at a load average of 15 to 20 (2026-12-06); not yet measured on an idle machine."""
 
 import shutil
 
