@@ -16,7 +16,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 # pytest's exit status 5 is "no test selected": arguments may select tests of one part only.
 status=0
-.venv/bin/pytest -ra -n "${MLIP_TRAINER_TEST_WORKERS:-2}" --dist loadscope -m "not alone" "$@" || status=$?
+# Whole modules go to the workers in the order of collection, the modules of real codes first (tests/conftest.py).
+.venv/bin/pytest -ra -n "${MLIP_TRAINER_TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder -m "not alone" "$@" ||
+  status=$?
 alone=0
 .venv/bin/pytest -ra -m alone "$@" || alone=$?
 # the first part's failure, else the second's

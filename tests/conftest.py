@@ -17,6 +17,19 @@ FIXTURES = TESTS / "fixtures"
 MOCK_CODES = TESTS / "mock_codes"
 
 
+# Tests that run a real code (minutes each, where the mocked ones take seconds).
+REAL_CODE_MARKERS = ("real_pacemaker", "real_gracemaker", "real_cp2k", "real_qe")
+
+
+def pytest_collection_modifyitems(items):
+    """The modules with a test of a real code first, each module's tests in their order: scripts/test.sh hands whole
+    modules to its workers in this order (`--dist loadscope --no-loadscope-reorder`), so that the workers start on the
+    long modules and the short ones fill in at the end. xdist's own order (most tests first) put the real modules,
+    with one to three tests each, last: a worker could start a module of minutes when the other was nearly done."""
+    real = {item.nodeid.split("::")[0] for item in items if any(map(item.get_closest_marker, REAL_CODE_MARKERS))}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in real)  # a stable sort
+
+
 def _debian_server_storage(tmp_path_factory) -> dict | None:
     """Storage config on the server started by scripts/postgres.sh (as root), with a fresh database."""
     host = os.environ.get("MLIP_TRAINER_PG_HOST")

@@ -3,10 +3,10 @@ with bash -euo pipefail, and what they print matches their `#>` lines (`…` sta
 run), as tests/test_tutorial.py does for the tutorial.
 
 One chain, on the path a newcomer takes: `make demo` (its step after the install, scripts/demo.sh, on a copy of
-the repository's layout in tmp_path: the demo's profile in tmp_path/.aiida-demo, AIIDA_PATH never the user's), then
-the README's "After `make demo`" block on that profile, the tutorial's code-creation loop on that same profile (the
-step that once made duplicate codes), then every how-to with commands, in the order of HOWTOS. At the end each code
-label exists once.
+the repository's layout in tmp_path: the demo's profile in tmp_path/.aiida-demo, AIIDA_PATH never the user's; run
+once for the module, and its output checked for warnings on its own), then the README's "After `make demo`" block on
+that profile, the tutorial's code-creation loop on that same profile (the step that once made duplicate codes), then
+every how-to with commands, in the order of HOWTOS. At the end each code label exists once.
 
 What is mocked: `pacemaker`, `pace_select` and `pace_activeset` are the replaying stand-ins of tests/mock_codes
 (recorded real runs of exactly these inputs, under tests/fixtures/replay; an unknown input fails with exit status
@@ -25,6 +25,8 @@ import re
 import shutil
 import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MOCK_CODES = ROOT / "tests" / "mock_codes"
@@ -59,11 +61,15 @@ def readme_blocks() -> tuple[str, str]:
     return make, after_demo
 
 
+# `make demo`'s step after its install, verbatim (the first test checks that the Makefile runs it)
+DEMO = "bash scripts/demo.sh"
+
+
 def chain_script() -> str:
-    """What the chain runs: `make demo`'s step after its install, then the README's, the tutorial's code loop and the
-    how-tos' blocks, verbatim, each from the clone's root (a block may cd)."""
+    """What the chain runs after the demo: the README's, the tutorial's code loop and the how-tos' blocks, verbatim,
+    each from the clone's root (a block may cd)."""
     make, after_demo = readme_blocks()
-    parts = ["bash scripts/demo.sh", after_demo, tutorial_code_loop()]
+    parts = [after_demo, tutorial_code_loop()]
     for name in HOWTOS:
         parts += bash_blocks(ROOT / "docs" / "howto" / name)
     return "\n".join(f'cd "$CLONE"\n{part}' for part in parts)
@@ -75,7 +81,7 @@ def test_every_page_with_commands_is_run_by_a_test():
     make, _ = readme_blocks()
     # the README's first block is `make demo` and `make test`: the chain runs what `make demo` runs after `make install`
     assert [line.split("#")[0].strip() for line in make.splitlines()] == ["make demo", "make test"]
-    assert "\tbash scripts/demo.sh" in (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n")[0]
+    assert f"\t{DEMO}" in (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n")[0]
 
 
 def test_every_code_creation_line_is_idempotent_and_non_interactive():
@@ -136,12 +142,40 @@ def run_bash(script: str, cwd: pathlib.Path, timeout: int) -> subprocess.Complet
     )
 
 
-def test_the_readme_and_the_howtos_run_as_written_on_the_demo_profile(tmp_path):
-    clone = _clone(tmp_path)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[pathlib.Path, subprocess.CompletedProcess]:
+    """The clone after `make demo` (one run for the module: its check and the chain that goes on from its profile),
+    and what the demo printed."""
+    clone = _clone(tmp_path_factory.mktemp("docs"))
+    return clone, run_bash(DEMO, clone, timeout=1500)
+
+
+def test_the_demo_succeeds_without_a_warning(demo):
+    """It printed `Warning: output parser returned exit code<...>` (a selection round that found nothing new, as
+    expected) and warned twice that pace_select returned fewer structures than asked (its rule, not a fault). Those
+    are now said in words as reports; a line with `Warning` is a new one, to remove or to explain. (The pacemaker
+    tools are the replaying stand-ins, which print what the real tools printed on these inputs; the real pacemaker
+    runs TrainingWorkChain in tests/integration/test_training_workchain_real.py.)"""
+    _, result = demo
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "test force RMSE:" in result.stdout and "pair_style hybrid/overlay pace zbl" in result.stdout
+    # what the warnings said is still said, as reports
+    assert "Report: " in output and "nothing selected: no structure of the pool extends the active set" in output
+    warnings = [line for line in output.splitlines() if "Warning" in line or "Traceback" in line]
+    # not the demo's: aiida's check of the new localhost computer runs `whoami` in a login shell, and relays what the
+    # machine's shell start-up files print on stderr (seen here: a pyenv rehash racing another shell)
+    warnings = [line for line in warnings if "nonempty stderr in the whoami command" not in line]
+    assert not warnings, "\n".join(warnings)
+
+
+def test_the_readme_and_the_howtos_run_as_written_on_the_demo_profile(demo):
+    clone, made = demo
+    assert made.returncode == 0, f"the demo failed:\n{made.stdout[-6000:]}\n--- stderr ---\n{made.stderr[-6000:]}"
     script = chain_script()
     result = run_bash(script + '\ncd "$CLONE"\nverdi code list -a', clone, timeout=1500)
-    output = result.stdout
-    assert result.returncode == 0, f"{output[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+    output = made.stdout + result.stdout
+    assert result.returncode == 0, f"{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
     for line in expected_lines(script):
         pattern = ".*".join(re.escape(part) for part in line.split("…"))
         assert re.search(pattern, output), f"the docs show `{line}`, the commands printed:\n{output}"

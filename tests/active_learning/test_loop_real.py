@@ -9,12 +9,14 @@ from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlip_trainer.workflows.functions.learning_curve import CURVE_COLUMNS
+from tests.exploration.conftest import max_gamma
 from tests.test_cli import invoke
 
 pytestmark = pytest.mark.real_pacemaker
 
-# Hot, short MD from one near-equilibrium cell; gamma_collect low enough that the first, small potential finds frames
-# to label in round 0 (its training cells are barely rattled), the halt threshold the documented 25.
+# The CP2K loop's exploration (with its own temperature and steps): hot, short MD from one near-equilibrium cell,
+# gamma_collect low enough that the first, small potential finds frames to label in round 0, the halt threshold the
+# documented 25.
 EXPLORATION = {
     "temperatures": [300, 1200],
     "steps": 60,
@@ -45,22 +47,62 @@ def oracle_jobs(node: orm.ProcessNode) -> set[int]:
     }
 
 
-def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await):
+# The loop's exploration protocol (a user file): two generators and two conditions, a mild one and a hot ramp.
+# gamma_collect low enough that the first, small potential finds frames to label in round 0 (its training cells are
+# barely rattled), the halt threshold low enough that it halts some trajectories (their resume frames start round 1),
+# the collect band wide enough for picks.
+PROTOCOL = {
+    "generators": [{"type": "strain", "strains": [-0.05, 0.05]}, {"type": "vacancy", "count": 1, "seed": 4}],
+    "exploration": {
+        "steps": 40,
+        "timestep": 2.0,
+        "sample_interval": 5,
+        "gamma_collect": 1.5,
+        "gamma_halt": 6.0,
+        "max_frames": 3,
+        "conditions": [
+            {"name": "mild", "temperatures": [300]},
+            {"name": "ramp", "temperatures": [600], "ramp_to": 1800},
+        ],
+    },
+}
+
+
+def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await, tmp_path):
+    """Two rounds through the daemon, one loop for all of this (a real loop costs minutes): its exploration protocol
+    (a user file) has two generators and two conditions, and it is given validation structures. The graph is checked
+    link by link; round 0's halted trajectories come back as starting structures of round 1, the picks' spread over
+    the conditions is in the summary, and every round reports the γ of a (111) slab and a vacancy cell it never saw."""
+    import yaml
+    from ase.build import fcc111
+
+    from aiida_mlip_trainer.physics.generators import generate
+    from aiida_mlip_trainer.physics.reference_data import copper_emt
+
+    path = tmp_path / "protocol.yaml"
+    path.write_text(yaml.safe_dump(PROTOCOL))
+    slab = fcc111("Cu", size=(2, 2, 4), vacuum=8.0)
+    slab.pbc = True  # periodic, with vacuum along z: as pacemaker takes a slab
+    slab.info["name"] = "cu111_slab"
+    validation = TrainingSetData([slab, *generate(copper_emt(1, seed=5), {"type": "vacancy"})], labelled=False)
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         loop_codes,
         copper_sets["initial"],
-        EXPLORATION,
+        None,
         "fast",
         LOOP_OVERRIDES,
+        exploration_protocol=path,
         oracle=ase_oracle(loop_codes["ase_oracle"], "emt"),
         test_set=copper_sets["test"],
         explore_count=orm.Int(1),
         max_rounds=orm.Int(2),
+        validation_structures=validation.store(),
     )
     builder.training.short_range_check = orm.Str("warning")  # a 40-iteration fit: reported, not fatal
     node = submit_and_await(builder, timeout=1800)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     outputs = node.outputs
+    summary = outputs.summary.get_dict()
 
     # every round's potential is an output; the last one is `potential`
     assert set(outputs.potentials) == {"round_0", "round_1"}
@@ -75,9 +117,9 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
     assert first.inputs.test_set.pk == second.inputs.test_set.pk == outputs.test_set.pk == copper_sets["test"].pk
 
     # exploration of round 0 found frames, selection picked within the budget, the oracle labelled them
-    exploration = child(node, "exploration_0")
+    exploration, exploration_1 = child(node, "exploration_0"), child(node, "exploration_1")
     assert exploration.outputs.summary["num_candidates"] > 0
-    assert child(node, "exploration_1").inputs.parameters["seed"] == exploration.inputs.parameters["seed"] + 1
+    assert exploration_1.inputs.parameters["seed"] == exploration.inputs.parameters["seed"] + 1
     selected = child(node, "selection_0").outputs.selected
     assert 0 < selected.num_structures <= 3
     labeling = child(node, "labeling_0")
@@ -116,9 +158,8 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
         assert curve.get_array("force_rmse")[k] == pytest.approx(fit.outputs.metrics["force_rmse"])
         assert curve.get_array("energy_rmse")[k] == pytest.approx(fit.outputs.metrics["energy_rmse"])
     assert curve.get_array("max_gamma")[0] == pytest.approx(exploration.outputs.summary["max_gamma"])
-    assert curve.get_array("max_gamma")[0] >= EXPLORATION["gamma_collect"]
+    assert curve.get_array("max_gamma")[0] >= PROTOCOL["exploration"]["gamma_collect"]
     assert outputs.learning_curve_plot.get_content(mode="rb").startswith(b"\x89PNG")
-    summary = outputs.summary.get_dict()
     assert summary["units"] == {"energy_rmse": "meV/atom", "force_rmse": "meV/Å"}
     assert summary["oracle_calls"] == labelled.num_structures
     assert summary["stop_reason"] == "max_rounds (2) reached" or summary["stop_reason"].startswith(
@@ -133,6 +174,42 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
     assert [int(row[1]) for row in rows] == curve.get_array("oracle_calls").tolist()
     assert [float(row[4]) for row in rows] == pytest.approx(curve.get_array("force_rmse").tolist(), abs=0.006)
     assert f"stopped: {summary['stop_reason']}" in status.output
+
+    # the protocol: every generated set is a calcfunction's output, its generator (and seed) its input
+    for index, spec in enumerate(PROTOCOL["generators"]):
+        generator = child(node, f"generator_{index}")
+        assert generator.inputs.generator.get_dict() == spec
+    assert exploration.inputs.structures.num_structures == 4  # the drawn structure, two strained cells, a vacancy cell
+    assert summary["rounds"][0]["starts"] == {"generated_00_strain": 2, "generated_01_vacancy": 1, "given": 1}
+
+    # round 0 halted trajectories; each left its last sample below gamma_halt, which round 1 starts from
+    halted = [t for t in exploration.outputs.summary["trajectories"] if t["halted"]]
+    resumed = [t for t in halted if t["resume_step"] is not None]
+    assert resumed and all(t["resume_step"] < t["halt_step"] for t in resumed)
+    assert all(t["halt_step"] == 0 for t in halted if t["resume_step"] is None)  # halted at its start: no frame below
+    resume = exploration.outputs.resume
+    assert resume.num_structures == len(resumed) == summary["rounds"][1]["starts"]["resume"]
+    starts = exploration_1.inputs.structures.get_arrays()
+    assert np.array_equal(
+        starts["positions"][-len(resume.get_arrays()["positions"]) :], resume.get_arrays()["positions"]
+    )
+    grades = max_gamma(outputs.potentials.round_0, resume.to_atoms())
+    assert max(grades) < PROTOCOL["exploration"]["gamma_halt"]
+
+    # the picks of round 0 pooled over both conditions, and their spread
+    picks = summary["rounds"][0]["picks"]
+    assert picks["num_picked"] == selected.num_structures > 0
+    assert set(picks["pool_by_condition"]) <= {"mild", "ramp"}
+    assert sum(picks["by_condition"].values()) == sum(picks["by_origin"].values()) == picks["num_picked"]
+
+    # the validation γ of each round, as pyace gives it with that round's potential and active set
+    for k in (0, 1):
+        expected = max_gamma(outputs.potentials[f"round_{k}"], validation.to_atoms())
+        reported = summary["rounds"][k]["validation"]
+        assert reported["max_gamma"] == pytest.approx(max(expected), rel=1e-9)
+        assert reported["median_gamma"] == pytest.approx(float(np.median(expected)), rel=1e-9)
+    if summary["rounds"][1]["validation"]["extrapolating"]:
+        assert summary["converged"] is False and not summary["stop_reason"].startswith("converged")
 
 
 def silicon_cells(count: int, seed: int) -> list:
@@ -223,107 +300,3 @@ def test_learn_launch_runs_a_cp2k_labelled_round_through_the_daemon(
     atoms = test_set[0].copy()
     atoms.calc = outputs.potential.get_calculator()
     assert abs(atoms.get_potential_energy() - test_set[0].get_potential_energy()) / len(atoms) < 0.5  # eV/atom
-
-
-# Two generators and two conditions: a mild one and a hot ramp; the halt threshold low enough that the first, small
-# potential halts some trajectories (their resume frames start round 1), the collect band wide enough for picks.
-PROTOCOL = {
-    "generators": [{"type": "strain", "strains": [-0.05, 0.05]}, {"type": "vacancy", "count": 1, "seed": 4}],
-    "exploration": {
-        "steps": 40,
-        "timestep": 2.0,
-        "sample_interval": 5,
-        "gamma_collect": 1.5,
-        "gamma_halt": 6.0,
-        "max_frames": 3,
-        "conditions": [
-            {"name": "mild", "temperatures": [300]},
-            {"name": "ramp", "temperatures": [600], "ramp_to": 1800},
-        ],
-    },
-}
-
-
-def test_a_protocol_round_resumes_halted_trajectories_and_reports_validation_gamma(
-    loop_codes, copper_sets, submit_and_await, tmp_path
-):
-    """Real pacemaker, the EMT oracle: a loop whose exploration protocol (a user file) has two generators and two
-    conditions. Round 0's halted trajectories come back as starting structures of round 1, the picks' spread over the
-    conditions is in the summary, and every round reports the γ of a (111) slab and a vacancy cell it never saw."""
-    import yaml
-    from ase.build import fcc111
-
-    from aiida_mlip_trainer.physics.generators import generate
-    from aiida_mlip_trainer.physics.reference_data import copper_emt
-
-    path = tmp_path / "protocol.yaml"
-    path.write_text(yaml.safe_dump(PROTOCOL))
-    slab = fcc111("Cu", size=(2, 2, 4), vacuum=8.0)
-    slab.pbc = True  # periodic, with vacuum along z: as pacemaker takes a slab
-    slab.info["name"] = "cu111_slab"
-    validation = TrainingSetData([slab, *generate(copper_emt(1, seed=5), {"type": "vacancy"})], labelled=False)
-    builder = ActiveLearningWorkChain.get_builder_from_protocol(
-        loop_codes,
-        copper_sets["initial"],
-        None,
-        "fast",
-        LOOP_OVERRIDES,
-        exploration_protocol=path,
-        oracle=ase_oracle(loop_codes["ase_oracle"], "emt"),
-        test_set=copper_sets["test"],
-        explore_count=orm.Int(1),
-        max_rounds=orm.Int(2),
-        validation_structures=validation.store(),
-    )
-    builder.training.short_range_check = orm.Str("warning")
-    node = submit_and_await(builder, timeout=1800)
-    assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
-    summary = node.outputs.summary.get_dict()
-
-    # every generated set is a calcfunction's output, its generator (and seed) its input
-    for index, spec in enumerate(PROTOCOL["generators"]):
-        generator = child(node, f"generator_{index}")
-        assert generator.inputs.generator.get_dict() == spec
-    first, second = child(node, "exploration_0"), child(node, "exploration_1")
-    assert first.inputs.structures.num_structures == 4  # the drawn structure, two strained cells, a vacancy cell
-    assert summary["rounds"][0]["starts"] == {"generated_00_strain": 2, "generated_01_vacancy": 1, "given": 1}
-
-    # round 0 halted trajectories; each left its last sample below gamma_halt, which round 1 starts from
-    halted = [t for t in first.outputs.summary["trajectories"] if t["halted"]]
-    resumed = [t for t in halted if t["resume_step"] is not None]
-    assert resumed and all(t["resume_step"] < t["halt_step"] for t in resumed)
-    assert all(t["halt_step"] == 0 for t in halted if t["resume_step"] is None)  # halted at its start: no frame below
-    resume = first.outputs.resume
-    assert resume.num_structures == len(resumed) == summary["rounds"][1]["starts"]["resume"]
-    starts = second.inputs.structures.get_arrays()
-    assert np.array_equal(
-        starts["positions"][-len(resume.get_arrays()["positions"]) :], resume.get_arrays()["positions"]
-    )
-    grades = [float(g) for g in _gamma(node.outputs.potentials.round_0, resume.to_atoms())]
-    assert max(grades) < PROTOCOL["exploration"]["gamma_halt"]
-
-    # the picks of round 0 pooled over both conditions, and their spread
-    picks = summary["rounds"][0]["picks"]
-    selected = child(node, "selection_0").outputs.selected
-    assert picks["num_picked"] == selected.num_structures > 0
-    assert set(picks["pool_by_condition"]) <= {"mild", "ramp"}
-    assert sum(picks["by_condition"].values()) == sum(picks["by_origin"].values()) == picks["num_picked"]
-
-    # the validation γ of each round, as pyace gives it with that round's potential and active set
-    for k in (0, 1):
-        expected = _gamma(node.outputs.potentials[f"round_{k}"], validation.to_atoms())
-        reported = summary["rounds"][k]["validation"]
-        assert reported["max_gamma"] == pytest.approx(max(expected), rel=1e-9)
-        assert reported["median_gamma"] == pytest.approx(float(np.median(expected)), rel=1e-9)
-    if summary["rounds"][1]["validation"]["extrapolating"]:
-        assert summary["converged"] is False and not summary["stop_reason"].startswith("converged")
-
-
-def _gamma(potential, atoms_list) -> list[float]:
-    calculator = potential.get_ace_calculator()
-    grades = []
-    for atoms in atoms_list:
-        atoms.calc = calculator
-        atoms.get_potential_energy()
-        grades.append(float(np.max(calculator.results["gamma"])))
-    return grades

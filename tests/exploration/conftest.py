@@ -21,6 +21,20 @@ def argon_start(compression: float = 1.0, seed: int = 1):
     return atoms
 
 
+def max_gamma(potential, atoms_list) -> list[float]:
+    """The largest γ of each structure, evaluated here by pyace with the potential's own active set (independently of
+    the exploration script and the loop's calcfunctions)."""
+    import numpy as np
+
+    calculator = potential.get_ace_calculator()
+    grades = []
+    for atoms in atoms_list:
+        atoms.calc = calculator
+        atoms.get_potential_energy()
+        grades.append(float(np.max(calculator.results["gamma"])))
+    return grades
+
+
 @pytest.fixture
 def starts():
     """Unlabelled starting structures: an argon cell like the training data, and one compressed by 7 %."""

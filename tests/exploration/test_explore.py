@@ -12,7 +12,7 @@ from aiida.engine import run_get_node
 from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
 from tests.conftest import FIXTURES
-from tests.exploration.conftest import argon_start
+from tests.exploration.conftest import argon_start, max_gamma
 from tests.selection.conftest import POTENTIAL
 
 ACTIVE_SET = FIXTURES / "pace_activeset_success" / "potential.asi"
@@ -29,17 +29,6 @@ def _explore(code, potential, structures, **parameters):
     )
     assert node.is_finished_ok, node.exit_message
     return results, node
-
-
-def _max_gamma(potential, atoms_list) -> list[float]:
-    """The largest γ of each structure, evaluated here by pyace with the potential's own active set."""
-    calculator = potential.get_ace_calculator()
-    grades = []
-    for atoms in atoms_list:
-        atoms.calc = calculator
-        atoms.get_potential_energy()
-        grades.append(float(np.max(calculator.results["gamma"])))
-    return grades
 
 
 def test_input_folder_and_command_line(generate_calc_job, explore_code, starts):
@@ -152,7 +141,7 @@ def test_hot_or_compressed_starts_give_frames_in_the_band(
     assert not candidates.labelled
     assert candidates.num_structures <= 10  # max_frames per trajectory
     # Checked independently: pyace with the same active set puts every kept frame in [gamma_collect, gamma_halt).
-    grades = _max_gamma(potential_with_active_set, candidates.to_atoms())
+    grades = max_gamma(potential_with_active_set, candidates.to_atoms())
     assert all(5.0 <= grade < 25.0 for grade in grades), grades
     kept = summary["trajectories"][0]["kept"]
     steps = results["gamma"].get_array("steps").tolist()
@@ -185,7 +174,7 @@ def test_halt_threshold_stops_the_trajectory(explore_code, potential_with_active
     (resume,) = results["resume"].to_atoms()
     assert resume.info["name"] == f"Ar_start_1.0_traj0_resume{trajectory['resume_step']}"
     assert not results["resume"].labelled and summary["num_resume"] == 1
-    (grade,) = _max_gamma(potential_with_active_set, [resume])
+    (grade,) = max_gamma(potential_with_active_set, [resume])
     assert grade == pytest.approx(row[last], rel=1e-9) and grade < 0.7
 
 
@@ -285,7 +274,7 @@ def test_validation_gamma_of_the_users_structures(potential_with_active_set):
 
     cells = [argon_start(), argon_start(0.93), argon_start(0.9)]
     structures = TrainingSetData(cells, labelled=False).store()
-    expected = _max_gamma(potential_with_active_set, [cell.copy() for cell in cells])
+    expected = max_gamma(potential_with_active_set, [cell.copy() for cell in cells])
     first = validation_gamma(potential_with_active_set, structures, orm.Float(5.0)).get_dict()
     assert first["gamma"] == pytest.approx(expected, rel=1e-9)
     low, middle, _ = sorted(expected)

@@ -1,6 +1,9 @@
-"""Fixtures for the oracles: the ASE oracle's script as a code, real CP2K as a code, small copper pools."""
+"""Fixtures for the oracles: the ASE oracle's script as a code, real CP2K as a code, small copper pools, and the
+finite-difference cells a real DFT oracle labels (its forces and stress against its energies)."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import pytest
 
@@ -31,6 +34,10 @@ def copper_pool():
     return TrainingSetData(copper_cells(3), labelled=False).store()
 
 
+STEP = 0.01  # Å, atom displacement of the finite difference
+STRAIN = 0.002  # of the xx strain
+
+
 def silicon_difference_cells(step: float, strain: float) -> dict:
     """A rattled 2-atom silicon cell (``base``) and the cells of a central finite difference: its second atom moved
     along x by ±``step`` Å (``move_plus``, ``move_minus``) and the cell strained along xx by ±``strain``
@@ -53,3 +60,39 @@ def silicon_difference_cells(step: float, strain: float) -> dict:
     for name, atoms in cells.items():
         atoms.info["name"] = name
     return cells
+
+
+class FiniteDifference(NamedTuple):
+    """What :func:`finite_difference_labels` gives: the LabelingWorkChain, the labelled ``base`` cell (ase.Atoms), and
+    the central differences of the oracle's energies: ``force`` (eV/Å, x of the moved atom, the one its label has
+    at ``base.get_forces()[1, 0]``) and ``stress`` (eV/Å³, xx, as ``base.get_stress()[0]``)."""
+
+    node: object
+    base: object
+    force: float
+    stress: float
+
+
+@pytest.fixture
+def finite_difference_labels():
+    """Label the cells of :func:`silicon_difference_cells` (STEP, STRAIN) with an oracle through LabelingWorkChain
+    (two jobs at a time), check that every label came back, and return a :class:`FiniteDifference`."""
+    from aiida.engine import run_get_node
+
+    from aiida_mlip_trainer.data import TrainingSetData
+    from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
+
+    def factory(oracle: dict) -> FiniteDifference:
+        cells = silicon_difference_cells(STEP, STRAIN)
+        pool = TrainingSetData(list(cells.values()), labelled=False).store()
+        results, node = run_get_node(LabelingWorkChain, pool=pool, oracle=oracle, max_concurrent=2)
+        assert node.is_finished_ok, node.exit_message
+        assert results["failures"]["num_failed"] == 0
+        labelled = {atoms.info["name"]: atoms for atoms in results["labelled"].to_atoms()}
+        energy = {name: atoms.get_potential_energy() for name, atoms in labelled.items()}
+        base = labelled["base"]
+        force = -(energy["move_plus"] - energy["move_minus"]) / (2 * STEP)
+        stress = (energy["strain_plus"] - energy["strain_minus"]) / (2 * STRAIN) / base.get_volume()
+        return FiniteDifference(node, base, force, stress)
+
+    return factory

@@ -13,37 +13,25 @@ from aiida.engine import run_get_node
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import cp2k_oracle
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
-from tests.oracles.conftest import silicon_difference_cells
+from tests.oracles.conftest import STEP, STRAIN, silicon_difference_cells
 
 pytestmark = pytest.mark.real_cp2k
 
-STEP = 0.01  # Å, atom displacement of the finite difference
-STRAIN = 0.002  # of the xx strain
 FAST = {"cutoff": 120.0, "rel_cutoff": 30.0, "eps_scf": 1e-8, "kpoint_distance": 0.6}
 
 
-def test_cp2k_labels_are_derivatives_of_the_cp2k_energy(cp2k_code):
-    cells = silicon_difference_cells(STEP, STRAIN)
-    pool = TrainingSetData(list(cells.values()), labelled=False).store()
-    oracle = cp2k_oracle(cp2k_code, ["Si"], **FAST)
-    results, node = run_get_node(LabelingWorkChain, pool=pool, oracle=oracle, max_concurrent=2)
-    assert node.is_finished_ok, node.exit_message
-    assert results["failures"]["num_failed"] == 0
-    labelled = {atoms.info["name"]: atoms for atoms in results["labelled"].to_atoms()}
-    energy = {name: atoms.get_potential_energy() for name, atoms in labelled.items()}
-    base = labelled["base"]
+def test_cp2k_labels_are_derivatives_of_the_cp2k_energy(cp2k_code, finite_difference_labels):
+    node, base, finite_force, finite_stress = finite_difference_labels(cp2k_oracle(cp2k_code, ["Si"], **FAST))
 
     # The job was aiida-cp2k's, with the k-point mesh made for this cell and the settings of cp2k_oracle.
     job = next(n for n in node.called_descendants if n.process_label == "Cp2kCalculation")
     assert job.inputs.kpoints.get_kpoints_mesh()[0] == [4, 4, 4]
     assert job.inputs.parameters["FORCE_EVAL"]["DFT"]["MGRID"]["CUTOFF"] == 120.0
 
-    finite_force = -(energy["move_plus"] - energy["move_minus"]) / (2 * STEP)
     assert abs(base.get_forces()[1, 0]) > 0.5  # a force worth checking (eV/Å)
     assert base.get_forces()[1, 0] == pytest.approx(finite_force, abs=2e-3)  # seen: 1e-4
     assert base.get_forces().sum(axis=0) == pytest.approx(np.zeros(3), abs=1e-3)  # Newton's third law
 
-    finite_stress = (energy["strain_plus"] - energy["strain_minus"]) / (2 * STRAIN) / base.get_volume()
     assert abs(base.get_stress()[0]) > 1e-3  # eV/Å³ (0.16 GPa)
     assert base.get_stress()[0] == pytest.approx(finite_stress, rel=0.01)  # seen: 0.1 %
 

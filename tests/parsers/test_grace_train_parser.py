@@ -54,32 +54,66 @@ def test_success_in_the_plugins_units(grace_output, parse):
     assert results["versions"]["tensorpotential"]
 
 
-def test_no_log(grace_output, parse):
-    for name in ("log.txt", "train_metrics.yaml", "test_metrics.yaml", "FS_model.yaml"):
+# Each failure made from the successful folder, one row each: the files removed, the files written (name: text),
+# the exit code and what its message says.
+FAILURES = [
+    pytest.param(
+        ("log.txt", "train_metrics.yaml", "test_metrics.yaml", "FS_model.yaml"),
+        {"gracemaker.err": "bash: gracemaker: command not found\n", "gracemaker.exit_status": "127\n"},
+        EXIT.ERROR_GRACEMAKER_NO_LOG,
+        ("command not found",),
+        id="no_log",
+    ),
+    pytest.param(
+        ("train_metrics.yaml", "test_metrics.yaml", "FS_model.yaml"),
+        {
+            "gracemaker.err": "Traceback (most recent call last):\nKeyError: 'scheduler_params'\n",
+            "gracemaker.exit_status": "1\n",
+        },
+        EXIT.ERROR_GRACEMAKER_UNREADABLE_INPUT,
+        ("KeyError: 'scheduler_params'",),
+        id="unreadable_input",
+    ),
+    pytest.param(
+        (),
+        {"gracemaker.err": "Traceback (most recent call last):\nMemoryError\n", "gracemaker.exit_status": "1\n"},
+        EXIT.ERROR_GRACEMAKER_FAILED,
+        ("MemoryError",),
+        id="failed_during_the_fit",
+    ),
+    pytest.param(
+        ("FS_model.yaml",),
+        {
+            "grace_utils.err": "Traceback (most recent call last):\nValueError: bad checkpoint\n",
+            "grace_utils.exit_status": "1\n",
+        },
+        EXIT.ERROR_GRACE_EXPORT_FAILED,
+        ("ValueError: bad checkpoint",),
+        id="export_failed",
+    ),
+    pytest.param(
+        (), {"FS_model.yaml": "elements: [Cu]\n"}, EXIT.ERROR_INVALID_GRACE_POTENTIAL, (), id="invalid_potential"
+    ),
+    pytest.param(
+        ("FS_model.yaml", "model.yaml", "checkpoint.index", "checkpoint.data-00000-of-00001"),
+        {"gracemaker.exit_status": "137\n"},
+        EXIT.ERROR_KILLED_BEFORE_INTERIM,
+        (),
+        id="stopped_before_the_first_checkpoint",
+    ),
+]
+
+
+@pytest.mark.parametrize(("removed", "written", "exit_code", "said"), FAILURES)
+def test_failure(grace_output, parse, removed, written, exit_code, said):
+    for name in removed:
         (grace_output / name).unlink()
-    (grace_output / "gracemaker.err").write_text("bash: gracemaker: command not found\n")
-    (grace_output / "gracemaker.exit_status").write_text("127\n")
+    for name, text in written.items():
+        (grace_output / name).write_text(text)
     _, calcfunction = parse(grace_output)
-    assert calcfunction.exit_status == EXIT.ERROR_GRACEMAKER_NO_LOG.status
-    assert "command not found" in calcfunction.exit_message
-
-
-def test_unreadable_input(grace_output, parse):
-    for name in ("train_metrics.yaml", "test_metrics.yaml", "FS_model.yaml"):
-        (grace_output / name).unlink()
-    (grace_output / "gracemaker.err").write_text("Traceback (most recent call last):\nKeyError: 'scheduler_params'\n")
-    (grace_output / "gracemaker.exit_status").write_text("1\n")
-    _, calcfunction = parse(grace_output)
-    assert calcfunction.exit_status == EXIT.ERROR_GRACEMAKER_UNREADABLE_INPUT.status
-    assert "KeyError: 'scheduler_params'" in calcfunction.exit_message
-
-
-def test_failed_during_the_fit(grace_output, parse):
-    (grace_output / "gracemaker.err").write_text("Traceback (most recent call last):\nMemoryError\n")
-    (grace_output / "gracemaker.exit_status").write_text("1\n")
-    _, calcfunction = parse(grace_output)
-    assert calcfunction.exit_status == EXIT.ERROR_GRACEMAKER_FAILED.status
-    assert "MemoryError" in calcfunction.exit_message
+    assert calcfunction.exit_status == exit_code.status
+    for words in said:
+        assert words in calcfunction.exit_message
 
 
 def test_nan_loss(grace_output, parse):
@@ -90,21 +124,6 @@ def test_nan_loss(grace_output, parse):
     _, calcfunction = parse(grace_output)
     assert calcfunction.exit_status == EXIT.ERROR_NAN_LOSS.status
     assert "epoch 4" in calcfunction.exit_message
-
-
-def test_export_failed(grace_output, parse):
-    (grace_output / "FS_model.yaml").unlink()
-    (grace_output / "grace_utils.err").write_text("Traceback (most recent call last):\nValueError: bad checkpoint\n")
-    (grace_output / "grace_utils.exit_status").write_text("1\n")
-    _, calcfunction = parse(grace_output)
-    assert calcfunction.exit_status == EXIT.ERROR_GRACE_EXPORT_FAILED.status
-    assert "ValueError: bad checkpoint" in calcfunction.exit_message
-
-
-def test_invalid_potential(grace_output, parse):
-    (grace_output / "FS_model.yaml").write_text("elements: [Cu]\n")
-    _, calcfunction = parse(grace_output)
-    assert calcfunction.exit_status == EXIT.ERROR_INVALID_GRACE_POTENTIAL.status
 
 
 @pytest.mark.parametrize("status", [None, "143"])
@@ -118,11 +137,3 @@ def test_stopped_at_the_walltime_returns_the_exported_last_checkpoint(grace_outp
     assert calcfunction.exit_status == EXIT.ERROR_OUT_OF_WALLTIME.status
     assert "soft walltime" in calcfunction.exit_message
     assert results["metrics"]["interim"] is True and "potential" in results
-
-
-def test_stopped_before_the_first_checkpoint(grace_output, parse):
-    for name in ("FS_model.yaml", "model.yaml", "checkpoint.index", "checkpoint.data-00000-of-00001"):
-        (grace_output / name).unlink()
-    (grace_output / "gracemaker.exit_status").write_text("137\n")
-    _, calcfunction = parse(grace_output)
-    assert calcfunction.exit_status == EXIT.ERROR_KILLED_BEFORE_INTERIM.status
