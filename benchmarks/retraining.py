@@ -247,6 +247,16 @@ def median(values: list) -> float:
     return float(np.median(values)) if values else float("nan")
 
 
+def whole_spread(results: dict) -> str:
+    """The spread of the whole held-out set (what `learned` is judged against), from its stored frames."""
+    from aiida import orm
+
+    frames = [atoms for pk in results["held_out"].values() for atoms in orm.load_node(pk).to_atoms()]
+    energies = np.array([atoms.get_potential_energy() / len(atoms) for atoms in frames])
+    forces = np.concatenate([atoms.get_forces() for atoms in frames])
+    return f"; all of them: E {1000 * energies.std():.2f} meV/atom, F {1000 * np.sqrt(np.mean(forces**2)):.0f} meV/Å"
+
+
 def report(results: dict) -> None:  # noqa: PLR0912 - one table per round, printed in order
     """The tables: per round and arm, the medians over the seeds, and ratios against the protocol's refit."""
     fits = results.get("fits", {})
@@ -264,12 +274,13 @@ def report(results: dict) -> None:  # noqa: PLR0912 - one table per round, print
         + ", ".join(
             f"{c} E {spreads[c]['E_spread']:.2f} meV/atom, F {spreads[c]['F_rms']:.0f} meV/Å" for c in conditions
         )
+        + whole_spread(results)
     )
     header = (
         f"{'round':>5s} {'arm':<14s} {'seeds':>5s} {'structs':>7s} {'iters':>5s} {'pm s':>5s} {'job s':>5s} "
         f"{'learned':>7s} | {'all E':>6s} {'all F':>6s} | "
         + " | ".join(f"{c[:8]:>8s} E      F" for c in conditions)
-        + " | F ratio  pm s ratio"
+        + " | E ratio F ratio pm s ratio"
     )
     print(header)
     for k in rounds:
@@ -297,9 +308,12 @@ def report(results: dict) -> None:  # noqa: PLR0912 - one table per round, print
         for name, row in rows.items():
             ratio = ""
             if reference is not None and name != reference_arm:
-                ratio = f" | {row['F'] / reference['F']:7.2f} {row['pacemaker_s'] / reference['pacemaker_s']:9.2f}"
+                ratio = (
+                    f" | {row['E'] / reference['E']:7.2f} {row['F'] / reference['F']:7.2f} "
+                    f"{row['pacemaker_s'] / reference['pacemaker_s']:10.2f}"
+                )
             elif name == reference_arm:
-                ratio = " |    1.00      1.00"
+                ratio = " |    1.00    1.00       1.00"
             print(
                 f"{k:5d} {name:<14s} {row['seeds']:5d} {row['structures']:7.0f} {row['iterations']:5.0f} "
                 f"{row['pacemaker_s']:5.0f} {row['job_s']:5.0f} {row['learned']:>3d}/{row['seeds']:<3d} | "
@@ -309,7 +323,8 @@ def report(results: dict) -> None:  # noqa: PLR0912 - one table per round, print
             )
         results.setdefault("medians", {})[f"round {k}"] = rows
     print(
-        f"(medians over the seeds; F ratio: the arm's median held-out force RMSE over {reference_arm}'s; pm s ratio: "
+        f"(medians over the seeds; E and F ratio: the arm's median held-out errors (all conditions) over "
+        f"{reference_arm}'s; pm s ratio: "
         "the same for pacemaker's wall time; learned: fits with both held-out errors below half the spread)"
     )
 
