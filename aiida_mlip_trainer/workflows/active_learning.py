@@ -164,7 +164,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     ``training``, ``exploration`` (temperatures, steps, ``gamma_collect``, ``gamma_halt``: see
     ``ExplorationCalculation``; the seed changes every round), ``selection`` (the budget of each round, in structures
     or atoms), ``labeling`` (the oracle and ``max_concurrent``), and the budget of the loop: ``max_rounds`` (number of
-    fits), ``max_oracle_calls``, ``target_force_rmse`` (meV/Å on the held-out set).
+    fits), ``max_oracle_calls``, ``target_force_rmse`` (meV/Å on the held-out set). ``fine_tune`` (default True)
+    retrains each round from the previous potential, with ``fine_tune_maxiter`` BFGS iterations when given.
 
     Converged: an exploration in which no frame reached ``gamma_collect`` and no trajectory halted (every frame is
     interpolation for the potential), or the held-out force error at or below ``target_force_rmse``. Otherwise the
