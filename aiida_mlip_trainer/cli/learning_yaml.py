@@ -75,9 +75,9 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     e.g. ``{selection: {max_structures: 20}, labeling: {max_concurrent: 4}, training: {training: {max_iterations:
     2}}}``),
     ``options``, and the loop's ``max_rounds``, ``max_oracle_calls``, ``target_force_rmse``,
-    ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``; for every fit ``physics_baseline`` (e.g.
-    ``{type: zbl}``: windows from the data) and ``short_range_check`` (``error``, ``warning`` or ``none``). Unknown
-    keys are refused.
+    ``explore_count``, ``test_fraction``, ``seed``, ``fine_tune``, ``fine_tune_maxiter``; for every fit
+    ``physics_baseline`` (e.g. ``{type: zbl}``: windows from the data) and ``short_range_check`` (``error``,
+    ``warning`` or ``none``). Unknown keys are refused.
 
     A YAML file is data: ``options``, ``oracle.options`` and any ``metadata.options`` inside ``overrides``
     hold only scheduler requests (resources, max_wallclock_seconds, queue_name, account, qos, max_memory_kb,
@@ -135,7 +135,7 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     exploration_protocol = spec.pop("exploration_protocol", None)
     if exploration_protocol is not None and pathlib.Path(str(exploration_protocol)).suffix:
         exploration_protocol = path.parent / str(exploration_protocol)
-    for key in ("max_rounds", "max_oracle_calls", "explore_count", "seed"):
+    for key in ("max_rounds", "max_oracle_calls", "explore_count", "seed", "fine_tune_maxiter"):
         if key in spec:
             extra[key] = orm.Int(spec.pop(key))
     for key in ("target_force_rmse", "test_fraction"):

@@ -41,6 +41,7 @@ LEARNING_KEYS = {
     "test_fraction": "held out of the initial data when there is no test_set",
     "seed": "of the split and the MD",
     "fine_tune": "true (default): each round starts from the previous potential",
+    "fine_tune_maxiter": "BFGS iterations of each fine-tune (default: the protocol's; the first fit keeps its own)",
     "physics_baseline": "e.g. {type: zbl}: every fit on a ZBL baseline, a window per element pair",
     "short_range_check": "error (default), warning or none",
 }

@@ -22,6 +22,7 @@ from ..data.training_set import TrainingSetData
 from ..physics.generators import check_generator
 from ..tools.explore import check_plan, check_settings
 from .functions.learning_curve import learning_curve, oracle_calls
+from .functions.parameters import with_maxiter
 from .functions.potential import validation_gamma
 from .functions.selection import concatenate_structures, pick_spread
 from .functions.training_set import (
@@ -95,6 +96,8 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
         return f"max_oracle_calls must be at least 1, got {inputs['max_oracle_calls'].value}"
     if inputs["max_rounds"].value > 1 and "labeling" not in inputs:
         return "more than one round needs an oracle to label what exploration finds: give the labeling namespace"
+    if "fine_tune_maxiter" in inputs and inputs["fine_tune_maxiter"].value < 1:
+        return f"fine_tune_maxiter must be at least 1, got {inputs['fine_tune_maxiter'].value}"
     if inputs["explore_count"].value < 1:
         return f"explore_count must be at least 1, got {inputs['explore_count'].value}"
     message = _validate_exploration_sizes(inputs, explore_from if explore_from is not None else structures)
@@ -161,7 +164,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     ``training``, ``exploration`` (temperatures, steps, ``gamma_collect``, ``gamma_halt``: see
     ``ExplorationCalculation``; the seed changes every round), ``selection`` (the budget of each round, in structures
     or atoms), ``labeling`` (the oracle and ``max_concurrent``), and the budget of the loop: ``max_rounds`` (number of
-    fits), ``max_oracle_calls``, ``target_force_rmse`` (meV/Å on the held-out set).
+    fits), ``max_oracle_calls``, ``target_force_rmse`` (meV/Å on the held-out set). ``fine_tune`` (default True)
+    retrains each round from the previous potential, with ``fine_tune_maxiter`` BFGS iterations when given.
 
     Converged: an exploration in which no frame reached ``gamma_collect`` and no trajectory halted (every frame is
     interpolation for the potential), or the held-out force error at or below ``target_force_rmse``. Otherwise the
@@ -226,6 +230,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             default=lambda: orm.Bool(True),
             serializer=orm.to_aiida_type,
             help="Retrain from the previous round's potential (else from scratch every round).",
+        )
+        spec.input(
+            "fine_tune_maxiter",
+            valid_type=orm.Int,
+            required=False,
+            serializer=orm.to_aiida_type,
+            help="BFGS iterations (fit.maxiter) of each fine-tuning fit, every round after the first with fine_tune "
+            "(the first fit, and every fit without fine_tune, keeps the training parameters' own). Left out: every "
+            "fit uses those parameters' maxiter.",
         )
         spec.expose_inputs(
             TrainingWorkChain,
@@ -456,6 +469,18 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 # Fine-tuning keeps the basis and so the baseline: the windows the first fit derived from its data
                 # (its `baseline` output), not windows derived anew from the grown set.
                 inputs.physics_baseline = self.ctx.baseline
+            if "fine_tune_maxiter" in self.inputs:
+                # A fine-tune starts from a fitted potential: fewer iterations than a fit from scratch (the
+                # protocol's value, measured in docs/benchmarks.md), set by a calcfunction, in the graph.
+                training = AttributeDict(inputs.training)
+                pace = AttributeDict(training.pace)
+                pace.parameters = with_maxiter(
+                    pace.parameters,
+                    self.inputs.fine_tune_maxiter,
+                    metadata={"call_link_label": f"fine_tune_parameters_{self.ctx.round}"},
+                )
+                training.pace = pace
+                inputs.training = training
         inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": f"training_{self.ctx.round}"}
         node = self.submit(TrainingWorkChain, **inputs)
         self.report(

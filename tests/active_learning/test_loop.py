@@ -80,6 +80,7 @@ CASES = [
     ({"max_oracle_calls": 0}, "max_oracle_calls must be at least 1, got 0"),
     ({"oracle": False, "max_rounds": 2}, "more than one round needs an oracle"),
     ({"explore_count": 0}, "explore_count must be at least 1, got 0"),
+    ({"fine_tune_maxiter": 0}, "fine_tune_maxiter must be at least 1, got 0"),
     ({"exploration": {"temperatures": [300], "thermostat": "nose"}}, "unknown exploration parameters"),
     ({"exploration": {"temperatures": [300], "gamma_collect": 30}}, "gamma_halt .25.0. must be above gamma_collect"),
     ({"overrides": {"selection": {"max_structures": 0}}}, "max_structures must be a positive integer, got 0"),
@@ -95,7 +96,7 @@ CASES = [
 def test_bad_input_refused_before_any_job(builder, change, message):
     change = {key: value() if callable(value) else value for key, value in change.items()}
     labeling = change.pop("labeling", None)
-    for key in ("max_rounds", "max_oracle_calls", "explore_count"):
+    for key in ("max_rounds", "max_oracle_calls", "explore_count", "fine_tune_maxiter"):
         if key in change:
             change[key] = orm.Int(change[key])
     inputs = builder(**change)

@@ -17,6 +17,7 @@ from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
+from aiida_mlip_trainer.workflows.protocols import merge
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from aiida_mlip_trainer.workflows.training import TrainingWorkChain
 from tests.conftest import FIXTURES, with_submit_recorder
@@ -227,6 +228,29 @@ def test_fine_tuning_keeps_the_baseline_output_of_the_first_fit(loop):
     inputs = process.submitted[-1][1]
     assert inputs["previous_potential"].pk == first.outputs.potential.pk
     assert inputs["physics_baseline"].pk == derived.pk
+
+
+@pytest.mark.parametrize("fine_tune", [True, False])
+def test_fine_tunes_run_fine_tune_maxiter_iterations_and_the_first_fit_its_own(loop, fine_tune):
+    """The first fit keeps the training parameters' maxiter; each fine-tune after it runs ``fine_tune_maxiter``, its
+    parameters made by the calcfunction with_maxiter from the first fit's (in the graph); without fine_tune every fit
+    keeps its own."""
+    process = loop(max_rounds=orm.Int(3), fine_tune=orm.Bool(fine_tune), fine_tune_maxiter=orm.Int(7))
+    _round(process, _trained(), _explored(candidates=5))
+    _select_and_label(process, _labelled(3, 0))
+    process.train()
+    (_, first), (_, second) = (call for call in process.submitted if call[0] is TrainingWorkChain)
+    given = first["training"]["pace"]["parameters"]
+    assert given.get_dict()["fit"]["maxiter"] == process.inputs.training.training.pace.parameters["fit"]["maxiter"]
+    parameters = second["training"]["pace"]["parameters"]
+    assert ("previous_potential" in second) is fine_tune
+    if not fine_tune:
+        assert parameters.pk == given.pk
+        return
+    assert parameters.get_dict() == merge(given.get_dict(), {"fit": {"maxiter": 7}})
+    creator = parameters.base.links.get_incoming(link_type=LinkType.CREATE).one().node
+    assert creator.process_label == "with_maxiter"
+    assert creator.base.links.get_incoming().get_node_by_label("parameters").pk == given.pk
 
 
 def _fail_training(process):

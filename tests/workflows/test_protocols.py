@@ -223,8 +223,8 @@ def test_the_protocols_howto_runs_as_written(aiida_profile):
 
 
 def test_a_learn_launch_yaml_gives_its_overrides_to_the_builder(scheduler_codes, structures, tmp_path):
-    """`learn launch`'s YAML: `protocol` and one `overrides` key, as the builder takes them; the keys they replace
-    (max_structures, max_concurrent, training_overrides) are refused as unknown."""
+    """`learn launch`'s YAML: `protocol`, `fine_tune_maxiter` and one `overrides` key, as the builder takes them; the
+    keys they replace (max_structures, max_concurrent, training_overrides) are refused as unknown."""
     import yaml
 
     from aiida_mlip_trainer.cli.learning_yaml import learning_builder_from_yaml
@@ -236,6 +236,7 @@ def test_a_learn_launch_yaml_gives_its_overrides_to_the_builder(scheduler_codes,
         "exploration": EXPLORATION,
         "oracle": {"type": "ase", "code": codes["ase_oracle"].full_label, "calculator": "emt"},
         "protocol": "fast",
+        "fine_tune_maxiter": 25,
         "overrides": {
             "selection": {"max_structures": 4},
             "labeling": {"max_concurrent": 1},
@@ -248,6 +249,7 @@ def test_a_learn_launch_yaml_gives_its_overrides_to_the_builder(scheduler_codes,
     assert builder.selection.max_structures.value == 4 and builder.labeling.max_concurrent.value == 1
     assert builder.training.training.max_iterations.value == 2
     assert builder.max_rounds.value == 2  # the fast protocol of the loop
+    assert builder.fine_tune_maxiter.value == 25  # the file's, over the protocol's
     path.write_text(yaml.safe_dump({**spec, "max_structures": 4}))
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['max_structures'\]"):
         learning_builder_from_yaml(path)
