@@ -29,10 +29,14 @@ cumulative budget (``--batch`` calls per round, ``--rounds`` rounds). Arms, ``--
   conditions, drawn at random: an optimistic bound (exact test-distribution data for free).
 
 Arms b, c and d fine-tune from loop seed ``s``'s first potential (the initial cells only, as every arm's). Results go
-to ``--json`` after every fit (``--resume`` goes on from it). Printed: the errors of every fit per condition (energy
-RMSE meV/atom, force RMSE meV/Å per component, each next to the condition's spread), the calls each arm needs to
-reach the fixed targets (``--target-e``, ``--target-f``: linear interpolation between budgets), their ratios and
-spread over seeds, MD stability of each final potential at the hottest condition and its largest γ on the target.
+to ``--json`` after every fit (``--resume`` goes on from it). The arms of one seed may run in parallel processes on
+one profile: ``--arms a b`` for the loop and arm b, ``--arms c --first-potential PK`` (the loop's round-0 potential)
+and ``--arms d --first-potential PK`` beside it, each with its own ``--json``; ``--loop`` names the loop's results
+file for arm b run apart from it. The report merges any number of results files.
+
+Printed: the errors of every fit per condition (energy RMSE meV/atom, force RMSE meV/Å per component, each next to
+the condition's spread), the calls each arm needs to reach the fixed targets (``--target-e``, ``--target-f``:
+linear interpolation between budgets), their ratios and spread over seeds, MD stability of each final potential at the hottest condition and its largest γ on the target.
 """
 
 from __future__ import annotations
@@ -315,7 +319,18 @@ class Bench:
         self.path = pathlib.Path(args.json)
         record = json.loads(self.path.read_text()) if args.resume and self.path.exists() else {}
         self.record = record or {"settings": vars(args), "spread": spread(self.target), "runs": {}}
+        if args.loop:  # the loop's runs of another results file: arms b-d of its seeds run here, in parallel
+            other = json.loads(pathlib.Path(args.loop).read_text())["runs"]
+            self.record["loops"] = {key: run for key, run in other.items() if key.startswith("a/") and run.get("done")}
         self.save()
+
+    def loop_run(self, seed: int) -> dict:
+        """Loop seed ``seed``'s record, from this results file or from ``--loop``'s."""
+        key = f"a/{seed}"
+        run = self.record["runs"].get(key) or self.record.get("loops", {}).get(key)
+        if run is None or not run.get("done"):
+            raise SystemExit(f"no finished loop {key}: run arm a first, or give its results file with --loop")
+        return run
 
     def save(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -385,7 +400,7 @@ class Bench:
         """Every candidate of loop seed ``seed``'s explorations, in round order."""
         from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
 
-        node = self.orm.load_node(self.record["runs"][f"a/{seed}"]["workchain"])
+        node = self.orm.load_node(self.loop_run(seed)["workchain"])
         explorations = sorted(
             (n for n in node.called_descendants if n.process_class is ExplorationCalculation and n.is_finished_ok),
             key=lambda n: n.pk,
@@ -401,8 +416,10 @@ class Bench:
 
         key = f"{arm}/{seed}"
         run = self.record["runs"].setdefault(key, {"points": []})
-        if not run["points"]:
-            run["points"].append({**self.record["runs"][f"a/{seed}"]["points"][0], "seconds": 0.0})
+        if not run["points"] and self.args.first_potential:  # the loop's first fit, before the loop is done
+            self.point(key, 0, self.orm.load_node(self.args.first_potential), len(self.initial), 0.0)
+        elif not run["points"]:
+            run["points"].append({**self.loop_run(seed)["points"][0], "seconds": 0.0})
         if any(p["calls"] == calls for p in run["points"]):
             return
         previous = self.orm.load_node(run["points"][-1]["potential"])
@@ -423,26 +440,29 @@ class Bench:
     def run(self):
         total = self.args.batch * self.args.rounds
         for seed in self.args.seeds:
-            self.loop(seed)
-            pool = self.candidates(seed)
-            order = np.random.default_rng(300 + seed).permutation(len(pool))
-            labels = {}
+            if "a" in self.args.arms:
+                self.loop(seed)
+            arms = {}
+            if "b" in self.args.arms:
+                pool = self.candidates(seed)
+                order = np.random.default_rng(300 + seed).permutation(len(pool))
+                labels = {}
 
-            def drawn(calls, pool=pool, order=order, labels=labels, seed=seed):
-                for i in order[:calls]:
-                    if i not in labels:
-                        labels[i] = labelled(pool[i], f"b_{seed}_{i}")
-                return [labels[i] for i in order[:calls]]
+                def drawn(calls, pool=pool, order=order, labels=labels, seed=seed):
+                    for i in order[:calls]:
+                        if i not in labels:
+                            labels[i] = labelled(pool[i], f"b_{seed}_{i}")
+                    return [labels[i] for i in order[:calls]]
 
-            self.record["runs"].setdefault(f"b/{seed}", {"points": []})["pool"] = len(pool)
-            c_frames = route_c_frames(self.conditions, total, seed)
-            d_pool = route_d_pool(self.conditions, self.args.d_frames, seed)
-            d_order = np.random.default_rng(400 + seed).permutation(len(d_pool))
-            arms = {
-                "b": drawn,
-                "c": lambda calls, frames=c_frames: frames[:calls],
-                "d": lambda calls, p=d_pool, o=d_order: [p[i] for i in o[:calls]],
-            }
+                self.record["runs"].setdefault(f"b/{seed}", {"points": []})["pool"] = len(pool)
+                arms["b"] = drawn
+            if "c" in self.args.arms:
+                c_frames = route_c_frames(self.conditions, total, seed)
+                arms["c"] = lambda calls, frames=c_frames: frames[:calls]
+            if "d" in self.args.arms:
+                d_pool = route_d_pool(self.conditions, self.args.d_frames, seed)
+                d_order = np.random.default_rng(400 + seed).permutation(len(d_pool))
+                arms["d"] = lambda calls, p=d_pool, o=d_order: [p[i] for i in o[:calls]]
             # budget by budget, every arm: a partial run has each arm at the same budgets
             for calls in budgets(self.args.batch, self.args.rounds):
                 for arm, frames_at in arms.items():
@@ -457,7 +477,7 @@ class Bench:
             final = self.orm.load_node(run["points"][-1]["potential"])
             run["md"] = md_stability(final.get_calculator(), hottest[0], hottest[1], self.args.md_ps, seed=7)
             self.save()
-        if "md_reference" not in self.record:
+        if "a" in self.args.arms and "md_reference" not in self.record:
             self.record["md_reference"] = md_stability(EMT(), hottest[0], hottest[1], self.args.md_ps, seed=7)
             self.save()
 
@@ -467,15 +487,18 @@ def merge(records: list[dict]) -> dict:
     """One record of the runs of several (one per seed, run in parallel); their settings must agree but for the
     seeds, and no run may appear twice."""
     merged = json.loads(json.dumps(records[0]))
-    same = {key: value for key, value in merged["settings"].items() if key not in ("seeds", "json", "resume")}
+    local = ("seeds", "json", "resume", "arms", "loop")  # what parallel runs of one benchmark differ in
+    same = {key: value for key, value in merged["settings"].items() if key not in local}
     for record in records[1:]:
-        other = {key: value for key, value in record["settings"].items() if key not in ("seeds", "json", "resume")}
+        other = {key: value for key, value in record["settings"].items() if key not in local}
         if other != same:
             raise SystemExit(f"the results files were run with other settings: {same} and {other}")
         twice = sorted(set(record["runs"]) & set(merged["runs"]))
         if twice:
             raise SystemExit(f"runs {twice} are in more than one results file")
         merged["runs"].update(record["runs"])
+        if not merged.get("md_reference"):
+            merged["md_reference"] = record.get("md_reference")
         merged["settings"]["seeds"] = sorted({*merged["settings"]["seeds"], *record["settings"]["seeds"]})
     return merged
 
@@ -644,6 +667,14 @@ def parse_arguments(argv=None):
     parser.add_argument("--report-only", action="store_true", help="print the tables from --json and stop")
     parser.add_argument("--plot", default=None, help="write the learning curves as a PNG here")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every arm")
+    parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=sorted(ARMS), help="the arms run here")
+    parser.add_argument("--loop", default=None, help="without arm a: the results file of the loop runs")
+    parser.add_argument(
+        "--first-potential",
+        type=int,
+        default=None,
+        help="arms c, d without arm a: the pk of the loop's first potential, to start from",
+    )
     parser.add_argument("--batch", type=int, default=25, help="oracle calls per round (the loop's selection budget)")
     parser.add_argument("--rounds", type=int, default=4, help="rounds with labels: budgets batch, 2 batch, ...")
     parser.add_argument("--initial", type=int, default=6, help="near-equilibrium labelled cells every arm starts from")
@@ -654,6 +685,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--target-f", type=float, default=100.0, help="force RMSE target (meV/Å)")
     parser.add_argument("--target-e", type=float, default=5.0, help="energy RMSE target (meV/atom)")
     args = parser.parse_args(argv)
+    if args.first_potential is not None and ("a" in args.arms or "b" in args.arms or len(args.seeds) != 1):
+        parser.error("--first-potential is for arms c and d of one seed, run beside that seed's loop")
     if not args.report_only:
         if len(args.json) != 1:
             parser.error("a run writes one results file: give one --json")
