@@ -36,7 +36,8 @@ file for arm b run apart from it. The report merges any number of results files.
 
 Printed: the errors of every fit per condition (energy RMSE meV/atom, force RMSE meV/Å per component, each next to
 the condition's spread), the calls each arm needs to reach the fixed targets (``--target-e``, ``--target-f``:
-linear interpolation between budgets), their ratios and spread over seeds, MD stability of each final potential at the hottest condition and its largest γ on the target.
+linear interpolation between budgets), their ratios and spread over seeds, MD stability of each final potential at
+the hottest condition and its largest γ on the target.
 """
 
 from __future__ import annotations
