@@ -519,11 +519,44 @@ def curves(record: dict) -> dict:
 
 
 def reach_table(record: dict, targets: dict) -> dict:
-    """(arm, seed) -> {condition: {"E": calls or None, "F": calls or None}}, the calls to reach ``targets``."""
+    """(arm, seed) -> {condition: {"E": calls or None, "F": calls or None}}, the calls to reach ``targets`` (per
+    quantity a number, or a number per condition)."""
+
+    def target(q, n):
+        return targets[q][n] if isinstance(targets[q], dict) else targets[q]
+
     return {
-        key: {n: {q: calls_to_reach(calls, v[q], targets[q]) for q in ("E", "F")} for n, v in values.items()}
+        key: {n: {q: calls_to_reach(calls, v[q], target(q, n)) for q in ("E", "F")} for n, v in values.items()}
         for key, (calls, values) in curves(record).items()
     }
+
+
+def relative_targets(record: dict, fraction: float) -> dict:
+    """Per condition, ``fraction`` of the error at 0 calls (the potential every arm starts from; median over seeds)."""
+    starts = [values for (_, _), (calls, values) in curves(record).items() if calls[0] == 0]
+    names = list(record["spread"])
+    return {q: {n: fraction * float(np.median([v[n][q][0] for v in starts])) for n in names} for q in ("E", "F")}
+
+
+def at_budget(record: dict) -> None:
+    """Each arm's errors at its last fit, per condition: median over seeds [min-max], and the medians' ratios."""
+    found = curves(record)
+    names = list(record["spread"])
+    arms = sorted({arm for arm, _ in found})
+    final = {arm: [values for (a, _), (_, values) in found.items() if a == arm] for arm in arms}
+    calls = {arm: sorted({c[-1] for (a, _), (c, _) in found.items() if a == arm}) for arm in arms}
+    for q, unit in (("F", "meV/Å"), ("E", "meV/atom")):
+        print(f"\n{q} RMSE ({unit}) of each arm's last fit (calls {calls}), per condition: median [min-max] over "
+              "seeds; ratios of the loop's median to c's and b's:")  # fmt: skip
+        for n in names:
+            medians, parts = {}, []
+            for arm in arms:
+                last = [v[n][q][-1] for v in final[arm]]
+                medians[arm] = float(np.median(last))
+                parts.append(f"{arm} {medians[arm]:7.2f} [{min(last):.2f}-{max(last):.2f}]")
+            ratios = " ".join(f"a/{o} {medians['a'] / medians[o]:.2f}" for o in ("c", "b") if o in medians and "a" in
+                              medians)  # fmt: skip
+            print(f"  {n:<13s} " + "  ".join(parts) + f"   {ratios}")
 
 
 def _fmt(value, digits=0):
@@ -566,11 +599,15 @@ def report(record: dict, targets: dict, plot: str | None = None) -> None:  # noq
                         for c, v in sorted(by_calls.items()))  # fmt: skip
         print(f"  {arm} {ARMS[arm]:<34s} {row}")
 
+    at_budget(record)
     reach = reach_table(record, targets)
-    print(
-        f"\ncalls to reach the targets (F {targets['F']:g} meV/Å, E {targets['E']:g} meV/atom) per condition; "
-        f"'–' not reached within {budget}:"
-    )
+    if isinstance(targets["F"], dict):
+        named = "; ".join(f"{n} {targets['F'][n]:.1f}/{targets['E'][n]:.2f}" for n in names)
+        print(f"\ncalls to reach the targets per condition (F meV/Å / E meV/atom: {named}); '–' not reached within "
+              f"{budget}:")  # fmt: skip
+    else:
+        print(f"\ncalls to reach the targets (F {targets['F']:g} meV/Å, E {targets['E']:g} meV/atom) per condition; "
+              f"'–' not reached within {budget}:")  # fmt: skip
     print(f"{'arm/seed':<9s} " + " ".join(f"{n[:12]:>12s}" for n in names) + "   (F / E)")
     for key in sorted(reach):
         cells = reach[key]
@@ -685,6 +722,12 @@ def parse_arguments(argv=None):
     parser.add_argument("--md-ps", type=float, default=1.0, help="picoseconds of the stability MD")
     parser.add_argument("--target-f", type=float, default=100.0, help="force RMSE target (meV/Å)")
     parser.add_argument("--target-e", type=float, default=5.0, help="energy RMSE target (meV/atom)")
+    parser.add_argument(
+        "--target-fraction",
+        type=float,
+        default=None,
+        help="instead: per condition this fraction of the errors at 0 calls (every arm's start)",
+    )
     args = parser.parse_args(argv)
     if args.first_potential is not None and ("a" in args.arms or "b" in args.arms or len(args.seeds) != 1):
         parser.error("--first-potential is for arms c and d of one seed, run beside that seed's loop")
@@ -706,7 +749,10 @@ def main(argv=None) -> None:
         load_profile()
         Bench(args).run()
     paths = [args.json] if isinstance(args.json, str) else args.json
-    report(merge([json.loads(pathlib.Path(path).read_text()) for path in paths]), targets, args.plot)
+    record = merge([json.loads(pathlib.Path(path).read_text()) for path in paths])
+    if args.target_fraction is not None:
+        targets = relative_targets(record, args.target_fraction)
+    report(record, targets, args.plot)
 
 
 if __name__ == "__main__":

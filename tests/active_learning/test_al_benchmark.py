@@ -96,6 +96,12 @@ def test_the_report_gives_the_calls_to_the_targets_and_their_ratio(bench, capsys
     bench.report(merged, {"E": 5.0, "F": 100.0})
     out = capsys.readouterr().out
     assert "a/c: hot: 0.33 [0.33-0.33]; cold: 0.33 [0.33-0.33]" in out
+    assert "a/c 0.80 a/b" not in out and "a/c 0.80" in out  # at 50 calls: 40 against 50; no arm b here
+    # relative targets: half the error at 0 calls (150), reached by the loop at 18.75 calls and by c at 43.75
+    targets = bench.relative_targets(merged, 0.5)
+    assert targets["F"] == {"hot": 75.0, "cold": 75.0} and targets["E"]["hot"] == 0.5
+    reach = bench.reach_table(merged, targets)
+    assert reach["a", 0]["hot"]["F"] == pytest.approx(18.75) and reach["c", 0]["cold"]["F"] == pytest.approx(43.75)
 
 
 def test_results_of_other_settings_or_the_same_run_twice_are_not_merged(bench):
