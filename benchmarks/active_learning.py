@@ -488,10 +488,11 @@ def merge(records: list[dict]) -> dict:
     """One record of the runs of several (one per seed, run in parallel); their settings must agree but for the
     seeds, and no run may appear twice."""
     merged = json.loads(json.dumps(records[0]))
-    local = ("seeds", "json", "resume", "arms", "loop")  # what parallel runs of one benchmark differ in
-    same = {key: value for key, value in merged["settings"].items() if key not in local}
+    # what defines the runs; parallel runs of one benchmark differ in the rest (seeds, arms, files, report options)
+    defining = ("system", "batch", "rounds", "initial", "maxiter", "target_frames", "d_frames", "md_ps")
+    same = {key: merged["settings"].get(key) for key in defining}
     for record in records[1:]:
-        other = {key: value for key, value in record["settings"].items() if key not in local}
+        other = {key: record["settings"].get(key) for key in defining}
         if other != same:
             raise SystemExit(f"the results files were run with other settings: {same} and {other}")
         twice = sorted(set(record["runs"]) & set(merged["runs"]))
