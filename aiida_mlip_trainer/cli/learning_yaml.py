@@ -66,10 +66,10 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     gracemaker`` gracemaker, pace_activeset, pace_select, explore), ``trainer`` (``pacemaker``, the default, or
     ``gracemaker``: every round a GRACE-FS fit with stress in the loss), ``structures``
     (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation),
-    ``exploration_protocol`` (a shipped one by name, ``copper``, or a YAML file, relative to this one: generators and
-    conditions; ``exploration`` overrides its parameters), ``generators`` (structure generators of the starting
-    structures, instead of the protocol's), ``validation_structures`` (pk or UUID: their γ is reported every round,
-    and the loop is not converged while any extrapolates), ``oracle``
+    ``exploration_protocol`` (a shipped one by name, ``copper`` or ``cuni``, or a YAML file, relative to this one:
+    generators and conditions; ``exploration`` overrides its parameters), ``generators`` (structure generators of the
+    starting structures, instead of the protocol's), ``validation_structures`` (pk or UUID: their γ is reported every
+    round, and the loop is not converged while any extrapolates), ``oracle``
     (``{type: ase, code, calculator}``, ``{type: cp2k, code, elements, ...}`` or ``{type: qe, code, elements, ...}``),
     optional ``test_set`` and ``explore_from`` (pk or UUID), ``protocol``, ``overrides`` (merged into the protocol,
     e.g. ``{selection: {max_structures: 20}, labeling: {max_concurrent: 4}, training: {training: {max_iterations:

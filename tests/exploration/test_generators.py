@@ -149,3 +149,41 @@ def test_the_calcfunction_records_each_generated_set(aiida_profile):
     starts = exploration_starts(given=given, generated_00_vacancy=generated)
     assert starts["origins"].get_list() == ["given", "given", "generated_00_vacancy", "generated_00_vacancy"]
     assert starts["structures"].get_arrays()["natoms"].tolist() == [32, 32, 31, 31]
+
+
+def test_the_cuni_protocol_makes_the_alloy_cells_it_describes():
+    """The shipped `cuni` exploration protocol, from a random Cu-Ni cell: a Ni-richer and a Cu-richer cell (random
+    substitution of a quarter of the sites, one way only), the cell strained ±5 %, a vacancy, a (111) slab with
+    vacuum; and its conditions span 300 to 1500 K and ±5 GPa."""
+    from aiida_mlip_trainer.tools.explore import check_settings
+    from aiida_mlip_trainer.workflows.protocols import load_exploration_protocol
+
+    protocol = load_exploration_protocol("cuni")
+    start = copper("cuni")
+    symbols = start.get_chemical_symbols()
+    for index in np.random.default_rng(0).choice(len(start), 8, replace=False):
+        symbols[index] = "Ni"
+    start.set_chemical_symbols(symbols)
+    made = {spec["type"] + spec.get("element", ""): generate([start], spec) for spec in protocol["generators"]}
+    assert sorted(made) == ["slab", "strain", "substitutionCu", "substitutionNi", "vacancy"]
+    nickel = np.array(start.get_chemical_symbols()) == "Ni"
+    (richer,), (poorer,) = made["substitutionNi"], made["substitutionCu"]
+    for cell, gains, loses in ((richer, "Ni", "Cu"), (poorer, "Cu", "Ni")):
+        changed = np.array(cell.get_chemical_symbols()) != np.array(start.get_chemical_symbols())
+        assert changed.any() and changed.sum() <= 8  # a quarter of 32 sites drawn, some already the element
+        assert set(np.array(cell.get_chemical_symbols())[changed]) == {gains}
+        assert set(np.array(start.get_chemical_symbols())[changed]) == {loses}
+        assert np.allclose(cell.positions, start.positions)
+    assert (np.array(richer.get_chemical_symbols()) == "Ni").sum() > nickel.sum()
+    assert (np.array(poorer.get_chemical_symbols()) == "Ni").sum() < nickel.sum()
+    volumes = [cell.get_volume() / start.get_volume() for cell in made["strain"]]
+    assert volumes == pytest.approx([0.95**3, 1.05**3])
+    (vacancy,) = made["vacancy"]
+    assert len(vacancy) == 31 and not has_vacuum(vacancy)
+    (slab,) = made["slab"]
+    assert has_vacuum(slab) and set(slab.get_chemical_symbols()) == {"Cu", "Ni"}
+    settings = check_settings(protocol["exploration"])
+    conditions = {c["name"]: c for c in settings["conditions"]}
+    assert max(t for c in conditions.values() for t in c["temperatures"]) == 1200
+    assert conditions["heating_ramp"]["ramp_to"] == 1500
+    assert conditions["npt_pressures"]["pressures"] == [-5.0, 5.0]
