@@ -3,9 +3,22 @@ loop by name, and small EMT copper sets."""
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
+
 import pytest
 
 from tests.selection.conftest import _executable
+
+BENCHMARKS = pathlib.Path(__file__).parents[2] / "benchmarks"
+
+
+def load_benchmark(filename: str):
+    """The benchmark script ``benchmarks/<filename>`` as a module (its functions, without running its main)."""
+    spec = importlib.util.spec_from_file_location(pathlib.Path(filename).stem, BENCHMARKS / filename)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

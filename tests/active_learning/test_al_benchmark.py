@@ -2,25 +2,18 @@
 step and grows by prefixes, and the report's bookkeeping (calls to reach a target, ratios, merged seeds) is right on
 made-up curves."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 from ase import units
 from ase.calculators.emt import EMT
 
 from aiida_mlip_trainer.physics.generators import has_vacuum
-
-SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "active_learning.py"
+from tests.active_learning.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("al_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("active_learning.py")
 
 
 def pressure(atoms) -> float:

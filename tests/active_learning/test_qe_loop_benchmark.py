@@ -2,20 +2,14 @@
 environments than basis functions: the active set is singular, found only after every initial pw.x run; a 2-atom cell
 holds one), and its cells are the 2-atom silicon it says."""
 
-import importlib.util
-import pathlib
-
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "qe_loop.py"
+from tests.active_learning.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def qe_loop():
-    spec = importlib.util.spec_from_file_location("qe_loop", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("qe_loop.py")
 
 
 def test_too_few_cells_for_the_basis_are_refused_before_any_run(qe_loop, capsys):
