@@ -714,8 +714,8 @@ def parse_arguments(argv=None):
         default=None,
         help="arms c, d without arm a: the pk of the loop's first potential, to start from",
     )
-    parser.add_argument("--batch", type=int, default=25, help="oracle calls per round (the loop's selection budget)")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds with labels: budgets batch, 2 batch, ...")
+    parser.add_argument("--batch", type=int, default=10, help="oracle calls per round (the loop's selection budget)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds with labels: budgets batch, 2 batch, ...")
     parser.add_argument("--initial", type=int, default=6, help="near-equilibrium labelled cells every arm starts from")
     parser.add_argument("--maxiter", type=int, default=60, help="BFGS iterations of each fit (every arm)")
     parser.add_argument("--target-frames", type=int, default=50, help="held-out frames per condition")

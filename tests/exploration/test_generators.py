@@ -182,6 +182,7 @@ def test_the_cuni_protocol_makes_the_alloy_cells_it_describes():
     assert len(vacancy) == 31 and not has_vacuum(vacancy)
     (slab,) = made["slab"]
     assert has_vacuum(slab) and set(slab.get_chemical_symbols()) == {"Cu", "Ni"}
+    assert len(slab) == 64  # 2 layers of the 32-atom cell: 4 atomic planes, not a 96-atom cell per oracle call
     settings = check_settings(protocol["exploration"])
     conditions = {c["name"]: c for c in settings["conditions"]}
     assert max(t for c in conditions.values() for t in c["temperatures"]) == 1200
