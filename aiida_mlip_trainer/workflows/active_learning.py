@@ -165,7 +165,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     ``ExplorationCalculation``; the seed changes every round), ``selection`` (the budget of each round, in structures
     or atoms), ``labeling`` (the oracle and ``max_concurrent``), and the budget of the loop: ``max_rounds`` (number of
     fits), ``max_oracle_calls``, ``target_force_rmse`` (meV/Å on the held-out set). ``fine_tune`` (default True)
-    retrains each round from the previous potential, with ``fine_tune_maxiter`` BFGS iterations when given.
+    retrains each round from the previous potential, with ``fine_tune_maxiter`` BFGS iterations (gracemaker: epochs)
+    when given.
 
     Converged: an exploration in which no frame reached ``gamma_collect`` and no trajectory halted (every frame is
     interpolation for the potential), or the held-out force error at or below ``target_force_rmse``. Otherwise the
@@ -472,16 +473,20 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 inputs.physics_baseline = self.ctx.baseline
             if "fine_tune_maxiter" in self.inputs:
                 # A fine-tune starts from a fitted potential: fewer iterations than a fit from scratch (the
-                # protocol's value, measured in docs/benchmarks.md), set by a calcfunction, in the graph.
-                training = AttributeDict(inputs.training)
-                pace = AttributeDict(training.pace)
-                pace.parameters = with_maxiter(
-                    pace.parameters,
-                    self.inputs.fine_tune_maxiter,
-                    metadata={"call_link_label": f"fine_tune_parameters_{self.ctx.round}"},
-                )
-                training.pace = pace
-                inputs.training = training
+                # protocol's value, measured in docs/benchmarks.md), set by a calcfunction, in the graph: pacemaker's
+                # BFGS iterations, or gracemaker's epochs (both `fit.maxiter`).
+                metadata = {"call_link_label": f"fine_tune_parameters_{self.ctx.round}"}
+                if inputs.get("trainer") is not None and inputs.trainer.value == "gracemaker":
+                    grace = AttributeDict(inputs.grace)
+                    given = grace.get("parameters") or orm.Dict({})
+                    grace.parameters = with_maxiter(given, self.inputs.fine_tune_maxiter, metadata=metadata)
+                    inputs.grace = grace
+                else:
+                    training = AttributeDict(inputs.training)
+                    pace = AttributeDict(training.pace)
+                    pace.parameters = with_maxiter(pace.parameters, self.inputs.fine_tune_maxiter, metadata=metadata)
+                    training.pace = pace
+                    inputs.training = training
         inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": f"training_{self.ctx.round}"}
         node = self.submit(TrainingWorkChain, **inputs)
         self.report(

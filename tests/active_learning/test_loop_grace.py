@@ -105,7 +105,7 @@ def test_gracemaker_s_checks_refuse_bad_input_before_any_job(grace_loop_codes, c
 
 
 def test_two_rounds_with_a_grace_fs_potential(grace_loop_codes, copper_4):
-    builder = _builder(grace_loop_codes, copper_4, max_rounds=orm.Int(2))
+    builder = _builder(grace_loop_codes, copper_4, max_rounds=orm.Int(2), fine_tune_maxiter=orm.Int(3))
     process = with_submit_recorder(builder)
     process.setup()
     process.prepare_sets()
@@ -114,6 +114,8 @@ def test_two_rounds_with_a_grace_fs_potential(grace_loop_codes, copper_4):
     process_class, inputs = process.submitted[-1]
     assert process_class is TrainingWorkChain and inputs["trainer"].value == "gracemaker"
     assert "previous_potential" not in inputs and "grace" in inputs and "training" not in inputs
+    first_parameters = inputs["grace"]["parameters"]
+    assert first_parameters["fit"]["maxiter"] == 40  # the first fit: the protocol's epochs
     first = _trained_grace()
     process.ctx.training = first
     assert process.inspect_training() is None
@@ -144,6 +146,10 @@ def test_two_rounds_with_a_grace_fs_potential(grace_loop_codes, copper_4):
     # What TrainingWorkChain checks: gracemaker fine-tunes a GRACE-FS potential that kept its checkpoint.
     assert isinstance(inputs["previous_potential"], GraceFSPotentialData)
     assert inputs["previous_potential"].has_checkpoint
+    # fine_tune_maxiter sets gracemaker's epochs of the fine-tune (calcfunction with_maxiter), the rest as the first's
+    parameters = inputs["grace"]["parameters"]
+    assert parameters.get_dict() == {**first_parameters.get_dict(), "fit": {**first_parameters["fit"], "maxiter": 3}}
+    assert parameters.creator.process_label == "with_maxiter"
     second = _trained_grace()
     process.ctx.training = second
     assert process.inspect_training() is None
