@@ -1,5 +1,5 @@
 """TrainingWorkChain's `trainer` input: the gracemaker protocol builder and the checks before any job (no fit runs
-here; tests/integration/test_training_workchain_grace_real.py runs the chain with the real gracemaker)."""
+here; tests/active_learning/test_loop_grace_real.py runs the chain, with a ZBL baseline, as the real loop's round 0)."""
 
 import re
 import shutil
