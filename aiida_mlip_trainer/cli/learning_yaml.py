@@ -66,7 +66,8 @@ def learning_builder_from_yaml(path: str | pathlib.Path):
     gracemaker`` gracemaker, pace_activeset, pace_select, explore), ``trainer`` (``pacemaker``, the default, or
     ``gracemaker``: every round a GRACE-FS fit with stress in the loss), ``structures``
     (pk or UUID of a TrainingSetData), ``exploration`` (the parameters of ExplorationCalculation),
-    ``exploration_protocol`` (a shipped one by name, ``copper`` or ``cuni``, or a YAML file, relative to this one:
+    ``exploration_protocol`` (a shipped one by name, ``copper``, ``cuni`` or ``silicon``, or a YAML file, relative to
+    this one:
     generators and conditions; ``exploration`` overrides its parameters), ``generators`` (structure generators of the
     starting structures, instead of the protocol's), ``validation_structures`` (pk or UUID: their γ is reported every
     round, and the loop is not converged while any extrapolates), ``oracle``

@@ -30,7 +30,7 @@ LEARNING_KEYS = {
     "overrides": "merged into the protocol, e.g. {selection: {max_structures: 5}, labeling: {max_concurrent: 2}}",
     "options": "scheduler requests of every job (resources, max_wallclock_seconds, queue_name, account, ...)",
     "exploration": "the MD: temperatures, steps, gamma_collect, gamma_halt, ...",
-    "exploration_protocol": "copper, cuni, or a YAML file of generators and conditions (exploration overrides it)",
+    "exploration_protocol": "copper, cuni, silicon or a YAML file: generators, conditions (exploration overrides it)",
     "generators": "structure generators instead of the protocol's, e.g. [{type: vacancy, seed: 1}]",
     "validation_structures": "label, pk or UUID: their γ every round; not converged while one extrapolates",
     "oracle": "{type: ase, code, calculator}, {type: cp2k, code, elements, ...} or {type: qe, code, elements, ...}",

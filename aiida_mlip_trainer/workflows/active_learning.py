@@ -344,8 +344,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         and, with an ``oracle`` (from :func:`~aiida_mlip_trainer.oracles.ase_oracle` or
         :func:`~aiida_mlip_trainer.oracles.cp2k_oracle`), ``labeling`` from
         :meth:`LabelingWorkChain.get_builder_from_protocol`, each with the same protocol; ``exploration`` are the
-        parameters of ``ExplorationCalculation``. ``exploration_protocol`` (the name of a shipped one, ``copper`` or
-        ``cuni``, or the path of a YAML file; see
+        parameters of ``ExplorationCalculation``. ``exploration_protocol`` (the name of a shipped one, ``copper``,
+        ``cuni`` or ``silicon``, or the path of a YAML file; see
         :func:`~aiida_mlip_trainer.workflows.protocols.load_exploration_protocol`) gives the ``generators`` of the
         starting structures and the exploration's parameters (its ``conditions``), which ``exploration`` then overrides
         key by key.

@@ -42,7 +42,7 @@ def learn_yaml(tmp_path, loop_codes, copper_sets):
     [
         ({"rounds": 3}, ["unknown key(s) ['rounds']", "allowed: codes"]),
         ({"exploration": None}, ["`exploration` or `exploration_protocol` is missing"]),
-        ({"exploration_protocol": "titanium"}, ["no exploration protocol 'titanium'", "['copper', 'cuni']"]),
+        ({"exploration_protocol": "titanium"}, ["no exploration protocol 'titanium'", "['copper', 'cuni', 'silicon']"]),
         ({"generators": [{"type": "slab"}]}, ["generators[0]: generator slab: give miller"]),
         ({"generators": [{"type": "substitution", "element": "Ni", "fraction": 0.1}]}, ["element Ni is not in"]),
         ({"validation_structures": 10**9}, ["10000"]),

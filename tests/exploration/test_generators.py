@@ -188,3 +188,25 @@ def test_the_cuni_protocol_makes_the_alloy_cells_it_describes():
     assert max(t for c in conditions.values() for t in c["temperatures"]) == 1200
     assert conditions["heating_ramp"]["ramp_to"] == 1500
     assert conditions["npt_pressures"]["pressures"] == [-5.0, 5.0]
+
+
+def test_the_silicon_protocol_keeps_every_cell_small_enough_for_dft():
+    """The shipped `silicon` exploration protocol, from an 8-atom diamond cell: strained ±5 %, sheared, a vacancy and a
+    (100) slab with vacuum, none over 16 atoms (DFT labels); 1 fs steps; the conditions of copper's."""
+    from ase.build import bulk
+
+    from aiida_mlip_trainer.tools.explore import check_settings
+    from aiida_mlip_trainer.workflows.protocols import load_exploration_protocol
+
+    protocol = load_exploration_protocol("silicon")
+    start = bulk("Si", "diamond", a=5.43, cubic=True)
+    start.info["name"] = "si8"
+    made = {spec["type"]: generate([start], spec) for spec in protocol["generators"]}
+    assert sorted(made) == ["shear", "slab", "strain", "vacancy"]
+    assert [len(cell) for cells in made.values() for cell in cells] == [8, 8, 8, 7, 16]
+    assert [cell.get_volume() / start.get_volume() for cell in made["strain"]] == pytest.approx([0.95**3, 1.05**3])
+    (slab,) = made["slab"]
+    assert has_vacuum(slab) and not any(has_vacuum(cell) for cell in made["strain"] + made["vacancy"])
+    conditions = {c["name"]: c for c in check_settings(protocol["exploration"])["conditions"]}
+    assert {c["timestep"] for c in conditions.values()} == {1.0}
+    assert conditions["npt_pressures"]["pressures"] == [-5.0, 5.0] and conditions["heating_ramp"]["ramp_to"] == 1500

@@ -41,10 +41,10 @@ EXPLORATION_PROTOCOL_KEYS = ("description", "generators", "exploration")
 
 
 def load_exploration_protocol(protocol: str | pathlib.Path) -> dict[str, Any]:
-    """An exploration protocol: the name of a shipped one (``copper``, ``cuni``; ``workflows/protocols/exploration/``)
-    or the path of a YAML file with ``generators`` (a list of :mod:`aiida_mlip_trainer.physics.generators`
-    specifications), ``exploration`` (ExplorationCalculation's parameters, usually with ``conditions``) and a
-    ``description``.
+    """An exploration protocol: the name of a shipped one (``copper``, ``cuni``, ``silicon``;
+    ``workflows/protocols/exploration/``) or the path of a YAML file with ``generators`` (a list of
+    :mod:`aiida_mlip_trainer.physics.generators` specifications), ``exploration`` (ExplorationCalculation's
+    parameters, usually with ``conditions``) and a ``description``.
     Returns ``{"generators": [...], "exploration": {...}}``, checked; ValueError naming the file and the mistake."""
     from ...physics.generators import check_generator
     from ...tools.explore import check_settings
