@@ -25,6 +25,7 @@ cumulative budget (``--batch`` calls per round, ``--rounds`` rounds). Arms, ``--
   holds later rounds' candidates too, found by better potentials, so this is if anything generous to random;
 - **c, reference MD with every step counted**: MD (EMT) of the target's conditions, one trajectory per condition,
   calls assigned round-robin, every step a training frame: what a user pays for reference MD with DFT;
+  ``--c-beyond`` adds fits of this arm at larger budgets, to find where it reaches the targets;
 - **d, random frames from long reference MD, steps not counted**: frames every 10 steps of long MD of the target's
   conditions, drawn at random: an optimistic bound (exact test-distribution data for free).
 
@@ -458,7 +459,7 @@ class Bench:
                 self.record["runs"].setdefault(f"b/{seed}", {"points": []})["pool"] = len(pool)
                 arms["b"] = drawn
             if "c" in self.args.arms:
-                c_frames = route_c_frames(self.conditions, total, seed)
+                c_frames = route_c_frames(self.conditions, max([total, *self.args.c_beyond]), seed)
                 arms["c"] = lambda calls, frames=c_frames: frames[:calls]
             if "d" in self.args.arms:
                 d_pool = route_d_pool(self.conditions, self.args.d_frames, seed)
@@ -468,6 +469,8 @@ class Bench:
             for calls in budgets(self.args.batch, self.args.rounds):
                 for arm, frames_at in arms.items():
                     self.chain(arm, seed, calls, frames_at)
+            for calls in sorted(c for c in self.args.c_beyond if c > total and "c" in arms):
+                self.chain("c", seed, calls, arms["c"])  # route c further on: where it reaches the targets
             for arm in arms:
                 self.record["runs"][f"{arm}/{seed}"]["done"] = True
             self.save()
@@ -540,12 +543,20 @@ def relative_targets(record: dict, fraction: float) -> dict:
 
 
 def at_budget(record: dict) -> None:
-    """Each arm's errors at its last fit, per condition: median over seeds [min-max], and the medians' ratios."""
+    """Each arm's errors at the largest budget every arm has reached (route c may run further: ``--c-beyond``), per
+    condition: median over seeds [min-max], and the medians' ratios."""
     found = curves(record)
     names = list(record["spread"])
     arms = sorted({arm for arm, _ in found})
-    final = {arm: [values for (a, _), (_, values) in found.items() if a == arm] for arm in arms}
-    calls = {arm: sorted({c[-1] for (a, _), (c, _) in found.items() if a == arm}) for arm in arms}
+    common = min(c[-1] for c, _ in found.values())
+
+    def upto(calls, values):  # every curve's errors at its last fit within the common budget
+        k = max(i for i, c in enumerate(calls) if c <= common)
+        return {n: {q: v[q][: k + 1] for q in ("E", "F")} for n, v in values.items()}
+
+    final = {arm: [upto(c, values) for (a, _), (c, values) in found.items() if a == arm] for arm in arms}
+    calls = {arm: sorted({max(x for x in c if x <= common) for (a, _), (c, _) in found.items() if a == arm})
+             for arm in arms}  # fmt: skip
     for q, unit in (("F", "meV/Å"), ("E", "meV/atom")):
         print(f"\n{q} RMSE ({unit}) of each arm's last fit (calls {calls}), per condition: median [min-max] over "
               "seeds; ratios of the loop's median to c's and b's:")  # fmt: skip
@@ -716,6 +727,13 @@ def parse_arguments(argv=None):
     )
     parser.add_argument("--batch", type=int, default=10, help="oracle calls per round (the loop's selection budget)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds with labels: budgets batch, 2 batch, ...")
+    parser.add_argument(
+        "--c-beyond",
+        type=int,
+        nargs="*",
+        default=[],
+        help="arm c only: further budgets beyond batch x rounds (e.g. 60 120), where route c reaches the targets",
+    )
     parser.add_argument("--initial", type=int, default=6, help="near-equilibrium labelled cells every arm starts from")
     parser.add_argument("--maxiter", type=int, default=60, help="BFGS iterations of each fit (every arm)")
     parser.add_argument("--target-frames", type=int, default=50, help="held-out frames per condition")

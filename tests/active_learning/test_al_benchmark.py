@@ -97,6 +97,19 @@ def test_the_report_gives_the_calls_to_the_targets_and_their_ratio(bench, capsys
     assert reach["a", 0]["hot"]["F"] == pytest.approx(18.75) and reach["c", 0]["cold"]["F"] == pytest.approx(43.75)
 
 
+def test_route_c_run_further_is_compared_at_the_common_budget_and_reaches_its_target_there(bench, capsys):
+    """With ``--c-beyond`` route c has fits past the loop's last budget: the errors are compared at the largest budget
+    every arm reached, and the calls to a target come from the whole curve (c reaches F 100 at 75 calls here)."""
+    merged = record([0], [150.0, 50.0, 40.0], [150.0, 150.0, 120.0])
+    merged["runs"]["c/0"]["points"].append(
+        {"calls": 100, "errors": {n: {"E": 1.0, "F": 80.0} for n in ("hot", "cold")}, "max_gamma": 2.0}
+    )
+    assert bench.reach_table(merged, {"E": 5.0, "F": 100.0})["c", 0]["hot"]["F"] == pytest.approx(75.0)
+    bench.at_budget(merged)
+    out = capsys.readouterr().out
+    assert "(calls {'a': [50], 'c': [50]})" in out and "a/c 0.33" in out  # 40 against 120, not against 80
+
+
 def test_results_of_other_settings_or_the_same_run_twice_are_not_merged(bench):
     with pytest.raises(SystemExit, match="other settings"):
         bench.merge([record([0], [1, 1, 1], [1, 1, 1]), record([1], [1, 1, 1], [1, 1, 1], maxiter=30)])
