@@ -438,6 +438,7 @@ class Bench:
         if not node.is_finished_ok:
             raise SystemExit(f"{key} fit at {calls} calls failed: [{node.exit_status}] {node.exit_message}")
         self.point(key, calls, trained["potential"], data.num_structures, time.time() - started)
+        run.pop("md", None)  # measured for the arm's last potential, which this fit replaces
 
     def run(self):
         total = self.args.batch * self.args.rounds

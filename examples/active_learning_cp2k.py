@@ -47,9 +47,11 @@ except NotExistent as error:
 builder = ActiveLearningWorkChain.get_builder_from_protocol(
     codes,
     structures,
-    # one trajectory per temperature from one starting cell; frames with γ ≥ 2 are candidates (a first potential on
-    # six cells extrapolates early: the documented γ 5 would halt most trajectories before collecting anything)
-    {"temperatures": [300, 900], "steps": 200, "timestep": 1.0, "sample_interval": 10, "gamma_collect": 2.0},
+    # the `silicon` exploration protocol (strained, sheared, vacancy and (100) slab cells of one starting cell; NVT
+    # 300-1200 K, a ramp to 1500 K, NPT ±5 GPa) at small scale: 100 steps per trajectory; frames with γ ≥ 2 are
+    # candidates (a first potential on six cells extrapolates early: the protocol's γ 5 would halt most trajectories
+    # before collecting anything)
+    {"steps": 100, "gamma_collect": 2.0},
     "fast",
     {
         "training": {"training": {"pace": {"parameters": {"fit": {"maxiter": 60}}}, "max_iterations": 1}},
@@ -58,8 +60,9 @@ builder = ActiveLearningWorkChain.get_builder_from_protocol(
     },
     oracle=cp2k_oracle(cp2k, ["Si"], kpoint_distance=None, options={"max_wallclock_seconds": 1800}),
     test_fraction=orm.Float(0.25),
+    exploration_protocol="silicon",
     explore_count=orm.Int(1),
-    max_rounds=orm.Int(2),
+    max_rounds=orm.Int(3),
 )
 builder.training.short_range_check = orm.Str("warning")  # a 60-iteration fit: report, do not fail on it
 results, node = run_get_node(builder)
