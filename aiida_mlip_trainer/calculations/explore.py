@@ -29,8 +29,9 @@ class ExplorationCalculation(ScriptCalculation):
     :class:`TrainingSetData`; labels are not needed), ``parameters`` (see below) and a ``code`` for the
     ``mlip-trainer-explore`` executable on the computer that runs the job. You get:
 
-    - ``candidates``: the frames whose γ lies in ``[gamma_collect, gamma_halt)``, an unlabelled
-      :class:`TrainingSetData` pool for selection and labelling (absent when no frame was in that band);
+    - ``candidates``: the frames whose γ lies in ``[gamma_collect, gamma_halt)``, and each starting structure at or
+      above ``gamma_halt`` (once; ``<start>_traj<i>_step0``, with ``keep_extrapolating_starts``), an unlabelled
+      :class:`TrainingSetData` pool for selection and labelling (absent when there is none);
     - ``resume``: for each trajectory that halted, its last sample (below ``gamma_halt``), an unlabelled
       :class:`TrainingSetData` named ``<start>_traj<i>_resume<step>`` (absent when none halted after a sample): the
       active-learning loop starts the next round's trajectories there;
@@ -45,7 +46,8 @@ class ExplorationCalculation(ScriptCalculation):
     ``conditions`` (a list of named overrides, ``{name, temperatures, pressures, ramp_to, steps, ...}``: the plan is
     run for each, each trajectory's record names its ``condition``),
     ``steps`` (1000), ``timestep`` (fs, 1), ``sample_interval`` (steps, 10), ``gamma_collect`` (5), ``gamma_halt``
-    (25), ``seed`` (42), ``max_frames`` (kept per trajectory, 10), ``friction`` (1/fs, 0.01), ``taut``/``taup`` (fs)
+    (25), ``seed`` (42), ``max_frames`` (kept per trajectory, 10), ``keep_extrapolating_starts`` (true),
+    ``friction`` (1/fs, 0.01), ``taut``/``taup`` (fs)
     and ``compressibility`` (1/GPa) for NPT. The thresholds 5 and 25 are those pacemaker's and LAMMPS's
     documentation give for collecting a structure and for stopping a run; see :mod:`aiida_mlip_trainer.tools.explore`.
 
@@ -80,7 +82,8 @@ class ExplorationCalculation(ScriptCalculation):
             valid_type=orm.Dict,
             serializer=orm.to_aiida_type,
             help="temperatures (K), pressures (GPa), ramp_to (K), conditions, steps, timestep (fs), sample_interval, "
-            "gamma_collect, gamma_halt, seed, max_frames, friction, taut, taup, compressibility; budgets "
+            "gamma_collect, gamma_halt, seed, max_frames, keep_extrapolating_starts, friction, taut, taup, "
+            "compressibility; budgets "
             "max_md_steps_total, max_samples_total, max_atoms.",
         )
         spec.inputs.validator = refuses_altered_nodes(cls.validate_inputs)
@@ -90,7 +93,8 @@ class ExplorationCalculation(ScriptCalculation):
             "candidates",
             valid_type=TrainingSetData,
             required=False,
-            help="Frames in the collect band [gamma_collect, gamma_halt): an unlabelled pool.",
+            help="Frames in the collect band [gamma_collect, gamma_halt), and starts at or above gamma_halt (once): "
+            "an unlabelled pool.",
         )
         spec.output(
             "resume",

@@ -23,7 +23,12 @@ grade lies in the collect band ``gamma_collect <= γ < gamma_halt``, kept as a c
 trajectory, the first ones). A trajectory stops as soon as a step reaches ``gamma_halt``: beyond it the potential
 is extrapolating so far that its forces, and so the rest of the trajectory, are not to be trusted. Its last sample
 (all samples lie below ``gamma_halt``) is kept as its resume frame: the next round, with a potential that has learned
-from this round's picks, starts a trajectory there.
+from this round's picks, starts a trajectory there. A trajectory that halts at its start (the starting structure
+itself at or above ``gamma_halt``: a surface or defect the data have never seen) has no frame to keep or resume from;
+with ``keep_extrapolating_starts`` (the default) that starting structure is kept as a candidate instead, once per
+structure (name ``<start>_traj<i>_step0``, kept step 0): it is a structure given or generated, not one the
+potential's MD made, so it is physical, and labelling it is how a region the data have never seen gets its first
+labels (without it the region stays a blind spot round after round).
 
 Writes ``exploration.json`` (per trajectory: its settings, the sampled steps with γ, temperature and energy, whether
 and where it halted, its ``resume_step``, which samples it kept), ``candidates.json`` (the kept frames, JSON
@@ -78,6 +83,8 @@ DEFAULTS = {
     "taut": 100.0,  # fs, Berendsen temperature coupling (NPT)
     "taup": 1000.0,  # fs, Berendsen pressure coupling (NPT)
     "compressibility": 0.01,  # 1/GPa, Berendsen (NPT); of the order of solids (silicon 0.01, copper 0.007)
+    # A starting structure at or above gamma_halt is kept as a candidate (once): see the module's docstring.
+    "keep_extrapolating_starts": True,
 }
 # Sizes a job can finish. These are defaults, not laws of nature: a user who means a bigger run raises them
 # explicitly in the same parameters (so the larger budget is recorded in the provenance with the run).
@@ -172,6 +179,10 @@ def check_settings(settings: Mapping) -> dict:
         raise ValueError(f"sample_interval ({result['sample_interval']}) is longer than the run ({result['steps']})")
     result["seed"] = _integer(result["seed"], "seed", 0, MAX_SEED)
     result["max_frames"] = _integer(result["max_frames"], "max_frames", 0, MAX_FRAMES)
+    if not isinstance(result["keep_extrapolating_starts"], bool):
+        raise ValueError(
+            f"keep_extrapolating_starts must be true or false, got {result['keep_extrapolating_starts']!r}"
+        )
     for key in ("timestep", "gamma_collect", "gamma_halt", "friction", "taut", "taup", "compressibility"):
         result[key] = _positive(result[key], key)
     if result["timestep"] > MAX_TIMESTEP:
@@ -325,9 +336,12 @@ def _trajectories(structures, settings: dict) -> list[tuple[dict, dict]]:
     return plan
 
 
-def run_trajectory(atoms, calculator, ace, plan: dict, index: int, settings: dict) -> tuple[dict, list, object]:
+def run_trajectory(
+    atoms, calculator, ace, plan: dict, index: int, settings: dict, keep_start: bool = False
+) -> tuple[dict, list, object]:
     """One trajectory; returns its record, the frames kept (``ase.Atoms``) and its resume frame (the last sample
-    before it halted; None when it ran to the end, or halted before its first sample)."""
+    before it halted; None when it ran to the end, or halted before its first sample). With ``keep_start``, a start
+    at or above ``gamma_halt`` is the one frame kept (step 0)."""
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
@@ -383,6 +397,13 @@ def run_trajectory(atoms, calculator, ace, plan: dict, index: int, settings: dic
         record["max_gamma"] = max(record["max_gamma"], gamma)
         if gamma >= settings["gamma_halt"]:
             record.update(halted=True, halt_step=step, halt_gamma=gamma)
+            if step == 0 and keep_start and settings["max_frames"] > 0:  # the start itself: given or generated
+                frame = atoms.copy()
+                frame.calc = None
+                frame.set_constraint()
+                frame.info = {"name": f"{record['name']}_traj{index}_step0"}
+                frames.append(frame)
+                record["kept"].append(0)
             break
         if plan["ramp_to"] is not None:  # the thermostat's temperature for the next step
             target = temperature + (plan["ramp_to"] - temperature) * (step + 1) / settings["steps"]
@@ -416,8 +437,14 @@ def explore(structures, settings: dict, calculator, ace) -> tuple[list[dict], li
     """Run every trajectory of the plan; returns the records, all kept frames and the resume frames of the halted
     trajectories, in trajectory order."""
     records, frames, resumes = [], [], []
+    starts_kept = set()  # the structures whose start is a candidate already: each is kept once, not per condition
     for index, (plan, condition) in enumerate(_trajectories(structures, settings)):
-        record, kept, resume = run_trajectory(structures[plan["structure"]], calculator, ace, plan, index, condition)
+        keep_start = settings["keep_extrapolating_starts"] and plan["structure"] not in starts_kept
+        record, kept, resume = run_trajectory(
+            structures[plan["structure"]], calculator, ace, plan, index, condition, keep_start
+        )
+        if 0 in record["kept"]:
+            starts_kept.add(plan["structure"])
         records.append(record)
         frames.extend(kept)
         if resume is not None:

@@ -178,6 +178,47 @@ def test_halt_threshold_stops_the_trajectory(explore_code, potential_with_active
     assert grade == pytest.approx(row[last], rel=1e-9) and grade < 0.7
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_start_above_the_halt_threshold_is_kept_once_as_a_candidate(explore_code, potential_with_active_set, keep):
+    """Every trajectory of a start whose own γ is at or above gamma_halt halts at step 0, with no frame to keep or
+    resume from: the start (a given or generated structure, not a frame the potential's MD made) is the candidate,
+    once for all its trajectories (two temperatures, two conditions here); the other start, below the threshold,
+    gives no start candidate. keep_extrapolating_starts false keeps nothing."""
+    from aiida_mlip_trainer.data import TrainingSetData
+    from tests.exploration.conftest import argon_start
+
+    pair = TrainingSetData([argon_start(0.93), argon_start()], labelled=False).store()
+    start_gamma, equilibrium_gamma = max_gamma(potential_with_active_set, pair.to_atoms())
+    halt = (start_gamma + equilibrium_gamma) / 2  # the compressed start above it, the equilibrium one below
+    assert equilibrium_gamma < halt < start_gamma
+    results, _ = _explore(
+        explore_code,
+        potential_with_active_set,
+        pair,
+        temperatures=[10, 20],
+        conditions=[{"name": "a"}, {"name": "b"}],
+        gamma_collect=halt / 2,
+        gamma_halt=halt,
+        keep_extrapolating_starts=keep,
+    )
+    records = results["summary"]["trajectories"]
+    compressed = [r for r in records if r["structure"] == 0]
+    assert len(compressed) == 4 and all(r["halted"] and r["halt_step"] == 0 for r in compressed)
+    assert all(r["resume_step"] is None for r in compressed)
+    kept_at_start = [r for r in records if 0 in r["kept"]]
+    if not keep:
+        assert kept_at_start == [] and all(not r["kept"] for r in compressed)
+        return
+    assert kept_at_start == [compressed[0]] and compressed[0]["kept"] == [0]
+    names = [atoms.info["name"] for atoms in results["candidates"].to_atoms()]
+    index = records.index(compressed[0])
+    assert names.count(f"Ar_start_0.93_traj{index}_step0") == 1 and not any(
+        "Ar_start_1.0" in n and "step0" in n for n in names
+    )
+    (start,) = [a for a in results["candidates"].to_atoms() if a.info["name"].endswith("_step0")]
+    assert np.allclose(start.positions, pair.to_atoms()[0].positions)  # the start itself, not an MD frame
+
+
 def test_a_ramp_and_conditions_in_one_job(explore_code, potential_with_active_set, starts):
     """Two conditions in one job: a heating ramp from 10 to 150 K and a fixed 10 K; every record names its condition,
     and the ramp's thermostat heats the atoms while the fixed one keeps them cold."""
