@@ -509,6 +509,18 @@ def merge(records: list[dict]) -> dict:
     return merged
 
 
+def read_results(path: str) -> dict:
+    """A results file; ``PATH::ARMS`` (e.g. ``al_copper_0.json::cd``) keeps only the runs of those arms: to report the
+    arms that do not depend on the loop (c, d) beside another version of the loop and its arm b."""
+    path, _, arms = path.partition("::")
+    record = json.loads(pathlib.Path(path).read_text())
+    if arms:
+        record["runs"] = {key: run for key, run in record["runs"].items() if key.split("/")[0] in arms}
+        if "a" not in arms:
+            record.pop("md_reference", None)
+    return record
+
+
 def curves(record: dict) -> dict:
     """(arm, seed) -> (calls, {condition: {"E": [...], "F": [...]}})."""
     result = {}
@@ -712,7 +724,8 @@ def parse_arguments(argv=None):
         "--json",
         required=True,
         nargs="+",
-        help="results file, written after every fit; to report, several (one per seed) are merged",
+        help="results file, written after every fit; to report, several (one per seed) are merged, PATH::ARMS "
+        "taking only those arms of a file (e.g. ::cd)",
     )
     parser.add_argument("--resume", action="store_true", help="go on from the results file")
     parser.add_argument("--report-only", action="store_true", help="print the tables from --json and stop")
@@ -769,7 +782,7 @@ def main(argv=None) -> None:
         load_profile()
         Bench(args).run()
     paths = [args.json] if isinstance(args.json, str) else args.json
-    record = merge([json.loads(pathlib.Path(path).read_text()) for path in paths])
+    record = merge([read_results(path) for path in paths])
     if args.target_fraction is not None:
         targets = relative_targets(record, args.target_fraction)
     report(record, targets, args.plot)

@@ -110,6 +110,23 @@ def test_route_c_run_further_is_compared_at_the_common_budget_and_reaches_its_ta
     assert "(calls {'a': [50], 'c': [50]})" in out and "a/c 0.33" in out  # 40 against 120, not against 80
 
 
+def test_a_results_file_can_give_only_some_of_its_arms(bench, tmp_path):
+    """``PATH::ARMS`` keeps only those arms: a loop of one version and route c of another results file merge."""
+    import json
+
+    old, new = record([0], [150.0, 50.0, 40.0], [150.0, 150.0, 120.0]), record([0], [150.0, 40.0, 30.0], [1.0] * 3)
+    for name, content in (("old.json", old), ("new.json", new)):
+        (tmp_path / name).write_text(json.dumps(content))
+    with pytest.raises(SystemExit, match="more than one results file"):
+        bench.merge([bench.read_results(str(tmp_path / "old.json")), bench.read_results(str(tmp_path / "new.json"))])
+    merged = bench.merge(
+        [bench.read_results(f"{tmp_path / 'old.json'}::cd"), bench.read_results(f"{tmp_path / 'new.json'}::a")]
+    )
+    assert sorted(merged["runs"]) == ["a/0", "c/0"]
+    assert merged["runs"]["a/0"]["points"][-1]["errors"]["hot"]["F"] == 30.0  # the new loop
+    assert merged["runs"]["c/0"]["points"][-1]["errors"]["hot"]["F"] == 120.0  # the old file's route c
+
+
 def test_results_of_other_settings_or_the_same_run_twice_are_not_merged(bench):
     with pytest.raises(SystemExit, match="other settings"):
         bench.merge([record([0], [1, 1, 1], [1, 1, 1]), record([1], [1, 1, 1], [1, 1, 1], maxiter=30)])
