@@ -626,13 +626,14 @@ def report(record: dict, targets: dict, plot: str | None = None) -> None:  # noq
 
     at_budget(record)
     reach = reach_table(record, targets)
+    last_c = max((calls[-1] for (arm, _), (calls, _) in found.items() if arm == "c"), default=budget)
     if isinstance(targets["F"], dict):
         named = "; ".join(f"{n} {targets['F'][n]:.1f}/{targets['E'][n]:.2f}" for n in names)
-        print(f"\ncalls to reach the targets per condition (F meV/Å / E meV/atom: {named}); '–' not reached within "
-              f"{budget}:")  # fmt: skip
+        print(f"\ncalls to reach the targets per condition (F meV/Å / E meV/atom: {named}); '–' not reached by the "
+              f"arm's last fit ({budget} calls; route c: {last_c}):")  # fmt: skip
     else:
         print(f"\ncalls to reach the targets (F {targets['F']:g} meV/Å, E {targets['E']:g} meV/atom) per condition; "
-              f"'–' not reached within {budget}:")  # fmt: skip
+              f"'–' not reached by the arm's last fit ({budget} calls; route c: {last_c}):")  # fmt: skip
     print(f"{'arm/seed':<9s} " + " ".join(f"{n[:12]:>12s}" for n in names) + "   (F / E)")
     for key in sorted(reach):
         cells = reach[key]
