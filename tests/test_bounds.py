@@ -173,6 +173,54 @@ def test_the_script_checks_the_plan_again(tmp_path):
         check_plan(settings, [32, 32], [True, False])  # two pressures for the periodic cell, one run for the other
 
 
+def test_a_resume_frame_runs_only_the_trajectory_it_continues():
+    """A structure named in resume_trajectories runs its halted trajectory's condition, temperature and pressure,
+    once; the others run every condition x temperature x pressure. The budget counts the same trajectories."""
+    from aiida_mlip_trainer.tools.explore import _trajectories
+
+    conditions = [
+        {"name": "hot", "temperatures": [900.0, 1500.0]},
+        {"name": "npt", "temperatures": [600.0], "pressures": [-5.0, 5.0]},
+    ]
+    resumed = [{"structure": 1, "condition": "npt", "temperature": 600.0, "pressure": 5.0}]
+    settings = check_settings({"conditions": conditions, "steps": 100, "resume_trajectories": resumed})
+    cells = [argon_start(), argon_start()]
+    plans = [plan for plan, _ in _trajectories(cells, settings)]
+    assert [(p["structure"], p["condition"], p["temperature"], p["pressure"]) for p in plans] == [
+        (0, "hot", 900.0, None),
+        (0, "hot", 1500.0, None),
+        (0, "npt", 600.0, -5.0),
+        (0, "npt", 600.0, 5.0),
+        (1, "npt", 600.0, 5.0),
+    ]
+    limited = check_settings(
+        {"conditions": conditions, "steps": 100, "resume_trajectories": resumed, "max_md_steps_total": 500}
+    )
+    check_plan(limited, [32, 32], [True, True])  # 5 trajectories of 100 steps
+    with pytest.raises(ValueError, match=r"800 MD steps \(100 steps x 8 trajectories for 3 structure"):
+        check_plan(limited, [32, 32, 32], [True, True, False])  # a slab: hot twice, npt once
+    with pytest.raises(ValueError, match=r"resume_trajectories name structure\(s\) \[1\], but there are 1"):
+        check_plan(limited, [32], [True])
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"structure": 0, "condition": "cold", "temperature": 300, "pressure": None}, r"condition 'cold' is not one"),
+        ({"structure": -1, "condition": "", "temperature": 300, "pressure": None}, r"structure must be an integer"),
+        ({"structure": 0, "condition": "", "temperature": 0, "pressure": None}, r"temperature \(K\) must lie in"),
+        ({"structure": 0, "condition": "", "temperature": 300}, r"exactly structure, condition, temperature"),
+        ({"structure": 0, "condition": "", "temperature": 300, "pressure": "1"}, r"pressure \(GPa\) must be"),
+    ],
+)
+def test_resume_trajectories_are_checked(entry, message):
+    with pytest.raises(ValueError, match=message):
+        check_settings({"temperatures": [300], "resume_trajectories": [entry]})
+    with pytest.raises(ValueError, match="continues two trajectories"):
+        twice = {"structure": 0, "condition": "", "temperature": 300, "pressure": None}
+        check_settings({"temperatures": [300], "resume_trajectories": [twice, twice]})
+
+
 # ------------------------------------------------------------------------------------------------- ASE oracle
 @pytest.mark.parametrize(
     "calculator, parameters, message",

@@ -85,6 +85,9 @@ DEFAULTS = {
     "compressibility": 0.01,  # 1/GPa, Berendsen (NPT); of the order of solids (silicon 0.01, copper 0.007)
     # A starting structure at or above gamma_halt is kept as a candidate (once): see the module's docstring.
     "keep_extrapolating_starts": True,
+    # Starting structures that continue one halted trajectory each (the loop's resume frames): a list of
+    # {"structure", "condition", "temperature", "pressure"}; each such structure runs that trajectory only.
+    "resume_trajectories": None,
 }
 # Sizes a job can finish. These are defaults, not laws of nature: a user who means a bigger run raises them
 # explicitly in the same parameters (so the larger budget is recorded in the provenance with the run).
@@ -139,16 +142,18 @@ def _positive(value, where: str) -> float:
     return number
 
 
-def check_settings(settings: Mapping) -> dict:
+def check_settings(settings: Mapping, *, nested: bool = False) -> dict:
     """The exploration settings with defaults filled in; ValueError with a one-line message that names the setting.
 
     ``temperatures`` (K, required, a non-empty list, each in (0, 10000]), ``pressures`` (GPa, optional list, each
     within ±1000: NPT for periodic cells), ``steps``, ``timestep`` (fs, at most 10), ``sample_interval`` (steps),
     ``gamma_collect`` (default 5), ``gamma_halt`` (default 25, above ``gamma_collect``), ``seed``, ``max_frames``
     (kept per trajectory, at most 10000), ``friction`` (1/fs), ``taut``, ``taup`` (fs) and ``compressibility``
-    (1/GPa); and the budgets of :data:`LIMITS` (``max_md_steps_total``, ``max_samples_total``, ``max_atoms``), which
-    a user raises by giving them. Counts must be integers (no bool, no float). The budgets are checked here with the
-    fewest trajectories the settings allow (one structure, no pressure); :func:`check_plan` checks them exactly.
+    (1/GPa); ``resume_trajectories`` (the starting structures that each continue one halted trajectory, its
+    condition, temperature and pressure, and run only that one); and the budgets of :data:`LIMITS`
+    (``max_md_steps_total``, ``max_samples_total``, ``max_atoms``), which a user raises by giving them. Counts must be
+    integers (no bool, no float). The budgets are checked here with the fewest trajectories the settings allow (one
+    structure, no pressure); :func:`check_plan` checks them exactly.
     """
     if not isinstance(settings, Mapping):
         raise ValueError(f"the exploration parameters must be a dict, got {type(settings).__name__}")
@@ -193,7 +198,41 @@ def check_settings(settings: Mapping) -> dict:
             "frames are collected in [gamma_collect, gamma_halt)"
         )
     _check_budget([(result, len(result["temperatures"]))], "one structure")
+    if not nested:
+        result["resume_trajectories"] = _check_resume_trajectories(result["resume_trajectories"], [""])
     return result
+
+
+def _check_resume_trajectories(value, conditions: Sequence[str]) -> list[dict] | None:
+    """``resume_trajectories`` checked: None, or a list of ``{"structure", "condition", "temperature",
+    "pressure"}`` (structure indices unique, each condition one of ``conditions``, ``""`` without conditions)."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise ValueError("resume_trajectories must be a list of {structure, condition, temperature, pressure}")
+    checked, seen = [], set()
+    for index, entry in enumerate(value):
+        where = f"resume_trajectories[{index}]"
+        if not isinstance(entry, Mapping) or set(entry) != {"structure", "condition", "temperature", "pressure"}:
+            raise ValueError(f"{where} must be a mapping of exactly structure, condition, temperature and pressure")
+        structure = _integer(entry["structure"], f"{where}.structure", 0)
+        if structure in seen:
+            raise ValueError(f"{where}: structure {structure} continues two trajectories")
+        seen.add(structure)
+        if entry["condition"] not in conditions:
+            raise ValueError(f"{where}: condition {entry['condition']!r} is not one of {list(conditions)}")
+        pressure = entry["pressure"]
+        if pressure is not None:
+            pressure = _bounded(pressure, f"{where}.pressure (GPa)", -MAX_PRESSURE, MAX_PRESSURE, open_below=False)
+        checked.append(
+            {
+                "structure": structure,
+                "condition": entry["condition"],
+                "temperature": _bounded(entry["temperature"], f"{where}.temperature (K)", 0.0, MAX_TEMPERATURE),
+                "pressure": pressure,
+            }
+        )
+    return checked
 
 
 def _check_conditions(settings: Mapping) -> dict:
@@ -203,7 +242,7 @@ def _check_conditions(settings: Mapping) -> dict:
     conditions = settings["conditions"]
     if not isinstance(conditions, list | tuple) or not conditions:
         raise ValueError("conditions must be a non-empty list of mappings (name, temperatures, ...), or left out")
-    base = {key: value for key, value in settings.items() if key != "conditions"}
+    base = {key: value for key, value in settings.items() if key not in ("conditions", "resume_trajectories")}
     checked, names = [], []
     for index, condition in enumerate(conditions):
         if not isinstance(condition, Mapping) or not isinstance(condition.get("name"), str) or not condition["name"]:
@@ -218,13 +257,14 @@ def _check_conditions(settings: Mapping) -> dict:
         merged = {**base, **{key: value for key, value in condition.items() if key != "name"}}
         merged.setdefault("temperatures", None)
         try:
-            result = check_settings(merged)
+            result = check_settings(merged, nested=True)
         except ValueError as exc:
             raise ValueError(f"condition {name!r}: {exc}") from None
         checked.append({"name": name, **{key: result[key] for key in CONDITION_KEYS}})
     result = {**check_settings({**base, **{key: checked[0][key] for key in CONDITION_KEYS}}), "conditions": checked}
     for key in CONDITION_KEYS:  # each trajectory's come from its condition
         result[key] = None
+    result["resume_trajectories"] = _check_resume_trajectories(settings.get("resume_trajectories"), names)
     return result
 
 
@@ -280,11 +320,16 @@ def check_plan(settings: dict, sizes: Sequence[int], periodic: Sequence[bool]) -
                 f"starting structure {index} has {size} atoms, more than max_atoms ({settings['max_atoms']}): "
                 "explore smaller cells, or raise max_atoms in the parameters if you mean it"
             )
+    resumed = {entry["structure"]: entry for entry in settings["resume_trajectories"] or ()}
+    beyond = sorted(index for index in resumed if index >= len(sizes))
+    if beyond:
+        raise ValueError(f"resume_trajectories name structure(s) {beyond}, but there are {len(sizes)} structures")
     runs = []
-    for _, condition in condition_settings(settings):
+    for name, condition in condition_settings(settings):
         pressures = len(condition["pressures"]) if condition["pressures"] is not None else 1
-        per_temperature = sum(pressures if full else 1 for full in periodic)
-        runs.append((condition, per_temperature * len(condition["temperatures"])))
+        per_temperature = sum(pressures if full else 1 for index, full in enumerate(periodic) if index not in resumed)
+        continued = sum(entry["condition"] == name for entry in resumed.values())
+        runs.append((condition, per_temperature * len(condition["temperatures"]) + continued))
     _check_budget(runs, f"{len(sizes)} structure(s)")
 
 
@@ -323,10 +368,18 @@ def ace_calculator(potential: str, active_set: str, baseline: Mapping | None, mo
 def _trajectories(structures, settings: dict) -> list[tuple[dict, dict]]:
     """``(plan, settings)`` of every trajectory: each condition, structure, temperature and (3D-periodic cells)
     pressure."""
+    resumed = {entry["structure"]: entry for entry in settings["resume_trajectories"] or ()}
     plan = []
     for name, condition in condition_settings(settings):
         for index, atoms in enumerate(structures):
             periodic = bool(atoms.pbc.all()) and not has_vacuum(atoms)  # no barostat on a slab's vacuum
+            if index in resumed:  # a resume frame: its own trajectory only, not every condition
+                entry = resumed[index]
+                if entry["condition"] == name:
+                    trajectory = {"condition": name, "structure": index, "temperature": entry["temperature"]}
+                    trajectory.update(pressure=entry["pressure"] if periodic else None, ramp_to=condition["ramp_to"])
+                    plan.append((trajectory, condition))
+                continue
             pressures = condition["pressures"] if condition["pressures"] is not None and periodic else [None]
             for temperature in condition["temperatures"]:
                 for pressure in pressures:

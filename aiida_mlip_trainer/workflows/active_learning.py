@@ -137,6 +137,10 @@ def _validate_exploration_sizes(inputs, starts) -> str | None:
     parameters = inputs.get("exploration", {}).get("parameters")
     if parameters is None:
         return None
+    if parameters.get("resume_trajectories") is not None:
+        return (
+            "exploration.parameters: resume_trajectories is the loop's to set (from each round's halted trajectories)"
+        )
     try:
         settings = check_settings(parameters.get_dict())
         arrays = starts.get_arrays()
@@ -412,6 +416,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.fitted_on = None  # the training set of the last fit: no new data, no new fit
         self.ctx.validation = None  # the validation γ of the current potential
         self.ctx.resume = None  # the resume frames of the last exploration's halted trajectories
+        self.ctx.resume_plans = []  # the trajectory each resume frame continues: condition, temperature, pressure
         self.ctx.skip_labeling = False
         self.ctx.notes = []  # rounds that would have converged but for the validation structures
 
@@ -542,6 +547,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if self.ctx.resume is not None:  # halted last round: start again from their last frames below gamma_halt
             groups["resume"] = self.ctx.resume
         starts = exploration_starts(**groups, metadata={"call_link_label": f"exploration_starts_{self.ctx.round}"})
+        if self.ctx.resume is not None:  # each resume frame (last in the starts) continues its own trajectory only
+            first = len(starts["origins"]) - self.ctx.resume.num_structures
+            parameters["resume_trajectories"] = [
+                {"structure": first + index, **plan} for index, plan in enumerate(self.ctx.resume_plans)
+            ]
         self.ctx.origins = starts["origins"]
         self.ctx.curve_inputs[f"starts_{self.ctx.round}"] = starts["origins"]
         arrays = starts["structures"].get_arrays()
@@ -569,6 +579,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         summary = node.outputs.summary
         self.ctx.curve_inputs[f"exploration_{k}"] = summary
         self.ctx.resume = node.outputs.resume if "resume" in node.outputs else None
+        self.ctx.resume_plans = [  # in the order of the resume frames: the trajectories that kept one
+            {key: record[key] for key in ("condition", "temperature", "pressure")}
+            for record in summary["trajectories"]
+            if record["resume_step"] is not None
+        ]
         halted, collected = summary["num_halted"], summary["num_candidates"]
         self.report(
             f"round {k}: exploration: largest γ {summary['max_gamma']:.2f}, {halted} of {summary['num_trajectories']} "

@@ -83,6 +83,10 @@ CASES = [
     ({"fine_tune_maxiter": 0}, "fine_tune_maxiter must be at least 1, got 0"),
     ({"exploration": {"temperatures": [300], "thermostat": "nose"}}, "unknown exploration parameters"),
     ({"exploration": {"temperatures": [300], "gamma_collect": 30}}, "gamma_halt .25.0. must be above gamma_collect"),
+    (
+        {"exploration": {"temperatures": [300], "resume_trajectories": []}},
+        "exploration.parameters: resume_trajectories is the loop's to set",
+    ),
     ({"overrides": {"selection": {"max_structures": 0}}}, "max_structures must be a positive integer, got 0"),
     (
         {"overrides": {"training": {"training": {"pace": {"parameters": {"potential": {"elements": ["Cu", "Ni"]}}}}}}},

@@ -67,9 +67,17 @@ def _trained(force_rmse: float = 50.0, baseline: orm.Dict | None = None, active_
 
 def _explored(candidates: int, halted: int = 0, resume: int = 0):
     """An exploration of 4 trajectories (one per starting structure and temperature of the loop's 2 starts x 2
-    temperatures): the first keeps every candidate; ``resume`` halted trajectories left a resume frame."""
+    temperatures): the first keeps every candidate; ``resume`` halted trajectories (from the second on) left a resume
+    frame."""
     trajectories = [
-        {"condition": "", "structure": t // 2, "temperature": [300.0, 900.0][t % 2], "pressure": None, "kept": []}
+        {
+            "condition": "",
+            "structure": t // 2,
+            "temperature": [300.0, 900.0][t % 2],
+            "pressure": None,
+            "kept": [],
+            "resume_step": 40 if 1 <= t <= resume else None,
+        }
         for t in range(4)
     ]
     trajectories[0]["kept"] = list(range(0, 10 * candidates, 10))
@@ -424,6 +432,11 @@ def test_halted_trajectories_resume_and_generators_and_picks_are_in_the_summary(
     starts = process.submitted[-1][1]["structures"]
     names = list(starts.get_arrays()["names"])
     assert names[-2:] == list(resume.get_arrays()["names"])  # the resume frames come back as starts
+    # each continues its own halted trajectory only (round 0's second and third: 900 K, then 300 K), not all four
+    assert process.submitted[-1][1]["parameters"]["resume_trajectories"] == [
+        {"structure": 4, "condition": "", "temperature": 900.0, "pressure": None},
+        {"structure": 5, "condition": "", "temperature": 300.0, "pressure": None},
+    ]
     assert np.array_equal(starts.get_arrays()["positions"][-8:], resume.get_arrays()["positions"])
     # the resume frames link to round 1's starting structures in the graph
     assert starts.creator.inputs.resume.pk == resume.pk

@@ -11,6 +11,17 @@ from aiida_mlip_trainer.workflows import TrainingWorkChain
 TRAIN = "aiida.calculations:mlip_trainer.pace_train"
 
 
+def _original(node):
+    """The fit a cached node was copied from, through any chain of copies: a copy (an earlier test's fit cached
+    from another) may itself serve as the source. The end of the chain really ran: it has no cache source."""
+    seen = {node.uuid}
+    while (source := node.base.caching.get_cache_source()) is not None:
+        assert source not in seen, "a cycle of cache sources"
+        seen.add(source)
+        node = orm.load_node(source)
+    return node
+
+
 def run_mock(code, sets, parameters, mode):
     return run_get_node(
         PaceTrainCalculation,
@@ -30,12 +41,12 @@ def test_identical_training_is_reused(mock_pacemaker_code, argon_sets, small_par
         _, different = run_mock(mock_pacemaker_code, argon_sets, small_parameters, "success")
     assert first.is_finished_ok and second.is_finished_ok
     # the second request was not run but copied from an identical finished fit (the first, or an earlier test's)
-    source = second.base.caching.get_cache_source()
-    assert source is not None, "the second fit ran instead of being taken from the cache"
-    original = orm.load_node(source)
-    # the source is a fit that really ran (not itself a copy) and finished well, with the same hash
+    assert second.base.caching.get_cache_source() is not None, (
+        "the second fit ran instead of being taken from the cache"
+    )
+    original = _original(second)
+    # the chain of copies ends at a fit that really ran and finished well, with the same hash
     assert original.process_type == TRAIN and original.is_finished_ok
-    assert original.base.caching.get_cache_source() is None
     assert original.base.caching.get_hash() == first.base.caching.get_hash() == second.base.caching.get_hash()
     assert second_results["potential"].content_hash == first_results["potential"].content_hash
     assert different.base.caching.get_cache_source() is None  # other settings: trained anew
@@ -77,10 +88,8 @@ def test_identical_work_chain_does_not_retrain(mock_pacemaker_code, pace_tool_co
 
     (first_fit,), (second_fit,) = fits(first), fits(second)
     # the second fit was not run but copied from an identical finished one (this or an earlier test's)
-    source = second_fit.base.caching.get_cache_source()
-    assert source is not None, "the second fit ran instead of being taken from the cache"
-    original = orm.load_node(source)
+    assert second_fit.base.caching.get_cache_source() is not None, "the second fit ran instead of being cached"
+    original = _original(second_fit)
     assert original.process_type == TRAIN and original.is_finished_ok
-    assert original.base.caching.get_cache_source() is None
     assert original.base.caching.get_hash() == first_fit.base.caching.get_hash()
     assert second_results["potential"].content_hash == first_results["potential"].content_hash
