@@ -57,7 +57,8 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-from ase.neighborlist import neighbor_list
+
+from aiida_mlip_trainer.physics.properties import md_stability
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="ase")
 
@@ -207,49 +208,6 @@ def calls_to_reach(calls: list, values: list, target: float) -> float | None:
             c0, c1, v0, v1 = calls[k - 1], calls[k], values[k - 1], values[k]
             return c0 + (c1 - c0) * (v0 - target) / (v0 - v1)
     return None
-
-
-def md_stability(calculator, start, temperature: float, picoseconds: float, seed: int, min_distance: float = 1.5,
-                 band: tuple[float, float] = (0.5, 2.0), timestep: float = 2.0, check: int = 10) -> dict:  # fmt: skip
-    """Langevin MD of ``start`` with ``calculator`` at ``temperature`` K for ``picoseconds``; every ``check`` steps
-    the shortest pair distance (Å), the temperature and the largest γ. Stops at the first check where a pair is
-    closer than ``min_distance`` Å, the temperature leaves ``band`` (fractions of ``temperature``; from 0.2 ps on) or
-    the energy is not finite; says why in ``stopped``."""
-    atoms = start.copy()
-    atoms.calc = calculator
-    ace = calculator.calcs[0] if hasattr(calculator, "calcs") else calculator
-    rng = np.random.default_rng(seed)
-    # velocities at twice the target: half goes into potential energy at once (equipartition)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=2 * temperature, rng=rng)
-    dynamics = Langevin(atoms, timestep * units.fs, temperature_K=temperature, friction=0.01, rng=rng)
-    steps = int(round(picoseconds * 1000 / timestep))
-    record = {"steps": 0, "min_distance": np.inf, "T_min": np.inf, "T_max": 0.0, "max_gamma": None, "stopped": None}
-    for _ in dynamics.irun(steps):
-        step = dynamics.nsteps
-        gamma = getattr(ace, "results", {}).get("gamma")
-        if gamma is not None:
-            record["max_gamma"] = max(record["max_gamma"] or 0.0, float(np.max(gamma)))
-        if step % check:
-            continue
-        record["steps"] = step
-        distances = neighbor_list("d", atoms, 3.0)
-        shortest = float(distances.min()) if len(distances) else 3.0
-        temperature_now = float(atoms.get_temperature())
-        record["min_distance"] = min(record["min_distance"], shortest)
-        settled = step * timestep >= 200
-        if settled:
-            record["T_min"] = min(record["T_min"], temperature_now)
-            record["T_max"] = max(record["T_max"], temperature_now)
-        if not np.isfinite(atoms.get_potential_energy()):
-            record["stopped"] = "energy not finite"
-        elif shortest < min_distance:
-            record["stopped"] = f"pair closer than {min_distance} Å"
-        elif settled and not band[0] * temperature <= temperature_now <= band[1] * temperature:
-            record["stopped"] = f"T {temperature_now:.0f} K outside {band[0]:g}-{band[1]:g}×{temperature:.0f} K"
-        if record["stopped"]:
-            break
-    record["time_ps"] = record["steps"] * timestep / 1000
-    return record
 
 
 # ----------------------------------------------------------------------------------------------------- the arms
