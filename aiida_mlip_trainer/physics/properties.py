@@ -194,18 +194,19 @@ def surface_energy(
     def gamma(energy):
         return (energy - len(slab) * per_atom) / (2 * area)
 
+    unrelaxed = gamma(slab.get_potential_energy())
     result = {
         "miller": [int(k) for k in miller],
         "atoms": len(slab),
         "area": area,
-        "unrelaxed": float(gamma(slab.get_potential_energy()) * to_si),
-        "unrelaxed_eV_per_A2": float(gamma(slab.get_potential_energy())),
+        "unrelaxed": float(unrelaxed * to_si),
+        "unrelaxed_eV_per_A2": float(unrelaxed),
         "units": "J/m^2",
     }
     if relax:
-        relaxed = _relax_positions(slab, calculator, fmax, steps)
-        result["relaxed"] = float(gamma(relaxed.get_potential_energy()) * to_si)
-        result["relaxed_eV_per_A2"] = float(gamma(relaxed.get_potential_energy()))
+        relaxed = gamma(_relax_positions(slab, calculator, fmax, steps).get_potential_energy())
+        result["relaxed"] = float(relaxed * to_si)
+        result["relaxed_eV_per_A2"] = float(relaxed)
     return result
 
 

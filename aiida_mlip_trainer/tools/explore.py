@@ -142,7 +142,7 @@ def _positive(value, where: str) -> float:
     return number
 
 
-def check_settings(settings: Mapping, *, nested: bool = False) -> dict:
+def check_settings(settings: Mapping) -> dict:
     """The exploration settings with defaults filled in; ValueError with a one-line message that names the setting.
 
     ``temperatures`` (K, required, a non-empty list, each in (0, 10000]), ``pressures`` (GPa, optional list, each
@@ -198,8 +198,7 @@ def check_settings(settings: Mapping, *, nested: bool = False) -> dict:
             "frames are collected in [gamma_collect, gamma_halt)"
         )
     _check_budget([(result, len(result["temperatures"]))], "one structure")
-    if not nested:
-        result["resume_trajectories"] = _check_resume_trajectories(result["resume_trajectories"], [""])
+    result["resume_trajectories"] = _check_resume_trajectories(result["resume_trajectories"], [""])
     return result
 
 
@@ -235,6 +234,11 @@ def _check_resume_trajectories(value, conditions: Sequence[str]) -> list[dict] |
     return checked
 
 
+def _resumed(settings: dict) -> dict[int, dict]:
+    """The entries of checked settings' ``resume_trajectories`` by the index of the structure each continues."""
+    return {entry["structure"]: entry for entry in settings["resume_trajectories"] or ()}
+
+
 def _check_conditions(settings: Mapping) -> dict:
     """Settings with ``conditions``: each a mapping with a unique ``name`` and any of :data:`CONDITION_KEYS`, checked
     merged over the other settings (``temperatures`` may then be left out of them); the budgets hold for all
@@ -242,6 +246,7 @@ def _check_conditions(settings: Mapping) -> dict:
     conditions = settings["conditions"]
     if not isinstance(conditions, list | tuple) or not conditions:
         raise ValueError("conditions must be a non-empty list of mappings (name, temperatures, ...), or left out")
+    # resume_trajectories name conditions: checked once all of them are known, below
     base = {key: value for key, value in settings.items() if key not in ("conditions", "resume_trajectories")}
     checked, names = [], []
     for index, condition in enumerate(conditions):
@@ -257,7 +262,7 @@ def _check_conditions(settings: Mapping) -> dict:
         merged = {**base, **{key: value for key, value in condition.items() if key != "name"}}
         merged.setdefault("temperatures", None)
         try:
-            result = check_settings(merged, nested=True)
+            result = check_settings(merged)
         except ValueError as exc:
             raise ValueError(f"condition {name!r}: {exc}") from None
         checked.append({"name": name, **{key: result[key] for key in CONDITION_KEYS}})
@@ -320,7 +325,7 @@ def check_plan(settings: dict, sizes: Sequence[int], periodic: Sequence[bool]) -
                 f"starting structure {index} has {size} atoms, more than max_atoms ({settings['max_atoms']}): "
                 "explore smaller cells, or raise max_atoms in the parameters if you mean it"
             )
-    resumed = {entry["structure"]: entry for entry in settings["resume_trajectories"] or ()}
+    resumed = _resumed(settings)
     beyond = sorted(index for index in resumed if index >= len(sizes))
     if beyond:
         raise ValueError(f"resume_trajectories name structure(s) {beyond}, but there are {len(sizes)} structures")
@@ -368,7 +373,7 @@ def ace_calculator(potential: str, active_set: str, baseline: Mapping | None, mo
 def _trajectories(structures, settings: dict) -> list[tuple[dict, dict]]:
     """``(plan, settings)`` of every trajectory: each condition, structure, temperature and (3D-periodic cells)
     pressure."""
-    resumed = {entry["structure"]: entry for entry in settings["resume_trajectories"] or ()}
+    resumed = _resumed(settings)
     plan = []
     for name, condition in condition_settings(settings):
         for index, atoms in enumerate(structures):

@@ -416,7 +416,6 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.fitted_on = None  # the training set of the last fit: no new data, no new fit
         self.ctx.validation = None  # the validation γ of the current potential
         self.ctx.resume = None  # the resume frames of the last exploration's halted trajectories
-        self.ctx.resume_plans = []  # the trajectory each resume frame continues: condition, temperature, pressure
         self.ctx.skip_labeling = False
         self.ctx.notes = []  # rounds that would have converged but for the validation structures
 
@@ -549,8 +548,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         starts = exploration_starts(**groups, metadata={"call_link_label": f"exploration_starts_{self.ctx.round}"})
         if self.ctx.resume is not None:  # each resume frame (last in the starts) continues its own trajectory only
             first = len(starts["origins"]) - self.ctx.resume.num_structures
+            records = self.ctx.exploration.outputs.summary["trajectories"]  # last round's: the resume frames' order
+            continued = [record for record in records if record["resume_step"] is not None]
             parameters["resume_trajectories"] = [
-                {"structure": first + index, **plan} for index, plan in enumerate(self.ctx.resume_plans)
+                {"structure": first + index, **{key: record[key] for key in ("condition", "temperature", "pressure")}}
+                for index, record in enumerate(continued)
             ]
         self.ctx.origins = starts["origins"]
         self.ctx.curve_inputs[f"starts_{self.ctx.round}"] = starts["origins"]
@@ -579,11 +581,6 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         summary = node.outputs.summary
         self.ctx.curve_inputs[f"exploration_{k}"] = summary
         self.ctx.resume = node.outputs.resume if "resume" in node.outputs else None
-        self.ctx.resume_plans = [  # in the order of the resume frames: the trajectories that kept one
-            {key: record[key] for key in ("condition", "temperature", "pressure")}
-            for record in summary["trajectories"]
-            if record["resume_step"] is not None
-        ]
         halted, collected = summary["num_halted"], summary["num_candidates"]
         self.report(
             f"round {k}: exploration: largest γ {summary['max_gamma']:.2f}, {halted} of {summary['num_trajectories']} "
