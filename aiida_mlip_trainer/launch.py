@@ -43,6 +43,8 @@ TOOL_CODES = {
     "pace_select": ("pace_select", "mlip_trainer.pace_select"),
     "pace_yaml2yace": ("pace_yaml2yace", "core.shell"),
     "explore": ("mlip-trainer-explore", "mlip_trainer.explore"),
+    "ase_oracle": ("mlip-trainer-ase-oracle", "mlip_trainer.ase_oracle"),
+    "properties": ("mlip-trainer-properties", "mlip_trainer.properties"),
 }
 TRAINING_TOOLS = ("pacemaker", "pace_activeset", "pace_select", "pace_yaml2yace")
 # What TrainingWorkChain needs with trainer="gracemaker": the GRACE-FS fit and its active set.

@@ -134,9 +134,31 @@ def installed_code(aiida_localhost):
 
 
 @pytest.fixture
+def ase_oracle_code(installed_code):
+    """The `mlip-trainer-ase-oracle` script this package installs, as a code on localhost."""
+    return installed_code("mlip-trainer-ase-oracle", _executable("mlip-trainer-ase-oracle"), "mlip_trainer.ase_oracle")
+
+
+@pytest.fixture
+def properties_code(installed_code):
+    """The `mlip-trainer-properties` script this package installs, as a code on localhost."""
+    return installed_code("mlip-trainer-properties", _executable("mlip-trainer-properties"), "mlip_trainer.properties")
+
+
+@pytest.fixture
 def pacemaker_code(installed_code):
     """The real `pacemaker` executable of this environment."""
     return installed_code("pacemaker", shutil.which("pacemaker"), "mlip_trainer.pace_train")
+
+
+def _executable(name: str) -> str:
+    """A console script of this package: on PATH, or next to the Python running the tests."""
+    import sys
+
+    path = shutil.which(name) or shutil.which(name, path=str(pathlib.Path(sys.executable).parent))
+    if path is None:
+        pytest.fail(f"`{name}` is not on PATH: run the tests through `make test` (it installs the package)")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
 from tests.active_learning.conftest import copper_sets, loop_codes  # noqa: F401 - fixtures
 from tests.conftest import FIXTURES
 from tests.exploration.conftest import argon_start, explore_code  # noqa: F401 - explore_code is a fixture
-from tests.oracles.conftest import ase_oracle_code, copper_cells  # noqa: F401 - ase_oracle_code is a fixture
+from tests.oracles.conftest import copper_cells
 from tests.selection.conftest import fitted_potential, parse_job  # noqa: F401 - fixtures
 from tests.test_untrusted_nodes import POTENTIAL, tampered
 

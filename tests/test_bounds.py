@@ -27,7 +27,6 @@ from aiida_mlip_trainer.tools.explore import check_plan, check_settings
 from aiida_mlip_trainer.tools.structures import write_structures
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 from tests.exploration.conftest import argon_start, explore_code, starts  # noqa: F401 - fixtures
-from tests.oracles.conftest import ase_oracle_code  # noqa: F401 - fixture
 from tests.selection.conftest import potential_with_active_set  # noqa: F401 - fixture
 from tests.test_untrusted_nodes import deployable, tampered
 

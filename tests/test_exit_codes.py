@@ -32,6 +32,7 @@ TOOL_DECADES = {
     "PaceActivesetCalculation": {33, 35},
     "AseOracleCalculation": {34},
     "ExplorationCalculation": {34},
+    "PropertyCalculation": {34},
 }
 RESERVED = (range(300, 310), range(400, 410))  # aiida-core's BaseRestartWorkChain and CalcJob conventions
 

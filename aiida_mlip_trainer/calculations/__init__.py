@@ -1,4 +1,5 @@
-"""CalcJobs wrapping pacemaker and its tools, gracemaker, exploration with the extrapolation grade, the ASE oracle."""
+"""CalcJobs wrapping pacemaker and its tools, gracemaker, exploration with the extrapolation grade, the ASE oracle,
+materials properties."""
 
 from .ase_oracle import AseOracleCalculation
 from .explore import ExplorationCalculation
@@ -7,6 +8,7 @@ from .pace_activeset import PaceActivesetCalculation
 from .pace_select import PaceSelectCalculation
 from .pace_tool import PaceToolCalculation
 from .pace_train import PaceTrainCalculation
+from .properties import PropertyCalculation
 
 __all__ = (
     "AseOracleCalculation",
@@ -16,4 +18,5 @@ __all__ = (
     "PaceSelectCalculation",
     "PaceToolCalculation",
     "PaceTrainCalculation",
+    "PropertyCalculation",
 )

@@ -6,6 +6,7 @@ from .grace_train import GraceTrainParser
 from .pace_activeset import PaceActivesetParser
 from .pace_select import PaceSelectParser
 from .pace_train import PaceTrainParser
+from .properties import PropertyParser
 
 __all__ = (
     "AseOracleParser",
@@ -14,4 +15,5 @@ __all__ = (
     "PaceActivesetParser",
     "PaceSelectParser",
     "PaceTrainParser",
+    "PropertyParser",
 )

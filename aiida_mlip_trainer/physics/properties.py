@@ -18,6 +18,7 @@ __all__ = (
     "equation_of_state",
     "md_stability",
     "relax_lattice",
+    "relax_positions",
     "surface_energy",
     "vacancy_formation_energy",
 )
@@ -125,7 +126,7 @@ def equation_of_state(
     }
 
 
-def _relax_positions(atoms, calculator, fmax: float, steps: int):
+def relax_positions(atoms, calculator, fmax: float, steps: int):
     """``atoms`` with its positions relaxed (cell fixed) by BFGS; ValueError when it does not converge."""
     from ase.optimize import BFGS
 
@@ -157,7 +158,7 @@ def vacancy_formation_energy(
     unrelaxed = defect.get_potential_energy() - (count - 1) / count * energy
     result = {"unrelaxed": float(unrelaxed), "atoms": count, "units": "eV"}
     if relax:
-        relaxed = _relax_positions(defect, calculator, fmax, steps)
+        relaxed = relax_positions(defect, calculator, fmax, steps)
         result["relaxed"] = float(relaxed.get_potential_energy() - (count - 1) / count * energy)
     return result
 
@@ -204,7 +205,7 @@ def surface_energy(
         "units": "J/m^2",
     }
     if relax:
-        relaxed = gamma(_relax_positions(slab, calculator, fmax, steps).get_potential_energy())
+        relaxed = gamma(relax_positions(slab, calculator, fmax, steps).get_potential_energy())
         result["relaxed"] = float(relaxed * to_si)
         result["relaxed_eV_per_A2"] = float(relaxed)
     return result

@@ -6,4 +6,4 @@ the active set) and write JSON: no pickle is read or written, no path outside th
 every ASE calculator is chosen by name from an entry-point group, never by an import path.
 """
 
-__all__ = ("calculators", "explore")
+__all__ = ("calculators", "explore", "properties")

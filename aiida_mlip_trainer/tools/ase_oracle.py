@@ -19,7 +19,7 @@ import sys
 import traceback
 
 from .calculators import make_calculator
-from .structures import read_structures
+from .structures import read_one_structure
 
 
 def label(settings: dict, atoms) -> dict:
@@ -49,10 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with open(args.settings, encoding="utf8") as handle:
             settings = json.load(handle)
-        structures = read_structures(args.structure)
-        if len(structures) != 1:
-            raise ValueError(f"{args.structure} holds {len(structures)} structures, expected one")
-        result = label(settings, structures[0])
+        result = label(settings, read_one_structure(args.structure))
     except Exception:  # the traceback goes to stderr; its last line is what the parser reports
         traceback.print_exc()
         return 1

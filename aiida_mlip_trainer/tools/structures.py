@@ -16,7 +16,14 @@ from typing import IO
 import numpy as np
 from ase import Atoms
 
-__all__ = ("StructureFileError", "atoms_from_dict", "atoms_to_dict", "read_structures", "write_structures")
+__all__ = (
+    "StructureFileError",
+    "atoms_from_dict",
+    "atoms_to_dict",
+    "read_one_structure",
+    "read_structures",
+    "write_structures",
+)
 
 FORMAT = "mlip-trainer-structures"
 VERSION = 1
@@ -95,6 +102,14 @@ def read_structures(source: str | os.PathLike | IO) -> list[Atoms]:
     if not isinstance(structures, list) or not structures:
         raise StructureFileError(f"{where}: no structures")
     return [atoms_from_dict(data, f"structure {index}") for index, data in enumerate(structures)]
+
+
+def read_one_structure(path: str | os.PathLike) -> Atoms:
+    """The one structure of a file written by :func:`write_structures`; StructureFileError when it holds more."""
+    structures = read_structures(path)
+    if len(structures) != 1:
+        raise StructureFileError(f"{os.fspath(path)} holds {len(structures)} structures, expected one")
+    return structures[0]
 
 
 def _refuse_constant(name: str) -> float:

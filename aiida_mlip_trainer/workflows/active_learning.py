@@ -24,6 +24,7 @@ from ..tools.explore import check_plan, check_settings
 from .functions.learning_curve import learning_curve, oracle_calls
 from .functions.parameters import with_maxiter
 from .functions.potential import validation_gamma
+from .functions.properties import properties_met
 from .functions.selection import concatenate_structures, pick_spread
 from .functions.training_set import (
     exploration_starts,
@@ -103,12 +104,38 @@ def _validate_inputs(inputs, _):  # noqa: PLR0911 - one clear message per mistak
     message = _validate_exploration_sizes(inputs, explore_from if explore_from is not None else structures)
     if message:
         return f"exploration: {message}"
+    message = _validate_property_targets(inputs)
+    if message:
+        return message
     if "labeling" in inputs:
         # the oracle checked on the loop's structures (the namespace alone has no pool to check it on)
         message = LabelingWorkChain.validate_inputs({**inputs["labeling"], "pool": structures}, None)
         if message:
             return f"labeling: {message}"
     return _validate_training(inputs)
+
+
+def _validate_property_targets(inputs) -> str | None:
+    """Targets need the properties of each round with a reference, and each a relative error in (0, 10]."""
+    targets = inputs.get("property_targets")
+    if targets is None:
+        return None
+    properties = inputs.get("training", {}).get("properties", {})
+    if "job" not in properties:
+        return "property_targets need the properties of each round: give training.properties (PropertyWorkChain)"
+    targets = targets.get_dict()
+    if not targets:
+        return "property_targets is empty: name at least one property (a0, B0, C44, ...)"
+    for name, value in targets.items():
+        if name == "md":
+            if value is not True:
+                return f"property_targets: 'md' must be true (MD stays physical), got {value!r}"
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 10:
+            return f"property_targets: {name!r} must be a relative error in (0, 10], got {value!r}"
+    if set(targets) - {"md"} and "labeling" not in properties:
+        return "property_targets compare with a reference: give training.properties.labeling (the oracle)"
+    return None
 
 
 def _validate_generators(generators, elements: set[str]) -> str | None:
@@ -228,6 +255,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             required=False,
             serializer=orm.to_aiida_type,
             help="Converged when the held-out force RMSE (meV/Å) is at or below this.",
+        )
+        spec.input(
+            "property_targets",
+            valid_type=orm.Dict,
+            required=False,
+            serializer=orm.to_aiida_type,
+            help="Converged when every named property of the round's table (a0, B0, C11, C44, vacancy, "
+            "surface(111), ...: needs training.properties with an oracle) is within this relative error of the "
+            "reference (0.02 is 2 %); 'md': true asks that MD stayed physical.",
         )
         spec.input(
             "fine_tune",
@@ -418,6 +454,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.resume = None  # the resume frames of the last exploration's halted trajectories
         self.ctx.skip_labeling = False
         self.ctx.notes = []  # rounds that would have converged but for the validation structures
+        self.ctx.properties_met = None  # why the round's properties meet their targets (None: they do not)
 
     def needs_initial_labels(self):
         return not self.inputs.structures.labelled
@@ -528,6 +565,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self.ctx.baseline = node.outputs.baseline
         if not self.ctx.potential.has_active_set:
             return self.exit_codes.ERROR_POTENTIAL_WITHOUT_ACTIVE_SET.format(round=k)
+        self._inspect_properties(node, k)
         metrics = node.outputs.metrics
         self.ctx.curve_inputs.update({f"metrics_{k}": metrics, f"training_set_{k}": self.ctx.data})
         self.report(
@@ -536,6 +574,28 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             + (": not learned yet" if metrics.get_dict().get("learned") is False else "")
         )
         return None
+
+    def _inspect_properties(self, node, k: int) -> None:
+        """The round's property table (from its TrainingWorkChain's `properties`) into the learning curve, and
+        whether it meets ``property_targets``."""
+        self.ctx.properties_met = None
+        if "property_table" not in node.outputs:
+            return
+        table = node.outputs.property_table
+        self.ctx.curve_inputs[f"properties_{k}"] = table
+        shown = []
+        for row in table["rows"]:
+            error = row.get("reference_relative_error", row.get("reference_relaxed_relative_error"))
+            if not row["property"].startswith("nu(") and error is not None:
+                shown.append(f"{row['property']} {100 * error:+.1f} %")
+        self.report(f"round {k}: properties against the reference: {', '.join(shown) or 'no reference'}")
+        if "property_targets" in self.inputs:
+            met, reasons = properties_met(table.get_dict(), self.inputs.property_targets.get_dict())
+            if met:
+                names = ", ".join(sorted(self.inputs.property_targets.keys()))
+                self.ctx.properties_met = f"properties within their targets ({names})"
+            else:
+                self.report(f"round {k}: properties not yet within their targets: {'; '.join(reasons)}")
 
     def explore(self):
         inputs = AttributeDict(self.exposed_inputs(ExplorationCalculation, namespace="exploration"))
@@ -594,6 +654,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self._converged("no frame reached gamma_collect and no trajectory halted")
         elif target is not None and metrics["force_rmse"] <= target.value:
             self._converged(f"held-out force RMSE {metrics['force_rmse']:.2f} meV/Å <= target {target.value}")
+        elif self.ctx.properties_met is not None:
+            self._converged(self.ctx.properties_met)
         if self.ctx.stop_reason is not None:
             return None
         if k + 1 >= self.inputs.max_rounds.value:

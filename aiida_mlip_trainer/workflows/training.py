@@ -46,6 +46,7 @@ from .functions.potential import (
 )
 from .functions.training_set import import_training_set, split_training_set
 from .pace_train_base import PaceTrainBaseWorkChain
+from .properties import PropertyWorkChain
 from .protocols import (
     PROTOCOLS_DIRECTORY,
     ProtocolMixin,
@@ -330,6 +331,15 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             namespace_options=_optional("trainer pacemaker: the LAMMPS .yace conversion (pace_yaml2yace, a ShellJob)."),
         )
         guard_environment_variables(spec.inputs["yace"])  # aiida-shell's ShellJob does not check the names
+        spec.expose_inputs(
+            PropertyWorkChain,
+            namespace="properties",
+            exclude=("job.potential",),
+            namespace_options=_optional(
+                "Materials properties of the final potential (PropertyWorkChain: job.code, job.structure, "
+                "job.parameters; labeling for the oracle's reference). Left out: none computed."
+            ),
+        )
         spec.inputs.validator = refuses_altered_nodes(validate_inputs)
 
         spec.outline(
@@ -344,6 +354,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             cls.inspect_finalisation,
             cls.validate,
             cls.inspect_learning,
+            if_(cls.wants_properties)(cls.run_properties, cls.inspect_properties),
         )
         spec.output("potential", valid_type=PacePotentialData, help="The potential: .yaml, .yace, .asi, baseline.")
         spec.output(
@@ -381,6 +392,14 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             "when windows were left to the data, else the input itself). Fine-tuning passes it on unchanged.",
         )
 
+        spec.output(
+            "property_table",
+            valid_type=orm.Dict,
+            required=False,
+            help="With `properties`: the final potential's materials properties next to the oracle's.",
+        )
+        spec.output("property_plot", valid_type=orm.SinglefileData, required=False, help="Their plot (PNG).")
+
         spec.exit_code(210, "ERROR_INVALID_STRUCTURES", message="the structures could not be used: {message}")
         spec.exit_code(
             211,
@@ -391,6 +410,12 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(520, "ERROR_SELECTION_FAILED", message="the structure selection failed: {message}")
         spec.exit_code(510, "ERROR_TRAINING_FAILED", message="the training failed: {message}")
         spec.exit_code(550, "ERROR_FINALISATION_FAILED", message="the {step} step failed: {message}")
+        spec.exit_code(
+            560,
+            "ERROR_PROPERTIES_FAILED",
+            message="the properties of the potential could not be computed (the potential and its validation are "
+            "attached): {message}",
+        )
         spec.exit_code(
             620,
             "ERROR_SHORT_RANGE_NOT_REPULSIVE",
@@ -780,4 +805,23 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         metrics = self.outputs["metrics"].get_dict()  # judged by validate_potential, recorded in the graph
         if metrics.get("learned") is False and self.inputs.require_learned.value:
             return self.exit_codes.ERROR_NOT_LEARNED.format(message=not_learned_message(metrics))
+        return None
+
+    def wants_properties(self):
+        return "properties" in self.inputs and "job" in self.inputs.properties
+
+    def run_properties(self):
+        inputs = AttributeDict(self.exposed_inputs(PropertyWorkChain, namespace="properties"))
+        inputs.job = {**inputs.job, "potential": self.ctx.potential}
+        inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": "properties"}
+        node = self.submit(PropertyWorkChain, **inputs)
+        self.report(f"materials properties of the potential: <{node.pk}>")
+        return ToContext(properties=node)
+
+    def inspect_properties(self):
+        node = self.ctx.properties
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_PROPERTIES_FAILED.format(message=f"[{node.exit_status}] {node.exit_message}")
+        self.out("property_table", node.outputs.table)
+        self.out("property_plot", node.outputs.plot)
         return None

@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-from tests.selection.conftest import _executable
+from tests.conftest import _executable
 
 BENCHMARKS = pathlib.Path(__file__).parents[2] / "benchmarks"
 

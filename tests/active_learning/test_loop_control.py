@@ -10,6 +10,7 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine.utils import instantiate_process
 from aiida.manage.manager import get_manager
+from ase.build import bulk
 
 from aiida_mlip_trainer.calculations.explore import ExplorationCalculation
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
@@ -107,7 +108,7 @@ def loop(loop_codes, copper_sets):
     """``factory(**inputs)``: the loop instantiated (inputs validated) and set up, its held-out set and starting
     structures prepared; ``process.submitted`` records what its steps submit, instead of submitting."""
 
-    def factory(**inputs):
+    def factory(properties=None, **inputs):
         builder = ActiveLearningWorkChain.get_builder_from_protocol(
             loop_codes,
             inputs.pop("structures", copper_sets["initial"]),
@@ -118,6 +119,8 @@ def loop(loop_codes, copper_sets):
             test_set=copper_sets["test"],
             **inputs,
         )
+        if properties is not None:
+            builder.training.properties = properties
         process = with_submit_recorder(builder)
         process.setup()
         if not process.needs_initial_labels():
@@ -178,6 +181,55 @@ def test_converged_at_target_force_rmse(loop, force_rmse, stops):
         _stopped(process, f"converged in round 0: held-out force RMSE {force_rmse:.2f} meV/Å <= target 25.0")
     else:
         assert process.ctx.stop_reason is None and process.should_label()
+
+
+def _with_properties(errors: dict[str, float]):
+    """A trained round whose TrainingWorkChain also returned a property table with these relative errors."""
+    trained = _trained()
+    rows = [
+        {"property": name, "unit": "", "potential": 1 + error, "reference": 1.0, "reference_relative_error": error}
+        for name, error in errors.items()
+    ]
+    table = orm.Dict({"rows": rows, "md": {"stopped": None}}).store()
+    table.base.links.add_incoming(trained, LinkType.RETURN, "property_table")
+    return trained
+
+
+@pytest.mark.parametrize(("b0_error", "stops"), [(0.03, True), (-0.05, True), (0.08, False)])
+def test_converged_when_the_properties_meet_their_targets(loop, properties_code, b0_error, stops):
+    """Every round's property table (from its TrainingWorkChain) is in the summary; the loop stops as converged when
+    each property named in property_targets is within its relative error, and says which are not otherwise."""
+    properties = {
+        "job": {"code": properties_code, "structure": orm.StructureData(ase=bulk("Cu", "fcc", a=3.6, cubic=True)),
+                "parameters": orm.Dict({"eos": {}})},
+        "labeling": {"oracle": ase_oracle(properties_code, "emt")},
+    }  # fmt: skip
+    process = loop(properties=properties, property_targets=orm.Dict({"a0": 0.01, "B0": 0.05, "md": True}))
+    _round(process, _with_properties({"a0": 0.002, "B0": b0_error}), _explored(candidates=5))
+    if stops:
+        _stopped(process, "converged in round 0: properties within their targets (B0, a0, md)")
+        assert process.outputs["summary"]["rounds"][0]["properties"]["B0"]["reference_relative_error"] == b0_error
+    else:
+        assert process.ctx.stop_reason is None and process.should_label()
+
+
+@pytest.mark.parametrize(
+    ("targets", "properties", "message"),
+    [
+        ({"B0": 0.05}, False, "give training.properties"),
+        ({"B0": 0}, True, r"'B0' must be a relative error in \(0, 10\]"),
+        ({"md": 1}, True, "'md' must be true"),
+        ({}, True, "property_targets is empty"),
+    ],
+)
+def test_property_targets_are_checked_before_any_job(loop, properties_code, targets, properties, message):
+    given = {
+        "job": {"code": properties_code, "structure": orm.StructureData(ase=bulk("Cu", "fcc", a=3.6, cubic=True)),
+                "parameters": orm.Dict({"eos": {}})},
+        "labeling": {"oracle": ase_oracle(properties_code, "emt")},
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        loop(properties=given if properties else None, property_targets=orm.Dict(targets))
 
 
 def test_stops_when_the_oracle_budget_is_spent(loop):

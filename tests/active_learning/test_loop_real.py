@@ -4,6 +4,7 @@ pace_select and pace_activeset, two rounds; the graph it leaves is checked link 
 import numpy as np
 import pytest
 from aiida import orm
+from ase.build import bulk
 
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.oracles import ase_oracle
@@ -68,7 +69,7 @@ PROTOCOL = {
 }
 
 
-def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await, tmp_path):
+def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await, tmp_path, properties_code):
     """Two rounds through the daemon, one loop for all of this (a real loop costs minutes): its exploration protocol
     (a user file) has two generators and two conditions, and it is given validation structures. The graph is checked
     link by link; round 0's halted trajectories come back as starting structures of round 1, the picks' spread over
@@ -99,6 +100,14 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
         validation_structures=validation.store(),
     )
     builder.training.short_range_check = orm.Str("warning")  # a 40-iteration fit: reported, not fatal
+    # every round's potential gets its equation of state (no oracle here: the reference is tested elsewhere)
+    builder.training.properties = {
+        "job": {
+            "code": properties_code,
+            "structure": orm.StructureData(ase=bulk("Cu", "fcc", a=3.6, cubic=True)),
+            "parameters": orm.Dict({"eos": {"points": 5}}),
+        }
+    }
     node = submit_and_await(builder, timeout=1800)
     assert node.is_finished_ok, f"[{node.exit_status}] {node.exit_message}"
     outputs = node.outputs
@@ -208,6 +217,13 @@ def test_two_rounds_through_the_daemon(loop_codes, copper_sets, submit_and_await
         reported = summary["rounds"][k]["validation"]
         assert reported["max_gamma"] == pytest.approx(max(expected), rel=1e-9)
         assert reported["median_gamma"] == pytest.approx(float(np.median(expected)), rel=1e-9)
+    # each round's equation of state, from that round's potential, is in its row of the summary
+    for k, fit in enumerate((first, second)):
+        table = fit.outputs.property_table
+        assert summary["rounds"][k]["properties"]["a0"]["potential"] == table["potential"]["eos"]["a0"]
+        job = fit.base.links.get_outgoing(link_label_filter="properties").one().node
+        assert job.inputs.job.potential.pk == outputs.potentials[f"round_{k}"].pk
+        assert 3.4 < table["potential"]["eos"]["a0"] < 3.8  # fitted to EMT copper (3.59 Å)
     if summary["rounds"][1]["validation"]["extrapolating"]:
         assert summary["converged"] is False and not summary["stop_reason"].startswith("converged")
 

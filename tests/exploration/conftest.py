@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.selection.conftest import _executable, fitted_potential, potential_with_active_set  # noqa: F401
+from tests.conftest import _executable
+from tests.selection.conftest import fitted_potential, potential_with_active_set  # noqa: F401
 
 ENTRY_POINT = "mlip_trainer.explore"
 

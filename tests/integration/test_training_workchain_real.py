@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
+from ase.build import bulk
 
 from aiida_mlip_trainer.data import PacePotentialData, TrainingSetData
+from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.physics.reference_data import alloy_emt, argon_lennard_jones, copper_emt, shortest_distance
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 
@@ -74,7 +76,9 @@ def test_real_chain_then_fine_tuning_on_new_data(codes, argon_structures):
     assert calc.outputs.metrics["initial_loss"] < 0.2 * first_calc.outputs.metrics["initial_loss"]
 
 
-def test_real_chain_with_zbl_baseline_and_selection(codes):
+def test_real_chain_with_zbl_baseline_and_selection(codes, properties_code, ase_oracle_code):
+    """With the materials properties of the fitted ACE potential (plus its ZBL baseline) against the EMT oracle: on
+    the potential's geometries and after EMT's own relaxation."""
     structures = copper_emt(26, seed=5)
     d_min = shortest_distance(structures)
     builder = fast(
@@ -85,8 +89,26 @@ def test_real_chain_with_zbl_baseline_and_selection(codes):
         selection={"max_structures": 12},
     )
     builder.physics_baseline = orm.Dict({"type": "zbl", "params": {"inner_cutoff": 1.0, "cutoff": round(d_min, 2)}})
+    builder.properties = {
+        "job": {
+            "code": properties_code,
+            "structure": orm.StructureData(ase=bulk("Cu", "fcc", a=3.6, cubic=True)),
+            "parameters": orm.Dict({"eos": {"points": 5}, "elastic": {"points": 2}, "phonons": {}}),
+        },
+        "labeling": {"oracle": ase_oracle(ase_oracle_code, "emt"), "max_concurrent": orm.Int(4)},
+        "oracle_relaxation": orm.Bool(True),
+    }
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
+    rows = {row["property"]: row for row in results["property_table"]["rows"]}
+    # fitted to EMT copper strained by up to 3 %: the lattice to a fraction of a percent, B0 and C11 within 15 %
+    assert abs(rows["a0"]["reference_relaxed_relative_error"]) < 0.005
+    for name in ("B0", "C11"):
+        assert abs(rows[name]["reference_relative_error"]) < 0.15, rows[name]
+    # the property job ran on the final potential, with its baseline
+    job = next(n for n in node.called_descendants if n.process_type.endswith("calculations:mlip_trainer.properties")
+               and "potential" in n.inputs)  # fmt: skip
+    assert job.inputs.potential.pk == results["potential"].pk
     assert results["training_set"].num_structures <= 12
     metrics = results["metrics"].get_dict()
     assert metrics["force_rmse"] < 0.10 * metrics["reference"]["force_component_rms"], metrics

@@ -7,14 +7,6 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.selection.conftest import _executable
-
-
-@pytest.fixture
-def ase_oracle_code(installed_code):
-    """The `mlip-trainer-ase-oracle` script this package installs, as a code on localhost."""
-    return installed_code("mlip-trainer-ase-oracle", _executable("mlip-trainer-ase-oracle"), "mlip_trainer.ase_oracle")
-
 
 def copper_cells(count: int, seed: int = 0) -> list:
     """Small EMT copper cells (4 atoms, strained and rattled), unlabelled."""

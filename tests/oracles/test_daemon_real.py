@@ -7,7 +7,7 @@ from ase.calculators.emt import EMT
 
 from aiida_mlip_trainer.oracles import ase_oracle
 from aiida_mlip_trainer.workflows.labeling import LabelingWorkChain
-from tests.selection.conftest import _executable
+from tests.conftest import _executable
 
 
 def test_labelling_through_the_daemon_as_slurm_jobs(slurm_codes, copper_pool, submit_and_await):

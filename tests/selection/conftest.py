@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, _executable
 
 # A real pacemaker fit of LJ argon (cutoff 7 Å, 36 functions) on argon_lennard_jones(16, seed=1).
 POTENTIAL = FIXTURES / "pace_train_success" / "output_potential.yaml"
@@ -68,15 +67,6 @@ def potential_with_active_set():
     from aiida_mlip_trainer.data import PacePotentialData
 
     return PacePotentialData(POTENTIAL, active_set=FIXTURES / "pace_activeset_success" / "potential.asi").store()
-
-
-def _executable(name: str) -> str:
-    import sys
-
-    path = shutil.which(name) or shutil.which(name, path=str(pathlib.Path(sys.executable).parent))
-    if path is None:
-        pytest.fail(f"`{name}` is not on PATH: run the tests through `make test` (it installs python-ace)")
-    return path
 
 
 @pytest.fixture

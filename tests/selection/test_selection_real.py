@@ -18,7 +18,8 @@ from aiida_mlip_trainer.formats.pacemaker_input import build_input_yaml
 from aiida_mlip_trainer.launch import select_structures
 from aiida_mlip_trainer.physics.reference_data import argon_lennard_jones
 from aiida_mlip_trainer.workflows.functions.selection import unfitted_potential
-from tests.selection.conftest import NEW_IN_POOL, _executable, recorded_indices
+from tests.conftest import _executable
+from tests.selection.conftest import NEW_IN_POOL, recorded_indices
 
 pytestmark = pytest.mark.real_pacemaker
 

@@ -79,8 +79,9 @@ def curve_rows(
 
 def _round_extras(rounds: Mapping[str, orm.Data], count: int) -> dict[int, dict[str, Any]]:
     """Per round what the summary shows besides the curve: ``validation`` (largest and median γ of the validation
-    structures and which extrapolate), ``picks`` (how the picks spread over conditions and origins) and ``starts``
-    (the starting structures explored, per origin, and the resume frames among them)."""
+    structures and which extrapolate), ``picks`` (how the picks spread over conditions and origins), ``properties``
+    (the round's materials properties next to the oracle's) and ``starts`` (the starting structures explored, per
+    origin, and the resume frames among them)."""
     extras: dict[int, dict[str, Any]] = {}
     for k in range(count):
         row = extras.setdefault(k, {})
@@ -89,6 +90,13 @@ def _round_extras(rounds: Mapping[str, orm.Data], count: int) -> dict[int, dict[
             row["validation"] = {key: validation[key] for key in ("max_gamma", "median_gamma", "extrapolating")}
         if f"picks_{k}" in rounds:
             row["picks"] = rounds[f"picks_{k}"].get_dict()
+        if f"properties_{k}" in rounds:  # the round's property table: value, reference and relative error per row
+            row["properties"] = {
+                entry["property"]: {
+                    key: value for key, value in entry.items() if key == "potential" or key.startswith("reference")
+                }
+                for entry in rounds[f"properties_{k}"]["rows"]
+            }
         if f"starts_{k}" in rounds:
             origins = rounds[f"starts_{k}"].get_list()
             row["starts"] = {origin: origins.count(origin) for origin in sorted(set(origins))}
@@ -101,7 +109,8 @@ def learning_curve(stop_reason: orm.Str, notes: orm.List | None = None, **rounds
     that round's potential), ``training_set_k`` (what it was fitted on), ``exploration_k`` (the exploration summary,
     when the round explored) and ``labeling_k`` (the ``failures`` output of its labelling, when it labelled; an
     ``initial_labeling`` for the labelling of the initial structures); optionally ``validation_k`` (the γ of the
-    validation structures), ``picks_k`` (the spread of the picks) and ``starts_k`` (the origins of the starting
+    validation structures), ``picks_k`` (the spread of the picks), ``properties_k`` (the property table of the
+    round's potential) and ``starts_k`` (the origins of the starting
     structures), shown in the round's row of the summary, and ``notes`` (the rounds that would have converged but for
     an extrapolating validation structure). Oracle calls are counted from the labellings:
     a round's figure is every call made before its fit (labelled and failed).
