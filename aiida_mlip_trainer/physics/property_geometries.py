@@ -560,9 +560,9 @@ ABSOLUTE_ONLY = ("E0",)
 def property_rows(potential: Mapping, reference: Mapping | None = None, relaxed: Mapping | None = None) -> list[dict]:
     """The table: one row per scalar property with the ``potential``'s value, the ``reference`` (the oracle's single
     points on the same geometries) and ``reference_relaxed`` (the oracle's own relaxation) when given, the errors
-    ``reference_error`` = potential − reference (in the row's unit) and the relative errors
-    ``reference_relative_error`` = error/|reference| (None where the reference is zero, and for ``E0``: see
-    :data:`ABSOLUTE_ONLY`); the same with ``reference_relaxed_``."""
+    ``reference_error`` (potential − reference, in the row's unit) and the relative errors
+    ``reference_relative_error`` (the error over the reference's magnitude; None where the reference is zero, and
+    for ``E0``: see :data:`ABSOLUTE_ONLY`); the same with ``reference_relaxed_``."""
     ours = _scalar_rows(potential)
     theirs = _scalar_rows(reference) if reference is not None else {}
     own = _scalar_rows(relaxed) if relaxed is not None else {}
