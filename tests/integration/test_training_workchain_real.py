@@ -93,7 +93,16 @@ def test_real_chain_with_zbl_baseline_and_selection(codes, properties_code, ase_
         "job": {
             "code": properties_code,
             "structure": orm.StructureData(ase=bulk("Cu", "fcc", a=3.6, cubic=True)),
-            "parameters": orm.Dict({"eos": {"points": 5}, "elastic": {"points": 2}, "phonons": {}}),
+            "parameters": orm.Dict(
+                {
+                    "eos": {"points": 5},
+                    "elastic": {"points": 2},
+                    "vacancy": {"supercell": [2, 2, 2]},
+                    "surface": {"miller": [[1, 1, 1]], "layers": 4, "vacuum": 6.0},
+                    "phonons": {},
+                    "md": {"temperature": 300.0, "picoseconds": 0.4, "supercell": [2, 2, 2]},
+                }
+            ),
         },
         "labeling": {"oracle": ase_oracle(ase_oracle_code, "emt"), "max_concurrent": orm.Int(4)},
         "oracle_relaxation": orm.Bool(True),
@@ -101,6 +110,11 @@ def test_real_chain_with_zbl_baseline_and_selection(codes, properties_code, ase_
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     rows = {row["property"]: row for row in results["property_table"]["rows"]}
+    # every property of the fitted potential, each with EMT's value on the same geometries and after its own relaxation
+    assert {"a0", "B0", "C11", "C12", "C44", "vacancy", "surface(111)"} <= set(rows)
+    assert all("reference" in row and "reference_relaxed" in row for row in rows.values())
+    assert np.isfinite([row["potential"] for row in rows.values()]).all()
+    assert results["property_table"]["md"]["stopped"] is None  # 300 K near its data: MD stays physical
     # fitted to EMT copper strained by up to 3 %: the lattice to a fraction of a percent, B0 and C11 within 15 %
     assert abs(rows["a0"]["reference_relaxed_relative_error"]) < 0.005
     for name in ("B0", "C11"):
