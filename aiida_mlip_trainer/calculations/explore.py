@@ -7,12 +7,11 @@ import json
 
 from aiida import orm
 
-from ..data.grace_potential import GraceFSPotentialData
 from ..data.pace_potential import ASI_FILENAME, PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..tools.explore import check_plan, check_settings
 from ..tools.structures import write_structures
-from .script import ScriptCalculation
+from .script import ScriptCalculation, write_potential
 from .untrusted import refuses_altered_nodes
 
 __all__ = ("ExplorationCalculation",)
@@ -138,8 +137,6 @@ class ExplorationCalculation(ScriptCalculation):
         structures = self.inputs.structures.to_atoms()
         write_structures(folder.get_abs_path(self.STRUCTURES_FILENAME), structures)
         potential = self.inputs.potential
-        with folder.open(self.POTENTIAL_FILENAME, "w", encoding="utf8") as handle:
-            handle.write(potential.get_yaml())
         with folder.open(self.ACTIVE_SET_FILENAME, "wb") as handle:
             handle.write(potential.base.repository.get_object_content(ASI_FILENAME, mode="rb"))
 
@@ -148,8 +145,6 @@ class ExplorationCalculation(ScriptCalculation):
             self.SETTINGS_FILENAME,
             "--structures",
             self.STRUCTURES_FILENAME,
-            "--potential",
-            self.POTENTIAL_FILENAME,
             "--active-set",
             self.ACTIVE_SET_FILENAME,
             "--output",
@@ -159,12 +154,7 @@ class ExplorationCalculation(ScriptCalculation):
             "--resume",
             self.RESUME_FILENAME,
         ]
-        if isinstance(potential, GraceFSPotentialData):  # the node's class, not a string read from it
-            cmdline += ["--model", "grace-fs"]
-        if potential.baseline is not None:
-            with folder.open(self.BASELINE_FILENAME, "w", encoding="utf8") as handle:
-                json.dump(potential.baseline, handle)
-            cmdline += ["--baseline", self.BASELINE_FILENAME]
+        cmdline += write_potential(folder, potential, self.POTENTIAL_FILENAME, self.BASELINE_FILENAME)
 
         return self.script_calcinfo(cmdline, [self.OUTPUT_FILENAME, self.CANDIDATES_FILENAME, self.RESUME_FILENAME])
 

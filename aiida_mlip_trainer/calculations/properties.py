@@ -7,13 +7,12 @@ import json
 
 from aiida import orm
 
-from ..data.grace_potential import GraceFSPotentialData
 from ..data.pace_potential import PacePotentialData
 from ..data.training_set import TrainingSetData
 from ..physics.property_geometries import MAX_PROPERTY_ATOMS, check_property_settings, check_property_sizes
 from ..tools.calculators import check_calculator
 from ..tools.structures import write_structures
-from .script import ScriptCalculation
+from .script import ScriptCalculation, write_potential
 from .untrusted import refuses_altered_nodes
 
 __all__ = ("PropertyCalculation",)
@@ -137,15 +136,7 @@ class PropertyCalculation(ScriptCalculation):
                 else {},
             }
         else:
-            with folder.open(self.POTENTIAL_FILENAME, "w", encoding="utf8") as handle:
-                handle.write(potential.get_yaml())
-            cmdline += ["--potential", self.POTENTIAL_FILENAME]
-            if isinstance(potential, GraceFSPotentialData):  # the node's class, not a string read from it
-                cmdline += ["--model", "grace-fs"]
-            if potential.baseline is not None:
-                with folder.open(self.BASELINE_FILENAME, "w", encoding="utf8") as handle:
-                    json.dump(potential.baseline, handle)
-                cmdline += ["--baseline", self.BASELINE_FILENAME]
+            cmdline += write_potential(folder, potential, self.POTENTIAL_FILENAME, self.BASELINE_FILENAME)
             settings["reference_energy"] = potential.reference_energy or None
         with folder.open(self.SETTINGS_FILENAME, "w", encoding="utf8") as handle:
             json.dump(settings, handle)

@@ -3,14 +3,16 @@ records, and the exit codes of a script that writes one JSON output."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from ..data.grace_potential import GraceFSPotentialData
 from .job_options import guard_environment_variables
 
-__all__ = ("ScriptCalculation", "tool_calcinfo")
+__all__ = ("ScriptCalculation", "tool_calcinfo", "write_potential")
 
 
 def tool_calcinfo(
@@ -29,6 +31,22 @@ def tool_calcinfo(
     calcinfo.append_text = f"echo $? > {exit_status}"
     calcinfo.retrieve_list = [*retrieve, stdout, stderr, exit_status]
     return calcinfo
+
+
+def write_potential(folder, potential, potential_filename: str, baseline_filename: str) -> list[str]:
+    """Write a potential node's YAML (and its baseline as JSON, when it has one) into the job's ``folder``; the
+    script's arguments for them: ``--potential``, ``--model grace-fs`` for a GRACE-FS node (chosen by the node's
+    class, not by a string read from it), ``--baseline``."""
+    with folder.open(potential_filename, "w", encoding="utf8") as handle:
+        handle.write(potential.get_yaml())
+    arguments = ["--potential", potential_filename]
+    if isinstance(potential, GraceFSPotentialData):
+        arguments += ["--model", "grace-fs"]
+    if potential.baseline is not None:
+        with folder.open(baseline_filename, "w", encoding="utf8") as handle:
+            json.dump(potential.baseline, handle)
+        arguments += ["--baseline", baseline_filename]
+    return arguments
 
 
 class ScriptCalculation(CalcJob):

@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from ..tools.structures import bounded_number
+
 __all__ = (
     "ABSOLUTE_ONLY",
     "MAX_PROPERTY_ATOMS",
@@ -84,14 +86,6 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 # ------------------------------------------------------------------------------------------------------- settings
-def _number(value, where: str, low: float, high: float, *, open_below: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{where} must be a finite number, got {value!r}")
-    if value < low or (open_below and value == low) or value > high:
-        raise ValueError(f"{where} must lie in {'(' if open_below else '['}{low:g}, {high:g}], got {value!r}")
-    return float(value)
-
-
 def _integer(value, where: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{where} must be an integer in [{low}, {high}], got {value!r}")
@@ -122,38 +116,38 @@ def _miller(value, where: str) -> list[int]:
 
 
 def _qpoint(value, where: str) -> list[float]:
-    return _triple(value, where, lambda item, at: _number(item, at, -1.0, 1.0, open_below=False))
+    return _triple(value, where, lambda item, at: bounded_number(item, at, -1.0, 1.0, open_below=False))
 
 
 _CHECKS = {
-    "relax": {"fmax": lambda v, w: _number(v, w, 0.0, 1.0), "steps": lambda v, w: _integer(v, w, 1, 10000)},
-    "eos": {"strain": lambda v, w: _number(v, w, 0.0, 0.2), "points": lambda v, w: _integer(v, w, 5, 41)},
-    "elastic": {"strain": lambda v, w: _number(v, w, 0.0, 0.05), "points": lambda v, w: _integer(v, w, 2, 41)},
+    "relax": {"fmax": lambda v, w: bounded_number(v, w, 0.0, 1.0), "steps": lambda v, w: _integer(v, w, 1, 10000)},
+    "eos": {"strain": lambda v, w: bounded_number(v, w, 0.0, 0.2), "points": lambda v, w: _integer(v, w, 5, 41)},
+    "elastic": {"strain": lambda v, w: bounded_number(v, w, 0.0, 0.05), "points": lambda v, w: _integer(v, w, 2, 41)},
     "vacancy": {
         "supercell": _supercell,
         "relax": _boolean,
-        "fmax": lambda v, w: _number(v, w, 0.0, 1.0),
+        "fmax": lambda v, w: bounded_number(v, w, 0.0, 1.0),
         "steps": lambda v, w: _integer(v, w, 1, 10000),
     },
     "surface": {
         "miller": lambda v, w: _list_of(v, w, _miller, 8),
         "layers": lambda v, w: _integer(v, w, 2, 40),
-        "vacuum": lambda v, w: _number(v, w, 0.0, 50.0),
+        "vacuum": lambda v, w: bounded_number(v, w, 0.0, 50.0),
         "relax": _boolean,
-        "fmax": lambda v, w: _number(v, w, 0.0, 1.0),
+        "fmax": lambda v, w: bounded_number(v, w, 0.0, 1.0),
         "steps": lambda v, w: _integer(v, w, 1, 10000),
     },
     "phonons": {
         "supercell": _supercell,
-        "displacement": lambda v, w: _number(v, w, 0.0, 0.1),
+        "displacement": lambda v, w: bounded_number(v, w, 0.0, 0.1),
         "qpoints": lambda v, w: _list_of(v, w, _qpoint, 20),
     },
     "md": {
-        "temperature": lambda v, w: _number(v, w, 0.0, 5000.0),
-        "picoseconds": lambda v, w: _number(v, w, 0.0, 100.0),
+        "temperature": lambda v, w: bounded_number(v, w, 0.0, 5000.0),
+        "picoseconds": lambda v, w: bounded_number(v, w, 0.0, 100.0),
         "seed": lambda v, w: _integer(v, w, 0, 2**32 - 1),
         "supercell": _supercell,
-        "timestep": lambda v, w: _number(v, w, 0.0, 5.0),
+        "timestep": lambda v, w: bounded_number(v, w, 0.0, 5.0),
     },
 }
 

@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..physics.generators import has_vacuum
-from .structures import finite_number, read_structures, write_structures
+from .structures import bounded_number, finite_number, read_structures, write_structures
 
 __all__ = (
     "CONDITION_KEYS",
@@ -58,6 +58,7 @@ __all__ = (
     "check_settings",
     "condition_settings",
     "explore",
+    "fitted_calculator",
     "main",
 )
 
@@ -168,14 +169,14 @@ def check_settings(settings: Mapping) -> dict:
     temperatures = result.get("temperatures")
     if not isinstance(temperatures, list | tuple) or not temperatures:
         raise ValueError("temperatures must be a non-empty list of temperatures in K")
-    result["temperatures"] = [_bounded(t, "each temperature (K)", 0.0, MAX_TEMPERATURE) for t in temperatures]
+    result["temperatures"] = [bounded_number(t, "each temperature (K)", 0.0, MAX_TEMPERATURE) for t in temperatures]
     if result["ramp_to"] is not None:
-        result["ramp_to"] = _bounded(result["ramp_to"], "ramp_to (K)", 0.0, MAX_TEMPERATURE)
+        result["ramp_to"] = bounded_number(result["ramp_to"], "ramp_to (K)", 0.0, MAX_TEMPERATURE)
     if result["pressures"] is not None:
         if not isinstance(result["pressures"], list | tuple) or not result["pressures"]:
             raise ValueError("pressures must be a non-empty list of pressures in GPa, or left out for NVT")
         result["pressures"] = [
-            _bounded(p, "each pressure (GPa)", -MAX_PRESSURE, MAX_PRESSURE, open_below=False)
+            bounded_number(p, "each pressure (GPa)", -MAX_PRESSURE, MAX_PRESSURE, open_below=False)
             for p in result["pressures"]
         ]
     result["steps"] = _integer(result["steps"], "steps", 1)
@@ -222,12 +223,14 @@ def _check_resume_trajectories(value, conditions: Sequence[str]) -> list[dict] |
             raise ValueError(f"{where}: condition {entry['condition']!r} is not one of {list(conditions)}")
         pressure = entry["pressure"]
         if pressure is not None:
-            pressure = _bounded(pressure, f"{where}.pressure (GPa)", -MAX_PRESSURE, MAX_PRESSURE, open_below=False)
+            pressure = bounded_number(
+                pressure, f"{where}.pressure (GPa)", -MAX_PRESSURE, MAX_PRESSURE, open_below=False
+            )
         checked.append(
             {
                 "structure": structure,
                 "condition": entry["condition"],
-                "temperature": _bounded(entry["temperature"], f"{where}.temperature (K)", 0.0, MAX_TEMPERATURE),
+                "temperature": bounded_number(entry["temperature"], f"{where}.temperature (K)", 0.0, MAX_TEMPERATURE),
                 "pressure": pressure,
             }
         )
@@ -283,14 +286,6 @@ def condition_settings(settings: dict) -> list[tuple[str, dict]]:
     ]
 
 
-def _bounded(value, where: str, low: float, high: float, *, open_below: bool = True) -> float:
-    number = finite_number(value, where)
-    if number < low or (open_below and number == low) or number > high:
-        interval = f"{'(' if open_below else '['}{low:g}, {high:g}]"
-        raise ValueError(f"{where} must lie in {interval}, got {value!r}")
-    return number
-
-
 def _check_budget(runs: Sequence[tuple[dict, int]], what: str) -> None:
     """ValueError when the trajectories of ``runs`` (the settings of a condition, its number of trajectories) exceed
     the job's budgets (the same in every condition's settings)."""
@@ -338,6 +333,20 @@ def check_plan(settings: dict, sizes: Sequence[int], periodic: Sequence[bool]) -
     _check_budget(runs, f"{len(sizes)} structure(s)")
 
 
+def fitted_calculator(potential: str, model: str = "ace"):
+    """The fitted part alone, by the potential's kind ``model``: ``ace`` (pacemaker's YAML, python-ace's
+    ``PyACECalculator``) or ``grace-fs`` (gracemaker's FS YAML, ``PyGRACEFSCalculator``)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+    if model == "grace-fs":
+        from pyace.asecalc import PyGRACEFSCalculator
+
+        return PyGRACEFSCalculator(potential)
+    from pyace import PyACECalculator
+
+    return PyACECalculator(potential)
+
+
 def ace_calculator(potential: str, active_set: str, baseline: Mapping | None, model: str = "ace"):
     """``(calculator for the MD, the ACE part whose results hold γ)``: ACE alone, or ACE plus the baseline.
     ``model`` is the kind of ``potential``: ``ace`` (pacemaker's YAML, python-ace's ``PyACECalculator``) or
@@ -347,16 +356,7 @@ def ace_calculator(potential: str, active_set: str, baseline: Mapping | None, mo
     would give NaN grades; ValueError naming the element instead."""
     from .active_set import basis_layout, check_active_set
 
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
-    if model == "grace-fs":
-        from pyace.asecalc import PyGRACEFSCalculator
-
-        ace = PyGRACEFSCalculator(potential)
-    else:
-        from pyace import PyACECalculator
-
-        ace = PyACECalculator(potential)
+    ace = fitted_calculator(potential, model)
     with open(active_set, "rb") as handle:
         check_active_set(handle.read(), basis_layout(ace.basis))
     # The `active_set=` keyword of PyACECalculator is silently ignored in python-ace 0.4.0rc1: set it explicitly.

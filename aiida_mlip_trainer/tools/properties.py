@@ -34,14 +34,9 @@ def _calculator(args, settings: dict):
         if not isinstance(calculator, dict) or not isinstance(calculator.get("name"), str):
             raise ValueError("settings.json names no calculator and no --potential was given")
         return make_calculator(calculator["name"], calculator.get("parameters") or {})
-    if args.model == "grace-fs":
-        from pyace.asecalc import PyGRACEFSCalculator
+    from .explore import fitted_calculator
 
-        ace = PyGRACEFSCalculator(args.potential)
-    else:
-        from pyace import PyACECalculator
-
-        ace = PyACECalculator(args.potential)
+    ace = fitted_calculator(args.potential, args.model)
     parts = [ace]
     if args.baseline is not None:
         from ..physics.baselines import baseline_calculator, validate_baseline

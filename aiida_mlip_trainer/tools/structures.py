@@ -20,6 +20,8 @@ __all__ = (
     "StructureFileError",
     "atoms_from_dict",
     "atoms_to_dict",
+    "bounded_number",
+    "finite_number",
     "read_one_structure",
     "read_structures",
     "write_structures",
@@ -122,3 +124,12 @@ def finite_number(value, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{where} must be a finite number, got {value!r}")
     return float(value)
+
+
+def bounded_number(value, where: str, low: float, high: float, *, open_below: bool = True) -> float:
+    """``value`` as a float within (low, high] (``open_below``) or [low, high]; ValueError naming ``where``."""
+    number = finite_number(value, where)
+    if number < low or (open_below and number == low) or number > high:
+        interval = f"{'(' if open_below else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{where} must lie in {interval}, got {value!r}")
+    return number
