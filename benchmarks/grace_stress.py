@@ -39,6 +39,7 @@ from aiida_mlip_trainer.calculations import GraceTrainCalculation, PaceTrainCalc
 from aiida_mlip_trainer.data import TrainingSetData
 from aiida_mlip_trainer.physics.properties import cubic_elastic_constants
 from aiida_mlip_trainer.physics.reference_data import copper_emt
+from aiida_mlip_trainer.workflows import TrainingWorkChain
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--datasets", default="sheared,demo")
@@ -46,12 +47,15 @@ parser.add_argument("--seeds", default="1,2", help="comma-separated; the demo da
 parser.add_argument("--train", type=int, default=80)
 parser.add_argument("--test", type=int, default=20)
 parser.add_argument("--strain", type=float, default=0.03)
-parser.add_argument("--epochs", type=int, default=150, help="gracemaker epochs (Adam)")
-parser.add_argument("--maxiter", type=int, default=300, help="pacemaker BFGS iterations")
+parser.add_argument("--epochs", type=int, default=200, help="gracemaker's epochs with Adam (arms 'adam')")
+parser.add_argument("--maxiter", type=int, default=300, help="BFGS iterations of pacemaker and gracemaker")
 parser.add_argument(
     "--arms",
-    default="pacemaker,grace w=0,grace w=1000",
-    help="pacemaker, or grace w=W (stress weight W)",
+    default="pacemaker,grace w=0,grace w=1000,grace w=1000 medium",
+    help="pacemaker, or grace w=W (stress weight W; the plugin's BFGS for --maxiter iterations, as pacemaker's), "
+    "optionally followed by 'adam' (Adam for --epochs epochs, the plugin's default before BFGS) and a model size "
+    "('small', the plugin's default, or 'medium', the model of the moderate protocol: body order 4, n_rad_max 8/4/3) "
+    "and f=W (the force weight, 32 by default)",
 )
 parser.add_argument("--cache", default="benchmarks/results/grace_stress.json")
 parser.add_argument("--print-only", action="store_true")
@@ -68,6 +72,10 @@ PACE_PARAMETERS = {
     "fit": {"loss": {"kappa": 0.3, "L1_coeffs": 1e-8, "L2_coeffs": 1e-8}, "optimizer": "BFGS"},
     "backend": {"evaluator": "tensorpot", "batch_size": 50, "display_step": 50},
 }
+
+# The GRACE-FS model of TrainingWorkChain's `moderate` and `precise` protocols (body order 4, radial functions 8/4/3:
+# 418 parameters for copper, the size of the pacemaker arm's basis), against the plugin's default (body order 3: 148).
+GRACE_MEDIUM = TrainingWorkChain.get_protocol_inputs("moderate")["grace"]["parameters"]["potential"]["kwargs"]
 
 
 def label(atoms):
@@ -122,9 +130,15 @@ def fit(arm, train, test, seed):
         inputs = {"code": code("pacemaker", "mlip_trainer.pace_train"), "parameters": parameters}
         process = PaceTrainCalculation
     else:
-        weight = float(arm.removeprefix("grace w="))
-        loss = {"energy": 16.0, "forces": 32.0, "stress": weight}
-        parameters = {"seed": seed, "cutoff": 5.0, "fit": {"maxiter": args.epochs, "jit_compile": True, "loss": loss}}
+        weight, *options = arm.removeprefix("grace w=").split()
+        forces = next((float(o.removeprefix("f=")) for o in options if o.startswith("f=")), 32.0)
+        loss = {"energy": 16.0, "forces": forces, "stress": float(weight)}
+        fit_section = {"maxiter": args.maxiter, "jit_compile": True, "loss": loss}
+        if "adam" in options:
+            fit_section.update(optimizer="Adam", maxiter=args.epochs)
+        parameters = {"seed": seed, "cutoff": 5.0, "fit": fit_section}
+        if "medium" in options:
+            parameters["potential"] = {"kwargs": GRACE_MEDIUM}
         inputs = {"code": code("gracemaker", "mlip_trainer.grace_train"), "parameters": parameters}
         process = GraceTrainCalculation
     start = time.perf_counter()
@@ -189,14 +203,14 @@ for dataset, seed in runs if not args.print_only else []:
 
 print(
     f"\nEMT reference: C11 {reference['C11']:.1f}, C12 {reference['C12']:.1f}, C44 {reference['C44']:.1f} GPa "
-    f"at a = {reference['lattice_constant']:.4f} Å. gracemaker {args.epochs} epochs (energy weight 16, forces 32, "
-    f"stress w), pacemaker BFGS {args.maxiter} iterations."
+    f"at a = {reference['lattice_constant']:.4f} Å. pacemaker and gracemaker: BFGS, {args.maxiter} iterations "
+    f"(gracemaker 'adam': {args.epochs} epochs); gracemaker loss weights energy 16, forces 32, stress w."
 )
 print(
-    f"{'data/seed':12s} {'fit':12s} {'E RMSE/spread':>14s} {'F RMSE/spread':>14s} {'S RMSE/RMS (%)':>20s} "
+    f"{'data/seed':12s} {'fit':26s} {'E RMSE/spread':>14s} {'F RMSE/spread':>14s} {'S RMSE/RMS (%)':>20s} "
     f"{'wall s':>7s} {'C11 (err %)':>13s} {'C12 (err %)':>13s} {'C44 (err %)':>13s}"
 )
-print(f"{'':12s} {'':12s} {'meV/atom':>14s} {'meV/Å':>14s} {'GPa':>20s}")
+print(f"{'':12s} {'':26s} {'meV/atom':>14s} {'meV/Å':>14s} {'GPa':>20s}")
 summary = {}
 for key, row in cache.items():
     if key.count("/") != 2:
@@ -205,16 +219,29 @@ for key, row in cache.items():
     spread = cache["spread"][f"{dataset}/{seed}"]
     ratio = 100 * row["S"] / spread["S"]
     relative = {name: 100 * (row[name] - reference[name]) / reference[name] for name in ("C11", "C12", "C44")}
-    summary.setdefault((dataset, arm), []).append((ratio, row["wall"], relative))
+    summary.setdefault((dataset, arm), []).append((ratio, row["wall"], relative, row["E"], row["F"]))
     constants = " ".join(f"{row[n]:6.1f} ({relative[n]:+5.1f})" for n in ("C11", "C12", "C44"))
     print(
-        f"{dataset + '/' + seed:12s} {arm:12s} {row['E']:6.2f}/{spread['E']:6.2f} {row['F']:6.1f}/{spread['F']:6.1f} "
+        f"{dataset + '/' + seed:12s} {arm:26s} {row['E']:6.2f}/{spread['E']:6.2f} {row['F']:6.1f}/{spread['F']:6.1f} "
         f"{row['S']:6.3f}/{spread['S']:5.2f} ({ratio:5.1f}) {row['wall']:7.0f} {constants}"
     )
-print("\nmedians over seeds: stress RMSE / RMS (%), wall (s), largest |elastic constant error| (%)")
+print(
+    "\nmedians over seeds: stress RMSE / RMS (%), wall (s), largest |elastic constant error| (%), E and F RMSE "
+    "(meV/atom, meV/Å) and their ratios to pacemaker's medians on the same data"
+)
 for (dataset, arm), values in summary.items():
-    worst = [max(abs(v) for v in relative.values()) for _, _, relative in values]
+    worst = [max(abs(v) for v in relative.values()) for _, _, relative, _, _ in values]
+    energy, force = (statistics.median(v[k] for v in values) for k in (3, 4))
+    pace = summary.get((dataset, "pacemaker"))
+    ratios = ""
+    if pace:
+        ratios = (
+            f"  E/pacemaker {energy / statistics.median(v[3] for v in pace):4.2f}"
+            f"  F/pacemaker {force / statistics.median(v[4] for v in pace):4.2f}"
+            f"  wall/pacemaker {statistics.median(v[1] for v in values) / statistics.median(v[1] for v in pace):4.2f}"
+        )
     print(
-        f"{dataset:8s} {arm:12s} {statistics.median(v[0] for v in values):6.1f} "
-        f"{statistics.median(v[1] for v in values):7.0f} {statistics.median(worst):6.1f}  ({len(values)} seed(s))"
+        f"{dataset:8s} {arm:26s} {statistics.median(v[0] for v in values):6.1f} "
+        f"{statistics.median(v[1] for v in values):7.0f} {statistics.median(worst):6.1f} {energy:6.2f} {force:6.1f}"
+        f"{ratios}  ({len(values)} seed(s))"
     )

@@ -3,6 +3,8 @@
 import pytest
 
 from aiida_mlip_trainer.formats.grace_input import (
+    ADAM_DEFAULTS,
+    DEFAULT_FIT,
     DEFAULT_FS_KWARGS,
     build_grace_input,
     stress_weight,
@@ -27,6 +29,20 @@ def test_defaults_fit_energy_forces_and_stress_with_the_fs_preset():
         "stress_units": "eV/A3",  # ASE's stress, as the datasets hold it
     }
     assert config["fit"]["progressbar"] is False and config["seed"] == 1
+
+
+def test_the_fit_is_bfgs_and_adam_gets_its_learning_rate_only_when_chosen():
+    # BFGS by default: none of Adam's options reach scipy's minimize (it would warn and ignore them)
+    fit = build({})["fit"]
+    assert fit["optimizer"] == "BFGS" and fit["maxiter"] == DEFAULT_FIT["maxiter"]
+    assert not set(ADAM_DEFAULTS) & set(fit), fit
+    assert not set(ADAM_DEFAULTS) & set(build({"fit": {"optimizer": "L-BFGS-B"}})["fit"])
+    # Adam: its learning rate and schedule, the user's over them
+    adam = build({"fit": {"optimizer": "Adam", "scheduler": "linear_decay"}})["fit"]
+    assert adam["opt_params"] == ADAM_DEFAULTS["opt_params"] and adam["scheduler"] == "linear_decay"
+    assert adam["scheduler_params"] == ADAM_DEFAULTS["scheduler_params"]
+    # scipy's own options for BFGS pass as given
+    assert build({"fit": {"opt_params": {"gtol": 1e-6}}})["fit"]["opt_params"] == {"gtol": 1e-6}
 
 
 def test_reference_energies_are_written_out_unless_the_user_chose():

@@ -10,6 +10,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mlip_trainer.data import GraceFSPotentialData, PacePotentialData, TrainingSetData
+from aiida_mlip_trainer.formats.grace_input import validate_grace_parameters
 from aiida_mlip_trainer.physics.reference_data import copper_emt
 from aiida_mlip_trainer.workflows import TrainingWorkChain
 from tests.conftest import FIXTURES, with_submit_recorder
@@ -52,8 +53,16 @@ def test_the_gracemaker_builder_fills_the_grace_fit_and_leaves_out_pacemaker_s_n
     moderate = TrainingWorkChain.get_builder_from_protocol(
         grace_codes, copper, overrides={"grace": {"parameters": {"fit": {"maxiter": 7}}}}, trainer=orm.Str("gracemaker")
     )
-    assert moderate.grace.parameters.get_dict() == {"cutoff": 5.0, "fit": {"maxiter": 7}}
+    # moderate: the benchmark's medium GRACE-FS model (body order 4) and forces weighted 128, the override merged in
+    parameters = moderate.grace.parameters.get_dict()
+    assert parameters["fit"] == {"maxiter": 7, "loss": {"energy": 16, "forces": 128, "stress": 1000}}
+    assert parameters["potential"]["kwargs"]["max_order"] == 3 and parameters["cutoff"] == 5.0
     assert moderate.grace.metadata.options.max_wallclock_seconds == 43200
+    precise = TrainingWorkChain.get_builder_from_protocol(grace_codes, copper, "precise", trainer="gracemaker")
+    assert precise.grace.parameters["potential"] == parameters["potential"]
+    assert precise.grace.parameters["fit"] == {"maxiter": 1000, "loss": parameters["fit"]["loss"]}
+    for builder in (moderate, precise):  # what the protocols give gracemaker passes its checks
+        assert validate_grace_parameters(builder.grace.parameters.get_dict(), has_stress=True) is None
 
 
 def test_the_pacemaker_builder_has_no_grace_fit(codes_for_pacemaker, copper):
