@@ -52,10 +52,10 @@ parser.add_argument("--maxiter", type=int, default=300, help="BFGS iterations of
 parser.add_argument(
     "--arms",
     default="pacemaker,grace w=0,grace w=1000,grace w=1000 medium",
-    help="pacemaker, or grace w=W (stress weight W; the plugin's BFGS for --maxiter iterations, as pacemaker's), "
-    "optionally followed by 'adam' (Adam for --epochs epochs, the plugin's default before BFGS) and a model size "
-    "('small', the plugin's default, or 'medium', the model of the moderate protocol: body order 4, n_rad_max 8/4/3) "
-    "and f=W (the force weight, 32 by default)",
+    help="pacemaker, or grace w=W (stress weight W; BFGS for --maxiter iterations, the plugin's optimizer), each "
+    "with options: it=N (BFGS iterations), and for grace: 'adam' (Adam for --epochs epochs, the plugin's optimizer "
+    "before BFGS), 'medium' (the moderate protocol's model: body order 4, n_rad_max 8/4/3; else the plugin's small "
+    "default) and f=F (the force weight, 32 by default)",
 )
 parser.add_argument("--cache", default="benchmarks/results/grace_stress.json")
 parser.add_argument("--print-only", action="store_true")
@@ -122,18 +122,23 @@ def code(name, plugin):
         return created.store()
 
 
+def option(options, key, default):
+    """The number of an arm's ``key=value`` option, else ``default``."""
+    return next((float(o.removeprefix(f"{key}=")) for o in options if o.startswith(f"{key}=")), default)
+
+
 def fit(arm, train, test, seed):
     train_node, test_node = TrainingSetData(train).store(), TrainingSetData(test).store()
-    if arm == "pacemaker":
+    name, *options = arm.split()
+    iterations = int(option(options, "it", args.maxiter))
+    if name == "pacemaker":
         parameters = {**PACE_PARAMETERS, "seed": seed}
-        parameters["fit"] = {**parameters["fit"], "maxiter": args.maxiter}
+        parameters["fit"] = {**parameters["fit"], "maxiter": iterations}
         inputs = {"code": code("pacemaker", "mlip_trainer.pace_train"), "parameters": parameters}
         process = PaceTrainCalculation
     else:
-        weight, *options = arm.removeprefix("grace w=").split()
-        forces = next((float(o.removeprefix("f=")) for o in options if o.startswith("f=")), 32.0)
-        loss = {"energy": 16.0, "forces": forces, "stress": float(weight)}
-        fit_section = {"maxiter": args.maxiter, "jit_compile": True, "loss": loss}
+        loss = {"energy": 16.0, "forces": option(options, "f", 32.0), "stress": option(options, "w", 0.0)}
+        fit_section = {"maxiter": iterations, "jit_compile": True, "loss": loss}
         if "adam" in options:
             fit_section.update(optimizer="Adam", maxiter=args.epochs)
         parameters = {"seed": seed, "cutoff": 5.0, "fit": fit_section}
