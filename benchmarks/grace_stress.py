@@ -55,7 +55,7 @@ parser.add_argument(
     help="pacemaker, or grace w=W (stress weight W; BFGS for --maxiter iterations, the plugin's optimizer), each "
     "with options: it=N (BFGS iterations), and for grace: 'adam' (Adam for --epochs epochs, the plugin's optimizer "
     "before BFGS), 'medium' (the moderate protocol's model: body order 4, n_rad_max 8/4/3; else the plugin's small "
-    "default) and f=F (the force weight, 32 by default)",
+    "default), f=F (the force weight, 32 by default) and 'nojit' (no XLA compilation, the plugin's default)",
 )
 parser.add_argument("--cache", default="benchmarks/results/grace_stress.json")
 parser.add_argument("--print-only", action="store_true")
@@ -138,7 +138,7 @@ def fit(arm, train, test, seed):
         process = PaceTrainCalculation
     else:
         loss = {"energy": 16.0, "forces": option(options, "f", 32.0), "stress": option(options, "w", 0.0)}
-        fit_section = {"maxiter": iterations, "jit_compile": True, "loss": loss}
+        fit_section = {"maxiter": iterations, "jit_compile": "nojit" not in options, "loss": loss}
         if "adam" in options:
             fit_section.update(optimizer="Adam", maxiter=args.epochs)
         parameters = {"seed": seed, "cutoff": 5.0, "fit": fit_section}

@@ -55,12 +55,13 @@ def test_the_gracemaker_builder_fills_the_grace_fit_and_leaves_out_pacemaker_s_n
     )
     # moderate: the benchmark's medium GRACE-FS model (body order 4) and forces weighted 128, the override merged in
     parameters = moderate.grace.parameters.get_dict()
-    assert parameters["fit"] == {"maxiter": 7, "loss": {"energy": 16, "forces": 128, "stress": 1000}}
+    loss = {"energy": 16, "forces": 128, "stress": 1000}
+    assert parameters["fit"] == {"maxiter": 7, "loss": loss, "jit_compile": True}
     assert parameters["potential"]["kwargs"]["max_order"] == 3 and parameters["cutoff"] == 5.0
     assert moderate.grace.metadata.options.max_wallclock_seconds == 43200
     precise = TrainingWorkChain.get_builder_from_protocol(grace_codes, copper, "precise", trainer="gracemaker")
     assert precise.grace.parameters["potential"] == parameters["potential"]
-    assert precise.grace.parameters["fit"] == {"maxiter": 1000, "loss": parameters["fit"]["loss"]}
+    assert precise.grace.parameters["fit"] == {"maxiter": 1000, "loss": loss, "jit_compile": True}
     for builder in (moderate, precise):  # what the protocols give gracemaker passes its checks
         assert validate_grace_parameters(builder.grace.parameters.get_dict(), has_stress=True) is None
 
