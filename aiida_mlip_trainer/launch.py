@@ -26,6 +26,7 @@ __all__ = (
     "NotLearnedWarning",
     "SelectionError",
     "TrainingError",
+    "create_localhost",
     "get_or_create_code",
     "get_or_create_codes",
     "select_structures",
@@ -49,6 +50,8 @@ TOOL_CODES = {
 TRAINING_TOOLS = ("pacemaker", "pace_activeset", "pace_select", "pace_yaml2yace")
 # What TrainingWorkChain needs with trainer="gracemaker": the GRACE-FS fit and its active set.
 GRACE_TRAINING_TOOLS = ("gracemaker", "pace_activeset")
+# Seconds between two polls of the job list of the `localhost` computer get_or_create_code creates.
+LOCALHOST_POLL_INTERVAL = 1.0
 
 
 class SelectionError(RuntimeError):
@@ -71,6 +74,24 @@ class NotLearnedWarning(UserWarning):
     exception; ``require_learned=True`` makes the work chain fail instead (:class:`TrainingError`)."""
 
 
+def create_localhost(label: str = "localhost") -> orm.Computer:
+    """Store and configure a computer for this machine (``core.local`` transport, ``core.direct`` scheduler, a new
+    temporary working directory), as ``verdi presto`` makes it: its job list polled at most every
+    :data:`LOCALHOST_POLL_INTERVAL` seconds. With no interval the engine would list the processes back to back while
+    a job runs, a core's worth of CPU taken from the fit it waits for."""
+    computer = orm.Computer(
+        label=label,
+        hostname="localhost",
+        description="this machine (created by aiida-mlip-trainer)",
+        transport_type="core.local",
+        scheduler_type="core.direct",
+        workdir=tempfile.mkdtemp(prefix="aiida-mlip-trainer-"),
+    ).store()
+    computer.set_minimum_job_poll_interval(LOCALHOST_POLL_INTERVAL)
+    computer.configure(safe_interval=0)
+    return computer
+
+
 def get_or_create_code(executable: str, plugin: str, computer: orm.Computer | None = None) -> orm.InstalledCode:
     """The ``InstalledCode`` for ``executable`` (found on PATH or next to this Python) with ``plugin`` as its
     default, on ``computer`` (default: the computer labelled ``localhost``, created with ``core.local`` if there
@@ -79,16 +100,7 @@ def get_or_create_code(executable: str, plugin: str, computer: orm.Computer | No
         try:
             computer = orm.load_computer("localhost")
         except NotExistent:
-            computer = orm.Computer(
-                label="localhost",
-                hostname="localhost",
-                description="this machine (created by aiida-mlip-trainer)",
-                transport_type="core.local",
-                scheduler_type="core.direct",
-                workdir=tempfile.mkdtemp(prefix="aiida-mlip-trainer-"),
-            ).store()
-            computer.set_minimum_job_poll_interval(0.0)
-            computer.configure()
+            computer = create_localhost()
     query = orm.QueryBuilder().append(orm.Computer, filters={"id": computer.pk}, tag="computer")
     query.append(
         orm.InstalledCode,

@@ -113,6 +113,23 @@ def small_parameters():
     }
 
 
+# Seconds between two polls of localhost's job list (aiida-core's own fixture sets 0, see `aiida_localhost`).
+LOCALHOST_POLL_INTERVAL = 0.2
+
+
+@pytest.fixture
+def aiida_localhost(aiida_computer):
+    """The computer ``localhost`` (``core.local``, ``core.direct``), as aiida-core's fixture of the same name makes it
+    but polled at most every :data:`LOCALHOST_POLL_INTERVAL` seconds through a plain shell. aiida-core's fixture
+    sets a minimum poll interval of 0 and a login shell: while any job runs, the engine of each pytest worker and
+    daemon then lists the processes back to back (``bash -l -c 'ps ...'``), taking CPU from the fits it waits for."""
+    return aiida_computer(
+        label="localhost",
+        minimum_job_poll_interval=LOCALHOST_POLL_INTERVAL,
+        configuration_kwargs={"use_login_shell": False, "safe_interval": 0},
+    )
+
+
 @pytest.fixture
 def installed_code(aiida_localhost):
     """Get or create the code ``label@localhost`` for an executable: one node per tool for the whole session, so

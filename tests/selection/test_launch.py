@@ -1,18 +1,35 @@
 """select_structures: bad input is refused before any job; a failed job raises; codes are found or made."""
 
+import pathlib
 import re
 
 import pytest
 from aiida import orm
 
 from aiida_mlip_trainer.data import PacePotentialData
-from aiida_mlip_trainer.launch import SelectionError, get_or_create_code, select_structures
+from aiida_mlip_trainer.launch import (
+    LOCALHOST_POLL_INTERVAL,
+    SelectionError,
+    create_localhost,
+    get_or_create_code,
+    select_structures,
+)
 from aiida_mlip_trainer.workflows.selection import SelectionWorkChain
 from tests.selection.conftest import POTENTIAL, build_pool_structures
 
 
 def _count_jobs() -> int:
     return orm.QueryBuilder().append(orm.CalcJobNode).count()
+
+
+def test_the_localhost_it_creates_is_polled_at_an_interval():
+    # with a minimum poll interval of 0 the engine lists the processes back to back while a job runs
+    import uuid
+
+    computer = create_localhost(label=f"localhost-{uuid.uuid4().hex[:8]}")
+    assert computer.get_minimum_job_poll_interval() == LOCALHOST_POLL_INTERVAL >= 1.0
+    assert computer.is_configured and computer.transport_type == "core.local"
+    assert pathlib.Path(computer.get_workdir()).is_dir()
 
 
 @pytest.mark.parametrize(
