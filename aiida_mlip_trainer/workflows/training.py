@@ -634,9 +634,13 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
     def _run_grace(self):
         """trainer gracemaker: a GraceTrainCalculation; after one stopped at its walltime, the next continues from its
         checkpoint for the epochs left (:meth:`_continue_grace`). Any other failure ends the chain with
-        ERROR_TRAINING_FAILED."""
+        ERROR_TRAINING_FAILED.
+
+        The fit is not given the held-out structures: with test data gracemaker evaluates them at every iteration and
+        ends with the checkpoint of its best loss on them, a choice made on the data :meth:`validate` then measures
+        the potential's errors on. Without them it ends with its last iteration."""
         inputs = AttributeDict(self.exposed_inputs(GraceTrainCalculation, namespace="grace"))
-        inputs.update(training_set=self.ctx.train, test_set=self.ctx.train_test)
+        inputs.update(training_set=self.ctx.train)
         if "previous_potential" in self.inputs:
             inputs.previous_potential = self.inputs.previous_potential
         if self.ctx.continue_from is not None:  # the checkpoint of the fit stopped at its walltime, the epochs left

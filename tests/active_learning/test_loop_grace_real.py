@@ -85,6 +85,8 @@ def test_two_rounds_with_gracemaker_and_a_zbl_baseline(loop_codes, installed_cod
     # for fine_tune_maxiter epochs, with the baseline of round 0.
     fits = [[n for n in chain.called if n.process_label == "GraceTrainCalculation"] for chain in (first, second)]
     assert all(len(found) == 1 and found[0].is_finished_ok for found in fits), fits
+    # the held-out structures stay out of the fit: gracemaker would pick its checkpoint by its loss on them
+    assert not any("test_set" in found[0].inputs for found in fits)
     assert second.inputs.previous_potential.pk == potential.pk
     assert fits[1][0].inputs.previous_potential.pk == potential.pk
     assert second.outputs.training_metrics["epochs"] == 5

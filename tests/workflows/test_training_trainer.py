@@ -53,9 +53,9 @@ def test_the_gracemaker_builder_fills_the_grace_fit_and_leaves_out_pacemaker_s_n
     moderate = TrainingWorkChain.get_builder_from_protocol(
         grace_codes, copper, overrides={"grace": {"parameters": {"fit": {"maxiter": 7}}}}, trainer=orm.Str("gracemaker")
     )
-    # moderate: the benchmark's medium GRACE-FS model (body order 4) and forces weighted 128, the override merged in
+    # moderate: the benchmark's medium GRACE-FS model (body order 4) and forces weighted 2048, the override merged in
     parameters = moderate.grace.parameters.get_dict()
-    loss = {"energy": 16, "forces": 128, "stress": 1000}
+    loss = {"energy": 16, "forces": 2048, "stress": 1000}
     assert parameters["fit"] == {"maxiter": 7, "loss": loss, "jit_compile": True}
     assert parameters["potential"]["kwargs"]["max_order"] == 3 and parameters["cutoff"] == 5.0
     assert moderate.grace.metadata.options.max_wallclock_seconds == 43200
@@ -190,6 +190,19 @@ def grace_chain(grace_codes, copper):
     process.setup()
     assert process.prepare_sets() is None
     return process
+
+
+def test_the_gracemaker_fit_is_not_given_the_held_out_structures(grace_chain):
+    # gracemaker would evaluate them at every iteration and export the checkpoint of its best loss on them: the
+    # chain's validation on the same structures would then measure a model chosen on them
+    process = grace_chain
+    process.run_training()
+    inputs = process.submitted[-1][1]
+    assert "test_set" not in inputs
+    assert inputs["training_set"].pk == process.ctx.train.pk
+    held_out = {atoms.get_chemical_formula() + str(atoms.positions.sum()) for atoms in process.ctx.test.to_atoms()}
+    fitted = {atoms.get_chemical_formula() + str(atoms.positions.sum()) for atoms in process.ctx.train.to_atoms()}
+    assert held_out and not held_out & fitted
 
 
 def test_a_gracemaker_fit_stopped_at_its_walltime_continues_from_its_checkpoint(grace_chain):
