@@ -200,9 +200,12 @@ def test_the_gracemaker_fit_is_not_given_the_held_out_structures(grace_chain):
     inputs = process.submitted[-1][1]
     assert "test_set" not in inputs
     assert inputs["training_set"].pk == process.ctx.train.pk
-    held_out = {atoms.get_chemical_formula() + str(atoms.positions.sum()) for atoms in process.ctx.test.to_atoms()}
-    fitted = {atoms.get_chemical_formula() + str(atoms.positions.sum()) for atoms in process.ctx.train.to_atoms()}
-    assert held_out and not held_out & fitted
+
+    def structures(data):
+        return {atoms.get_chemical_formula() + str(atoms.positions.sum()) for atoms in data.to_atoms()}
+
+    held_out = structures(process.ctx.test)
+    assert held_out and not held_out & structures(process.ctx.train)
 
 
 def test_a_gracemaker_fit_stopped_at_its_walltime_continues_from_its_checkpoint(grace_chain):
